@@ -1,0 +1,636 @@
+"""The job store on one DynamoDB table.
+
+Item layout (pk / sk):
+  JOB#<id> / META                 the job: settings, status, planning checkpoint, event outbox
+  JOB#<id> / COUNT#<n>            one of COUNTER_SHARDS counter items; the job's counts are their sum
+  JOB#<id>#CHUNKS / <chunk>       marker: this manifest chunk has been accounted
+  JOB#<id>#O#<shard> / <ref>      one object of the job (ref: hash of bucket, key and version)
+  BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here)
+  IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key made
+
+Every change of an object's state and the matching counter change commit in one transaction,
+so the counters always equal the objects' states, whatever is retried or duplicated. Counter
+writes are spread over several items and made once per batch, never once per object.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from bulk_restore.domain.errors import InvalidRequest
+from bulk_restore.domain.model import (
+    Counts,
+    JobStatus,
+    ManifestLocation,
+    ObjectState,
+    PlanningState,
+    RestoreJob,
+    Tier,
+)
+
+COUNTER_SHARDS = 8
+OBJECT_SHARDS = 16
+MAX_TRANSACT_ITEMS = 100
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+_ACTIVE = [JobStatus.PLANNING.value, JobStatus.RESTORING.value]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _epoch(days: int) -> int:
+    return int((datetime.now(UTC) + timedelta(days=days)).timestamp())
+
+
+def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return int(value) if value is not None else default
+
+
+def job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def object_key(job_id: str, ref: str) -> dict[str, str]:
+    shard = int(ref[:2], 16) % OBJECT_SHARDS
+    return {"pk": f"JOB#{job_id}#O#{shard:02d}", "sk": ref}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One object of a job as stored."""
+
+    job_id: str
+    ref: str
+    bucket: str
+    key: str
+    version_id: str | None
+    state: ObjectState
+    reason: str = ""
+    line: int = 0
+    updated_at: str = ""
+
+    def as_item(self, expires_at: int) -> dict[str, Any]:
+        return {
+            **object_key(self.job_id, self.ref),
+            "job_id": self.job_id,
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "state": self.state.value,
+            "reason": self.reason or None,
+            "line": self.line,
+            "updated_at": self.updated_at or now_iso(),
+            "expires_at": expires_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "ObjectRecord":
+        return cls(
+            job_id=item["job_id"],
+            ref=item["sk"],
+            bucket=item.get("bucket", ""),
+            key=item.get("key", ""),
+            version_id=item.get("version_id"),
+            state=ObjectState(item["state"]),
+            reason=item.get("reason", ""),
+            line=_int(item.get("line")),
+            updated_at=item.get("updated_at", ""),
+        )
+
+
+class TransactionConflict(Exception):
+    """Another writer held an item of the transaction; try again."""
+
+
+class DynamoJobStore:
+    def __init__(self, table_name: str, client: Any = None, object_retention_days: int = 90, job_retention_days: int = 30):
+        self.table = table_name
+        self.client = client or boto3.client("dynamodb")
+        self.object_retention_days = object_retention_days
+        self.job_retention_days = job_retention_days
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def _job_item(self, job: RestoreJob) -> dict[str, Any]:
+        return {
+            "pk": job_pk(job.job_id),
+            "sk": "META",
+            "job_id": job.job_id,
+            "tier": job.tier.value,
+            "expiration_days": job.expiration_days,
+            "manifest": {
+                "bucket": job.manifest.bucket,
+                "key": job.manifest.key,
+                "etag": job.manifest.etag,
+                "size": job.manifest.size,
+            },
+            "client_tag": job.client_tag,
+            "progress_step_percent": job.progress_step_percent,
+            "status": job.status.value,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "finished_at": job.finished_at,
+            "failure_reason": job.failure_reason,
+            "last_step": job.last_step_published,
+            "engine": job.engine,
+            "planning": self._planning_item(job.planning),
+            "outbox": {},
+        }
+
+    @staticmethod
+    def _planning_item(p: PlanningState) -> dict[str, Any]:
+        return {
+            "byte_offset": p.byte_offset,
+            "lines_read": p.lines_read,
+            "chunks_emitted": p.chunks_emitted,
+            "step": p.step,
+            "done": p.done,
+            "buckets": list(p.buckets),
+        }
+
+    @staticmethod
+    def _job_from_item(item: dict[str, Any]) -> RestoreJob:
+        m = item.get("manifest", {})
+        p = item.get("planning", {})
+        return RestoreJob(
+            job_id=item["job_id"],
+            tier=Tier(item["tier"]),
+            expiration_days=_int(item.get("expiration_days"), 1),
+            manifest=ManifestLocation(m.get("bucket", ""), m.get("key", ""), m.get("etag", ""), _int(m.get("size"))),
+            client_tag=item.get("client_tag", ""),
+            progress_step_percent=_int(item.get("progress_step_percent"), 10),
+            status=JobStatus(item["status"]),
+            created_at=item.get("created_at", ""),
+            updated_at=item.get("updated_at", ""),
+            finished_at=item.get("finished_at", ""),
+            failure_reason=item.get("failure_reason", ""),
+            last_step_published=_int(item.get("last_step")),
+            planning=PlanningState(
+                byte_offset=_int(p.get("byte_offset")),
+                lines_read=_int(p.get("lines_read")),
+                chunks_emitted=_int(p.get("chunks_emitted")),
+                step=_int(p.get("step")),
+                done=bool(p.get("done", False)),
+                buckets=list(p.get("buckets", [])),
+            ),
+            engine=item.get("engine", "direct"),
+            outbox={k: json.loads(v) for k, v in item.get("outbox", {}).items()},
+        )
+
+    def create_job(self, job: RestoreJob, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
+        """Store a new job. With an idempotency key already used, return that key's job instead.
+
+        Returns (job, created).
+        """
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _to_ddb(self._job_item(job)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if idempotency_key:
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _to_ddb(
+                            {
+                                "pk": f"IDEMPOTENCY#{idempotency_key}",
+                                "sk": "TOKEN",
+                                "job_id": job.job_id,
+                                "expires_at": _epoch(self.job_retention_days),
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        try:
+            self.client.transact_write_items(TransactItems=actions)
+            return job, True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException" or not idempotency_key:
+                raise
+            existing = self.job_for_idempotency_key(idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+
+    def job_for_idempotency_key(self, key: str) -> RestoreJob | None:
+        item = self.client.get_item(
+            TableName=self.table, Key=_to_ddb({"pk": f"IDEMPOTENCY#{key}", "sk": "TOKEN"}), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return self.get_job(_from_ddb(item)["job_id"])
+
+    def get_job(self, job_id: str) -> RestoreJob | None:
+        item = self.client.get_item(
+            TableName=self.table, Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}), ConsistentRead=True
+        ).get("Item")
+        return self._job_from_item(_from_ddb(item)) if item else None
+
+    def get_job_and_counts(self, job_id: str) -> tuple[RestoreJob, Counts] | None:
+        """The job and the sum of its counter shards, in one consistent query."""
+        job: RestoreJob | None = None
+        parts: list[Counts] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_ddb({":pk": job_pk(job_id)}),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            for raw in page.get("Items", []):
+                item = _from_ddb(raw)
+                if item["sk"] == "META":
+                    job = self._job_from_item(item)
+                elif item["sk"].startswith("COUNT#"):
+                    parts.append(
+                        Counts(
+                            total=_int(item.get("total")),
+                            restoring=_int(item.get("restoring")),
+                            restored=_int(item.get("restored")),
+                            skipped=_int(item.get("skipped")),
+                            failed=_int(item.get("failed")),
+                            chunks_done=_int(item.get("chunks_done")),
+                        )
+                    )
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if job is None:
+            return None
+        return job, Counts.sum(parts)
+
+    def save_planning(self, job_id: str, expected_step: int, planning: PlanningState, status: JobStatus | None = None) -> bool:
+        """Checkpoint the planner, only if nobody else has moved it since ``expected_step``."""
+        names = {"#p": "planning", "#u": "updated_at"}
+        values: dict[str, Any] = {":p": self._planning_item(planning), ":step": expected_step, ":u": now_iso()}
+        update = "SET #p = :p, #u = :u"
+        if status is not None:
+            names["#s"] = "status"
+            values[":s"] = status.value
+            values[":active"] = JobStatus.PLANNING.value
+            update += ", #s = if_not_exists(#s, :s)"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
+                UpdateExpression=update,
+                ConditionExpression="#p.step = :step",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def mark_restoring(self, job_id: str) -> None:
+        """Planning has started issuing restores: Planning -> Restoring (no-op otherwise)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
+                UpdateExpression="SET #s = :r, updated_at = :u",
+                ConditionExpression="#s = :p",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_to_ddb(
+                    {":r": JobStatus.RESTORING.value, ":p": JobStatus.PLANNING.value, ":u": now_iso()}
+                ),
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    # ---- progress events: claim once, publish, clear -----------------------------------------
+
+    def claim_event(
+        self,
+        job_id: str,
+        event_id: str,
+        message: dict[str, Any],
+        *,
+        step: int | None = None,
+        terminal: JobStatus | None = None,
+        failure_reason: str = "",
+    ) -> bool:
+        """Record an event in the job's outbox, once: a step above the last one, or the one terminal status."""
+        names = {"#s": "status", "#o": "outbox", "#e": event_id}
+        values: dict[str, Any] = {
+            ":msg": json.dumps(message),
+            ":a1": _ACTIVE[0],
+            ":a2": _ACTIVE[1],
+            ":u": now_iso(),
+        }
+        update = "SET #o.#e = :msg, updated_at = :u"
+        condition = "#s IN (:a1, :a2)"
+        if step is not None:
+            values[":step"] = step
+            update += ", last_step = :step"
+            condition += " AND last_step < :step"
+        if terminal is not None:
+            values[":t"] = terminal.value
+            values[":exp"] = _epoch(self.job_retention_days)
+            values[":fr"] = failure_reason
+            update += ", #s = :t, finished_at = :u, expires_at = :exp, failure_reason = :fr"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_ddb(values),
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def clear_event(self, job_id: str, event_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
+            UpdateExpression="REMOVE #o.#e",
+            ExpressionAttributeNames={"#o": "outbox", "#e": event_id},
+        )
+
+    # ---- buckets ---------------------------------------------------------------------------
+
+    def register_bucket(self, job_id: str, bucket: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}", "job_id": job_id, "expires_at": _epoch(self.object_retention_days)}),
+        )
+
+    def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
+        requests = [
+            {"DeleteRequest": {"Key": _to_ddb({"pk": f"BUCKET#{b}", "sk": f"JOB#{job_id}"})}} for b in buckets
+        ]
+        for i in range(0, len(requests), 25):
+            self._batch_write(requests[i : i + 25])
+
+    def jobs_for_bucket(self, bucket: str) -> list[str]:
+        jobs: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_ddb({":pk": f"BUCKET#{bucket}"}),
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            jobs.extend(_from_ddb(i)["job_id"] for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self.table: requests}
+        for attempt in range(8):
+            if not pending or not pending.get(self.table):
+                return
+            result = self.client.batch_write_item(RequestItems=pending)
+            pending = result.get("UnprocessedItems") or {}
+            if pending:
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+        if pending:
+            raise RuntimeError("DynamoDB left items unprocessed after retries")
+
+    # ---- objects ---------------------------------------------------------------------------
+
+    def get_items(self, keys: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
+        """BatchGetItem with retries of unprocessed keys (consistent reads)."""
+        found: list[dict[str, Any]] = []
+        unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
+        for i in range(0, len(unique), 100):
+            pending: dict[str, Any] = {self.table: {"Keys": [_to_ddb(k) for k in unique[i : i + 100]], "ConsistentRead": True}}
+            for attempt in range(10):
+                result = self.client.batch_get_item(RequestItems=pending)
+                found.extend(_from_ddb(item) for item in result.get("Responses", {}).get(self.table, []))
+                pending = result.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after retries")
+        return found
+
+    def chunk_state(self, job_id: str, chunk: int, refs: Sequence[str]) -> tuple[RestoreJob | None, bool, dict[str, ObjectRecord]]:
+        """One read for a chunk: the job, whether the chunk is already accounted, which objects exist."""
+        keys = [{"pk": job_pk(job_id), "sk": "META"}, {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}"}]
+        keys += [object_key(job_id, ref) for ref in refs]
+        job = None
+        done = False
+        existing: dict[str, ObjectRecord] = {}
+        for item in self.get_items(keys):
+            if item["sk"] == "META":
+                job = self._job_from_item(item)
+            elif item["pk"].endswith("#CHUNKS"):
+                done = True
+            else:
+                record = ObjectRecord.from_item(item)
+                existing[record.ref] = record
+        return job, done, existing
+
+    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
+        """Add a chunk's new objects and its counts in one transaction, with the chunk's marker.
+
+        Returns (applied, refs_that_already_existed). Not applied means the chunk was already
+        accounted by an earlier delivery. Objects that appear meanwhile (the same object on two
+        manifest lines, planned in two chunks at once) are left to their first writer.
+        """
+        assert len(records) <= MAX_TRANSACT_ITEMS - 2
+        pending = list(records)
+        skipped: set[str] = set()
+        for attempt in range(12):
+            counts = Counts(chunks_done=1)
+            for r in pending:
+                counts.total += 1
+                counts.count_state(r.state)
+            actions = [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _to_ddb(r.as_item(_epoch(self.object_retention_days))),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for r in pending
+            ]
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _to_ddb({"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}", "objects": len(pending), "expires_at": _epoch(self.object_retention_days)}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+            actions.append(self._counter_update(job_id, counts))
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+                return True, skipped
+            except ClientError as exc:
+                reasons = self._cancellation_reasons(exc)
+                if reasons is None:
+                    raise
+                if reasons[len(pending)] == "ConditionalCheckFailed":
+                    return False, skipped
+                taken = {pending[i].ref for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                if taken:
+                    skipped |= taken
+                    pending = [r for r in pending if r.ref not in taken]
+                    continue
+                self._backoff(attempt)
+        raise TransactionConflict(f"chunk {chunk} of job {job_id} kept conflicting")
+
+    def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
+        return [ObjectRecord.from_item(i) for i in self.get_items(keys) if "state" in i]
+
+    def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "") -> int:
+        """Move objects from RESTORING to ``to`` with the counter change, each object at most once.
+
+        Objects another delivery already moved are dropped from the transaction. Returns how many
+        this call moved.
+        """
+        moved = 0
+        batch_size = MAX_TRANSACT_ITEMS - 1
+        for i in range(0, len(records), batch_size):
+            pending = list(records[i : i + batch_size])
+            for attempt in range(12):
+                if not pending:
+                    break
+                counts = Counts()
+                counts.restoring = -len(pending)
+                counts.count_state(to, len(pending))
+                stamp = now_iso()
+                actions = [
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _to_ddb(object_key(job_id, r.ref)),
+                            "UpdateExpression": "SET #s = :to, updated_at = :u, reason = :why",
+                            "ConditionExpression": "#s = :from",
+                            "ExpressionAttributeNames": {"#s": "state"},
+                            "ExpressionAttributeValues": _to_ddb(
+                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp, ":why": reason}
+                            ),
+                        }
+                    }
+                    for r in pending
+                ]
+                actions.append(self._counter_update(job_id, counts))
+                try:
+                    self.client.transact_write_items(TransactItems=actions)
+                    moved += len(pending)
+                    break
+                except ClientError as exc:
+                    reasons = self._cancellation_reasons(exc)
+                    if reasons is None:
+                        raise
+                    gone = {pending[j].ref for j, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                    if gone:
+                        pending = [r for r in pending if r.ref not in gone]
+                        continue
+                    self._backoff(attempt)
+            else:
+                raise TransactionConflict(f"objects of job {job_id} kept conflicting")
+        return moved
+
+    def _counter_update(self, job_id: str, counts: Counts) -> dict[str, Any]:
+        fields = {k: v for k, v in counts.as_dict().items() if v}
+        shard = random.randrange(COUNTER_SHARDS)
+        if not fields:
+            fields = {"total": 0}
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _to_ddb({"pk": job_pk(job_id), "sk": f"COUNT#{shard}"}),
+                "UpdateExpression": "ADD " + ", ".join(f"#{k} :{k}" for k in fields),
+                "ExpressionAttributeNames": {f"#{k}": k for k in fields},
+                "ExpressionAttributeValues": _to_ddb({f":{k}": v for k, v in fields.items()}),
+            }
+        }
+
+    @staticmethod
+    def _cancellation_reasons(exc: ClientError) -> list[str] | None:
+        if exc.response["Error"]["Code"] != "TransactionCanceledException":
+            if exc.response["Error"]["Code"] in ("TransactionConflictException", "ProvisionedThroughputExceededException", "ThrottlingException"):
+                return []
+            return None
+        reasons = exc.response.get("CancellationReasons") or []
+        return [r.get("Code", "None") for r in reasons] + ["None"] * 200
+
+    @staticmethod
+    def _backoff(attempt: int) -> None:
+        time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
+
+    def list_objects(self, job_id: str, state: ObjectState | None, limit: int, token: str | None) -> tuple[list[ObjectRecord], str | None]:
+        """Objects of a job, shard by shard, optionally of one state; ``token`` resumes a listing."""
+        shard, start_key = 0, None
+        if token:
+            try:
+                decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+                shard, start_key = int(decoded["s"]), decoded.get("k")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidRequest("next_token is not valid: pass the value a previous page returned") from exc
+        records: list[ObjectRecord] = []
+        while shard < OBJECT_SHARDS and len(records) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": _to_ddb({":pk": f"JOB#{job_id}#O#{shard:02d}"}),
+                "Limit": max(limit - len(records), 1) if state is None else 1000,
+            }
+            if state is not None:
+                kwargs["FilterExpression"] = "#s = :s"
+                kwargs["ExpressionAttributeNames"] = {"#s": "state"}
+                kwargs["ExpressionAttributeValues"][":s"] = _ser.serialize(state.value)
+            if start_key:
+                kwargs["ExclusiveStartKey"] = _to_ddb(start_key)
+            page = self.client.query(**kwargs)
+            items = [ObjectRecord.from_item(_from_ddb(i)) for i in page.get("Items", [])]
+            room = limit - len(records)
+            records.extend(items[:room])
+            if len(items) > room:
+                last = items[room - 1]
+                start_key = object_key(job_id, last.ref)
+                break
+            last_key = page.get("LastEvaluatedKey")
+            if last_key:
+                start_key = _from_ddb(last_key)
+            else:
+                shard, start_key = shard + 1, None
+        if shard >= OBJECT_SHARDS:
+            return records, None
+        next_token = base64.urlsafe_b64encode(json.dumps({"s": shard, "k": start_key}).encode()).decode()
+        return records, next_token

@@ -1,0 +1,131 @@
+"""Amazon S3: manifests, restore requests, and the bucket's EventBridge switch."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
+from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, Tier
+from bulk_restore.domain.outcomes import RetryLater, classify
+
+SAMPLE_BYTES = 64 * 1024
+READ_BLOCK = 256 * 1024
+
+
+def _code(exc: ClientError) -> tuple[int, str, str]:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status, str(err.get("Code", "")), str(err.get("Message", ""))
+
+
+class S3Gateway:
+    def __init__(self, client: Any = None):
+        # Retries of throttling answers are ours (with backoff and jitter), not botocore's: a
+        # worker must see throttling to slow down.
+        self.client = client or boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+
+    # ---- manifests -------------------------------------------------------------------------
+
+    def inspect_manifest(self, bucket: str, key: str) -> tuple[ManifestLocation, bytes]:
+        """Head the manifest and read its first bytes. Raises ManifestUnreadable saying why."""
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchBucket"):
+                raise ManifestUnreadable(f"manifest s3://{bucket}/{key} does not exist", {"bucket": bucket, "key": key}) from exc
+            if status == 403 or code in ("AccessDenied", "Forbidden"):
+                raise ManifestUnreadable(
+                    f"no access to manifest s3://{bucket}/{key}: allow this stack's functions s3:GetObject on it",
+                    {"bucket": bucket, "key": key},
+                ) from exc
+            if status == 301 or code in ("PermanentRedirect",):
+                raise ManifestUnreadable(f"manifest bucket {bucket} is in another region than this stack") from exc
+            raise
+        if head.get("StorageClass") in ("GLACIER", "DEEP_ARCHIVE") and 'ongoing-request="false"' not in head.get("Restore", ""):
+            raise ManifestUnreadable(f"manifest s3://{bucket}/{key} is itself archived ({head['StorageClass']}): store it in a readable class")
+        location = ManifestLocation(bucket, key, head.get("ETag", ""), int(head.get("ContentLength", 0)))
+        if location.size == 0:
+            return location, b""
+        body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SAMPLE_BYTES - 1}", IfMatch=location.etag)["Body"]
+        return location, body.read()
+
+    def stream_manifest(self, manifest: ManifestLocation, offset: int) -> Iterator[bytes]:
+        """The manifest from ``offset`` on, block by block, refusing a manifest changed since the job began."""
+        if manifest.size and offset >= manifest.size:
+            return iter(())
+        try:
+            response = self.client.get_object(
+                Bucket=manifest.bucket, Key=manifest.key, Range=f"bytes={offset}-", IfMatch=manifest.etag
+            )
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 412 or code == "PreconditionFailed":
+                raise ManifestChanged(
+                    f"manifest s3://{manifest.bucket}/{manifest.key} changed after the job was created: create a new job"
+                ) from exc
+            if status in (403, 404):
+                raise ManifestUnreadable(f"manifest s3://{manifest.bucket}/{manifest.key} can no longer be read ({code})") from exc
+            raise
+        return response["Body"].iter_chunks(READ_BLOCK)
+
+    # ---- restores --------------------------------------------------------------------------
+
+    def restore(self, obj: ObjectId, tier: Tier, days: int) -> ObjectOutcome:
+        """One RestoreObject call. Raises RetryLater on throttling or no capacity."""
+        request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier.value}}
+        for with_days in (True, False):
+            kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "RestoreRequest": request}
+            if obj.version_id:
+                kwargs["VersionId"] = obj.version_id
+            try:
+                response = self.client.restore_object(**kwargs)
+                return classify(response["ResponseMetadata"]["HTTPStatusCode"])
+            except ClientError as exc:
+                status, code, message = _code(exc)
+                if with_days and code == "InvalidArgument" and "days" in message.lower():
+                    # Intelligent-Tiering archive tiers take no Days: the object returns to Frequent Access.
+                    request = {"GlacierJobParameters": {"Tier": tier.value}}
+                    continue
+                return classify(status, code, message)
+        raise AssertionError("unreachable")
+
+    def restore_with_retries(self, obj: ObjectId, tier: Tier, days: int, attempts: int = 8) -> ObjectOutcome:
+        """Restore, backing off with full jitter on throttling. Raises RetryLater if S3 still says not now."""
+        for attempt in range(attempts):
+            try:
+                return self.restore(obj, tier, days)
+            except RetryLater:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(min(5.0, 0.1 * 2**attempt) * random.random())
+        raise AssertionError("unreachable")
+
+    # ---- notifications ---------------------------------------------------------------------
+
+    def ensure_eventbridge(self, bucket: str) -> bool:
+        """Turn on EventBridge notifications for a bucket, keeping every other notification it has.
+
+        PutBucketNotificationConfiguration replaces the whole configuration, so read it first and
+        write it back with EventBridgeConfiguration added. Returns True if it had to change.
+        """
+        current = self.client.get_bucket_notification_configuration(Bucket=bucket)
+        if "EventBridgeConfiguration" in current:
+            return False
+        config = {
+            k: current[k]
+            for k in ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
+            if current.get(k)
+        }
+        config["EventBridgeConfiguration"] = {}
+        self.client.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=config, SkipDestinationValidation=True
+        )
+        return True

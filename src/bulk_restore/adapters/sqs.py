@@ -1,0 +1,40 @@
+"""Amazon SQS: the planner's FIFO queue and the restore workers' queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+
+class QueueGateway:
+    def __init__(self, plan_queue_url: str, restore_queue_url: str, client: Any = None):
+        self.plan_queue_url = plan_queue_url
+        self.restore_queue_url = restore_queue_url
+        self.client = client or boto3.client("sqs")
+
+    def send_plan_step(self, job_id: str, step: int) -> None:
+        """Ask the planner for the job's next step. FIFO: one step of a job at a time, duplicates dropped."""
+        self.client.send_message(
+            QueueUrl=self.plan_queue_url,
+            MessageBody=json.dumps({"job_id": job_id, "step": step}),
+            MessageGroupId=job_id,
+            MessageDeduplicationId=f"{job_id}-{step}",
+        )
+
+    def send_chunks(self, chunks: list[dict[str, Any]]) -> None:
+        """Send restore chunks, ten to a request, resending any the batch call did not take."""
+        for i in range(0, len(chunks), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": json.dumps(chunk, separators=(",", ":"), ensure_ascii=False)}
+                for n, chunk in enumerate(chunks[i : i + 10])
+            ]
+            for _ in range(8):
+                result = self.client.send_message_batch(QueueUrl=self.restore_queue_url, Entries=entries)
+                failed = {f["Id"] for f in result.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+            else:
+                raise RuntimeError(f"SQS did not accept {len(entries)} restore chunk(s)")

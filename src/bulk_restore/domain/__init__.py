@@ -1,0 +1,1 @@
+"""The domain: jobs, objects, accounting, progress, manifests. Pure Python, no AWS SDK."""

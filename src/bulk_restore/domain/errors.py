@@ -1,0 +1,28 @@
+"""Domain errors. Adapters raise them; the API maps them to HTTP answers in one place."""
+
+from __future__ import annotations
+
+
+class BulkRestoreError(Exception):
+    code = "Error"
+
+    def __init__(self, message: str, details: dict | list | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidRequest(BulkRestoreError):
+    code = "InvalidRequest"
+
+
+class ManifestUnreadable(BulkRestoreError):
+    code = "ManifestUnreadable"
+
+
+class JobNotFound(BulkRestoreError):
+    code = "JobNotFound"
+
+
+class ManifestChanged(BulkRestoreError):
+    code = "ManifestChanged"

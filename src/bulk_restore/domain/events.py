@@ -1,0 +1,88 @@
+"""Restore-completed events, in the shapes S3 delivers them.
+
+1. S3 event notifications (to SQS directly, or through SNS): ``Records[].s3.object.key`` is
+   form-URL-encoded ("red flower.jpg" arrives as "red+flower.jpg").
+2. EventBridge ("Object Restore Completed"): ``detail.object.key``. AWS does not document an
+   encoding for it, so we try the key as given first and its form-decoded spelling second.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from bulk_restore.domain.model import object_ref
+
+
+class UnrecognisedEvent(ValueError):
+    """A message that is no S3 event at all: it goes to the dead-letter queue, where a person can see it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCompleted:
+    bucket: str
+    keys: tuple[str, ...]  # spellings to try, most likely first
+    version_id: str | None
+    expiry: str = ""
+
+    def candidate_refs(self) -> list[str]:
+        """Refs this event may stand for: each spelling, with its version and as "current version"."""
+        refs: list[str] = []
+        for key in self.keys:
+            if self.version_id:
+                refs.append(object_ref(self.bucket, key, self.version_id))
+            refs.append(object_ref(self.bucket, key, None))
+        return list(dict.fromkeys(refs))
+
+
+def _version(value: object) -> str | None:
+    if not value or value == "null":
+        return None
+    return str(value)
+
+
+def parse_message(body: str) -> list[RestoreCompleted]:
+    """Parse one queue message body into the restore completions it carries (often none)."""
+    try:
+        doc = json.loads(body)
+    except (TypeError, ValueError) as exc:
+        raise UnrecognisedEvent(f"message body is not JSON: {body[:100]!r}") from exc
+    if not isinstance(doc, dict):
+        raise UnrecognisedEvent("message body is not a JSON object")
+    if doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):  # S3 -> SNS -> SQS
+        return parse_message(doc["Message"])
+    if "Records" in doc:
+        completions = []
+        for record in doc.get("Records") or []:
+            name = str(record.get("eventName", ""))
+            if not name.endswith("ObjectRestore:Completed"):
+                continue
+            s3 = record.get("s3", {})
+            key = str(s3.get("object", {}).get("key", ""))
+            restore = record.get("glacierEventData", {}).get("restoreEventData", {})
+            completions.append(
+                RestoreCompleted(
+                    bucket=str(s3.get("bucket", {}).get("name", "")),
+                    keys=(unquote_plus(key),),
+                    version_id=_version(s3.get("object", {}).get("versionId")),
+                    expiry=str(restore.get("lifecycleRestorationExpiryTime", "")),
+                )
+            )
+        return completions
+    if doc.get("Event") == "s3:TestEvent":
+        return []
+    if doc.get("source") == "aws.s3" and "detail-type" in doc:
+        if doc["detail-type"] != "Object Restore Completed":
+            return []
+        detail = doc.get("detail", {})
+        key = str(detail.get("object", {}).get("key", ""))
+        return [
+            RestoreCompleted(
+                bucket=str(detail.get("bucket", {}).get("name", "")),
+                keys=tuple(dict.fromkeys((key, unquote_plus(key)))),
+                version_id=_version(detail.get("object", {}).get("version-id")),
+                expiry=str(detail.get("restore-expiry-time", "")),
+            )
+        ]
+    raise UnrecognisedEvent(f"not an S3 restore event: {body[:100]!r}")

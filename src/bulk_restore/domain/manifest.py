@@ -1,0 +1,158 @@
+"""Streaming parser for S3 Batch Operations CSV manifests (S3BatchOperations_CSV_20180820).
+
+Rows are ``bucket,key[,versionId]`` with URL-encoded keys. We also accept LF or CRLF line ends,
+a UTF-8 byte-order mark, quoted fields and blank lines. The parser never holds the manifest:
+it turns an iterator of byte blocks into lines with their byte offsets, so a planner can stop
+after any line and resume from the offset in a later invocation.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from bulk_restore.domain.model import ManifestEntry, ManifestError, ObjectId
+
+BOM = b"\xef\xbb\xbf"
+MAX_LINE_BYTES = 8 * 1024  # a 1,024-byte key URL-encoded is at most ~3 KiB; more is not a manifest row
+MAX_KEY_BYTES = 1024
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One physical line: its 1-based number, its bytes without the line end, and the offset after it."""
+
+    number: int
+    data: bytes
+    end_offset: int
+    too_long: bool = False
+
+
+def iter_lines(blocks: Iterable[bytes], start_offset: int = 0, start_line: int = 0) -> Iterator[RawLine]:
+    """Split byte blocks into lines, tracking the byte offset just past each line.
+
+    A line longer than MAX_LINE_BYTES is never buffered whole: its first bytes are kept, the rest
+    is discarded, and it is yielded once, flagged ``too_long``, when its end is reached.
+    """
+    buffer = bytearray()
+    offset = start_offset  # offset of buffer[0] in the manifest
+    line_no = start_line
+    long_prefix: bytes | None = None  # set while discarding the rest of an over-long line
+    first = start_offset == 0
+    for block in blocks:
+        if first and block:
+            first = False
+            if block.startswith(BOM):
+                block = block[len(BOM) :]
+                offset += len(BOM)
+        buffer += block
+        while True:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                if len(buffer) > MAX_LINE_BYTES:
+                    if long_prefix is None:
+                        long_prefix = bytes(buffer[:MAX_LINE_BYTES])
+                    offset += len(buffer)
+                    buffer.clear()
+                break
+            data = bytes(buffer[:newline])
+            end = offset + newline + 1
+            del buffer[: newline + 1]
+            offset = end
+            line_no += 1
+            if long_prefix is not None:
+                yield RawLine(line_no, long_prefix, end, too_long=True)
+                long_prefix = None
+                continue
+            if data.endswith(b"\r"):
+                data = data[:-1]
+            yield RawLine(line_no, data[:MAX_LINE_BYTES], end, too_long=len(data) > MAX_LINE_BYTES)
+    if long_prefix is not None:
+        yield RawLine(line_no + 1, long_prefix, offset, too_long=True)
+    elif buffer:
+        data = bytes(buffer)
+        if data.endswith(b"\r"):
+            data = data[:-1]
+        yield RawLine(line_no + 1, data[:MAX_LINE_BYTES], offset + len(buffer), too_long=len(data) > MAX_LINE_BYTES)
+
+
+def parse_row(line: int, data: bytes) -> ManifestEntry | ManifestError | None:
+    """Parse one manifest line. Blank lines give None; bad lines give a ManifestError saying what to fix."""
+    if not data.strip():
+        return None
+    preview = data[:200].decode("utf-8", "replace")
+    if b"\x00" in data:
+        return ManifestError(line, "line contains NUL bytes: the manifest must be a UTF-8 CSV text file", preview)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ManifestError(line, f"line is not valid UTF-8 (byte {exc.start})", preview)
+    try:
+        fields = next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        return ManifestError(line, f"line is not valid CSV ({exc})", preview)
+    if len(fields) not in (2, 3):
+        return ManifestError(
+            line, f"expected 2 or 3 columns (bucket,key[,versionId]), found {len(fields)}", preview
+        )
+    bucket, encoded_key = fields[0].strip(), fields[1]
+    version = fields[2].strip() if len(fields) == 3 else ""
+    if not _BUCKET_RE.match(bucket):
+        return ManifestError(line, f"{bucket[:80]!r} is not a valid S3 bucket name", preview)
+    if not encoded_key:
+        return ManifestError(line, "the key column is empty", preview)
+    if _PERCENT_RE.search(encoded_key):
+        return ManifestError(line, "the key has invalid percent-encoding: keys must be URL-encoded (a % as %25)", preview)
+    try:
+        key = unquote(encoded_key, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return ManifestError(line, "the key's percent-encoding does not decode to UTF-8", preview)
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        return ManifestError(line, f"the key is longer than S3's limit of {MAX_KEY_BYTES} bytes", preview)
+    return ManifestEntry(line, ObjectId(bucket, key, version or None))
+
+
+def too_long_error(line: int, data: bytes) -> ManifestError:
+    return ManifestError(
+        line,
+        f"line is longer than {MAX_LINE_BYTES} bytes: not a manifest row (bucket,key[,versionId])",
+        data[:200].decode("utf-8", "replace"),
+    )
+
+
+def encode_key(key: str) -> str:
+    """URL-encode a key for a manifest row, the inverse of parse_row's decoding."""
+    from urllib.parse import quote
+
+    return quote(key, safe="/")
+
+
+def sniff(sample: bytes, complete: bool) -> ManifestError | None:
+    """Check the start of a manifest before a job is accepted. Returns why it is unusable, or None.
+
+    ``sample`` is the first bytes of the object; ``complete`` says whether it is the whole object.
+    """
+    if not sample or not sample.strip(BOM + b" \t\r\n"):
+        return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+    if b"\x00" in sample[:4096]:
+        return ManifestError(0, "the manifest is binary (contains NUL bytes): it must be a UTF-8 CSV text file")
+    lines = list(iter_lines([sample]))
+    if not complete and lines:
+        lines = lines[:-1]  # the last line may be cut by the sample's end
+    for raw in lines:
+        if raw.too_long:
+            return too_long_error(raw.number, raw.data)
+        row = parse_row(raw.number, raw.data)
+        if row is None:
+            continue
+        if isinstance(row, ManifestError):
+            return ManifestError(row.line, f"line {row.line}: {row.message}", row.raw)
+        return None
+    if not complete:
+        return ManifestError(1, f"line 1 is longer than {MAX_LINE_BYTES} bytes: not a manifest row")
+    return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")

@@ -1,0 +1,189 @@
+"""Entities and value objects of a bulk restore."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Tier(StrEnum):
+    """S3 retrieval tier (GlacierJobParameters.Tier)."""
+
+    EXPEDITED = "Expedited"
+    STANDARD = "Standard"
+    BULK = "Bulk"
+
+    @classmethod
+    def parse(cls, value: str) -> "Tier":
+        """Accept any case: "STANDARD", "standard", "Standard"."""
+        for tier in cls:
+            if tier.value.lower() == str(value).strip().lower():
+                return tier
+        raise ValueError(f"unknown tier {value!r}: use one of STANDARD, BULK, EXPEDITED")
+
+
+class ObjectState(StrEnum):
+    """Where one object of a job stands. RESTORING is the only non-final state."""
+
+    RESTORING = "RESTORING"
+    RESTORED = "RESTORED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not ObjectState.RESTORING
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job. The last four are terminal; Status strings match the seed contract."""
+
+    PLANNING = "Planning"
+    RESTORING = "Restoring"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    TIMEOUT = "Timeout"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMEOUT)
+
+
+ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"})
+
+
+def object_ref(bucket: str, key: str, version_id: str | None) -> str:
+    """A fixed-size identity for (bucket, key, version): keys may be 1,024 bytes, sort keys may not."""
+    raw = "\x00".join((bucket, key, version_id or "")).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectId:
+    """One archived object named by a manifest row."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return object_ref(self.bucket, self.key, self.version_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """A valid manifest row."""
+
+    line: int
+    object: ObjectId
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestError:
+    """A manifest row that cannot be restored, with the reason. It becomes a FAILED object of the job."""
+
+    line: int
+    message: str
+    raw: str = ""
+
+    @property
+    def ref(self) -> str:
+        return object_ref("", f"manifest-line:{self.line}", None)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectOutcome:
+    """What one object came to: its state and, when not restoring or restored, why."""
+
+    state: ObjectState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLocation:
+    bucket: str
+    key: str
+    etag: str = ""
+    size: int = 0
+
+
+@dataclass(slots=True)
+class Counts:
+    """Per-job counters. Always equal to the states of the job's object items."""
+
+    total: int = 0
+    restoring: int = 0
+    restored: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks_done: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.restored + self.skipped + self.failed
+
+    def add(self, other: "Counts") -> "Counts":
+        return Counts(
+            total=self.total + other.total,
+            restoring=self.restoring + other.restoring,
+            restored=self.restored + other.restored,
+            skipped=self.skipped + other.skipped,
+            failed=self.failed + other.failed,
+            chunks_done=self.chunks_done + other.chunks_done,
+        )
+
+    def count_state(self, state: ObjectState, n: int = 1) -> None:
+        setattr(self, state.value.lower(), getattr(self, state.value.lower()) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "restoring": self.restoring,
+            "restored": self.restored,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "chunks_done": self.chunks_done,
+        }
+
+    @classmethod
+    def sum(cls, parts: list["Counts"]) -> "Counts":
+        result = cls()
+        for part in parts:
+            result = result.add(part)
+        return result
+
+
+@dataclass(slots=True)
+class PlanningState:
+    """The planner's checkpoint: where in the manifest the next step starts."""
+
+    byte_offset: int = 0
+    lines_read: int = 0
+    chunks_emitted: int = 0
+    step: int = 0
+    done: bool = False
+    buckets: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RestoreJob:
+    """A bulk restore job: one manifest, one tier, one signal when the whole set is ready."""
+
+    job_id: str
+    tier: Tier
+    expiration_days: int
+    manifest: ManifestLocation
+    client_tag: str = ""
+    progress_step_percent: int = 10
+    status: JobStatus = JobStatus.PLANNING
+    created_at: str = ""
+    updated_at: str = ""
+    finished_at: str = ""
+    failure_reason: str = ""
+    last_step_published: int = 0
+    planning: PlanningState = field(default_factory=PlanningState)
+    engine: str = "direct"
+    outbox: dict[str, dict] = field(default_factory=dict)

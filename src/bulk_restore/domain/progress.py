@@ -1,0 +1,96 @@
+"""When a job has crossed a progress step or ended, and what its event says.
+
+A job ends when its manifest is fully planned, every planned chunk has been accounted, and no
+object is still RESTORING. Objects that failed do not hold it back: it completes with
+FailedBatchFiles > 0.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
+
+EVENT_NAMESPACE = uuid.UUID("6b0b7e1e-6a53-4c1a-9d0e-2f6c1c9d6a11")
+
+
+def progress_percent(counts: Counts, planned: bool) -> int:
+    """Whole percent of the job's objects that are finished (restored, skipped or failed).
+
+    Until the manifest is fully planned the total is not known, so progress stays below 100.
+    """
+    if counts.total == 0:
+        return 0
+    percent = (counts.finished * 100) // counts.total
+    if not planned or counts.restoring:
+        percent = min(percent, 99)
+    return percent
+
+
+def is_finished(job: RestoreJob, counts: Counts) -> bool:
+    return (
+        job.planning.done
+        and counts.chunks_done >= job.planning.chunks_emitted
+        and counts.restoring == 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to announce now: the highest step newly crossed (or None) and the terminal status (or None)."""
+
+    step: int | None = None
+    terminal: JobStatus | None = None
+
+
+def decide(job: RestoreJob, counts: Counts) -> Decision:
+    """Compare the job's counters with what it has already announced."""
+    if job.status.is_terminal:
+        return Decision()
+    if is_finished(job, counts):
+        return Decision(terminal=JobStatus.COMPLETE)
+    if not job.planning.done:
+        return Decision()
+    step_size = max(1, job.progress_step_percent)
+    percent = progress_percent(counts, planned=True)
+    step = (percent // step_size) * step_size
+    if step > job.last_step_published and step < 100:
+        return Decision(step=step)
+    return Decision()
+
+
+def event_id(job_id: str, kind: str) -> str:
+    """A stable id per logical event, so consumers can drop a redelivered copy."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{job_id}:{kind}"))
+
+
+def build_message(
+    job: RestoreJob, counts: Counts, status: JobStatus, kind: str, at: str, batch_job_id: str | None = None
+) -> dict:
+    """The event body. The first five fields are the seed contract's, with the seed's string types."""
+    planned = job.planning.done
+    percent = 100 if status is JobStatus.COMPLETE else progress_percent(counts, planned)
+    return {
+        "JobId": job.job_id,
+        "BatchJobId": batch_job_id or job.job_id,
+        "Status": status.value,
+        "ProgressPercent": str(percent),
+        "FailedBatchFiles": str(counts.failed),
+        "EventId": event_id(job.job_id, kind),
+        "EventType": "JobFinished" if status.is_terminal else "JobProgress",
+        "ProgressStepPercent": job.progress_step_percent,
+        "Tier": job.tier.value.upper(),
+        "ClientTag": job.client_tag,
+        "Engine": job.engine,
+        "Counts": {
+            "Total": counts.total,
+            "Restoring": counts.restoring,
+            "Restored": counts.restored,
+            "Skipped": counts.skipped,
+            "Failed": counts.failed,
+        },
+        "PlanningComplete": planned,
+        "FailureReason": job.failure_reason,
+        "Time": at,
+    }

@@ -1,0 +1,1 @@
+"""Lambda entry points, one per event source: parse, make one use-case call, answer."""

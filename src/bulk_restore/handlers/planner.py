@@ -1,0 +1,27 @@
+"""Plan queue (SQS FIFO, one message at a time per job): run one checkpointed planning step."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bulk_restore.wiring import services
+
+logger = Logger(service="bulk-restore")
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: LambdaContext) -> dict:
+    failures = []
+    for i, record in enumerate(event["Records"]):
+        try:
+            body = json.loads(record["body"])
+            services().planner.run_step(body["job_id"], int(body.get("step", 0)), context.get_remaining_time_in_millis)
+        except Exception:
+            logger.exception("plan step failed", extra={"message_id": record["messageId"]})
+            # FIFO: the failed message and every later one of the batch are retried, in order.
+            failures = [{"itemIdentifier": r["messageId"]} for r in event["Records"][i:]]
+            break
+    return {"batchItemFailures": failures}

@@ -1,0 +1,48 @@
+"""Configuration: one typed object, read once from the environment the template sets."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    table_name: str = "bulk-restore"
+    plan_queue_url: str = ""
+    restore_queue_url: str = ""
+    topic_arn: str = ""
+    progress_step_percent: int = Field(10, ge=1, le=50)
+    restore_concurrency: int = Field(16, ge=1, le=128)
+    plan_lines_per_step: int = Field(200_000, ge=98)
+    plan_reserve_ms: int = Field(60_000, ge=0)
+    object_retention_days: int = Field(90, ge=1)
+    job_retention_days: int = Field(30, ge=1)
+    manage_eventbridge: bool = True
+    api_base_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        names = {
+            "table_name": "TABLE_NAME",
+            "plan_queue_url": "PLAN_QUEUE_URL",
+            "restore_queue_url": "RESTORE_QUEUE_URL",
+            "topic_arn": "TOPIC_ARN",
+            "progress_step_percent": "PROGRESS_STEP_PERCENT",
+            "restore_concurrency": "RESTORE_CONCURRENCY",
+            "plan_lines_per_step": "PLAN_LINES_PER_STEP",
+            "plan_reserve_ms": "PLAN_RESERVE_MS",
+            "object_retention_days": "OBJECT_RETENTION_DAYS",
+            "job_retention_days": "JOB_RETENTION_DAYS",
+            "manage_eventbridge": "MANAGE_EVENTBRIDGE",
+            "api_base_url": "API_BASE_URL",
+        }
+        values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
+        return cls.model_validate(values)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Use cases: create a job, plan it, restore its objects, complete them, announce progress."""

@@ -1,0 +1,153 @@
+"""Create a job; read a job's status and its objects."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
+from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.errors import InvalidRequest, JobNotFound, ManifestUnreadable
+from bulk_restore.domain.manifest import sniff
+from bulk_restore.domain.model import Counts, ObjectState, RestoreJob, Tier
+from bulk_restore.domain.progress import progress_percent
+
+
+class CreateJobRequest(BaseModel):
+    """The body of POST /create-job: the seed contract's fields, plus optional ones of ours."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
+    key: Annotated[str, Field(min_length=1, max_length=1024)]
+    tier: Tier = Tier.STANDARD
+    expiration_days: Annotated[int, Field(ge=1, le=3650, strict=True)] = 1
+    client_tag: Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")] = ""
+    client_token: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    progress_step_percent: Annotated[int | None, Field(ge=1, le=50, strict=True)] = None
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier(cls, value: Any) -> Tier:
+        if not isinstance(value, str):
+            raise ValueError("tier must be a string: STANDARD, BULK or EXPEDITED")
+        return Tier.parse(value)
+
+
+class JobService:
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int):
+        self.store = store
+        self.s3 = s3
+        self.queues = queues
+        self.topic_arn = topic_arn
+        self.default_step = default_step
+
+    def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
+        """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
+        token = idempotency_key or request.client_token
+        if token:
+            existing = self.store.job_for_idempotency_key(token)
+            if existing is not None:
+                self._ensure_planning(existing)
+                return existing, False
+        location, sample = self.s3.inspect_manifest(request.bucket, request.key)
+        problem = sniff(sample, complete=len(sample) >= location.size)
+        if problem is not None:
+            details = {"bucket": request.bucket, "key": request.key}
+            if problem.line:
+                details["line"] = problem.line
+            raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
+        stamp = now_iso()
+        job = RestoreJob(
+            job_id=str(uuid.uuid4()),
+            tier=request.tier,
+            expiration_days=request.expiration_days,
+            manifest=location,
+            client_tag=request.client_tag,
+            progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        job, created = self.store.create_job(job, token)
+        self._ensure_planning(job)
+        return job, created
+
+    def _ensure_planning(self, job: RestoreJob) -> None:
+        # Sent on every create, also a repeated one: a create that died after storing its job
+        # still gets planned. The FIFO queue drops the copy of a step already asked for.
+        if not job.status.is_terminal and job.planning.step == 0:
+            self.queues.send_plan_step(job.job_id, 0)
+
+    def status(self, job_id: str) -> tuple[RestoreJob, Counts]:
+        loaded = self.store.get_job_and_counts(job_id)
+        if loaded is None:
+            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+        return loaded
+
+    def list_objects(self, job_id: str, state: str | None, limit: int, token: str | None) -> dict[str, Any]:
+        if self.store.get_job(job_id) is None:
+            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+        wanted = None
+        if state:
+            try:
+                wanted = ObjectState(state.upper())
+            except ValueError as exc:
+                raise InvalidRequest(
+                    f"unknown state {state!r}: use one of {', '.join(s.value for s in ObjectState)}", {"state": state}
+                ) from exc
+        records, next_token = self.store.list_objects(job_id, wanted, limit, token)
+        return {
+            "JobId": job_id,
+            "Objects": [
+                {
+                    "Bucket": r.bucket,
+                    "Key": r.key,
+                    "VersionId": r.version_id,
+                    "State": r.state.value,
+                    "Reason": r.reason,
+                    "ManifestLine": r.line,
+                    "UpdatedAt": r.updated_at,
+                }
+                for r in records
+            ],
+            "NextToken": next_token,
+        }
+
+
+def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str, Any]:
+    """GET /jobs/{id}: the job as a user wants to see it."""
+    return {
+        "JobId": job.job_id,
+        "BulkJobId": job.job_id,
+        "Status": job.status.value,
+        "Tier": job.tier.value.upper(),
+        "ExpirationDays": job.expiration_days,
+        "ClientTag": job.client_tag,
+        "Engine": job.engine,
+        "Manifest": {"Bucket": job.manifest.bucket, "Key": job.manifest.key, "ETag": job.manifest.etag, "Size": job.manifest.size},
+        "ProgressPercent": 100 if job.status.value == "Complete" else progress_percent(counts, job.planning.done),
+        "ProgressStepPercent": job.progress_step_percent,
+        "Counts": {
+            "Total": counts.total,
+            "Restoring": counts.restoring,
+            "Restored": counts.restored,
+            "Skipped": counts.skipped,
+            "Failed": counts.failed,
+        },
+        "FailedBatchFiles": counts.failed,
+        "Planning": {
+            "Complete": job.planning.done,
+            "LinesRead": job.planning.lines_read,
+            "BytesRead": job.planning.byte_offset,
+            "ChunksPlanned": job.planning.chunks_emitted,
+            "ChunksAccounted": counts.chunks_done,
+        },
+        "FailureReason": job.failure_reason,
+        "CreatedAt": job.created_at,
+        "UpdatedAt": job.updated_at,
+        "FinishedAt": job.finished_at or None,
+        "SNSTopic": topic_arn,
+    }

@@ -1,0 +1,154 @@
+"""Plan a job: stream its manifest in bounded, checkpointed steps and fan out restore chunks.
+
+A chunk is a fixed run of LINES_PER_CHUNK manifest lines, numbered from the start of the file,
+and a step always ends on a chunk boundary. So a step that is replayed after a crash sends
+exactly the chunks it sent before, and the restore workers can drop the copies by chunk number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from bulk_restore.adapters.dynamodb import DynamoJobStore
+from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
+from bulk_restore.domain.manifest import iter_lines, parse_row, too_long_error
+from bulk_restore.domain.model import ManifestEntry, ManifestError, PlanningState, RestoreJob
+from bulk_restore.usecases.notify import Notifier
+
+logger = Logger(child=True)
+
+LINES_PER_CHUNK = 98  # with the chunk marker and one counter update: 100 items, one transaction
+MAX_BUCKETS_PER_JOB = 100
+SEND_EVERY_CHUNKS = 10
+
+
+@dataclass
+class _Chunk:
+    number: int
+    rows: list[list[Any]] = field(default_factory=list)
+    errors: list[list[Any]] = field(default_factory=list)
+    refs: set[str] = field(default_factory=set)
+
+    def message(self, job_id: str) -> dict[str, Any]:
+        return {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
+
+
+class Planner:
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier,
+                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True):
+        self.store = store
+        self.s3 = s3
+        self.queues = queues
+        self.notifier = notifier
+        self.lines_per_step = max(LINES_PER_CHUNK, lines_per_step - lines_per_step % LINES_PER_CHUNK)
+        self.reserve_ms = reserve_ms
+        self.manage_eventbridge = manage_eventbridge
+
+    def run_step(self, job_id: str, step: int, remaining_ms: Callable[[], int]) -> None:
+        job = self.store.get_job(job_id)
+        if job is None:
+            logger.warning("plan step for unknown job dropped", extra={"job_id": job_id})
+            return
+        if job.status.is_terminal or job.planning.done:
+            return
+        if step != job.planning.step:
+            # A late copy of a step already taken: make sure the step after it was asked for.
+            if step < job.planning.step:
+                self.queues.send_plan_step(job_id, job.planning.step)
+            return
+        try:
+            planning = self._plan(job, remaining_ms)
+        except (ManifestChanged, ManifestUnreadable) as exc:
+            logger.warning("manifest unreadable during planning", extra={"job_id": job_id, "reason": exc.message})
+            self.notifier.fail(job_id, exc.message)
+            return
+        if not self.store.save_planning(job_id, step, planning):
+            logger.info("another planner moved this job on", extra={"job_id": job_id, "step": step})
+            return
+        logger.info(
+            "plan step done",
+            extra={"job_id": job_id, "step": step, "lines": planning.lines_read, "chunks": planning.chunks_emitted, "done": planning.done},
+        )
+        if planning.done:
+            self.notifier.evaluate(job_id)
+        else:
+            self.queues.send_plan_step(job_id, planning.step)
+
+    def _plan(self, job: RestoreJob, remaining_ms: Callable[[], int]) -> PlanningState:
+        start = job.planning
+        buckets = list(start.buckets)
+        outgoing: list[dict[str, Any]] = []
+        chunks_emitted = start.chunks_emitted
+        lines_this_step = 0
+        offset, line_no = start.byte_offset, start.lines_read
+        chunk: _Chunk | None = None
+        finished = True
+
+        def flush(c: _Chunk) -> None:
+            nonlocal chunks_emitted
+            if not c.rows and not c.errors:
+                return
+            for _, bucket, _, _ in c.rows:
+                if bucket not in buckets:
+                    self._register_bucket(job.job_id, bucket)
+                    buckets.append(bucket)
+            outgoing.append(c.message(job.job_id))
+            chunks_emitted += 1
+            if len(outgoing) >= SEND_EVERY_CHUNKS:
+                self._send(job, outgoing)
+
+        for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read):
+            number = (raw.number - 1) // LINES_PER_CHUNK
+            if chunk is None or number != chunk.number:
+                if chunk is not None:
+                    flush(chunk)
+                    if lines_this_step >= self.lines_per_step or remaining_ms() < self.reserve_ms:
+                        finished = False
+                        break
+                chunk = _Chunk(number)
+            row = too_long_error(raw.number, raw.data) if raw.too_long else parse_row(raw.number, raw.data)
+            if isinstance(row, ManifestEntry):
+                if row.object.bucket not in buckets and len(buckets) >= MAX_BUCKETS_PER_JOB:
+                    row = ManifestError(raw.number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
+                elif row.object.ref not in chunk.refs:
+                    chunk.refs.add(row.object.ref)
+                    chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id])
+            if isinstance(row, ManifestError):
+                chunk.errors.append([row.line, row.message, row.raw])
+            lines_this_step += 1
+            offset, line_no = raw.end_offset, raw.number
+        else:
+            if chunk is not None:
+                flush(chunk)
+        self._send(job, outgoing)
+        return replace(
+            start,
+            byte_offset=offset,
+            lines_read=line_no,
+            chunks_emitted=chunks_emitted,
+            step=start.step + 1,
+            done=finished,
+            buckets=buckets,
+        )
+
+    def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]]) -> None:
+        if not outgoing:
+            return
+        self.store.mark_restoring(job.job_id)
+        self.queues.send_chunks(outgoing)
+        outgoing.clear()
+
+    def _register_bucket(self, job_id: str, bucket: str) -> None:
+        """Before the first restore in a bucket: completion events must find this job, and must be sent."""
+        self.store.register_bucket(job_id, bucket)
+        if self.manage_eventbridge:
+            try:
+                self.s3.ensure_eventbridge(bucket)
+            except Exception as exc:  # noqa: BLE001 - a bucket we may not configure still restores
+                logger.warning("could not turn on EventBridge for bucket", extra={"job_id": job_id, "bucket": bucket, "error": str(exc)})
