@@ -20,7 +20,7 @@ class Settings(BaseModel):
     object_retention_days: int = Field(90, ge=1)
     job_retention_days: int = Field(30, ge=1)
     manage_eventbridge: bool = True
-    api_base_url: str = ""
+    event_lease_seconds: int = Field(60, ge=0, le=900)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -37,7 +37,7 @@ class Settings(BaseModel):
             "object_retention_days": "OBJECT_RETENTION_DAYS",
             "job_retention_days": "JOB_RETENTION_DAYS",
             "manage_eventbridge": "MANAGE_EVENTBRIDGE",
-            "api_base_url": "API_BASE_URL",
+            "event_lease_seconds": "EVENT_LEASE_SECONDS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

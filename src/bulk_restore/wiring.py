@@ -36,7 +36,7 @@ def build_services(settings: Settings) -> Services:
     s3 = S3Gateway()
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url)
     publisher = EventPublisher(settings.topic_arn)
-    notifier = Notifier(store, publisher)
+    notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
     return Services(
         settings=settings,
         store=store,

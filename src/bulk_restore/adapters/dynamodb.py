@@ -195,7 +195,7 @@ class DynamoJobStore:
                 buckets=list(p.get("buckets", [])),
             ),
             engine=item.get("engine", "direct"),
-            outbox={k: json.loads(v) for k, v in item.get("outbox", {}).items()},
+            outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
         )
 
     def create_job(self, job: RestoreJob, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
@@ -341,16 +341,21 @@ class DynamoJobStore:
         step: int | None = None,
         terminal: JobStatus | None = None,
         failure_reason: str = "",
+        lease_ms: int = 0,
     ) -> bool:
-        """Record an event in the job's outbox, once: a step above the last one, or the one terminal status."""
+        """Record an event in the job's outbox, once: a step above the last one, or the one terminal status.
+
+        The claimer holds the event's publish lease for ``lease_ms``: nobody else publishes it
+        meanwhile. If the claimer dies, whoever evaluates the job after the lease publishes it.
+        """
         names = {"#s": "status", "#o": "outbox", "#e": event_id}
         values: dict[str, Any] = {
-            ":msg": json.dumps(message),
+            ":entry": {"m": json.dumps(message), "lease": int(time.time() * 1000) + lease_ms},
             ":a1": _ACTIVE[0],
             ":a2": _ACTIVE[1],
             ":u": now_iso(),
         }
-        update = "SET #o.#e = :msg, updated_at = :u"
+        update = "SET #o.#e = :entry, updated_at = :u"
         condition = "#s IN (:a1, :a2)"
         if step is not None:
             values[":step"] = step
@@ -361,6 +366,20 @@ class DynamoJobStore:
             values[":exp"] = _epoch(self.job_retention_days)
             values[":fr"] = failure_reason
             update += ", #s = :t, finished_at = :u, expires_at = :exp, failure_reason = :fr"
+        return self._conditional_update(job_id, update, condition, names, values)
+
+    def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
+        """Take over publishing a pending event whose lease has run out."""
+        now = int(time.time() * 1000)
+        return self._conditional_update(
+            job_id,
+            "SET #o.#e.lease = :until",
+            "attribute_exists(#o.#e) AND #o.#e.lease <= :now",
+            {"#o": "outbox", "#e": event_id},
+            {":until": now + lease_ms, ":now": now},
+        )
+
+    def _conditional_update(self, job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table,

@@ -186,4 +186,4 @@ class RestoreJob:
     last_step_published: int = 0
     planning: PlanningState = field(default_factory=PlanningState)
     engine: str = "direct"
-    outbox: dict[str, dict] = field(default_factory=dict)
+    outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}

@@ -1,8 +1,12 @@
 """Announce a job's progress steps and its one terminal event.
 
-An event is first claimed in the job's outbox by a conditional write (so only one writer ever
-claims a given step or the terminal status), then published, then cleared. A crash between the
-claim and the publish leaves it in the outbox; the next evaluation of the job publishes it.
+An event is first claimed in the job's outbox by a conditional write, so only one writer ever
+claims a given step or the terminal status. The claimer holds the event's publish lease: it
+publishes the event, then clears it. If it dies in between, the event stays in the outbox and
+whoever evaluates the job once the lease has run out (a retry of the same message, a later
+batch of the same job) publishes it. Concurrent evaluators therefore never publish one event
+twice; a second copy can only follow a crash after SNS accepted the event and before the
+outbox was cleared, and it carries the same EventId.
 """
 
 from __future__ import annotations
@@ -11,36 +15,33 @@ from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.sns import EventPublisher
-from bulk_restore.domain.model import JobStatus
-from bulk_restore.domain.progress import build_message, decide, event_id
+from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
+from bulk_restore.domain.progress import build_message, decide
 
 logger = Logger(child=True)
 
+DEFAULT_LEASE_MS = 60_000
+
 
 class Notifier:
-    def __init__(self, store: DynamoJobStore, publisher: EventPublisher):
+    def __init__(self, store: DynamoJobStore, publisher: EventPublisher, lease_ms: int = DEFAULT_LEASE_MS):
         self.store = store
         self.publisher = publisher
+        self.lease_ms = lease_ms
 
     def evaluate(self, job_id: str) -> None:
-        """Look at the job's counters; announce what they newly show; flush what is pending."""
+        """Look at the job's counters; announce what they newly show; publish what is pending."""
         loaded = self.store.get_job_and_counts(job_id)
         if loaded is None:
             return
         job, counts = loaded
         decision = decide(job, counts)
+        claimed = None
         if decision.terminal is not None:
-            kind = "terminal"
-            message = build_message(job, counts, decision.terminal, kind, now_iso())
-            if self.store.claim_event(job_id, message["EventId"], message, terminal=decision.terminal):
-                job.outbox[message["EventId"]] = message
-                job.status = decision.terminal
+            claimed = self._claim(job, counts, decision.terminal, "terminal", terminal=decision.terminal)
         elif decision.step is not None:
-            kind = f"step-{decision.step}"
-            message = build_message(job, counts, JobStatus.RESTORING, kind, now_iso())
-            if self.store.claim_event(job_id, message["EventId"], message, step=decision.step):
-                job.outbox[message["EventId"]] = message
-        self._flush(job_id, job.outbox, job.planning.buckets, job.status.is_terminal)
+            claimed = self._claim(job, counts, JobStatus.RESTORING, f"step-{decision.step}", step=decision.step)
+        self._flush(job, claimed)
 
     def fail(self, job_id: str, reason: str) -> None:
         """End a job as Failed (its manifest became unreadable, for one)."""
@@ -49,20 +50,29 @@ class Notifier:
             return
         job, counts = loaded
         job.failure_reason = reason
-        message = build_message(job, counts, JobStatus.FAILED, "terminal", now_iso())
-        if self.store.claim_event(job_id, message["EventId"], message, terminal=JobStatus.FAILED, failure_reason=reason):
-            job.outbox[message["EventId"]] = message
-            job.status = JobStatus.FAILED
-        self._flush(job_id, job.outbox, job.planning.buckets, job.status.is_terminal)
+        claimed = self._claim(job, counts, JobStatus.FAILED, "terminal", terminal=JobStatus.FAILED, failure_reason=reason)
+        self._flush(job, claimed)
 
-    def _flush(self, job_id: str, outbox: dict[str, dict], buckets: list[str], terminal: bool) -> None:
-        ordered = sorted(outbox.items(), key=lambda kv: (kv[1].get("EventType") == "JobFinished", int(kv[1].get("ProgressPercent", 0))))
-        for eid, message in ordered:
+    def _claim(self, job: RestoreJob, counts: Counts, status: JobStatus, kind: str, **how) -> str | None:
+        message = build_message(job, counts, status, kind, now_iso())
+        if not self.store.claim_event(job.job_id, message["EventId"], message, lease_ms=self.lease_ms, **how):
+            return None
+        job.outbox[message["EventId"]] = {"message": message, "lease": 0}
+        if status.is_terminal:
+            job.status = status
+        return message["EventId"]
+
+    def _flush(self, job: RestoreJob, claimed: str | None) -> None:
+        def order(item: tuple[str, dict]) -> tuple[bool, int]:
+            message = item[1]["message"]
+            return message.get("EventType") == "JobFinished", int(message.get("ProgressPercent", 0))
+
+        for eid, entry in sorted(job.outbox.items(), key=order):
+            if eid != claimed and not self.store.take_event_lease(job.job_id, eid, self.lease_ms):
+                continue  # another worker is publishing it right now
+            message = entry["message"]
             self.publisher.publish(message)
-            logger.info("job event published", extra={"job_id": job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
+            logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
             if message.get("EventType") == "JobFinished":
-                self.store.unregister_buckets(job_id, buckets)
-            self.store.clear_event(job_id, eid)
-
-
-__all__ = ["Notifier", "event_id"]
+                self.store.unregister_buckets(job.job_id, job.planning.buckets)
+            self.store.clear_event(job.job_id, eid)

@@ -18,7 +18,7 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
 from bulk_restore.domain.manifest import iter_lines, parse_row, too_long_error
-from bulk_restore.domain.model import ManifestEntry, ManifestError, PlanningState, RestoreJob
+from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, PlanningState, RestoreJob
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -140,7 +140,9 @@ class Planner:
     def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]]) -> None:
         if not outgoing:
             return
-        self.store.mark_restoring(job.job_id)
+        if job.status is JobStatus.PLANNING:
+            self.store.mark_restoring(job.job_id)
+            job.status = JobStatus.RESTORING
         self.queues.send_chunks(outgoing)
         outgoing.clear()
 
