@@ -21,6 +21,18 @@ class Settings(BaseModel):
     job_retention_days: int = Field(30, ge=1)
     manage_eventbridge: bool = True
     event_lease_seconds: int = Field(60, ge=0, le=900)
+    allowed_buckets: str = "*"  # comma-separated source buckets this stack may restore from; * for any
+    restore_rate_per_second: int = Field(900, ge=0)  # account-wide; 0 turns pacing off
+    time_scale: float = Field(1.0, gt=0)  # multiplies tier windows and deadlines (the local stack shrinks them)
+    sweep_objects_per_job: int = Field(500, ge=1)  # HeadObject checks per job per sweep run
+    sweep_heads_per_second: int = Field(50, ge=1)
+    sweep_interval_seconds: int = Field(3600, ge=1)  # between two sweep passes over one job
+    stalled_planning_seconds: int = Field(1800, ge=1)
+
+    @property
+    def allowed_bucket_set(self) -> frozenset[str] | None:
+        names = frozenset(b.strip() for b in self.allowed_buckets.split(",") if b.strip())
+        return None if not names or "*" in names else names
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -38,6 +50,13 @@ class Settings(BaseModel):
             "job_retention_days": "JOB_RETENTION_DAYS",
             "manage_eventbridge": "MANAGE_EVENTBRIDGE",
             "event_lease_seconds": "EVENT_LEASE_SECONDS",
+            "allowed_buckets": "ALLOWED_BUCKETS",
+            "restore_rate_per_second": "RESTORE_RATE_PER_SECOND",
+            "time_scale": "TIME_SCALE",
+            "sweep_objects_per_job": "SWEEP_OBJECTS_PER_JOB",
+            "sweep_heads_per_second": "SWEEP_HEADS_PER_SECOND",
+            "sweep_interval_seconds": "SWEEP_INTERVAL_SECONDS",
+            "stalled_planning_seconds": "STALLED_PLANNING_SECONDS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

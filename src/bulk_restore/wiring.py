@@ -13,6 +13,7 @@ from bulk_restore.settings import Settings, get_settings
 from bulk_restore.usecases.complete import CompletionRecorder
 from bulk_restore.usecases.jobs import JobService
 from bulk_restore.usecases.notify import Notifier
+from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.plan import Planner
 from bulk_restore.usecases.restore import RestoreWorker
 
@@ -44,9 +45,10 @@ def build_services(settings: Settings) -> Services:
         queues=queues,
         publisher=publisher,
         notifier=notifier,
-        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent),
+        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, settings.allowed_bucket_set),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency),
+        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency,
+                               Pacer(store, settings.restore_rate_per_second), settings.allowed_bucket_set),
         completions=CompletionRecorder(store, notifier),
     )
 

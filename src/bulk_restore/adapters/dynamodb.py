@@ -7,6 +7,8 @@ Item layout (pk / sk):
   JOB#<id>#O#<shard> / <ref>      one object of the job (ref: hash of bucket, key and version)
   BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here)
   IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key made
+  ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at
+  RATE#<scope> / <epoch second>   restore requests issued in that second (account-wide pacing)
 
 Every change of an object's state and the matching counter change commit in one transaction,
 so the counters always equal the objects' states, whatever is retried or duplicated. Counter
@@ -154,6 +156,10 @@ class DynamoJobStore:
             "failure_reason": job.failure_reason,
             "last_step": job.last_step_published,
             "engine": job.engine,
+            "expedited_fallback": job.expedited_fallback,
+            "deadline_seconds": str(job.deadline_seconds),
+            "keep_restored_days": job.keep_restored_days,
+            "sweep": job.sweep,
             "planning": self._planning_item(job.planning),
             "outbox": {},
         }
@@ -195,6 +201,10 @@ class DynamoJobStore:
                 buckets=list(p.get("buckets", [])),
             ),
             engine=item.get("engine", "direct"),
+            expedited_fallback=bool(item.get("expedited_fallback", False)),
+            deadline_seconds=float(item.get("deadline_seconds", "0") or 0),
+            keep_restored_days=_int(item.get("keep_restored_days")),
+            sweep={k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, bool) else v) for k, v in (item.get("sweep") or {}).items()},
             outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
         )
 
@@ -212,6 +222,14 @@ class DynamoJobStore:
                 }
             }
         ]
+        actions.append(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job.job_id}", "job_id": job.job_id, "created_at": job.created_at}),
+                }
+            }
+        )
         if idempotency_key:
             actions.append(
                 {
@@ -278,6 +296,7 @@ class DynamoJobStore:
                             restored=_int(item.get("restored")),
                             skipped=_int(item.get("skipped")),
                             failed=_int(item.get("failed")),
+                            cancelled=_int(item.get("cancelled")),
                             chunks_done=_int(item.get("chunks_done")),
                         )
                     )
@@ -402,6 +421,50 @@ class DynamoJobStore:
             UpdateExpression="REMOVE #o.#e",
             ExpressionAttributeNames={"#o": "outbox", "#e": event_id},
         )
+
+    # ---- the sweeper's view --------------------------------------------------------------------
+
+    def active_jobs(self) -> list[str]:
+        """Jobs not finished yet: one partition, written only when a job starts and ends."""
+        jobs: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_ddb({":pk": "ACTIVE"}),
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            jobs.extend(_from_ddb(i)["job_id"] for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def deactivate(self, job_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=_to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}))
+
+    def save_sweep(self, job_id: str, sweep: dict[str, Any]) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
+            UpdateExpression="SET sweep = :s",
+            ExpressionAttributeValues=_to_ddb({":s": sweep}),
+        )
+
+    def take_tokens(self, scope: str, second: int, wanted: int, limit: int) -> bool:
+        """Count ``wanted`` restore requests against ``scope``'s budget for one second, if it has room."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_ddb({"pk": f"RATE#{scope}", "sk": str(second)}),
+                UpdateExpression="ADD used :n SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                ExpressionAttributeValues=_to_ddb({":n": wanted, ":room": limit - wanted, ":exp": second + 3600}),
+            )
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
 
     # ---- buckets ---------------------------------------------------------------------------
 

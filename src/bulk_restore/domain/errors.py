@@ -26,3 +26,11 @@ class JobNotFound(BulkRestoreError):
 
 class ManifestChanged(BulkRestoreError):
     code = "ManifestChanged"
+
+
+class JobAlreadyFinished(BulkRestoreError):
+    code = "JobAlreadyFinished"
+
+
+class BucketNotAllowed(BulkRestoreError):
+    code = "BucketNotAllowed"

@@ -132,6 +132,15 @@ def encode_key(key: str) -> str:
     return quote(key, safe="/")
 
 
+def first_entry(sample: bytes) -> ManifestEntry | None:
+    """The first valid row in the start of a manifest, if any."""
+    for raw in iter_lines([sample]):
+        row = None if raw.too_long else parse_row(raw.number, raw.data)
+        if isinstance(row, ManifestEntry):
+            return row
+    return None
+
+
 def sniff(sample: bytes, complete: bool) -> ManifestError | None:
     """Check the start of a manifest before a job is accepted. Returns why it is unusable, or None.
 

@@ -30,6 +30,7 @@ class ObjectState(StrEnum):
     RESTORED = "RESTORED"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # never requested: its job was cancelled (or had ended) first
 
     @property
     def is_final(self) -> bool:
@@ -119,11 +120,17 @@ class Counts:
     restored: int = 0
     skipped: int = 0
     failed: int = 0
+    cancelled: int = 0
     chunks_done: int = 0
 
     @property
     def finished(self) -> int:
-        return self.restored + self.skipped + self.failed
+        return self.restored + self.skipped + self.failed + self.cancelled
+
+    @property
+    def requested(self) -> int:
+        """Objects S3 was asked to restore (or answered for): all but the never-requested ones."""
+        return self.total - self.cancelled
 
     def add(self, other: "Counts") -> "Counts":
         return Counts(
@@ -132,6 +139,7 @@ class Counts:
             restored=self.restored + other.restored,
             skipped=self.skipped + other.skipped,
             failed=self.failed + other.failed,
+            cancelled=self.cancelled + other.cancelled,
             chunks_done=self.chunks_done + other.chunks_done,
         )
 
@@ -145,6 +153,7 @@ class Counts:
             "restored": self.restored,
             "skipped": self.skipped,
             "failed": self.failed,
+            "cancelled": self.cancelled,
             "chunks_done": self.chunks_done,
         }
 
@@ -186,4 +195,8 @@ class RestoreJob:
     last_step_published: int = 0
     planning: PlanningState = field(default_factory=PlanningState)
     engine: str = "direct"
+    expedited_fallback: bool = False
+    deadline_seconds: float = 0.0  # 0: the default for the tier (domain.timing)
+    keep_restored_days: int = 0
+    sweep: dict = field(default_factory=dict)  # the sweeper's cursor: {"next_at", "shard", "key"}
     outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}

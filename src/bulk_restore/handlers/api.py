@@ -47,6 +47,13 @@ def get_job(job_id: str) -> dict:
     return status_document(job, counts, services().settings.topic_arn)
 
 
+@app.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> dict:
+    job, counts = services().jobs.cancel(job_id)
+    logger.info("job cancelled", extra={"job_id": job_id})
+    return status_document(job, counts, services().settings.topic_arn)
+
+
 @app.get("/jobs/<job_id>/objects")
 def list_objects(job_id: str) -> dict:
     params = app.current_event.query_string_parameters or {}

@@ -9,11 +9,26 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from pydantic import ValidationError
 
-from bulk_restore.domain.errors import BulkRestoreError, InvalidRequest, JobNotFound, ManifestChanged, ManifestUnreadable
+from bulk_restore.domain.errors import (
+    BucketNotAllowed,
+    BulkRestoreError,
+    InvalidRequest,
+    JobAlreadyFinished,
+    JobNotFound,
+    ManifestChanged,
+    ManifestUnreadable,
+)
 
 logger = Logger(child=True)
 
-STATUS = {InvalidRequest: 400, JobNotFound: 404, ManifestUnreadable: 422, ManifestChanged: 422}
+STATUS = {
+    InvalidRequest: 400,
+    BucketNotAllowed: 403,
+    JobNotFound: 404,
+    JobAlreadyFinished: 409,
+    ManifestUnreadable: 422,
+    ManifestChanged: 422,
+}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
-from bulk_restore.domain.errors import InvalidRequest, JobNotFound, ManifestUnreadable
-from bulk_restore.domain.manifest import sniff
-from bulk_restore.domain.model import Counts, ObjectState, RestoreJob, Tier
+from bulk_restore.domain.errors import BucketNotAllowed, InvalidRequest, JobAlreadyFinished, JobNotFound, ManifestUnreadable
+from bulk_restore.domain.manifest import first_entry, sniff
+from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier
 from bulk_restore.domain.progress import progress_percent
+from bulk_restore.usecases.notify import Notifier
 
 
 class CreateJobRequest(BaseModel):
@@ -28,6 +29,9 @@ class CreateJobRequest(BaseModel):
     client_tag: Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")] = ""
     client_token: Annotated[str | None, Field(min_length=1, max_length=128)] = None
     progress_step_percent: Annotated[int | None, Field(ge=1, le=50, strict=True)] = None
+    expedited_fallback: Annotated[bool, Field(strict=True)] = False
+    deadline_hours: Annotated[float | None, Field(gt=0, le=24 * 30)] = None
+    keep_restored_days: Annotated[int, Field(ge=0, le=365, strict=True)] = 0
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -38,12 +42,15 @@ class CreateJobRequest(BaseModel):
 
 
 class JobService:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int):
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
+                 notifier: Notifier | None = None, allowed_buckets: frozenset[str] | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
         self.topic_arn = topic_arn
         self.default_step = default_step
+        self.notifier = notifier
+        self.allowed_buckets = allowed_buckets
 
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
@@ -60,6 +67,13 @@ class JobService:
             if problem.line:
                 details["line"] = problem.line
             raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
+        first = first_entry(sample)
+        if self.allowed_buckets is not None and first is not None and first.object.bucket not in self.allowed_buckets:
+            raise BucketNotAllowed(
+                f"this stack may not restore objects of bucket {first.object.bucket!r} (manifest line {first.line}): "
+                "add it to the stack's AllowedBuckets parameter",
+                {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.allowed_buckets)},
+            )
         stamp = now_iso()
         job = RestoreJob(
             job_id=str(uuid.uuid4()),
@@ -70,6 +84,9 @@ class JobService:
             progress_step_percent=request.progress_step_percent or self.default_step,
             created_at=stamp,
             updated_at=stamp,
+            expedited_fallback=request.expedited_fallback,
+            deadline_seconds=(request.deadline_hours or 0) * 3600,
+            keep_restored_days=request.keep_restored_days,
         )
         job, created = self.store.create_job(job, token)
         self._ensure_planning(job)
@@ -80,6 +97,16 @@ class JobService:
         # still gets planned. The FIFO queue drops the copy of a step already asked for.
         if not job.status.is_terminal and job.planning.step == 0:
             self.queues.send_plan_step(job.job_id, 0)
+
+    def cancel(self, job_id: str) -> tuple[RestoreJob, Counts]:
+        """Stop a job: no new restore requests; one Cancelled event. Restores already requested go on."""
+        job, _ = self.status(job_id)
+        if job.status.is_terminal or self.notifier is None or not self.notifier.end(job_id, JobStatus.CANCELLED, "cancelled on request"):
+            job, counts = self.status(job_id)
+            if job.status is not JobStatus.CANCELLED:
+                raise JobAlreadyFinished(f"job {job_id} has already ended ({job.status.value}): nothing to cancel", {"status": job.status.value})
+            return job, counts
+        return self.status(job_id)
 
     def status(self, job_id: str) -> tuple[RestoreJob, Counts]:
         loaded = self.store.get_job_and_counts(job_id)
@@ -136,7 +163,10 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
             "Restored": counts.restored,
             "Skipped": counts.skipped,
             "Failed": counts.failed,
+            "Cancelled": counts.cancelled,
         },
+        "RequestedCount": counts.requested,
+        "PendingCount": counts.restoring,
         "FailedBatchFiles": counts.failed,
         "Planning": {
             "Complete": job.planning.done,
@@ -146,6 +176,8 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
             "ChunksAccounted": counts.chunks_done,
         },
         "FailureReason": job.failure_reason,
+        "ExpeditedFallback": job.expedited_fallback,
+        "KeepRestoredDays": job.keep_restored_days,
         "CreatedAt": job.created_at,
         "UpdatedAt": job.updated_at,
         "FinishedAt": job.finished_at or None,

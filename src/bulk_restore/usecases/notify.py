@@ -43,15 +43,20 @@ class Notifier:
             claimed = self._claim(job, counts, JobStatus.RESTORING, f"step-{decision.step}", step=decision.step)
         self._flush(job, claimed)
 
-    def fail(self, job_id: str, reason: str) -> None:
-        """End a job as Failed (its manifest became unreadable, for one)."""
+    def end(self, job_id: str, status: JobStatus, reason: str) -> bool:
+        """End an active job as Failed, Cancelled or Timeout. False if it had already ended."""
         loaded = self.store.get_job_and_counts(job_id)
         if loaded is None:
-            return
+            return False
         job, counts = loaded
         job.failure_reason = reason
-        claimed = self._claim(job, counts, JobStatus.FAILED, "terminal", terminal=JobStatus.FAILED, failure_reason=reason)
+        claimed = self._claim(job, counts, status, "terminal", terminal=status, failure_reason=reason)
         self._flush(job, claimed)
+        return claimed is not None
+
+    def fail(self, job_id: str, reason: str) -> None:
+        """End a job as Failed (its manifest became unreadable, for one)."""
+        self.end(job_id, JobStatus.FAILED, reason)
 
     def _claim(self, job: RestoreJob, counts: Counts, status: JobStatus, kind: str, **how) -> str | None:
         message = build_message(job, counts, status, kind, now_iso())
@@ -75,4 +80,5 @@ class Notifier:
             logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
             if message.get("EventType") == "JobFinished":
                 self.store.unregister_buckets(job.job_id, job.planning.buckets)
+                self.store.deactivate(job.job_id)
             self.store.clear_event(job.job_id, eid)

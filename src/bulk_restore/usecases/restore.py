@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord
 from bulk_restore.adapters.s3 import S3Gateway
-from bulk_restore.domain.model import ManifestError, ObjectId, ObjectState, RestoreJob
+from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier
+from bulk_restore.domain.outcomes import NO_CAPACITY, RetryLater
 from bulk_restore.usecases.notify import Notifier
+from bulk_restore.usecases.pacing import Pacer
 
 logger = Logger(child=True)
 
+NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
+BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack may not restore from this bucket (AllowedBuckets)")
+
 
 class RestoreWorker:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16):
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
+                 pacer: Pacer | None = None, allowed_buckets: frozenset[str] | None = None):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
         self.concurrency = concurrency
+        self.pacer = pacer
+        self.allowed_buckets = allowed_buckets  # None: every bucket
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
@@ -34,7 +43,14 @@ class RestoreWorker:
         if not done:
             # Objects that already exist belong to an earlier manifest line (counted there): never request twice.
             todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
-            records = self._request(job, todo)
+            if job.status.is_terminal:
+                records = [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
+            else:
+                refused = [(line, obj) for line, obj in todo if not self._allowed(obj.bucket)]
+                todo = [(line, obj) for line, obj in todo if self._allowed(obj.bucket)]
+                if self.pacer is not None and todo:
+                    self.pacer.acquire(job_id, len(todo))
+                records = self._request(job, todo) + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
             records += [
                 ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
                 for e in errors
@@ -44,11 +60,36 @@ class RestoreWorker:
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
         self.notifier.evaluate(job_id)
 
+    def _allowed(self, bucket: str) -> bool:
+        return self.allowed_buckets is None or bucket in self.allowed_buckets
+
+    @staticmethod
+    def _record(job: RestoreJob, line: int, obj: ObjectId, outcome: ObjectOutcome) -> ObjectRecord:
+        return ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id, outcome.state, outcome.reason, line)
+
+    def _restore(self, job: RestoreJob, obj: ObjectId) -> ObjectOutcome:
+        """One object's restore; Expedited falls back to Standard when the job allows it."""
+        fallback = job.tier is Tier.EXPEDITED and job.expedited_fallback
+        try:
+            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days)
+        except RetryLater as exc:
+            if not (fallback and exc.code == NO_CAPACITY):
+                raise  # the chunk is retried later; the objects it restored answer 409 then
+            return self._with_standard(job, obj, "Expedited had no capacity")
+        if fallback and outcome.state is ObjectState.FAILED and outcome.reason.startswith("InvalidArgument"):
+            return self._with_standard(job, obj, f"Expedited was refused ({outcome.reason})")
+        return outcome
+
+    def _with_standard(self, job: RestoreJob, obj: ObjectId, why: str) -> ObjectOutcome:
+        outcome = self.s3.restore_with_retries(obj, Tier.STANDARD, job.expiration_days)
+        if outcome.state is ObjectState.FAILED:
+            return outcome
+        return replace(outcome, reason=f"restored with Standard: {why}")
+
     def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
         def one(item: tuple[int, ObjectId]) -> ObjectRecord:
             line, obj = item
-            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days)
-            return ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id, outcome.state, outcome.reason, line)
+            return self._record(job, line, obj, self._restore(job, obj))
 
         if len(todo) <= 1 or self.concurrency <= 1:
             return [one(item) for item in todo]
