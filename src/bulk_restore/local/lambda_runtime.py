@@ -81,7 +81,9 @@ class SqsEventSource:
 
     def _receive(self, sqs: Any) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.window_seconds
+        # As in Lambda, the batching window opens with the first message: an empty queue answers
+        # at once instead of being polled for the whole window.
+        deadline = time.monotonic()
         while len(messages) < self.batch_size:
             got = sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -91,8 +93,10 @@ class SqsEventSource:
                 VisibilityTimeout=max(self.timeout_s * 6, 30),
                 WaitTimeSeconds=0,
             ).get("Messages", [])
+            if got and not messages:
+                deadline = time.monotonic() + self.window_seconds
             messages.extend(got)
-            if self.fifo or not got and time.monotonic() >= deadline:
+            if self.fifo or not messages or not got and time.monotonic() >= deadline:
                 break
             if not got:
                 time.sleep(0.05)
