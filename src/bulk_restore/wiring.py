@@ -16,6 +16,7 @@ from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.plan import Planner
 from bulk_restore.usecases.restore import RestoreWorker
+from bulk_restore.usecases.sweep import Sweeper
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     planner: Planner
     restorer: RestoreWorker
     completions: CompletionRecorder
+    sweeper: Sweeper
 
 
 def build_services(settings: Settings) -> Services:
@@ -38,6 +40,7 @@ def build_services(settings: Settings) -> Services:
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url)
     publisher = EventPublisher(settings.topic_arn)
     notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
+    pacer = Pacer(store, settings.restore_rate_per_second)
     return Services(
         settings=settings,
         store=store,
@@ -48,8 +51,9 @@ def build_services(settings: Settings) -> Services:
         jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, settings.allowed_bucket_set),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency,
-                               Pacer(store, settings.restore_rate_per_second), settings.allowed_bucket_set),
+                               pacer, settings.allowed_bucket_set),
         completions=CompletionRecorder(store, notifier),
+        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer),
     )
 
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
 from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, Tier
-from bulk_restore.domain.outcomes import RetryLater, classify
+from bulk_restore.domain.outcomes import THROTTLING, RetryLater, classify
 
 SAMPLE_BYTES = 64 * 1024
 READ_BLOCK = 256 * 1024
@@ -107,6 +107,31 @@ class S3Gateway:
                     raise
                 time.sleep(min(5.0, 0.1 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
+
+    def restore_status(self, obj: ObjectId) -> str:
+        """Where an object's restore stands, by HeadObject: "restored", "ongoing" or "missing"."""
+        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            kwargs["VersionId"] = obj.version_id
+        try:
+            head = self.client.head_object(**kwargs)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion"):
+                return "missing"
+            if code in THROTTLING or status in (500, 503):
+                raise RetryLater(code or str(status)) from exc
+            raise
+        restore = head.get("Restore", "")
+        if 'ongoing-request="false"' in restore:
+            return "restored"
+        if 'ongoing-request="true"' in restore:
+            return "ongoing"
+        if head.get("StorageClass") == "INTELLIGENT_TIERING" and not head.get("ArchiveStatus"):
+            return "restored"  # back in an access tier: readable
+        if head.get("StorageClass") not in ("GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"):
+            return "restored"
+        return "ongoing"
 
     # ---- notifications ---------------------------------------------------------------------
 

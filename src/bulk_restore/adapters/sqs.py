@@ -38,3 +38,37 @@ class QueueGateway:
                     break
             else:
                 raise RuntimeError(f"SQS did not accept {len(entries)} restore chunk(s)")
+
+
+def move_messages(client: Any, source_url: str, target_url: str, limit: int | None = None) -> int:
+    """Move messages from a dead-letter queue back to the queue they came from. Returns how many.
+
+    Each message is sent before it is deleted, so a crash can duplicate one (the workers drop
+    duplicates) but never lose one. FIFO messages keep their group; they get a new
+    deduplication id so the queue does not drop them as copies.
+    """
+    moved = 0
+    fifo = target_url.endswith(".fifo")
+    while limit is None or moved < limit:
+        batch = client.receive_message(
+            QueueUrl=source_url,
+            MaxNumberOfMessages=10 if limit is None else max(1, min(10, limit - moved)),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+            VisibilityTimeout=60,
+        ).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            kwargs: dict[str, Any] = {"QueueUrl": target_url, "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                kwargs["MessageAttributes"] = message["MessageAttributes"]
+            if fifo:
+                attributes = message.get("Attributes", {})
+                kwargs["MessageGroupId"] = attributes.get("MessageGroupId", "redrive")
+                kwargs["MessageDeduplicationId"] = f"redrive-{message['MessageId']}"
+            client.send_message(**kwargs)
+            client.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved

@@ -80,5 +80,6 @@ class Notifier:
             logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
             if message.get("EventType") == "JobFinished":
                 self.store.unregister_buckets(job.job_id, job.planning.buckets)
-                self.store.deactivate(job.job_id)
+                if not (job.keep_restored_days and message["Status"] == JobStatus.COMPLETE.value):
+                    self.store.deactivate(job.job_id)  # a job whose copies are kept stays on the sweeper's list
             self.store.clear_event(job.job_id, eid)

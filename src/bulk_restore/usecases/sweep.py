@@ -1,0 +1,139 @@
+"""The sweeper: a scheduled look at every running job, for what events missed.
+
+Per run and per job it may: publish an event a crashed worker claimed but did not send; end a
+job whose completion evaluation was lost; re-ask a stalled planner for its step; end a job
+past its deadline with one Timeout event; and, once a job's restores should have completed,
+check a bounded page of its still-RESTORING objects with HeadObject (paced, resuming where the
+last run stopped), completing them through the same transactions as events do. Only running
+jobs are read (one partition lists them), never the whole table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aws_lambda_powertools import Logger
+
+from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord
+from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.model import Counts, JobStatus, ObjectId, ObjectState, RestoreJob
+from bulk_restore.domain.outcomes import RetryLater
+from bulk_restore.domain.timing import default_deadline, due, expected_window, parse_time
+from bulk_restore.settings import Settings
+from bulk_restore.usecases.notify import Notifier
+from bulk_restore.usecases.pacing import Pacer
+
+logger = Logger(child=True)
+
+GONE = "the object was deleted (or its version removed) while it was restoring"
+
+
+class Sweeper:
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier, settings: Settings,
+                 pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self.store = store
+        self.s3 = s3
+        self.queues = queues
+        self.notifier = notifier
+        self.settings = settings
+        self.pacer = pacer
+        self.clock = clock
+        self.sleep = sleep
+
+    def run(self, remaining_ms: Callable[[], int], reserve_ms: int = 20_000) -> dict[str, int]:
+        report = {"jobs": 0, "checked": 0, "completed": 0, "timed_out": 0}
+        for job_id in self.store.active_jobs():
+            if remaining_ms() < reserve_ms:
+                break
+            report["jobs"] += 1
+            try:
+                self.sweep_job(job_id, report)
+            except RetryLater:
+                logger.info("S3 asked to slow down; the sweep goes on next run", extra={"job_id": job_id})
+        logger.info("sweep done", extra=report)
+        return report
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None)
+
+    def sweep_job(self, job_id: str, report: dict[str, int]) -> None:
+        self.notifier.evaluate(job_id)  # publishes what a crashed worker left; ends a finished job
+        loaded = self.store.get_job_and_counts(job_id)
+        if loaded is None:
+            self.store.deactivate(job_id)
+            return
+        job, counts = loaded
+        now = self._now()
+        scale = self.settings.time_scale
+        if job.status.is_terminal:
+            if job.keep_restored_days and job.status is JobStatus.COMPLETE:
+                self._renew(job, now, report)
+            elif not job.outbox:
+                self.store.deactivate(job_id)
+            return
+        if not job.planning.done and due(job.updated_at, self.settings.stalled_planning_seconds * scale, now):
+            logger.info("planning stalled: step asked again", extra={"job_id": job_id, "step": job.planning.step})
+            self.queues.send_plan_step(job_id, job.planning.step)
+        deadline = job.deadline_seconds or default_deadline(job.tier, scale)
+        if due(job.created_at, deadline, now):
+            reason = (
+                f"deadline of {deadline / 3600:g} h passed with {counts.restoring} objects still restoring"
+                f" and planning {'complete' if job.planning.done else 'incomplete'}:"
+                f" list them with GET /jobs/{job_id}/objects?state=RESTORING"
+            )
+            if self.notifier.end(job_id, JobStatus.TIMEOUT, reason):
+                report["timed_out"] += 1
+            return
+        if counts.restoring and due(job.created_at, expected_window(job.tier, scale), now):
+            if self.clock() >= float(job.sweep.get("next_at", 0)):
+                self._check_restoring(job, counts, report)
+
+    def _check_restoring(self, job: RestoreJob, counts: Counts, report: dict[str, int]) -> None:
+        records, token = self.store.list_objects(
+            job.job_id, ObjectState.RESTORING, self.settings.sweep_objects_per_job, job.sweep.get("token")
+        )
+        restored: list[ObjectRecord] = []
+        gone: list[ObjectRecord] = []
+        pause = 1.0 / self.settings.sweep_heads_per_second
+        for record in records:
+            status = self.s3.restore_status(ObjectId(record.bucket, record.key, record.version_id))
+            report["checked"] += 1
+            if status == "restored":
+                restored.append(record)
+            elif status == "missing":
+                gone.append(record)
+            self.sleep(pause)
+        moved = self.store.transition(job.job_id, restored, ObjectState.RESTORED) if restored else 0
+        moved += self.store.transition(job.job_id, gone, ObjectState.FAILED, GONE) if gone else 0
+        report["completed"] += moved
+        if moved:
+            logger.info("sweep completed objects whose events were missed", extra={"job_id": job.job_id, "objects": moved})
+        next_at = 0.0 if token else self.clock() + self.settings.sweep_interval_seconds * self.settings.time_scale
+        self.store.save_sweep(job.job_id, {"token": token, "next_at": int(next_at)})
+        self.notifier.evaluate(job.job_id)
+
+    def _renew(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:
+        """Keep a finished job's restored copies readable: S3 answers 200 and moves the expiry."""
+        scale = self.settings.time_scale
+        if not job.finished_at or due(job.finished_at, job.keep_restored_days * 86400 * scale, now):
+            self.store.deactivate(job.job_id)
+            return
+        if self.clock() < float(job.sweep.get("renew_at", 0)):
+            return
+        if not job.sweep.get("renew_at"):
+            # First renewal half a day before the first expiry; then every expiration_days.
+            first = parse_time(job.finished_at).replace(tzinfo=UTC).timestamp() + (job.expiration_days - 0.5) * 86400 * scale
+            self.store.save_sweep(job.job_id, {**job.sweep, "renew_at": int(first)})
+            if self.clock() < first:
+                return
+        records, token = self.store.list_objects(job.job_id, ObjectState.RESTORED, self.settings.sweep_objects_per_job, job.sweep.get("renew_token"))
+        if self.pacer is not None and records:
+            self.pacer.acquire(job.job_id, len(records))
+        for record in records:
+            self.s3.restore_with_retries(ObjectId(record.bucket, record.key, record.version_id), job.tier, job.expiration_days)
+            report["checked"] += 1
+        renew_at = self.clock() if token else self.clock() + job.expiration_days * 86400 * scale
+        self.store.save_sweep(job.job_id, {**job.sweep, "renew_token": token, "renew_at": int(renew_at)})
