@@ -173,6 +173,7 @@ class DynamoJobStore:
             "step": p.step,
             "done": p.done,
             "buckets": list(p.buckets),
+            "versioned_line": p.versioned_line,
         }
 
     @staticmethod
@@ -199,6 +200,7 @@ class DynamoJobStore:
                 step=_int(p.get("step")),
                 done=bool(p.get("done", False)),
                 buckets=list(p.get("buckets", [])),
+                versioned_line=_int(p.get("versioned_line")),
             ),
             engine=item.get("engine", "direct"),
             expedited_fallback=bool(item.get("expedited_fallback", False)),

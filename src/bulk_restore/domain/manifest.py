@@ -165,3 +165,22 @@ def sniff(sample: bytes, complete: bool) -> ManifestError | None:
     if not complete:
         return ManifestError(1, f"line 1 is longer than {MAX_LINE_BYTES} bytes: not a manifest row")
     return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+
+
+def check_versioning(entry: ManifestEntry, versioned_line: int) -> tuple[ManifestEntry | ManifestError, int]:
+    """Every row has a version id or none does (as in S3 Batch Operations manifests).
+
+    ``versioned_line`` remembers the first valid row: +line if it had a version id, -line if
+    not, 0 before any. Returns the row (or the error it becomes) and the updated marker.
+    """
+    has_version = entry.object.version_id is not None
+    if versioned_line == 0:
+        return entry, entry.line if has_version else -entry.line
+    if (versioned_line > 0) == has_version:
+        return entry, versioned_line
+    first = abs(versioned_line)
+    if has_version:
+        message = f"this row has a version id but the manifest's first row (line {first}) has none: every row must have one or none"
+    else:
+        message = f"this row has no version id but the manifest's first row (line {first}) has one: every row must have one or none"
+    return ManifestError(entry.line, message, f"{entry.object.bucket},{encode_key(entry.object.key)}"), versioned_line

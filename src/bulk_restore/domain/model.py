@@ -175,6 +175,7 @@ class PlanningState:
     step: int = 0
     done: bool = False
     buckets: list[str] = field(default_factory=list)
+    versioned_line: int = 0  # the first valid row's line, with a version id (> 0) or without (< 0)
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
-from bulk_restore.domain.manifest import iter_lines, parse_row, too_long_error
+from bulk_restore.domain.manifest import check_versioning, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, PlanningState, RestoreJob
 from bulk_restore.usecases.notify import Notifier
 
@@ -89,6 +89,7 @@ class Planner:
         offset, line_no = start.byte_offset, start.lines_read
         chunk: _Chunk | None = None
         finished = True
+        versioned_line = start.versioned_line
 
         def flush(c: _Chunk) -> None:
             nonlocal chunks_emitted
@@ -114,6 +115,8 @@ class Planner:
                 chunk = _Chunk(number)
             row = too_long_error(raw.number, raw.data) if raw.too_long else parse_row(raw.number, raw.data)
             if isinstance(row, ManifestEntry):
+                row, versioned_line = check_versioning(row, versioned_line)
+            if isinstance(row, ManifestEntry):
                 if row.object.bucket not in buckets and len(buckets) >= MAX_BUCKETS_PER_JOB:
                     row = ManifestError(raw.number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
                 elif row.object.ref not in chunk.refs:
@@ -135,6 +138,7 @@ class Planner:
             step=start.step + 1,
             done=finished,
             buckets=buckets,
+            versioned_line=versioned_line,
         )
 
     def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]]) -> None:
