@@ -34,3 +34,7 @@ class JobAlreadyFinished(BulkRestoreError):
 
 class BucketNotAllowed(BulkRestoreError):
     code = "BucketNotAllowed"
+
+
+class RequestTooLarge(BulkRestoreError):
+    code = "RequestTooLarge"

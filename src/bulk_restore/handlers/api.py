@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bulk_restore.domain.errors import InvalidRequest
+from bulk_restore.domain.errors import InvalidRequest, RequestTooLarge
 from bulk_restore.handlers import http_errors
 from bulk_restore.usecases.jobs import CreateJobRequest, status_document
 from bulk_restore.wiring import services
@@ -24,8 +24,13 @@ def _base_url() -> str:
     return f"{proto}://{event.get_header_value('Host', default_value='localhost', case_sensitive=False)}{prefix}"
 
 
+MAX_BODY_BYTES = 16 * 1024  # a create-job body is a few hundred bytes; the manifest stays in S3
+
+
 @app.post("/create-job")
 def create_job() -> dict:
+    if len(app.current_event.body or "") > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: put the object list in the manifest, in S3")
     request = CreateJobRequest.model_validate(app.current_event.json_body or {})
     key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
     job, created = services().jobs.create(request, key)

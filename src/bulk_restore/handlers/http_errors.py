@@ -17,6 +17,7 @@ from bulk_restore.domain.errors import (
     JobNotFound,
     ManifestChanged,
     ManifestUnreadable,
+    RequestTooLarge,
 )
 
 logger = Logger(child=True)
@@ -28,6 +29,7 @@ STATUS = {
     JobAlreadyFinished: 409,
     ManifestUnreadable: 422,
     ManifestChanged: 422,
+    RequestTooLarge: 413,
 }
 
 
