@@ -31,7 +31,9 @@ MAX_BODY_BYTES = 16 * 1024  # a create-job body is a few hundred bytes; the mani
 def create_job() -> dict:
     if len(app.current_event.body or "") > MAX_BODY_BYTES:
         raise RequestTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: put the object list in the manifest, in S3")
-    request = CreateJobRequest.model_validate(app.current_event.json_body or {})
+    if not (app.current_event.body or "").strip():
+        raise InvalidRequest("the request body is empty: send a JSON object with bucket, key and tier")
+    request = CreateJobRequest.model_validate(app.current_event.json_body)
     key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
     job, created = services().jobs.create(request, key)
     logger.info("job accepted", extra={"job_id": job.job_id, "created": created, "tier": job.tier.value})
