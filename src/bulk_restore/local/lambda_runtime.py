@@ -156,8 +156,12 @@ class ScheduleSource:
     every_seconds: float
     timeout_s: int = 60
     region: str = "us-east-1"
+    input: Any = None  # the rule target's constant Input: sent instead of the scheduled event
 
     def fire(self) -> None:
+        if self.input is not None:
+            self.handler(self.input, LambdaContext(self.function_name, self.timeout_s, region=self.region))
+            return
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),

@@ -1,0 +1,257 @@
+"""The local stack is made from template.yaml itself: loader, intrinsics, provisioner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bulk_restore.local.provision import merge_globals, provision, rate_seconds
+from bulk_restore.local.template import (
+    Resolver,
+    TemplateError,
+    Unresolvable,
+    dependency_order,
+    parse_parameters,
+    parse_template,
+    references,
+)
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+needs_template = pytest.mark.skipif(not TEMPLATE.exists(), reason="template.yaml is not there yet")
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+# ---- the loader and the intrinsics ----------------------------------------------------------
+
+SHORT_AND_LONG = """
+AWSTemplateFormatVersion: 2010-09-09
+Parameters:
+  Env: {Type: String, Default: dev, AllowedValues: [dev, prod]}
+  Size: {Type: Number, Default: 3, MinValue: 1}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  NotProd: !Not [!Condition IsProd]
+  Both: !And [!Condition NotProd, !Equals [a, a]]
+  Either: {"Fn::Or": [{"Condition": "IsProd"}, {"Fn::Equals": ["x", "y"]}]}
+Mappings:
+  Sizes: {dev: {Memory: 128}}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${AWS::StackName}-${Env}-q"
+  Other:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub
+        - "${Base}-other-${Queue.QueueName}"
+        - Base: !Select [1, !Split ["/", "a/b/c"]]
+      Tags:
+        - Key: joined
+          Value: !Join ["-", [!Ref Env, !GetAtt Queue.Arn, {"Fn::GetAtt": ["Queue", "QueueName"]}]]
+        - Key: chosen
+          Value: !If [IsProd, big, !FindInMap [Sizes, !Ref Env, Memory]]
+        - !If [Both, {Key: both, Value: "yes"}, !Ref AWS::NoValue]
+        - Key: literal
+          Value: !Sub "${!NotAVariable}"
+        - Key: long
+          Value: {"Fn::Sub": "${Env}-${Size}"}
+"""
+
+
+def resolver_for(doc, parameters=None, made=None):
+    refs = {"AWS::StackName": "st", "AWS::Region": "us-east-1", **parse_parameters(doc, parameters)}
+    attributes = {}
+    for name, (ref, attrs) in (made or {}).items():
+        refs[name] = ref
+        attributes[name] = attrs
+    return Resolver(refs, attributes, doc.get("Conditions"), doc.get("Mappings"))
+
+
+def test_short_forms_load_as_their_long_forms():
+    doc = parse_template(SHORT_AND_LONG)
+
+    assert doc["AWSTemplateFormatVersion"] == "2010-09-09"  # a string, not a date
+    other = doc["Resources"]["Other"]["Properties"]
+    assert other["QueueName"]["Fn::Sub"][1]["Base"] == {"Fn::Select": [1, {"Fn::Split": ["/", "a/b/c"]}]}
+    assert other["Tags"][0]["Value"]["Fn::Join"][1][1] == {"Fn::GetAtt": ["Queue", "Arn"]}
+    assert doc["Conditions"]["NotProd"] == {"Fn::Not": [{"Condition": "IsProd"}]}
+
+
+def test_intrinsics_resolve_in_both_forms():
+    doc = parse_template(SHORT_AND_LONG)
+    resolver = resolver_for(doc, made={"Queue": ("https://q/st-dev-q", {"Arn": "arn:q", "QueueName": "st-dev-q"})})
+
+    assert resolver.resolve(doc["Resources"]["Queue"]["Properties"]) == {"QueueName": "st-dev-q"}
+    props = resolver.resolve(doc["Resources"]["Other"]["Properties"])
+    assert props["QueueName"] == "b-other-st-dev-q"
+    assert props["Tags"] == [
+        {"Key": "joined", "Value": "dev-arn:q-st-dev-q"},
+        {"Key": "chosen", "Value": 128},
+        {"Key": "both", "Value": "yes"},
+        {"Key": "literal", "Value": "${NotAVariable}"},
+        {"Key": "long", "Value": "dev-3"},
+    ]
+    assert resolver.condition("Either") is False
+
+
+def test_conditions_follow_parameter_overrides_and_no_value_disappears():
+    doc = parse_template(SHORT_AND_LONG)
+    resolver = resolver_for(doc, {"Env": "prod"}, made={"Queue": ("u", {"Arn": "a", "QueueName": "n"})})
+
+    tags = resolver.resolve(doc["Resources"]["Other"]["Properties"]["Tags"])
+
+    assert {"Key": "chosen", "Value": "big"} in tags
+    assert not any(t["Key"] == "both" for t in tags)
+    assert resolver.condition("Either") is True
+
+
+def test_parameters_are_checked_against_their_constraints():
+    doc = parse_template(SHORT_AND_LONG)
+
+    assert parse_parameters(doc) == {"Env": "dev", "Size": "3"}
+    with pytest.raises(TemplateError):
+        parse_parameters(doc, {"Env": "qa"})
+    with pytest.raises(TemplateError):
+        parse_parameters(doc, {"Size": "0"})
+    with pytest.raises(TemplateError):
+        parse_parameters(doc, {"Nope": "1"})
+
+
+def test_references_order_the_resources_and_unknown_ones_are_unresolvable():
+    doc = parse_template(SHORT_AND_LONG)
+
+    assert references(doc["Resources"]["Other"]["Properties"]) >= {"Queue", "Env"}
+    assert dependency_order({"B": {"Properties": {"X": {"Ref": "A"}}}, "A": {}, "C": {"DependsOn": "B"}}) == ["A", "B", "C"]
+    with pytest.raises(TemplateError):
+        dependency_order({"A": {"Properties": {"X": {"Ref": "B"}}}, "B": {"Properties": {"X": {"Fn::Sub": "${A.Arn}"}}}})
+    with pytest.raises(Unresolvable):
+        resolver_for(doc).resolve({"Ref": "Missing"})
+
+
+def test_globals_merge_the_sam_way_and_rates_become_seconds():
+    merged = merge_globals(
+        {"Timeout": 60, "Environment": {"Variables": {"A": "1", "B": "2"}}, "Layers": ["g"]},
+        {"Timeout": 900, "Environment": {"Variables": {"B": "own"}}, "Layers": ["f"]},
+    )
+
+    assert merged == {"Timeout": 900, "Environment": {"Variables": {"A": "1", "B": "own"}}, "Layers": ["g", "f"]}
+    assert rate_seconds("rate(5 minutes)") == 300
+    assert rate_seconds("rate(1 hour)") == 3600
+    assert rate_seconds("cron(0 12 * * ? *)") is None
+
+
+SCHEDULED = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Timeout: 30
+    Environment: {Variables: {QUEUE: !Ref Work}}
+Resources:
+  Work:
+    Type: AWS::SQS::Queue
+  Sweeper:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: bulk_restore.handlers.planner.handler
+      Events:
+        Every:
+          Type: Schedule
+          Properties: {Schedule: rate(15 minutes), Input: '{"sweep": true}'}
+        Nightly:
+          Type: Schedule
+          Properties: {Schedule: "cron(0 3 * * ? *)"}
+        Off:
+          Type: Schedule
+          Properties: {Schedule: rate(1 minute), Enabled: false}
+  Role:
+    Type: AWS::IAM::Role
+    Properties: {AssumeRolePolicyDocument: {}}
+"""
+
+
+def test_schedule_events_become_schedule_sources(aws):
+    stack = provision(parse_template(SCHEDULED), stack_name="sched")
+
+    [spec] = stack.functions.values()
+    assert spec.environment == {"QUEUE": stack.ref("Work")}
+    assert spec.timeout == 30
+    assert [(s.name, s.every_seconds, s.enabled) for s in spec.schedules] == [("Every", 900, True), ("Nightly", None, True), ("Off", 60, False)]
+    [source] = stack.schedule_sources(load=lambda path: print, scale=0.01, minimum_seconds=1)
+    assert source.every_seconds == 9 and source.input == {"sweep": True}
+    assert [(s.logical_id, s.type) for s in stack.skipped] == [("Role", "AWS::IAM::Role")]
+
+
+# ---- the real template ------------------------------------------------------------------------
+
+
+@needs_template
+def test_the_template_is_provisioned_with_every_resource_it_needs(aws):
+    stack = provision(TEMPLATE, stack_name="br-local", parameters={"ProgressStepPercent": "25"})
+    ddb, sqs, sns, events = (boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "sqs", "sns", "events"))
+
+    table = ddb.describe_table(TableName=stack.ref("JobTable"))["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    assert ddb.describe_time_to_live(TableName=stack.ref("JobTable"))["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+
+    plan = sqs.get_queue_attributes(QueueUrl=stack.ref("PlanQueue"), AttributeNames=["All"])["Attributes"]
+    assert stack.ref("PlanQueue").endswith("/br-local-plan.fifo")
+    assert plan["FifoQueue"] == "true"
+    assert json.loads(plan["RedrivePolicy"])["deadLetterTargetArn"] == stack.attribute("PlanDeadLetterQueue", "Arn")
+    for queue in ("RestoreQueue", "CompletionQueue", "JobEventsQueue"):
+        redrive = sqs.get_queue_attributes(QueueUrl=stack.ref(queue), AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+        dead_letter = queue.replace("Queue", "DeadLetterQueue")
+        assert json.loads(redrive)["deadLetterTargetArn"] == stack.attribute(dead_letter, "Arn")
+
+    [subscription] = sns.list_subscriptions_by_topic(TopicArn=stack.ref("JobTopic"))["Subscriptions"]
+    assert subscription["Endpoint"] == stack.attribute("JobEventsQueue", "Arn")
+    attrs = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])["Attributes"]
+    assert attrs["RawMessageDelivery"] == "true"
+
+    rule = events.describe_rule(Name=stack.ref("RestoreCompletedRule"))
+    assert json.loads(rule["EventPattern"]) == {"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}
+    [target] = events.list_targets_by_rule(Rule=stack.ref("RestoreCompletedRule"))["Targets"]
+    assert target["Arn"] == stack.attribute("CompletionQueue", "Arn")
+
+    assert stack.output("TopicArn") == stack.ref("JobTopic")
+    assert stack.output("JobEventsQueueUrl") == stack.ref("JobEventsQueue")
+    assert {s.type for s in stack.skipped} >= {"AWS::Logs::LogGroup"}
+
+
+@needs_template
+def test_the_functions_get_their_environment_and_event_sources(aws):
+    stack = provision(TEMPLATE, stack_name="br-local", parameters={"ProgressStepPercent": "25"})
+
+    env = stack.function_environment()
+    assert env["TABLE_NAME"] == stack.ref("JobTable")
+    assert env["PLAN_QUEUE_URL"] == stack.ref("PlanQueue")
+    assert env["RESTORE_QUEUE_URL"] == stack.ref("RestoreQueue")
+    assert env["TOPIC_ARN"] == stack.ref("JobTopic")
+    assert env["PROGRESS_STEP_PERCENT"] == "25"
+
+    sources = {s.function_name: s for s in stack.sqs_event_sources(load=lambda path: path)}
+    planner = sources[stack.ref("PlannerFunction")]
+    assert (planner.queue_url, planner.batch_size, planner.report_failures, planner.fifo) == (stack.ref("PlanQueue"), 1, True, True)
+    restorer = sources[stack.ref("RestoreFunction")]
+    assert (restorer.batch_size, restorer.window_seconds, restorer.report_failures) == (10, 1.0, True)
+    completion = sources[stack.ref("CompletionFunction")]
+    assert (completion.queue_url, completion.batch_size, completion.window_seconds) == (stack.ref("CompletionQueue"), 100, 5.0)
+    assert completion.handler == "bulk_restore.handlers.completion.handler"
+    assert completion.timeout_s == stack.functions["CompletionFunction"].timeout
+
+    routes = {(r.method, r.path): r for r in stack.routes()}
+    assert {("POST", "/create-job"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects")} <= set(routes)
+    assert all(r.api_key_required and r.stage == "prod" for r in routes.values())
+    assert stack.functions["ApiFunction"].timeout == 29
