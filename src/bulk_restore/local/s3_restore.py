@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import random
 import threading
 import time
 import uuid
@@ -55,22 +56,34 @@ _STATE_ATTR = "_bulk_restore_emulated"  # on a moto FakeKey: its _RestoreState
 @dataclass(frozen=True)
 class RestoreTimings:
     """Seconds a restore takes per (archive class, tier). Archive class: GLACIER, DEEP_ARCHIVE,
-    ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS (the Intelligent-Tiering archive tiers)."""
+    ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS (the Intelligent-Tiering archive tiers).
+
+    The times are upper bounds, as AWS states them ("within 3-5 hours"). With ``spread`` > 0
+    each restore takes a random time between (1 - spread) and 1 times its bound, so the
+    restores of one job complete over a while rather than all at once.
+    """
 
     seconds: dict[tuple[str, str], float]
+    spread: float = 0.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     @classmethod
-    def scaled(cls, standard_seconds: float) -> "RestoreTimings":
+    def scaled(cls, standard_seconds: float, spread: float = 0.0, seed: int | None = None) -> "RestoreTimings":
         """The real tiers' proportions, shrunk: Expedited s/5, Standard s, Bulk 2s; Deep Archive x2."""
+        if not 0 <= spread <= 1:
+            raise ValueError("spread must be between 0 and 1")
         base = {"Expedited": standard_seconds / 5, "Standard": float(standard_seconds), "Bulk": 2.0 * standard_seconds}
         table: dict[tuple[str, str], float] = {}
         for archive, factor in (("GLACIER", 1), ("ARCHIVE_ACCESS", 1), ("DEEP_ARCHIVE", 2), ("DEEP_ARCHIVE_ACCESS", 2)):
             for tier, seconds in base.items():
                 table[(archive, tier)] = seconds * factor
-        return cls(table)
+        return cls(table, spread, random.Random(seed))
+
+    def bound(self, archive: str, tier: str) -> float:
+        return self.seconds.get((archive, tier), self.seconds.get(("GLACIER", tier), 0.0))
 
     def duration(self, archive: str, tier: str) -> float:
-        return self.seconds.get((archive, tier), self.seconds.get(("GLACIER", tier), 0.0))
+        return self.bound(archive, tier) * (1 - self.spread * self.rng.random())
 
 
 @dataclass

@@ -1,0 +1,101 @@
+"""The `bulk-restore` command: `local` runs the stack on this machine, `demo` runs a bulk restore on it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"bulk-restore: {option} takes NAME=VALUE, not {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bulk-restore", description="Restore large sets of archived S3 objects.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser(
+        "local",
+        help="run the whole stack locally (AWS emulated by moto, functions in-process, API on HTTP)",
+        description="Run the stack in the foreground until SIGTERM or Ctrl-C. Prints one JSON line when ready.",
+    )
+    local.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
+    local.add_argument("--api-port", type=int, default=3000, help="port of the REST API (default 3000)")
+    local.add_argument("--aws-port", type=int, default=4566, help="port of the emulated AWS endpoint (default 4566)")
+    local.add_argument("--restore-seconds", type=float, default=5.0,
+                       help="seconds a Standard restore of a GLACIER object takes (Expedited /5, Bulk x2, Deep Archive x2; default 5)")
+    local.add_argument("--restore-spread", type=float, default=0.8,
+                       help="restores finish at random between (1 - spread) and 1 times their time (0 to 1; default 0.8)")
+    local.add_argument("--ready-file", type=Path, help="also write the ready line to this file")
+    local.add_argument("--region", default="us-east-1")
+    local.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
+    local.add_argument("--stack-name", default="bulk-restore-local")
+    local.add_argument("--parameter", action="append", metavar="NAME=VALUE", help="template parameter override (repeatable)")
+    local.add_argument("--env", action="append", metavar="NAME=VALUE", help="override a function environment variable (repeatable)")
+    local.add_argument("--api-key", help="API key to accept (default: a random one, printed in the ready line)")
+    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a real bulk restore on a fresh local stack and report it",
+        description="Start a local stack, archive objects with awkward keys, restore them through the API, follow the job's events.",
+    )
+    demo.add_argument("--objects", type=int, default=50, help="archived objects to restore (default 50)")
+    demo.add_argument("--restore-seconds", type=float, default=3.0, help="seconds a Standard restore takes locally (default 3)")
+    demo.add_argument("--tier", default="BULK", choices=["STANDARD", "BULK", "EXPEDITED"], type=str.upper,
+                      help="retrieval tier of the job (default BULK, the usual one for bulk restores)")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job to finish (default 120)")
+    demo.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "local":
+        return _local(args)
+    if args.command == "demo":
+        from bulk_restore.demo import DemoOptions, run_demo
+
+        options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=args.tier, timeout=args.timeout,
+                              template=args.template)
+        return run_demo(options)
+    raise AssertionError(args.command)
+
+
+def _local(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bulk_restore.local.stack import LocalStackConfig, run
+
+    environment = {"POWERTOOLS_LOG_LEVEL": args.log_level, **_pairs(args.env, "--env")}
+    config = LocalStackConfig(
+        host=args.host,
+        api_port=args.api_port,
+        aws_port=args.aws_port,
+        restore_seconds=args.restore_seconds,
+        restore_spread=args.restore_spread,
+        region=args.region,
+        template=args.template,
+        stack_name=args.stack_name,
+        parameters=_pairs(args.parameter, "--parameter"),
+        environment=environment,
+        api_key=args.api_key,
+    )
+    try:
+        return run(config, ready_file=args.ready_file)
+    except (OSError, ValueError) as exc:
+        logging.getLogger("bulk_restore.local").error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

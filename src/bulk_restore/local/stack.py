@@ -1,0 +1,296 @@
+"""`bulk-restore local`: the whole stack in one process, made from template.yaml.
+
+moto serves the AWS APIs on one port (with the faithful S3 restore emulation installed), the
+template's resources are made there, the functions run in-process on the local Lambda runtime
+(an SQS poller per event source mapping, a scheduler for schedules) and the REST API is served
+on another port, behind an API key, as API Gateway would serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bulk_restore.local.apigw import LocalRestApi, Route
+from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
+from bulk_restore.local.provision import ProvisionedStack, provision
+from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
+
+log = logging.getLogger("bulk_restore.local")
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# TIME_SCALE shrinks the functions' tier windows and deadlines. It is the larger of: what fits an
+# emulated Expedited restore (restore_seconds / 5) into Expedited's real 5-minute window, and
+# what gives the deadlines' one hour of slack room for the local stack's fixed delays (batching
+# windows, polling), about 20 seconds.
+EXPEDITED_WINDOW_SECONDS = 5 * 60
+LOCAL_FIXED_DELAY_SECONDS = 20.0
+
+
+@dataclass
+class LocalStackConfig:
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    aws_port: int = 4566
+    restore_seconds: float = 5.0
+    restore_spread: float = 0.8  # restores finish between 20% and 100% of their time
+    region: str = "us-east-1"
+    template: Path | None = None
+    stack_name: str = "bulk-restore-local"
+    parameters: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)  # overrides of the functions' variables
+    api_key: str | None = None
+    retry_delay: int = 1
+    min_schedule_seconds: float = 2.0
+
+    @property
+    def client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.client_host}:{self.aws_port}"
+
+    @property
+    def time_scale(self) -> float:
+        return max((self.restore_seconds / 5) / EXPEDITED_WINDOW_SECONDS, LOCAL_FIXED_DELAY_SECONDS / 3600)
+
+
+def find_template(explicit: str | Path | None = None) -> Path:
+    """The template: the one named, else ./template.yaml, else the one at the repository root."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"no template at {path}")
+        return path.resolve()
+    import bulk_restore
+
+    for candidate in (Path.cwd() / "template.yaml", Path(bulk_restore.__file__).resolve().parents[2] / "template.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no template.yaml here or at the repository root: pass --template PATH")
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"port {port} on {host} is in use ({exc.strerror}): choose another") from exc
+
+
+def configure_aws_environment(endpoint_url: str, region: str) -> None:
+    """Point every boto3 client of this process at the local endpoint, before any is made."""
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE"):
+            del os.environ[name]
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region})
+    _reset_cached_services()
+
+
+def _reset_cached_services() -> None:
+    from bulk_restore import settings, wiring
+
+    settings.get_settings.cache_clear()
+    wiring.services.cache_clear()
+
+
+class LocalStack:
+    """Starts and stops the local stack's parts, in order."""
+
+    def __init__(self, config: LocalStackConfig):
+        self.config = config
+        self.stop_event = threading.Event()
+        self.moto: Any = None
+        self.emulator: S3RestoreEmulator | None = None
+        self.stack: ProvisionedStack | None = None
+        self.api: LocalRestApi | None = None
+        self.pollers: list[Poller] = []
+        self.scheduler: Scheduler | None = None
+        self.api_key = config.api_key or secrets.token_urlsafe(24)
+
+    def start(self) -> dict[str, Any]:
+        """Bring everything up. Returns what a client needs to use the stack."""
+        config = self.config
+        template = find_template(config.template)
+        ensure_port_free(config.host, config.aws_port)
+        ensure_port_free(config.host, config.api_port)
+        configure_aws_environment(config.endpoint_url, config.region)
+
+        from moto.server import ThreadedMotoServer
+
+        self.moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
+        self.moto.start()
+        self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
+        self.emulator.start_clock(interval=min(0.1, max(config.restore_seconds / 20, 0.02)))
+        log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
+
+        import boto3
+
+        session = boto3.session.Session(region_name=config.region)
+        self.stack = stack = provision(
+            template,
+            clients=lambda service: session.client(service, endpoint_url=config.endpoint_url),
+            stack_name=config.stack_name,
+            parameters=config.parameters,
+            region=config.region,
+        )
+        for skipped in stack.skipped:
+            log.info("skipped %s (%s): %s", skipped.logical_id, skipped.type, skipped.reason)
+        for note in stack.notes:
+            log.info("note: %s", note)
+
+        environment = stack.function_environment()
+        environment["TIME_SCALE"] = f"{config.time_scale:.9f}"
+        environment.update(config.environment)
+        os.environ.update(environment)
+        _reset_cached_services()
+        self._make_code_importable(stack)
+
+        from bulk_restore import wiring
+
+        wiring.services()  # build the functions' clients once, here, not in racing poller threads
+        for source in stack.sqs_event_sources(retry_delay=config.retry_delay):
+            source.handler = _logged(source.handler, source.function_name)
+            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event, on_error=self._poller_error(source.function_name))
+            self.pollers.append(poller)
+        scale = float(environment["TIME_SCALE"])
+        schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
+        routes = [
+            Route(route.method, route.path, load_handler(stack.functions[route.function].handler), stack.functions[route.function].name,
+                  timeout_s=stack.functions[route.function].timeout, api_key_required=route.api_key_required, stage=route.stage,
+                  api_id=stack.apis[route.api].api_id if route.api in stack.apis else "local")
+            for route in stack.routes()
+        ]
+        self.api = LocalRestApi(routes, [self.api_key], host=config.host, port=config.api_port, region=config.region,
+                                account_id=stack.account_id).start()
+        for poller in self.pollers:
+            poller.start()
+        if schedules:
+            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc))
+            self.scheduler.start()
+        log.info("API up: %s (%d routes), %d event source(s), %d schedule(s)", self.api_url, len(routes), len(self.pollers), len(schedules))
+        return self.ready_info()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.config.client_host}:{self.config.api_port}"
+
+    def ready_info(self) -> dict[str, Any]:
+        stack = self.stack
+        assert stack is not None
+
+        def pick(output: str, logical_id: str) -> str | None:
+            value = stack.output(output)
+            if value is None and logical_id in stack.resources:
+                value = stack.ref(logical_id)
+            return value
+
+        return {
+            "api_url": self.api_url,
+            "api_key": self.api_key,
+            "aws_endpoint_url": self.config.endpoint_url,
+            "region": self.config.region,
+            "topic_arn": pick("TopicArn", "JobTopic"),
+            "events_queue_url": pick("JobEventsQueueUrl", "JobEventsQueue"),
+            "table_name": pick("TableName", "JobTable"),
+            "stack_name": stack.stack_name,
+            "restore_seconds": self.config.restore_seconds,
+            "pid": os.getpid(),
+        }
+
+    def stop(self) -> None:
+        """Stop everything that was started, in reverse order (idempotent)."""
+        self.stop_event.set()
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        for poller in self.pollers:
+            poller.join(timeout=10)
+        self.pollers = []
+        if self.scheduler is not None:
+            self.scheduler.join(timeout=5)
+            self.scheduler = None
+        if self.emulator is not None:
+            self.emulator.uninstall()
+            self.emulator = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    @staticmethod
+    def _poller_error(function_name: str) -> Any:
+        def report(exc: Exception) -> None:
+            log.error("event source of %s failed to poll: %s", function_name, exc)
+
+        return report
+
+    @staticmethod
+    def _make_code_importable(stack: ProvisionedStack) -> None:
+        """Functions load from their CodeUri, as Lambda would, when their package is not installed."""
+        if stack.template_dir is None:
+            return
+        for spec in stack.functions.values():
+            if spec.code_uri:
+                code = (stack.template_dir / spec.code_uri).resolve()
+                if code.is_dir() and str(code) not in sys.path:
+                    sys.path.append(str(code))
+
+
+def _logged(handler: Any, function_name: str) -> Any:
+    """The handler, logging each invocation's batch size and partial failures."""
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        records = len(event.get("Records") or [])
+        result = handler(event, context)
+        failures = len((result or {}).get("batchItemFailures") or []) if isinstance(result, dict) else 0
+        log.info("%s: %d record(s)%s", function_name, records, f", {failures} failed" if failures else "")
+        return result
+
+    return invoke
+
+
+def write_ready_file(path: Path, info: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees half a line."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def run(config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] | None = None) -> int:
+    """Run in the foreground until SIGTERM or SIGINT. The ready line goes to ``out``; the rest to stderr."""
+    out = out or sys.stdout
+    # The functions log to stdout (as in Lambda); here stdout carries only the ready line.
+    sys.stdout = sys.stderr
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    local = LocalStack(config)
+    try:
+        info = local.start()
+        if ready_file is not None:
+            write_ready_file(ready_file, info)
+        out.write(json.dumps(info) + "\n")
+        out.flush()
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        local.stop()
+        log.info("stopped")
+    return 0
