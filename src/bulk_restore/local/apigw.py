@@ -97,7 +97,7 @@ class LocalRestApi:
         return f"http://{host}:{port}"
 
     def start(self) -> "LocalRestApi":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-rest-api", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-rest-api", daemon=True)
         self._thread.start()
         return self
 

@@ -1,0 +1,256 @@
+"""`bulk-restore local` and `bulk-restore demo`, driven from outside over HTTP, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+import pytest
+import requests
+
+from bulk_restore.demo import free_port
+
+pytestmark = pytest.mark.e2e
+
+RESTORE_SECONDS = "1"
+
+
+def command(*args: str) -> list[str]:
+    """The installed console script, or the module if the script is not on this interpreter's path."""
+    script = Path(sys.executable).with_name("bulk-restore")
+    if script.exists():
+        return [str(script), *args]
+    found = shutil.which("bulk-restore")
+    return [found, *args] if found else [sys.executable, "-m", "bulk_restore.cli", *args]
+
+
+def clean_env() -> dict[str, str]:
+    """No credentials, profile or endpoint of the developer's machine reach the subprocess."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+class RunningStack:
+    def __init__(self, tmp: Path, *extra: str):
+        self.ready_file = tmp / f"ready-{uuid.uuid4().hex[:6]}.json"
+        self.log = (tmp / f"stack-{uuid.uuid4().hex[:6]}.log").open("wb")
+        self.process = subprocess.Popen(
+            command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--restore-seconds", RESTORE_SECONDS,
+                    "--ready-file", str(self.ready_file), "--env", "POWERTOOLS_LOG_LEVEL=WARNING", *extra),
+            stdout=subprocess.PIPE, stderr=self.log, env=clean_env(),
+        )
+        deadline = time.monotonic() + 60
+        while not self.ready_file.exists():
+            assert self.process.poll() is None, f"the stack exited with {self.process.returncode}: {self.log_text()}"
+            assert time.monotonic() < deadline, f"the stack was not ready in 60 s: {self.log_text()}"
+            time.sleep(0.1)
+        self.info = json.loads(self.ready_file.read_text())
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.info["aws_endpoint_url"], region_name=self.info["region"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    stack = RunningStack(tmp_path_factory.mktemp("local"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def api(local):
+    session = requests.Session()
+    session.headers["x-api-key"] = local.info["api_key"]
+    base = local.info["api_url"]
+
+    class Api:
+        url = base
+
+        @staticmethod
+        def get(path, **kwargs):
+            return session.get(base + path, timeout=30, **kwargs)
+
+        @staticmethod
+        def post(path, **kwargs):
+            return session.post(base + path, timeout=30, **kwargs)
+
+    return Api
+
+
+@pytest.fixture(scope="module")
+def archive(local):
+    """A bucket with objects of each archive class, one STANDARD object and a manifest that also names a missing key."""
+    s3 = local.client("s3")
+    bucket = f"e2e-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    objects = {
+        "glacier/a b+c.txt": ("GLACIER", {}),
+        "glacier/100% «ünïcode» 日本.txt": ("GLACIER", {}),
+        "deep/one,two.csv": ("DEEP_ARCHIVE", {}),
+        "deep/\"quoted\".bin": ("DEEP_ARCHIVE", {}),
+        "it/archive access.txt": ("INTELLIGENT_TIERING", {"archive-status": "ARCHIVE_ACCESS"}),
+        "it/deep archive access.txt": ("INTELLIGENT_TIERING", {"archive-status": "DEEP_ARCHIVE_ACCESS"}),
+        "standard/readable.txt": ("STANDARD", {}),
+    }
+    for key, (storage_class, metadata) in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode(), StorageClass=storage_class, Metadata=metadata)
+    keys = [*objects, "missing/not there.txt"]
+    s3.put_object(Bucket=bucket, Key="manifest.csv", Body="".join(f"{bucket},{quote(k, safe='/')}\r\n" for k in keys).encode())
+    return {"bucket": bucket, "keys": keys}
+
+
+def read_events(local, job_id, until_terminal=True, timeout=60.0, linger=0.0):
+    """The job's events from the JobEventsQueue (raw delivery), until its terminal one (and ``linger`` s more)."""
+    sqs = local.client("sqs")
+    url = local.info["events_queue_url"]
+    events, deadline, stop_at = [], time.monotonic() + timeout, None
+    while time.monotonic() < (stop_at or deadline):
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            body = json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if body.get("JobId") == job_id:
+                events.append(body)
+                if until_terminal and body["EventType"] == "JobFinished" and stop_at is None:
+                    stop_at = time.monotonic() + linger
+    return events
+
+
+# ---- the API ------------------------------------------------------------------------------------
+
+
+def test_the_api_wants_the_key(local):
+    url = local.info["api_url"]
+
+    assert requests.post(url + "/create-job", json={}).status_code == 403
+    wrong = requests.post(url + "/create-job", json={}, headers={"x-api-key": "wrong"})
+    assert (wrong.status_code, wrong.json()) == (403, {"message": "Forbidden"})
+    missing = requests.get(url + "/no/such/route", headers={"x-api-key": local.info["api_key"]})
+    assert (missing.status_code, missing.json()) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_a_missing_manifest_is_422(api, archive):
+    response = api.post("/create-job", json={"bucket": archive["bucket"], "key": "no-such-manifest.csv"})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "ManifestUnreadable"
+
+
+def test_a_job_runs_to_one_complete_event(local, api, archive):
+    request = {"bucket": archive["bucket"], "key": "manifest.csv", "tier": "STANDARD", "expiration_days": 1}
+    idempotency = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+
+    first = api.post("/create-job", json=request, headers=idempotency)
+    again = api.post("/create-job", json=request, headers=idempotency)
+
+    assert first.status_code == 200, first.text
+    job = first.json()
+    assert again.status_code == 200 and again.json()["BulkJobId"] == job["BulkJobId"]
+    assert (job["Created"], again.json()["Created"]) == (True, False)
+    assert job["SNSTopic"] == local.info["topic_arn"]
+    assert job["StatusUrl"] == f"{local.info['api_url']}/jobs/{job['JobId']}"
+    ddb = local.client("dynamodb")
+    jobs = ddb.scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key AND manifest.#b = :b",
+                    ExpressionAttributeNames={"#k": "key", "#b": "bucket"},
+                    ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": "manifest.csv"}, ":b": {"S": archive["bucket"]}})["Items"]
+    assert len(jobs) == 1
+
+    events = read_events(local, job["JobId"], linger=2.0)
+
+    finished = [e for e in events if e["EventType"] == "JobFinished"]
+    assert len(finished) == 1, events
+    [terminal] = finished
+    steps = [e for e in events if e["EventType"] == "JobProgress"]
+    assert steps, "at least one progress step before the end"
+    assert all(e["Status"] == "Restoring" and int(e["ProgressPercent"]) < 100 for e in steps)
+    assert events[-1] is terminal
+    for event in events:
+        for name in ("JobId", "BatchJobId", "Status", "ProgressPercent", "FailedBatchFiles"):
+            assert isinstance(event[name], str), (name, event)
+    assert (terminal["JobId"], terminal["BatchJobId"]) == (job["JobId"], job["JobId"])
+    assert (terminal["Status"], terminal["ProgressPercent"], terminal["FailedBatchFiles"]) == ("Complete", "100", "1")
+
+    status = api.get(f"/jobs/{job['JobId']}").json()
+    assert status["Status"] == "Complete" and status["BulkJobId"] == job["JobId"]
+    assert status["ProgressPercent"] == 100
+    assert {k: status["Counts"][k] for k in ("Total", "Restoring", "Restored", "Skipped", "Failed")} == {
+        "Total": 8, "Restoring": 0, "Restored": 6, "Skipped": 1, "Failed": 1}
+    assert status["FailedBatchFiles"] == 1
+    assert status["Manifest"]["Bucket"] == archive["bucket"] and status["SNSTopic"] == local.info["topic_arn"]
+    assert status["FinishedAt"]
+
+    failed = api.get(f"/jobs/{job['JobId']}/objects", params={"state": "FAILED"}).json()["Objects"]
+    assert [(o["Key"], o["State"]) for o in failed] == [("missing/not there.txt", "FAILED")]
+    assert "NoSuchKey" in failed[0]["Reason"]
+    skipped = api.get(f"/jobs/{job['JobId']}/objects", params={"state": "skipped"}).json()["Objects"]
+    assert [o["Key"] for o in skipped] == ["standard/readable.txt"]
+
+    listed, token, pages = [], None, 0
+    while True:
+        page = api.get(f"/jobs/{job['JobId']}/objects", params={"limit": 3, **({"next_token": token} if token else {})}).json()
+        assert len(page["Objects"]) <= 3
+        listed += page["Objects"]
+        pages += 1
+        token = page["NextToken"]
+        if not token:
+            break
+    assert pages >= 3
+    assert sorted(o["Key"] for o in listed) == sorted(archive["keys"])
+
+    restored = local.client("s3").get_object(Bucket=archive["bucket"], Key="glacier/a b+c.txt")["Body"].read()
+    assert restored == b"glacier/a b+c.txt"
+
+
+# ---- the process ------------------------------------------------------------------------------------
+
+
+def test_the_stack_prints_one_ready_line_and_stops_on_sigterm(tmp_path):
+    stack = RunningStack(tmp_path)
+    try:
+        info = stack.info
+        assert {"api_url", "api_key", "aws_endpoint_url", "region", "topic_arn", "events_queue_url", "table_name"} <= set(info)
+        line = stack.process.stdout.readline()
+        assert json.loads(line) == info
+        stack.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = stack.process.wait(10)
+        assert code == 0
+        assert time.monotonic() - started < 5
+        assert stack.process.stdout.read() == b""  # nothing but the ready line on stdout
+    finally:
+        stack.stop()
+
+
+def test_the_demo_restores_a_bulk_job_and_says_so():
+    result = subprocess.run(command("demo", "--objects", "14", "--restore-seconds", "1", "--timeout", "60"),
+                            capture_output=True, text=True, timeout=120, env=clean_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RESULT: OK" in result.stdout
+    assert "Complete" in result.stdout
+    assert "counts:   Total 16, Restoring 0, Restored 14, Skipped 1, Failed 1" in result.stdout
+    assert "FAILED  'missing/never uploaded ✗.txt'" in result.stdout
+    assert "local stack stopped (exit 0)" in result.stdout
