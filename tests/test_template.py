@@ -1,0 +1,436 @@
+"""template.yaml: the deployed stack has the properties the Lambda code relies on.
+
+The template is read with a YAML loader that understands CloudFormation's short tags
+(!Ref, !GetAtt, !Sub ...) and turns them into their long forms ({"Ref": ...}).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bulk_restore.settings import Settings
+
+pytestmark = pytest.mark.template
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+# Variables the functions cannot do without on AWS: the stack's own resources (the settings'
+# defaults name none of them) and the values the template's parameters choose.
+REQUIRED_SETTINGS_VARIABLES = {
+    "TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN",
+    "PROGRESS_STEP_PERCENT", "RESTORE_CONCURRENCY", "OBJECT_RETENTION_DAYS", "JOB_RETENTION_DAYS", "MANAGE_EVENTBRIDGE",
+    "ALLOWED_BUCKETS", "RESTORE_RATE_PER_SECOND",
+}
+# Resources SAM generates from the template (RestApi with ApiKeyRequired and CreateUsagePlan).
+SAM_GENERATED_IDS = {"RestApiApiKey", "RestApiUsagePlan", "RestApiUsagePlanKey", "RestApiprodStage"}
+PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix", "AWS::StackId", "AWS::NoValue"}
+EXPECTED_ROUTES = {("POST", "/create-job"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects"), ("POST", "/jobs/{job_id}/cancel")}
+
+
+# ---------------------------------------------------------------- loading
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """SafeLoader plus the CloudFormation short-form intrinsic functions."""
+
+
+def _intrinsic(loader: CloudFormationLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        resource, _, attribute = value.partition(".")
+        value = [resource, attribute]
+    return {f"Fn::{tag_suffix}": value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=CloudFormationLoader)
+
+
+def resources_of(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources_of(template, "AWS::Serverless::Function")
+
+
+def function_property(template: dict[str, Any], function: dict[str, Any], name: str) -> Any:
+    """A function's property, falling back to Globals.Function as SAM does."""
+    own = function["Properties"]
+    return own[name] if name in own else template.get("Globals", {}).get("Function", {}).get(name)
+
+
+def sqs_event_sources(template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(function name, event name, event properties) of every SQS event source."""
+    for fname, function in functions(template).items():
+        for ename, event in function["Properties"].get("Events", {}).items():
+            if event["Type"] == "SQS":
+                yield fname, ename, event["Properties"]
+
+
+def referenced_id(value: Any) -> str:
+    """The logical id a {"Fn::GetAtt": [id, attr]} or {"Ref": id} points at."""
+    if "Fn::GetAtt" in value:
+        return value["Fn::GetAtt"][0]
+    return value["Ref"]
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for child in node.values():
+            yield from walk(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from walk(child)
+
+
+def iam_statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every policy statement of the template: function policies and resource policies."""
+    for node in walk(template["Resources"]):
+        if isinstance(node, dict) and isinstance(node.get("Statement"), list):
+            yield from node["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def settings_variables() -> dict[str, str]:
+    """Field name -> environment variable, from the ``names`` mapping of Settings.from_env."""
+    tree = ast.parse(inspect.getsource(Settings))
+    (from_env,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "from_env"]
+    for node in ast.walk(from_env):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(isinstance(t, ast.Name) and t.id == "names" for t in node.targets):
+            return {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(node.value.keys, node.value.values)}
+    raise AssertionError("Settings.from_env has no `names` mapping")
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_every_function_handler_imports_and_is_callable(template):
+    # Given the functions of the template, whose code is src/ (the installed bulk_restore package)
+    found = functions(template)
+    assert set(found) == {"ApiFunction", "PlannerFunction", "RestoreFunction", "CompletionFunction", "SweeperFunction"}
+    for name, function in found.items():
+        assert function_property(template, function, "CodeUri") == "src/"
+        # When its handler path is imported
+        module_path, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        module = importlib.import_module(module_path)
+        # Then it names a callable that lives in src/
+        assert callable(getattr(module, attribute)), name
+        assert Path(module.__file__).resolve().is_relative_to(ROOT / "src"), module.__file__
+
+
+def test_functions_share_runtime_architecture_and_tracing(template):
+    fn = template["Globals"]["Function"]
+    assert fn["Runtime"] == "python3.13"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Tracing"] == "Active"
+
+
+def test_api_function_answers_within_the_api_gateway_limit(template):
+    assert function_property(template, template["Resources"]["ApiFunction"], "Timeout") <= 29
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(template):
+    sources = list(sqs_event_sources(template))
+    assert {f for f, _, _ in sources} == {"PlannerFunction", "RestoreFunction", "CompletionFunction"}
+    for fname, ename, props in sources:
+        assert "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []), f"{fname}.{ename}"
+
+
+def test_sqs_batches_fit_their_queues(template):
+    queues = template["Resources"]
+    for fname, ename, props in sqs_event_sources(template):
+        queue = queues[referenced_id(props["Queue"])]["Properties"]
+        if queue.get("FifoQueue"):
+            assert props["BatchSize"] <= 10, f"{fname}.{ename}: FIFO batches hold at most 10"
+        elif props["BatchSize"] > 10:
+            assert props.get("MaximumBatchingWindowInSeconds", 0) >= 1, f"{fname}.{ename}: batches over 10 need a window"
+
+
+def test_planner_takes_one_plan_step_at_a_time(template):
+    (props,) = [p for f, _, p in sqs_event_sources(template) if f == "PlannerFunction"]
+    assert props["BatchSize"] == 1
+    plan_queue = template["Resources"][referenced_id(props["Queue"])]["Properties"]
+    assert plan_queue["FifoQueue"] is True
+    assert plan_queue["ContentBasedDeduplication"] is False  # the code sets deduplication ids
+
+
+def test_restore_workers_are_capped(template):
+    (props,) = [p for f, _, p in sqs_event_sources(template) if f == "RestoreFunction"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "RestoreMaxConcurrency"}
+    assert template["Parameters"]["RestoreMaxConcurrency"]["MinValue"] >= 2  # the SQS event source minimum
+
+
+# ---------------------------------------------------------------- queues
+
+
+def dead_letter_queue_ids(template: dict[str, Any]) -> set[str]:
+    queues = resources_of(template, "AWS::SQS::Queue")
+    return {referenced_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+
+
+def test_every_queue_but_a_dead_letter_queue_redrives_to_one(template):
+    queues = resources_of(template, "AWS::SQS::Queue")
+    dlqs = dead_letter_queue_ids(template)
+    assert dlqs, "no dead-letter queues"
+    for name, queue in queues.items():
+        props = queue["Properties"]
+        if name in dlqs:
+            assert "RedrivePolicy" not in props, f"{name} is a dead-letter queue with a dead-letter queue"
+            assert props["MessageRetentionPeriod"] == 1209600, name
+            continue
+        redrive = props.get("RedrivePolicy")
+        assert redrive, f"{name} has no dead-letter queue"
+        dlq = referenced_id(redrive["deadLetterTargetArn"])
+        assert dlq in dlqs and dlq in queues
+        assert bool(queues[dlq]["Properties"].get("FifoQueue")) == bool(props.get("FifoQueue")), f"{name}: FIFO-ness of queue and DLQ differ"
+        assert 1 <= redrive["maxReceiveCount"] <= 10, name
+
+
+def test_every_queue_is_encrypted(template):
+    for name, queue in resources_of(template, "AWS::SQS::Queue").items():
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True, name
+
+
+def test_queue_visibility_timeout_is_six_times_its_consumer_timeout(template):
+    queues = template["Resources"]
+    sources = list(sqs_event_sources(template))
+    assert sources
+    for fname, ename, props in sources:
+        queue_id = referenced_id(props["Queue"])
+        timeout = function_property(template, queues[fname], "Timeout")
+        visibility = queues[queue_id]["Properties"].get("VisibilityTimeout", 30)
+        assert visibility >= 6 * timeout, f"{queue_id} ({visibility} s) is consumed by {fname} (timeout {timeout} s)"
+
+
+def test_completion_queue_accepts_eventbridge_rule_and_s3_only(template):
+    rule = template["Resources"]["RestoreCompletedRule"]["Properties"]
+    assert rule["EventPattern"] == {"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}
+    assert [referenced_id(t["Arn"]) for t in rule["Targets"]] == ["CompletionQueue"]
+
+    policy = template["Resources"]["CompletionQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "CompletionQueue"}]
+    by_service = {s["Principal"]["Service"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(by_service) == {"events.amazonaws.com", "s3.amazonaws.com"}
+    assert by_service["events.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}}}
+    assert by_service["s3.amazonaws.com"]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_job_events_queue_receives_the_topic_raw(template):
+    res = template["Resources"]
+    sub = res["JobEventsSubscription"]["Properties"]
+    assert sub == {"TopicArn": {"Ref": "JobTopic"}, "Protocol": "sqs", "Endpoint": {"Fn::GetAtt": ["JobEventsQueue", "Arn"]}, "RawMessageDelivery": True}
+    (statement,) = res["JobEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "JobTopic"}
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_no_iam_statement_grants_wildcard_actions(template):
+    statements = list(iam_statements(template))
+    assert len(statements) >= 10
+    for statement in statements:
+        assert "NotAction" not in statement, statement
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, statement
+        for resource in as_list(statement.get("Resource", [])):
+            assert resource != "*", statement
+
+
+def function_actions(template: dict[str, Any], name: str) -> set[str]:
+    policies = template["Resources"][name]["Properties"]["Policies"]
+    return {a for p in policies for s in p["Statement"] for a in as_list(s["Action"])}
+
+
+def test_function_permissions_cover_what_their_code_calls(template):
+    # Puts and updates inside TransactWriteItems are authorised as PutItem / UpdateItem; there
+    # is no dynamodb:TransactWriteItems action.
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "sqs:SendMessage"} <= function_actions(template, "ApiFunction")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:GetObject", "s3:GetBucketNotification", "s3:PutBucketNotification", "sqs:SendMessage"} <= function_actions(template, "PlannerFunction")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem", "s3:RestoreObject"} <= function_actions(template, "RestoreFunction")
+    assert {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:Query"} <= function_actions(template, "CompletionFunction")
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "s3:GetObject", "s3:GetObjectVersion", "s3:RestoreObject", "sqs:SendMessage"} <= function_actions(template, "SweeperFunction")
+    # Every function can end a job (the API by cancelling it): publish the event, drop the
+    # job's bucket registrations and its running-job marker.
+    for name in functions(template):
+        assert {"sns:Publish", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"} <= function_actions(template, name), name
+    # Only the restore workers and the sweeper (renewals) restore objects; only the planner
+    # changes bucket notifications.
+    for name in functions(template):
+        if name not in ("RestoreFunction", "SweeperFunction"):
+            assert "s3:RestoreObject" not in function_actions(template, name), name
+        if name != "PlannerFunction":
+            assert "s3:PutBucketNotification" not in function_actions(template, name), name
+
+
+def test_sweeper_runs_on_a_schedule_and_never_overlaps_itself(template):
+    sweeper = template["Resources"]["SweeperFunction"]
+    (event,) = sweeper["Properties"]["Events"].values()
+    assert event["Type"] == "Schedule"
+    minutes = re.fullmatch(r"rate\((\d+) minutes?\)", event["Properties"]["Schedule"])
+    assert minutes, event["Properties"]["Schedule"]
+    assert function_property(template, sweeper, "Timeout") < int(minutes.group(1)) * 60
+
+
+# ---------------------------------------------------------------- logs, table, API
+
+
+def test_every_function_has_a_log_group_with_retention(template):
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    names = {g["Properties"]["LogGroupName"]["Fn::Sub"]: g["Properties"] for g in groups.values()}
+    for fname in functions(template):
+        props = names.get(f"/aws/lambda/${{{fname}}}")
+        assert props, f"{fname} has no log group"
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert template["Parameters"]["LogRetentionDays"]["Default"] in template["Parameters"]["LogRetentionDays"]["AllowedValues"]
+
+
+def test_job_table_is_on_demand_recoverable_and_expires_items(template):
+    props = template["Resources"]["JobTable"]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]} == {("pk", "S"), ("sk", "S")}
+    assert "GlobalSecondaryIndexes" not in props
+
+
+def template_routes(template: dict[str, Any]) -> set[tuple[str, str]]:
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    return {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events if e["Type"] == "Api"}
+
+
+def test_api_routes_exist_and_require_an_api_key(template):
+    api = template["Resources"]["RestApi"]["Properties"]
+    assert api["Auth"]["ApiKeyRequired"] is True
+    assert api["Auth"]["UsagePlan"]["CreateUsagePlan"] == "PER_API"
+    assert template_routes(template) == EXPECTED_ROUTES
+    for event in template["Resources"]["ApiFunction"]["Properties"]["Events"].values():
+        assert event["Properties"]["RestApiId"] == {"Ref": "RestApi"}
+        assert event["Properties"].get("Auth", {}).get("ApiKeyRequired", True) is True
+
+
+def test_api_routes_match_the_handler_routes(template):
+    # Given the routes the API handler resolves ("/jobs/<job_id>" in Powertools' spelling)
+    from bulk_restore.handlers import api
+
+    routes = api.app._static_routes + api.app._dynamic_routes
+    handled = {(r.method.upper(), re.sub(r"<(\w+)>", r"{\1}", r.path)) for r in routes}
+    # Then API Gateway forwards exactly those
+    assert handled == template_routes(template)
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_globals_set_every_variable_the_settings_need(template):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    variables = settings_variables()
+    assert REQUIRED_SETTINGS_VARIABLES <= set(variables.values()), "the settings no longer read some of these"
+    # A setting whose default is empty has no value that could work on AWS.
+    empty_by_default = {var for field, var in variables.items() if Settings.model_fields[field].default == ""}
+    missing = sorted((REQUIRED_SETTINGS_VARIABLES | empty_by_default) - set(env))
+    assert not missing, f"not set in template.yaml Globals: {missing}"
+    # and no variable is set that nothing reads
+    assert {v for v in env if not v.startswith("POWERTOOLS_")} <= set(variables.values())
+    assert env["POWERTOOLS_SERVICE_NAME"] == "bulk-restore"
+
+
+def resolve_with_defaults(value: Any, parameters: dict[str, Any]) -> str:
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:
+        return str(parameters[value["Ref"]]["Default"])
+    if isinstance(value, dict):
+        return f"resolved-{referenced_id(value)}"
+    return str(value)
+
+
+def test_settings_accept_the_template_defaults_and_parameter_bounds(template):
+    params = template["Parameters"]
+    env = {k: resolve_with_defaults(v, params) for k, v in template["Globals"]["Function"]["Environment"]["Variables"].items()}
+    # When the functions read the environment the template sets up with default parameters
+    settings = Settings.from_env(env)
+    # Then every value is taken as given
+    assert settings.progress_step_percent == params["ProgressStepPercent"]["Default"]
+    assert settings.restore_concurrency == params["RestoreConcurrency"]["Default"]
+    assert settings.job_retention_days == params["JobRetentionDays"]["Default"]
+    assert settings.object_retention_days == params["ObjectRetentionDays"]["Default"]
+    assert settings.manage_eventbridge is True
+    assert settings.allowed_bucket_set is None  # "*": any bucket
+    assert settings.restore_rate_per_second == params["RestoreRatePerSecond"]["Default"]
+    assert settings.table_name == "resolved-JobTable"
+    # and the extremes the parameters allow are valid settings too
+    for parameter, variable in (("ProgressStepPercent", "PROGRESS_STEP_PERCENT"), ("RestoreConcurrency", "RESTORE_CONCURRENCY")):
+        for bound in ("MinValue", "MaxValue"):
+            Settings.from_env({**env, variable: str(params[parameter][bound])})
+    for allowed in params["ManageEventBridge"]["AllowedValues"]:
+        assert Settings.from_env({**env, "MANAGE_EVENTBRIDGE": allowed}).manage_eventbridge is (allowed == "true")
+
+
+def test_every_parameter_has_a_default(template):
+    for name, parameter in template["Parameters"].items():
+        assert "Default" in parameter, name
+        assert parameter.get("Description"), name
+
+
+def test_every_reference_points_at_something_defined(template):
+    # The local emulator provisions from this file: a dangling reference would break it silently.
+    known = set(template["Parameters"]) | set(template["Resources"]) | PSEUDO_PARAMETERS | SAM_GENERATED_IDS
+    for node in walk({"Globals": template["Globals"], "Resources": template["Resources"], "Outputs": template["Outputs"]}):
+        if not isinstance(node, dict):
+            continue
+        if "Ref" in node or "Fn::GetAtt" in node:
+            assert referenced_id(node) in known, node
+        if "Fn::Sub" in node and isinstance(node["Fn::Sub"], str):
+            for name in re.findall(r"\$\{([^}!]+)\}", node["Fn::Sub"]):
+                assert name.split(".")[0] in known, (name, node)
+
+
+def test_outputs_are_described(template):
+    outputs = template["Outputs"]
+    for name in ("ApiUrl", "CreateJobUrl", "ApiKeyId", "ApiKeyCommand", "TopicArn", "JobEventsQueueUrl", "CompletionQueueArn", "CompletionQueueUrl", "TableName", "PlanDeadLetterQueueUrl", "RestoreDeadLetterQueueUrl", "CompletionDeadLetterQueueUrl"):
+        assert outputs[name].get("Description"), name
+    assert outputs["ApiKeyId"]["Value"] == {"Ref": "RestApiApiKey"}
+
+
+# ---------------------------------------------------------------- cfn-lint
+
+
+def test_cfn_lint_reports_nothing():
+    beside_python = Path(sys.executable).parent / "cfn-lint"
+    cfn_lint = str(beside_python) if beside_python.exists() else shutil.which("cfn-lint")
+    if cfn_lint is None:
+        pytest.skip("cfn-lint is not installed")
+    result = subprocess.run([cfn_lint, str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
