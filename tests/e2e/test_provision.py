@@ -255,3 +255,99 @@ def test_the_functions_get_their_environment_and_event_sources(aws):
     assert {("POST", "/create-job"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects")} <= set(routes)
     assert all(r.api_key_required and r.stage == "prod" for r in routes.values())
     assert stack.functions["ApiFunction"].timeout == 29
+
+
+OTHER_SHAPES = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  WithBucket: {Type: String, Default: "yes", AllowedValues: ["yes", "no"]}
+Conditions:
+  MakeBucket: !Equals [!Ref WithBucket, "yes"]
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: gsi1pk, AttributeType: S}
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      GlobalSecondaryIndexes:
+        - IndexName: by-gsi1
+          KeySchema: [{AttributeName: gsi1pk, KeyType: HASH}]
+          Projection: {ProjectionType: KEYS_ONLY}
+      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
+  Topic:
+    Type: AWS::SNS::Topic
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      FifoQueue: true
+      ContentBasedDeduplication: true
+  Plain:
+    Type: AWS::SQS::Queue
+  Filtered:
+    Type: AWS::SNS::Subscription
+    Properties:
+      TopicArn: !Ref Topic
+      Protocol: sqs
+      Endpoint: !GetAtt Plain.Arn
+      FilterPolicy: {Status: [Complete]}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Condition: MakeBucket
+    Properties:
+      VersioningConfiguration: {Status: Enabled}
+      NotificationConfiguration:
+        EventBridgeConfiguration: {EventBridgeEnabled: true}
+  Nightly:
+    Type: AWS::Events::Rule
+    Properties:
+      ScheduleExpression: rate(1 day)
+      Targets:
+        - Id: fn
+          Arn: !GetAtt Worker.Arn
+          Input: '{"from": "rule"}'
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: bulk_restore.handlers.planner.handler
+      Environment:
+        Variables:
+          STREAM: !GetAtt Table.StreamArn
+          BUCKET: !If [MakeBucket, !Ref Bucket, none]
+      Events:
+        Hello:
+          Type: Api
+          Properties: {Path: "/hello/{name+}", Method: any}
+"""
+
+
+def test_less_common_shapes_are_made_too(aws):
+    stack = provision(parse_template(OTHER_SHAPES), stack_name="shapes")
+    ddb, sqs, sns, s3 = (boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "sqs", "sns", "s3"))
+
+    table = ddb.describe_table(TableName=stack.ref("Table"))["Table"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by-gsi1"]
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert stack.ref("Queue").endswith(".fifo")
+    assert sqs.get_queue_attributes(QueueUrl=stack.ref("Queue"), AttributeNames=["ContentBasedDeduplication"])["Attributes"] == {
+        "ContentBasedDeduplication": "true"}
+    policy = sns.get_subscription_attributes(SubscriptionArn=stack.ref("Filtered"))["Attributes"]["FilterPolicy"]
+    assert json.loads(policy) == {"Status": ["Complete"]}
+    assert s3.get_bucket_versioning(Bucket=stack.ref("Bucket"))["Status"] == "Enabled"
+    from moto.s3.models import s3_backends  # moto's GET leaves EventBridgeConfiguration out: look inside
+
+    assert s3_backends[stack.account_id]["aws"].get_bucket(stack.ref("Bucket")).notification_configuration.event_bridge is not None
+    worker = stack.functions["Worker"]
+    assert worker.environment == {"STREAM": stack.attribute("Table", "StreamArn"), "BUCKET": stack.ref("Bucket")}
+    assert [(r.method, r.path, r.api, r.stage) for r in worker.routes] == [("ANY", "/hello/{name+}", "ServerlessRestApi", "Prod")]
+    assert [(s.every_seconds, s.input) for s in worker.schedules] == [(86400, {"from": "rule"})]
+
+
+def test_a_false_condition_skips_the_resource(aws):
+    stack = provision(parse_template(OTHER_SHAPES), stack_name="shapes", parameters={"WithBucket": "no"})
+
+    assert "Bucket" not in stack.resources
+    assert ("Bucket", "condition MakeBucket is false") in [(s.logical_id, s.reason) for s in stack.skipped]
+    assert stack.functions["Worker"].environment["BUCKET"] == "none"

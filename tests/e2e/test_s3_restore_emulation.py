@@ -331,6 +331,18 @@ def test_a_disabled_rule_gets_nothing(emulator, s3):
     assert bodies(sqs, url) == []
 
 
+def test_the_bucket_notification_configuration_shows_eventbridge(emulator, s3):
+    _, _, arn = queue_with_arn("other")
+    config = {"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}], "EventBridgeConfiguration": {}}
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration=config)
+
+    current = s3.get_bucket_notification_configuration(Bucket=BUCKET)
+
+    assert current["EventBridgeConfiguration"] == {}
+    assert current["QueueConfigurations"][0]["QueueArn"] == arn
+    assert S3Gateway(s3).ensure_eventbridge(BUCKET) is False
+
+
 # ---- installation -------------------------------------------------------------------------
 
 

@@ -19,6 +19,9 @@ POST ?restore handler and adds a restore clock, so a local run sees what a deplo
   Completed) and, when the bucket has EventBridge on, to the default event bus as
   "Object Restore Initiated" / "Object Restore Completed", through moto's rule matching.
 
+GetBucketNotificationConfiguration also reports EventBridgeConfiguration, which moto stores but
+leaves out, so code that reads, amends and writes back a bucket's configuration keeps it.
+
 Intelligent-Tiering objects count as archived when their user metadata ``archive-status`` (the
 ``x-amz-meta-archive-status`` header) is ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS, or after
 ``set_archive_status``. HeadObject then shows ``x-amz-archive-status`` and GetObject answers 403
@@ -211,6 +214,20 @@ def _patched_response_dict(self: Any) -> dict[str, Any]:
     return result
 
 
+def _patched_get_bucket_notification(self: Any) -> Any:
+    """moto keeps a bucket's EventBridgeConfiguration but leaves it out of the GET: put it back."""
+    status, headers, body = _originals["get_bucket_notification"](self)
+    if _installed is None:
+        return status, headers, body
+    config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+    if config is not None and config.event_bridge is not None:
+        text = body.decode("utf-8") if isinstance(body, bytes) else str(body)
+        if "EventBridgeConfiguration" not in text and "</NotificationConfiguration>" in text:
+            text = text.replace("</NotificationConfiguration>", "<EventBridgeConfiguration/></NotificationConfiguration>")
+            body = text.encode("utf-8") if isinstance(body, bytes) else text
+    return status, headers, body
+
+
 def _parse_restore_request(raw: str) -> dict[str, Any]:
     import xmltodict
 
@@ -260,11 +277,13 @@ class S3RestoreEmulator:
             _originals.update(
                 _key_response_post=S3Response._key_response_post,
                 _get_key=S3Response._get_key,
+                get_bucket_notification=S3Response.get_bucket_notification,
                 status=FakeKey.__dict__["status"],
                 response_dict=FakeKey.__dict__["response_dict"],
             )
             S3Response._key_response_post = _patched_key_response_post
             S3Response._get_key = _patched_get_key
+            S3Response.get_bucket_notification = _patched_get_bucket_notification
             FakeKey.status = property(_patched_status_get, _originals["status"].fset)
             FakeKey.response_dict = property(_patched_response_dict)
             _installed = self
@@ -282,9 +301,10 @@ class S3RestoreEmulator:
 
             S3Response._key_response_post = _originals["_key_response_post"]
             S3Response._get_key = _originals["_get_key"]
+            S3Response.get_bucket_notification = _originals["get_bucket_notification"]
             FakeKey.status = _originals["status"]
             FakeKey.response_dict = _originals["response_dict"]
-            _originals.clear()
+            # _originals stays filled: a request already inside a patched method still finds them.
             _installed = None
             for state in self._pending:
                 if getattr(state.key, _STATE_ATTR, None) is state:
@@ -540,7 +560,8 @@ def s3_event_record(event_name: str, bucket: Any, state: _RestoreState, configur
         "eventTime": _iso_ms(_utcnow()),
         "eventName": event_name.removeprefix("s3:"),
         "userIdentity": {"principalId": "AmazonCustomer:LOCAL"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        # A completion is S3's own doing; the initiation was the caller's.
+        "requestParameters": {"sourceIPAddress": "s3.amazonaws.com" if event_name.endswith("Completed") else "127.0.0.1"},
         "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16].upper(), "x-amz-id-2": uuid.uuid4().hex},
         "s3": {
             "s3SchemaVersion": "1.0",
