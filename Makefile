@@ -12,7 +12,7 @@ PYTHON313 = $(firstword $(shell for p in python3.13 "$$(pyenv root 2>/dev/null)"
 	"$$p" -c 'import sys; print(sys.executable)' 2>/dev/null && break; done))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint sam-venv validate build local demo bench clean
+.PHONY: help install test lint scan sam-venv validate build local demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ test: $(VENV)/.installed ## Run the test suite on 2 workers
 
 lint: $(VENV)/.installed ## Lint template.yaml with cfn-lint
 	$(VENV)/bin/cfn-lint template.yaml
+
+CHECKOV_VENV := .venv-checkov
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install checkov
+
+scan: $(CHECKOV_VENV)/bin/checkov ## Scan template.yaml with checkov (skips explained in .checkov.yaml)
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
 
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
