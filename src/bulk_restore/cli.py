@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--parameter", action="append", metavar="NAME=VALUE", help="template parameter override (repeatable)")
     local.add_argument("--env", action="append", metavar="NAME=VALUE", help="override a function environment variable (repeatable)")
     local.add_argument("--api-key", help="API key to accept (default: a random one, printed in the ready line)")
-    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="level of the local stack's own log; the functions log at the template's level (or --env POWERTOOLS_LOG_LEVEL=...)")
 
     demo = commands.add_parser(
         "demo",
@@ -76,7 +77,7 @@ def _local(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from bulk_restore.local.stack import LocalStackConfig, run
 
-    environment = {"POWERTOOLS_LOG_LEVEL": args.log_level, **_pairs(args.env, "--env")}
+    environment = _pairs(args.env, "--env")
     config = LocalStackConfig(
         host=args.host,
         api_port=args.api_port,

@@ -100,10 +100,16 @@ def configure_aws_environment(endpoint_url: str, region: str) -> None:
 
 
 def _reset_cached_services() -> None:
-    from bulk_restore import settings, wiring
+    """Forget settings and services built from an older environment.
 
-    settings.get_settings.cache_clear()
-    wiring.services.cache_clear()
+    Only if they were imported: the functions' modules must first be imported once their
+    environment is set, as in Lambda (Powertools reads its service name and level at import).
+    """
+    settings, wiring = sys.modules.get("bulk_restore.settings"), sys.modules.get("bulk_restore.wiring")
+    if settings is not None:
+        settings.get_settings.cache_clear()
+    if wiring is not None:
+        wiring.services.cache_clear()
 
 
 class LocalStack:
