@@ -44,7 +44,7 @@ class RunningStack:
         self.log = (tmp / f"stack-{uuid.uuid4().hex[:6]}.log").open("wb")
         self.process = subprocess.Popen(
             command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--restore-seconds", RESTORE_SECONDS,
-                    "--ready-file", str(self.ready_file), "--env", "POWERTOOLS_LOG_LEVEL=WARNING", *extra),
+                    "--ready-file", str(self.ready_file), *extra),
             stdout=subprocess.PIPE, stderr=self.log, env=clean_env(),
         )
         deadline = time.monotonic() + 60

@@ -18,10 +18,10 @@ http_errors.install(app)
 
 def _base_url() -> str:
     event = app.current_event
-    proto = event.get_header_value("X-Forwarded-Proto", default_value="https", case_sensitive=False)
+    proto = event.headers.get("X-Forwarded-Proto", "https")
     full_path = event.request_context.path or event.path
     prefix = full_path[: len(full_path) - len(event.path)] if full_path.endswith(event.path) else ""
-    return f"{proto}://{event.get_header_value('Host', default_value='localhost', case_sensitive=False)}{prefix}"
+    return f"{proto}://{event.headers.get('Host', 'localhost')}{prefix}"
 
 
 MAX_BODY_BYTES = 16 * 1024  # a create-job body is a few hundred bytes; the manifest stays in S3
@@ -34,9 +34,9 @@ def create_job() -> dict:
     if not (app.current_event.body or "").strip():
         raise InvalidRequest("the request body is empty: send a JSON object with bucket, key and tier")
     request = CreateJobRequest.model_validate(app.current_event.json_body)
-    key = app.current_event.get_header_value("Idempotency-Key", case_sensitive=False)
+    key = app.current_event.headers.get("Idempotency-Key")
     job, created = services().jobs.create(request, key)
-    logger.info("job accepted", extra={"job_id": job.job_id, "created": created, "tier": job.tier.value})
+    logger.info("job accepted", extra={"job_id": job.job_id, "new_job": created, "tier": job.tier.value})
     return {
         "SNSTopic": services().settings.topic_arn,
         "BulkJobId": job.job_id,
