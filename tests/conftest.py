@@ -1,0 +1,58 @@
+"""Shared fixtures. Tests never call AWS: moto runs in-process, with fake credentials."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.stack import REGION, Stack, open_stack, reset_caches  # noqa: E402
+
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_SERVICE_NAME": "bulk-restore",
+}
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region, and no settings or profile from the developer's machine."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN"):
+            monkeypatch.delenv(name)
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    reset_caches()
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[None]:
+    """moto for every AWS service, in-process."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def stack_settings() -> dict[str, object]:
+    """Extra environment for the stack's functions; override in a test module or with parametrize."""
+    return {}
+
+
+@pytest.fixture
+def stack(aws_env: None, stack_settings: dict[str, object]) -> Iterator[Stack]:
+    """The stack's resources on a fresh moto, with the functions configured to use them."""
+    with open_stack(**stack_settings) as built:
+        yield built

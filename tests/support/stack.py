@@ -1,0 +1,353 @@
+"""The stack's resources on moto, in-process: what template.yaml deploys, minus Lambda and API Gateway.
+
+The functions run in the calling thread through the local Lambda runtime's SQS event sources, so
+tests see Lambda's batch semantics (partial failures, redelivery, dead-letter queues).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from bulk_restore import settings as settings_module
+from bulk_restore import wiring
+from bulk_restore.adapters.dynamodb import object_key
+from bulk_restore.domain.manifest import encode_key
+from bulk_restore.domain.model import ObjectId
+from bulk_restore.local.lambda_runtime import SqsEventSource, drain
+
+from support.api import call_api
+from support.faults import crash_as_invocation_error
+
+Transform = Callable[[list[str]], list[str]]
+REGION = "us-east-1"
+MANIFEST_BUCKET = "manifests-bkt"
+DATA_BUCKET = "archive-bkt"
+MAX_RECEIVES = 5  # redrive to the dead-letter queue after this many receives
+
+
+@dataclass
+class PublishedEvent:
+    """One SNS job event as a subscriber with raw delivery sees it."""
+
+    message: dict[str, Any]
+    attributes: dict[str, str]
+
+    @property
+    def job_id(self) -> str:
+        return self.message["JobId"]
+
+    @property
+    def event_id(self) -> str:
+        return self.message["EventId"]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.message["EventType"] == "JobFinished"
+
+
+def reset_caches() -> None:
+    """Settings and services are built once per Lambda environment: make the next call rebuild them."""
+    settings_module.get_settings.cache_clear()
+    wiring.services.cache_clear()
+
+
+@dataclass
+class Stack:
+    s3: Any
+    sqs: Any
+    ddb: Any
+    sns: Any
+    table_name: str
+    plan_queue_url: str
+    restore_queue_url: str
+    completion_queue_url: str
+    events_queue_url: str
+    dead_letter_urls: dict[str, str]
+    topic_arn: str
+    planner: SqsEventSource = field(init=False)
+    restorer: SqsEventSource = field(init=False)
+    completion: SqsEventSource = field(init=False)
+    archived: dict[tuple[str, str], list[str | None]] = field(default_factory=dict)
+    published: list[PublishedEvent] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
+    restore_emulator: Any = None  # bulk_restore.local.s3_restore.S3RestoreEmulator, when a test installs one
+
+    def __post_init__(self) -> None:
+        from bulk_restore.handlers import completion, planner, restorer
+
+        def source(name: str, handler: Any, url: str, batch_size: int, timeout_s: int) -> SqsEventSource:
+            return SqsEventSource(name, crash_as_invocation_error(name, handler), url, self.queue_arn(url),
+                                  batch_size=batch_size, report_failures=True, timeout_s=timeout_s, retry_delay=0, region=REGION)
+
+        # Batch sizes and timeouts as in template.yaml (no batching window: tests do not wait).
+        self.planner = source("planner", planner.handler, self.plan_queue_url, 1, 900)
+        self.restorer = source("restorer", restorer.handler, self.restore_queue_url, 10, 300)
+        self.completion = source("completion", completion.handler, self.completion_queue_url, 100, 120)
+
+    # ---- resources ---------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls) -> "Stack":
+        s3, sqs, ddb, sns, events = (_client(name) for name in ("s3", "sqs", "dynamodb", "sns", "events"))
+        table = "bulk-restore-test"
+        ddb.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+        def queue(name: str, fifo: bool = False) -> tuple[str, str]:
+            suffix = ".fifo" if fifo else ""
+            attrs = {"FifoQueue": "true"} if fifo else {}
+            dlq = sqs.create_queue(QueueName=f"{name}-dlq{suffix}", Attributes=attrs)["QueueUrl"]
+            redrive = json.dumps({"deadLetterTargetArn": _arn(sqs, dlq), "maxReceiveCount": MAX_RECEIVES})
+            url = sqs.create_queue(QueueName=f"{name}{suffix}", Attributes={**attrs, "RedrivePolicy": redrive})["QueueUrl"]
+            return url, dlq
+
+        plan, plan_dlq = queue("plan", fifo=True)
+        restore, restore_dlq = queue("restore")
+        completion, completion_dlq = queue("completion")
+        events_queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
+        topic = sns.create_topic(Name="bulk-restore-events")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_arn(sqs, events_queue), Attributes={"RawMessageDelivery": "true"})
+        events.put_rule(Name="restore-completed",
+                        EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}))
+        events.put_targets(Rule="restore-completed", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
+        s3.create_bucket(Bucket=MANIFEST_BUCKET)
+        s3.create_bucket(Bucket=DATA_BUCKET)
+        return cls(s3, sqs, ddb, sns, table, plan, restore, completion, events_queue,
+                   {"plan": plan_dlq, "restore": restore_dlq, "completion": completion_dlq}, topic)
+
+    def env(self) -> dict[str, str]:
+        return {"TABLE_NAME": self.table_name, "PLAN_QUEUE_URL": self.plan_queue_url,
+                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn}
+
+    def queue_arn(self, url: str) -> str:
+        return _arn(self.sqs, url)
+
+    def services(self) -> wiring.Services:
+        return wiring.services()
+
+    # ---- data --------------------------------------------------------------------------------
+
+    def put_archived(self, key: str, bucket: str = DATA_BUCKET, storage_class: str = "GLACIER", body: bytes = b"x") -> str | None:
+        """Store an object (archived unless told otherwise). Returns its version id on a versioned bucket."""
+        self._ensure_bucket(bucket)
+        version = self.s3.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class).get("VersionId")
+        self.archived.setdefault((bucket, key), []).append(version)
+        return version
+
+    def enable_versioning(self, bucket: str) -> None:
+        self._ensure_bucket(bucket)
+        self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def put_manifest(self, rows: Sequence[ObjectId | str], key: str = "manifest.csv", line_end: str = "\n") -> tuple[str, str]:
+        """Write a manifest: ObjectIds become URL-encoded CSV rows; strings are written as they are."""
+        lines = [manifest_row(r) if isinstance(r, ObjectId) else r for r in rows]
+        return self.put_manifest_bytes((line_end.join(lines) + line_end).encode("utf-8"), key)
+
+    def put_manifest_bytes(self, data: bytes, key: str = "manifest.csv") -> tuple[str, str]:
+        self.s3.put_object(Bucket=MANIFEST_BUCKET, Key=key, Body=data)
+        return MANIFEST_BUCKET, key
+
+    def _ensure_bucket(self, bucket: str) -> None:
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+        except self.s3.exceptions.ClientError:
+            self.s3.create_bucket(Bucket=bucket)
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def create_job(self, bucket: str, key: str, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+        status, body = call_api("POST", "/create-job", {"bucket": bucket, "key": key, **fields}, headers)
+        assert status == 200, body
+        if body["BulkJobId"] not in self.job_ids:
+            self.job_ids.append(body["BulkJobId"])
+        return body
+
+    def is_recorded(self, bucket: str, key: str, version_id: str | None) -> bool:
+        """Whether any job of this stack has an item for the object (read directly from the table)."""
+        ref = ObjectId(bucket, key, version_id).ref
+        for job_id in self.job_ids:
+            item_key = {k: {"S": v} for k, v in object_key(job_id, ref).items()}
+            if "Item" in self.ddb.get_item(TableName=self.table_name, Key=item_key, ConsistentRead=True):
+                return True
+        return False
+
+    def sources(self) -> list[SqsEventSource]:
+        return [self.planner, self.restorer, self.completion]
+
+    def drain(self) -> int:
+        """Run the functions until their queues are empty. Returns how many messages they took."""
+        return drain(self.sources(), self.sqs)
+
+    def complete_restores(self) -> None:
+        """Finish the restores S3 has running, which sends their "restore completed" events.
+
+        Plain moto restores at once but emits the event only when the object is next read.
+        """
+        if self.restore_emulator is not None:
+            self.restore_emulator.complete_all()
+            return
+        for bucket, key in self.archived:
+            self.s3.head_object(Bucket=bucket, Key=key)
+
+    def route_s3_notifications(self, bucket: str = DATA_BUCKET, via: str = "sqs") -> None:
+        """Also send the bucket's S3 event notifications (ObjectRestore:Completed) to the completion
+        queue: directly ("sqs"), or through an SNS topic the queue subscribes to without raw delivery ("sns")."""
+        self._ensure_bucket(bucket)
+        events = ["s3:ObjectRestore:Completed"]
+        if via == "sqs":
+            config = {"QueueConfigurations": [{"QueueArn": self.queue_arn(self.completion_queue_url), "Events": events}]}
+        else:
+            topic = self.sns.create_topic(Name=f"{bucket}-restore-events")["TopicArn"]
+            self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=self.queue_arn(self.completion_queue_url))
+            config = {"TopicConfigurations": [{"TopicArn": topic, "Events": events}]}
+        self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+
+    def settle_delivering(self, plan: Transform = list, chunks: Transform = list, completions: Transform = list,
+                          max_rounds: int = 500) -> None:
+        """Settle, but each message goes through its queue's ``transform`` (copies, reordering) once
+        before a function sees it; one batch per function per round, so copies meet in different batches."""
+        for _ in range(max_rounds):
+            moved = 0
+            for source, transform in ((self.planner, plan), (self.restorer, chunks), (self.completion, completions)):
+                self.redeliver(source.queue_url, transform)
+                moved += source.poll_once(self.sqs)
+            self.complete_restores()
+            if not moved and not any(self.queue_depth(s.queue_url) for s in self.sources()):
+                return
+        raise AssertionError("the stack did not settle")
+
+    def settle(self, max_rounds: int = 50) -> None:
+        """Drain, complete restores, drain again, until nothing moves."""
+        for _ in range(max_rounds):
+            self.drain()
+            self.complete_restores()
+            if self.drain() == 0:
+                return
+        raise AssertionError("the stack did not settle")
+
+    # ---- what came out -----------------------------------------------------------------------
+
+    def read_events(self, queue_url: str | None = None) -> list[PublishedEvent]:
+        """Every event published since the last read (and, for the main queue, all kept in ``published``)."""
+        url = queue_url or self.events_queue_url
+        new: list[PublishedEvent] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+            if not messages:
+                break
+            for m in messages:
+                attributes = {k: v.get("StringValue", "") for k, v in (m.get("MessageAttributes") or {}).items()}
+                new.append(PublishedEvent(json.loads(m["Body"]), attributes))
+            self.sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        if url == self.events_queue_url:
+            self.published.extend(new)
+        return new
+
+    def events_of(self, job_id: str) -> list[PublishedEvent]:
+        self.read_events()
+        return [e for e in self.published if e.job_id == job_id]
+
+    def subscribe_queue(self, name: str, filter_policy: dict[str, Any] | None = None) -> str:
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = {"RawMessageDelivery": "true"}
+        if filter_policy:
+            attributes["FilterPolicy"] = json.dumps(filter_policy)
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=self.queue_arn(url), Attributes=attributes)
+        return url
+
+    def send(self, queue_url: str, body: str | dict[str, Any], **extra: Any) -> None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        self.sqs.send_message(QueueUrl=queue_url, MessageBody=text, **extra)
+
+    def redeliver(self, queue_url: str, transform: Callable[[list[str]], list[str]]) -> int:
+        """Take every waiting message off a queue and send back what ``transform`` makes of their bodies
+        (copies, another order): what at-least-once, unordered delivery may do. Messages already
+        transformed once go back as they are. Returns how many messages were taken."""
+        fresh: list[str] = []
+        seen: list[tuple[str, str]] = []  # (body, group)
+        group_of: dict[str, str] = {}
+        while True:
+            got = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                           MessageAttributeNames=["All"], VisibilityTimeout=30).get("Messages", [])
+            if not got:
+                break
+            for m in got:
+                group = m.get("Attributes", {}).get("MessageGroupId", "")
+                if "redelivered" in (m.get("MessageAttributes") or {}):
+                    seen.append((m["Body"], group))
+                else:
+                    fresh.append(m["Body"])
+                    group_of[m["Body"]] = group
+            self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+        outgoing = seen + [(b, group_of.get(b, "")) for b in transform(fresh)]
+        for body, group in outgoing:
+            extra: dict[str, Any] = {"MessageAttributes": {"redelivered": {"DataType": "String", "StringValue": "1"}}}
+            if queue_url.endswith(".fifo"):
+                extra.update(MessageGroupId=group, MessageDeduplicationId=uuid.uuid4().hex)
+            self.sqs.send_message(QueueUrl=queue_url, MessageBody=body, **extra)
+        return len(fresh) + len(seen)
+
+    def dead_letters(self, name: str) -> list[str]:
+        url = self.dead_letter_urls[name]
+        messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        return [m["Body"] for m in messages]
+
+    def queue_depth(self, url: str) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def manifest_row(obj: ObjectId) -> str:
+    """bucket,key[,version] with the key URL-encoded and quoted as CSV needs (commas, quotes)."""
+    fields = [obj.bucket, encode_key(obj.key)] + ([obj.version_id] if obj.version_id else [])
+    return ",".join(f'"{f}"' if ("," in f or '"' in f) else f for f in fields)
+
+
+@lru_cache(maxsize=1)
+def _session() -> boto3.Session:
+    return boto3.Session(region_name=REGION)
+
+
+@lru_cache(maxsize=None)
+def _client(service: str) -> Any:
+    """The tests' own clients (never hooked), made once: moto intercepts them whichever mock is running."""
+    return _session().client(service, region_name=REGION)
+
+
+def _arn(sqs: Any, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+@contextmanager
+def open_stack(**settings: Any) -> Iterator[Stack]:
+    """A fresh stack on a fresh moto; ``settings`` are extra environment variables (PLAN_LINES_PER_STEP=196)."""
+    saved = dict(os.environ)
+    with mock_aws():
+        # moto starts every mock with no default boto3 session, so each run would load the
+        # service models again (a third of a run's time); the functions' clients share one.
+        boto3.DEFAULT_SESSION = _session()
+        try:
+            stack = Stack.build()
+            os.environ.update(stack.env())
+            os.environ.update({k: str(v) for k, v in settings.items()})
+            reset_caches()
+            yield stack
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            reset_caches()

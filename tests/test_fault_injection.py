@@ -1,0 +1,416 @@
+"""Exactly-once accounting and exactly one terminal event, under crashes, duplicates and reordering.
+
+The issue this suite stands for: each object is counted exactly once and the job's counters
+always equal its objects' states, under duplicate and reordered events, Lambda retries, and a
+crash between any two AWS calls; exactly one terminal event per job.
+
+A crash is injected with botocore hooks on the four clients the functions use (support/faults.py):
+before or after the Nth AWS call of a run, for every N a clean run makes. The function dies
+there like a killed Lambda (its batch is redelivered; a create-job client retries with its
+Idempotency-Key); the run then goes on until every queue is quiet, and the invariants are
+checked on the table and the topic directly, not through the code under test.
+
+The one window where a second *copy* of an event can be published: a function that dies after
+SNS accepted the event and before the job's outbox entry was cleared (after Publish, during the
+bucket unregistration, before or during the outbox clear) leaves the entry behind, and the next
+evaluation of the job publishes it again. Both copies carry the same EventId, which is how a
+subscriber drops the copy. Nowhere else may an event go out twice.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bulk_restore.domain.model import ObjectId
+
+from support.faults import CallTracer, SimulatedCrash
+from support.ledger import JobLedger, assert_accounting, assert_one_terminal_event
+from support.stack import DATA_BUCKET, Stack, open_stack
+
+# The local runtime redelivers a failed message at once (not after the queue's visibility
+# timeout), so the publish lease of an event whose publisher died must lapse at once too.
+FAULT_SETTINGS = {"RESTORE_CONCURRENCY": 1, "EVENT_LEASE_SECONDS": 0}
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+
+# src/bulk_restore/usecases/complete.py only evaluates a job when a batch moved one of its
+# objects. A completion batch that dies after its transaction committed is redelivered, finds its
+# objects RESTORED already, and never evaluates the job again: the job is never ended (or its
+# claimed terminal event never published). test_a_completion_batch_that_dies_after_its_commit_*
+# pins the bug; the sweeps tolerate exactly this window until it is fixed.
+COMPLETION_BUG = "completion batch died after its transaction committed; the redelivered batch never evaluates the job"
+
+
+def known_completion_bug(tracer: CallTracer) -> bool:
+    crashed = tracer.crashed
+    return (crashed is not None and crashed.function == "completion"
+            and tracer.committed_before_crash("dynamodb.TransactWriteItems"))
+
+
+@dataclass
+class Scenario:
+    """A manifest with every kind of row: awkward keys, a duplicate, a readable object, a missing one, a bad line."""
+
+    archived: list[tuple[str, str]] = field(default_factory=lambda: [
+        ("photos/red flower.jpg", "GLACIER"),
+        ("a+b 100%.txt", "GLACIER"),
+        ('ü/ß, "quoted".bin', "DEEP_ARCHIVE"),
+        ("readable.txt", "STANDARD"),
+    ])
+    missing: list[str] = field(default_factory=lambda: ["missing.bin"])
+    bad_lines: list[str] = field(default_factory=lambda: ["just-one-column"])
+    repeat: int = 1  # how many times the objects' rows are written (duplicates count once)
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def objects(self) -> list[ObjectId]:
+        return [ObjectId(DATA_BUCKET, key) for key, _ in self.archived] + [ObjectId(DATA_BUCKET, k) for k in self.missing]
+
+    def rows(self) -> list[ObjectId | str]:
+        objects = self.objects()
+        return [*objects, *self.bad_lines, *objects[:1], *(objects * (self.repeat - 1))]
+
+    def install(self, stack: Stack) -> tuple[str, str]:
+        for key, storage_class in self.archived:
+            stack.put_archived(key, storage_class=storage_class)
+        return stack.put_manifest(self.rows())
+
+    def error_lines(self) -> int:
+        return len(self.bad_lines)
+
+    def archive_keys(self) -> set[tuple[str, str]]:
+        return {(DATA_BUCKET, key) for key, cls in self.archived if cls in ARCHIVE_CLASSES}
+
+
+# Three planning steps of one chunk each; the objects recur in every chunk (counted once).
+MULTI_STEP = Scenario(repeat=50, settings={"PLAN_LINES_PER_STEP": 98})
+
+
+def create_job(stack: Stack, bucket: str, key: str, token: str = "create-1") -> str:
+    """Create a job as a client does: a 5xx (here, the function dying) is retried with the same key."""
+    for _ in range(3):
+        try:
+            return stack.create_job(bucket, key, headers={"Idempotency-Key": token}, tier="Bulk")["BulkJobId"]
+        except SimulatedCrash:
+            continue
+    raise AssertionError("create-job kept failing")
+
+
+def run_job(scenario: Scenario, crash_at: int | None = None, phase: str = "before",
+            settle: Callable[[Stack], None] = Stack.settle, before: Callable[[Stack], None] | None = None) -> CallTracer:
+    """One job from create to quiet, the functions dying once at the given point; checks the invariants."""
+    with open_stack(**FAULT_SETTINGS, **scenario.settings) as stack:
+        bucket, key = scenario.install(stack)
+        if before is not None:
+            before(stack)
+        tracer = CallTracer(crash_at=crash_at, phase=phase, restore_probe=stack.is_recorded).install(stack.services())
+        try:
+            job_id = create_job(stack, bucket, key)
+            settle(stack)
+            check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
+            assert_no_charged_repeat(tracer, scenario.archive_keys())
+        except AssertionError as exc:
+            exc.tracer = tracer  # type: ignore[attr-defined]  # which crash broke it
+            raise
+    return tracer
+
+
+def check_job(stack: Stack, tracer: CallTracer, job_id: str, objects: list[ObjectId], error_lines: int) -> JobLedger:
+    ledger = JobLedger.read(stack, job_id)
+    # Every object counted exactly once, in one final state; the counters equal the objects' states.
+    assert_accounting(ledger, objects, error_lines=error_lines)
+    assert ledger.status == "Complete", f"job ended {ledger.status}"
+    # Exactly one terminal event; a copy only in the documented window, with the same EventId.
+    events = stack.events_of(job_id)
+    terminal = assert_one_terminal_event(events, job_id, copies_allowed_for=tracer.window_events)
+    assert terminal.message["FailedBatchFiles"] == str(ledger.counters["failed"])
+    # Nothing claimed and never published; an outbox entry is left only by a crash in the copy window.
+    published, leftover = {e.event_id for e in events}, set(ledger.outbox())
+    assert leftover <= published, f"claimed but never published: {leftover - published}"
+    assert leftover <= tracer.window_events, f"outbox entries left behind: {leftover}"
+    # Nothing was given up on.
+    for name in ("plan", "restore", "completion"):
+        assert stack.dead_letters(name) == [], f"{name} dead-letter queue"
+    return ledger
+
+
+def assert_no_charged_repeat(tracer: CallTracer, archive_keys: set[tuple[str, str]], jobs: int = 1) -> None:
+    """S3 is never asked again to restore an object whose result was recorded; a repeat (the first
+    answer was lost in a crash) must be one S3 does not charge again: 200 (a restored copy
+    exists) or 409 (a restore is running). With several jobs naming an object, each asks once."""
+    attempts = defaultdict(list)
+    for attempt in tracer.restores:
+        attempts[(attempt.bucket, attempt.key, attempt.version_id)].append(attempt)
+    for (bucket, key, _), tries in attempts.items():
+        for repeat in tries[1:]:
+            if jobs == 1:
+                assert not repeat.recorded_before, f"RestoreObject repeated for {key!r} after its result was recorded"
+            if (bucket, key) in archive_keys:
+                assert repeat.status in (200, 409), f"RestoreObject repeated for {key!r} and S3 answered {repeat.status}"
+        assert len(tries) <= jobs + (tracer.crashed is not None), f"RestoreObject sent {len(tries)} times for {key!r}"
+
+
+_clean_runs: dict[str, CallTracer] = {}
+
+
+def clean_run(name: str, scenario: Scenario) -> CallTracer:
+    if name not in _clean_runs:
+        _clean_runs[name] = run_job(scenario)
+    return _clean_runs[name]
+
+
+def sweep(name: str, scenario: Scenario, phase: str, shard: int, shards: int, functions: set[str] | None = None) -> None:
+    """Crash before/after every Nth call of a clean run (N of this shard; of ``functions`` if given);
+    fail with every broken N."""
+    calls = clean_run(name, scenario).calls
+    points = [c.index for c in calls if functions is None or c.function in functions]
+    failures, tolerated = [], []
+    for n in points[shard::shards]:
+        try:
+            tracer = run_job(scenario, n, phase)
+            assert tracer.crashed is not None, "the crash point was never reached"
+        except AssertionError as exc:
+            line = f"crash {phase} call {n} ({calls[n - 1].function or 'api'}: {calls[n - 1].operation}): {str(exc).splitlines()[0]}"
+            tracer = getattr(exc, "tracer", None)
+            (tolerated if tracer is not None and known_completion_bug(tracer) else failures).append(line)
+    assert not failures, "\n".join(failures)
+
+
+# ---- every crash point ---------------------------------------------------------------------------
+
+SHARDS = 3
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_a_crash_before_or_after_any_aws_call_still_counts_every_object_once_and_ends_the_job_once(phase: str, shard: int) -> None:
+    # Given a one-chunk job with awkward keys, a duplicate row, a readable object, a missing one, a bad line
+    # When the functions die once, before (or after) the Nth AWS call, for every N of a clean run
+    # Then each run ends Complete, every object counted once, exactly one terminal event
+    sweep("one-chunk", Scenario(), phase, shard, SHARDS)
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_a_crash_anywhere_in_a_multi_step_plan_still_counts_every_object_once(phase: str, shard: int) -> None:
+    # Given a manifest planned in three checkpointed steps whose chunks all name the same objects
+    # When the planner (or the create call) dies once at any of its AWS calls (the restore and
+    # completion functions' calls are swept with the one-chunk job above)
+    # Then the replayed steps and chunks count nothing twice and the job ends once
+    sweep("multi-step", MULTI_STEP, phase, shard, SHARDS, functions={"", "planner"})
+
+
+def test_a_clean_run_crashes_nowhere_and_the_sweep_covers_every_function() -> None:
+    # Given the clean runs the sweeps are built on
+    one_chunk, multi = clean_run("one-chunk", Scenario()), clean_run("multi-step", MULTI_STEP)
+    # Then they reach every function and every kind of write the accounting depends on
+    functions = {c.function for c in one_chunk.calls}
+    assert {"", "planner", "restorer", "completion"} <= functions
+    operations = {c.operation for c in one_chunk.calls}
+    assert {"dynamodb.TransactWriteItems", "s3.RestoreObject", "sns.Publish", "sqs.SendMessageBatch"} <= operations
+    assert multi.count("sqs.SendMessage") >= 3  # create + two further plan steps
+
+
+@pytest.mark.xfail(strict=True, reason=COMPLETION_BUG)
+def test_a_completion_batch_that_dies_after_its_commit_still_ends_the_job() -> None:
+    # Given a job whose last objects are completed by one completion batch
+    calls = clean_run("one-chunk", Scenario()).calls
+    commit = max(c.index for c in calls if c.function == "completion" and c.operation == "dynamodb.TransactWriteItems")
+    # When the completion function dies right after its transaction commits (the batch is redelivered)
+    # Then the job still ends, with its one terminal event
+    run_job(Scenario(), commit, "after")
+
+
+@pytest.mark.xfail(strict=True, reason=COMPLETION_BUG)
+def test_a_completion_batch_that_dies_between_claiming_and_publishing_still_publishes_the_terminal_event() -> None:
+    calls = clean_run("one-chunk", Scenario()).calls
+    publish = max(c.index for c in calls if c.function == "completion" and c.operation == "sns.Publish")
+    # When the completion function dies after claiming the terminal event, before publishing it
+    # Then the redelivered batch publishes it
+    run_job(Scenario(), publish, "before")
+
+
+# ---- duplicated and reordered deliveries ---------------------------------------------------------
+
+def copies(n: int) -> Callable[[list[str]], list[str]]:
+    return lambda bodies: [b for b in bodies for _ in range(n)]
+
+
+def shuffled(rng: random.Random, then: Callable[[list[str]], list[str]] = list) -> Callable[[list[str]], list[str]]:
+    return lambda bodies: rng.sample(then(bodies), len(then(bodies)))
+
+
+def many_objects(n: int, prefix: str = "obj") -> Scenario:
+    """n archived objects with awkward keys, plus the usual readable, missing and bad rows."""
+    archived = [(f"{prefix}/{i:03d} {'+%,ü'[i % 4]}.bin", ARCHIVE_CLASSES[i % 2]) for i in range(n)]
+    return Scenario(archived=archived + [("readable.txt", "STANDARD")])
+
+
+def small_batches(stack: Stack) -> None:
+    stack.restorer.batch_size = 1
+    stack.completion.batch_size = 2
+
+
+def test_every_completion_event_delivered_three_times_in_both_shapes_counts_each_object_once() -> None:
+    # Given a job whose bucket sends S3 notifications to the completion queue as well as EventBridge events
+    def both_shapes(stack: Stack) -> None:
+        small_batches(stack)
+        stack.route_s3_notifications()
+
+    # When every completion message is delivered three times, the copies in different batches
+    tracer = run_job(many_objects(6), before=both_shapes,
+                     settle=lambda stack: stack.settle_delivering(completions=copies(3)))
+    # Then each object is counted once (checked by run_job) and no event went out twice
+    assert len(tracer.published) == len(set(tracer.published))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_completion_events_in_any_order_count_each_object_once(seed: int) -> None:
+    # Given a job of 12 archived objects, completion batches of two
+    rng = random.Random(seed)
+    # When the completion events (and their copies) arrive in a seeded random order
+    tracer = run_job(many_objects(12), before=small_batches,
+                     settle=lambda stack: stack.settle_delivering(completions=shuffled(rng, copies(2))))
+    # Then each object is counted once and each event published once
+    assert len(tracer.published) == len(set(tracer.published))
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_restore_chunks_delivered_twice_and_out_of_order_are_accounted_once(seed: int) -> None:
+    # Given a manifest of three chunks whose objects recur across chunks
+    rng = random.Random(seed)
+    # When every chunk is delivered twice, in a seeded random order (a later chunk before an earlier one)
+    tracer = run_job(MULTI_STEP, before=small_batches,
+                     settle=lambda stack: stack.settle_delivering(chunks=shuffled(rng, copies(2))))
+    # Then each object is counted once, with one RestoreObject each
+    assert tracer.count("s3.RestoreObject") == len(MULTI_STEP.objects())
+
+
+def test_plan_steps_delivered_twice_plan_every_line_once() -> None:
+    # Given a manifest planned in three steps
+    # When every plan-step message is delivered twice (past the FIFO queue's deduplication)
+    tracer = run_job(MULTI_STEP, settle=lambda stack: stack.settle_delivering(plan=copies(2)))
+    # Then the copies change nothing: three chunks sent, each object counted once
+    assert tracer.count("sqs.SendMessageBatch") == 3
+
+
+def test_a_stale_plan_step_and_a_replayed_chunk_after_the_job_ended_change_nothing() -> None:
+    from support import samples
+
+    scenario = Scenario()
+    with open_stack(**FAULT_SETTINGS) as stack:
+        bucket, key = scenario.install(stack)
+        tracer = CallTracer().install(stack.services())
+        job_id = create_job(stack, bucket, key)
+        stack.settle()
+        before = JobLedger.read(stack, job_id)
+        events_before = len(stack.events_of(job_id))
+        # Given a completed job
+        # When its first plan step, its chunk and every completion arrive again
+        stack.send(stack.plan_queue_url, samples.plan_step(job_id, 0), MessageGroupId=job_id, MessageDeduplicationId="late-0")
+        for obj in scenario.objects():
+            stack.send(stack.completion_queue_url, samples.completion("eventbridge", obj.bucket, obj.key))
+        stack.settle()
+        # Then the ledger and the events are as they were
+        after = JobLedger.read(stack, job_id)
+        assert after.counters == before.counters
+        assert after.states() == before.states()
+        assert len(stack.events_of(job_id)) == events_before
+        check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
+
+
+# ---- two jobs sharing objects ------------------------------------------------------------------------
+
+def run_two_jobs(crash_at: int | None = None, phase: str = "before", seed: int = 0) -> CallTracer:
+    shared = [("shared/one.bin", "GLACIER"), ("shared/two + three.bin", "DEEP_ARCHIVE")]
+    first = Scenario(archived=[("first/only.bin", "GLACIER"), *shared])
+    second = Scenario(archived=[*shared, ("second/only.bin", "GLACIER")], missing=["second/missing.bin"])
+    rng = random.Random(seed)
+    with open_stack(**FAULT_SETTINGS) as stack:
+        for scenario in (first, second):
+            for key, storage_class in scenario.archived:
+                stack.put_archived(key, storage_class=storage_class)
+        manifests = [stack.put_manifest(s.rows(), key=f"manifest-{i}.csv") for i, s in enumerate((first, second))]
+        tracer = CallTracer(crash_at=crash_at, phase=phase).install(stack.services())
+        small_batches(stack)
+        try:
+            # Given two jobs created back to back whose manifests share objects
+            jobs = [create_job(stack, b, k, token=f"job-{i}") for i, (b, k) in enumerate(manifests)]
+            # When they run interleaved, the completion events shuffled and doubled
+            stack.settle_delivering(completions=shuffled(rng, copies(2)), chunks=shuffled(rng))
+            # Then each job completes on its own, counting each of its objects once
+            for job_id, scenario in zip(jobs, (first, second)):
+                check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
+            archive = first.archive_keys() | second.archive_keys()
+            assert_no_charged_repeat(tracer, archive, jobs=2)
+        except AssertionError as exc:
+            exc.tracer = tracer  # type: ignore[attr-defined]
+            raise
+    return tracer
+
+
+def test_two_overlapping_jobs_sharing_objects_each_complete_once() -> None:
+    tracer = run_two_jobs()
+    # Both jobs asked S3 for the shared objects; the second answer was 200 (a copy exists), never a charged 202
+    shared = [a for a in tracer.restores if a.key.startswith("shared/")]
+    assert sorted(a.status for a in shared) == [200, 200, 202, 202]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_overlapping_jobs_survive_a_crash_at_a_random_call(seed: int) -> None:
+    calls = len(run_two_jobs(seed=seed).calls)
+    rng = random.Random(seed)
+    crash_at, phase = rng.randint(1, calls), rng.choice(["before", "after"])
+    try:
+        run_two_jobs(crash_at, phase, seed)
+    except AssertionError as exc:
+        if not known_completion_bug(exc.tracer):  # type: ignore[attr-defined]
+            raise
+        pytest.xfail(COMPLETION_BUG)
+
+
+# ---- property: random manifests, crash points and deliveries ------------------------------------------
+
+AWKWARD = list("ab /+%,\"'=&?#~._-") + ["ü", "日本", "🙂", "\u00a0", "%2B", "+ +"]
+keys = st.lists(st.sampled_from(AWKWARD), min_size=1, max_size=8).map("".join).filter(
+    lambda k: not any(part in (".", "..") for part in k.split("/")))
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    names = draw(st.lists(keys, min_size=1, max_size=6, unique=True))
+    classes = draw(st.lists(st.sampled_from(["GLACIER", "DEEP_ARCHIVE", "STANDARD", None]), min_size=len(names), max_size=len(names)))
+    archived = [(n, c) for n, c in zip(names, classes) if c]
+    missing = [n for n, c in zip(names, classes) if not c]
+    bad = draw(st.lists(st.sampled_from(["one-column", "Bad_Bucket,key", "bkt-ok,%zz", ",,,"]), max_size=2))
+    return Scenario(archived=archived, missing=missing, bad_lines=bad, repeat=draw(st.integers(1, 3)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    scenario=scenarios(),
+    crash=st.one_of(st.none(), st.tuples(st.integers(1, 60), st.sampled_from(["before", "after"]))),
+    completion_copies=st.integers(1, 3),
+    chunk_copies=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_property_any_manifest_any_crash_any_delivery_counts_each_object_once(
+    scenario: Scenario, crash: tuple[int, str] | None, completion_copies: int, chunk_copies: int, seed: int
+) -> None:
+    # Given a random manifest (awkward keys, duplicates, bad lines, readable and missing objects)
+    rng = random.Random(seed)
+    crash_at, phase = crash or (None, "before")
+    # When the functions die at a random call, and chunks and completions arrive copied and shuffled
+    try:
+        run_job(scenario, crash_at, phase, before=small_batches, settle=lambda stack: stack.settle_delivering(
+            chunks=shuffled(rng, copies(chunk_copies)), completions=shuffled(rng, copies(completion_copies))))
+    except AssertionError as exc:
+        # Then the invariants hold (save for the known completion bug's window, pinned above)
+        if not known_completion_bug(exc.tracer):  # type: ignore[attr-defined]
+            raise
