@@ -51,6 +51,7 @@ class LocalStackConfig:
     api_key: str | None = None
     retry_delay: int = 1
     min_schedule_seconds: float = 2.0
+    sweep_seconds: float | None = 10.0  # the sweeper's schedule; None: the template's rate, scaled
 
     @property
     def client_host(self) -> str:
@@ -173,6 +174,9 @@ class LocalStack:
             self.pollers.append(poller)
         scale = float(environment["TIME_SCALE"])
         schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
+        if config.sweep_seconds is not None:
+            for schedule in schedules:  # the sweeper is the template's one schedule
+                schedule.every_seconds = max(config.min_schedule_seconds, config.sweep_seconds)
         routes = [
             Route(route.method, route.path, load_handler(stack.functions[route.function].handler), stack.functions[route.function].name,
                   timeout_s=stack.functions[route.function].timeout, api_key_required=route.api_key_required, stage=route.stage,
@@ -211,6 +215,11 @@ class LocalStack:
             "topic_arn": pick("TopicArn", "JobTopic"),
             "events_queue_url": pick("JobEventsQueueUrl", "JobEventsQueue"),
             "table_name": pick("TableName", "JobTable"),
+            "dead_letter_queue_urls": [
+                url
+                for url in (pick(f"{name}DeadLetterQueueUrl", f"{name}DeadLetterQueue") for name in ("Plan", "Restore", "Completion"))
+                if url
+            ],
             "stack_name": stack.stack_name,
             "restore_seconds": self.config.restore_seconds,
             "pid": os.getpid(),
