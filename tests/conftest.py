@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.stack import REGION, Stack, open_stack, reset_caches  # noqa: E402
+from support.stack import REGION, Stack, configured_stack, reset_caches  # noqa: E402
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -20,14 +20,16 @@ FAKE_ENV = {
     "AWS_SECURITY_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_LOG_LEVEL": "INFO",  # the template's default: logging bugs show at the level that runs
     "POWERTOOLS_SERVICE_NAME": "bulk-restore",
 }
 
 
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def aws_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and region, and no settings or profile from the developer's machine."""
+    if "e2e" in request.path.parts:
+        return  # the end-to-end tests set up their own environment
     for name in list(os.environ):
         if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN"):
             monkeypatch.delenv(name)
@@ -52,7 +54,7 @@ def stack_settings() -> dict[str, object]:
 
 
 @pytest.fixture
-def stack(aws_env: None, stack_settings: dict[str, object]) -> Iterator[Stack]:
-    """The stack's resources on a fresh moto, with the functions configured to use them."""
-    with open_stack(**stack_settings) as built:
+def stack(aws: None, stack_settings: dict[str, object]) -> Iterator[Stack]:
+    """The stack's resources on moto, with the functions configured to use them."""
+    with configured_stack(**stack_settings) as built:
         yield built

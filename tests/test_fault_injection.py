@@ -43,8 +43,9 @@ ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 # src/bulk_restore/usecases/complete.py only evaluates a job when a batch moved one of its
 # objects. A completion batch that dies after its transaction committed is redelivered, finds its
 # objects RESTORED already, and never evaluates the job again: the job is never ended (or its
-# claimed terminal event never published). test_a_completion_batch_that_dies_after_its_commit_*
-# pins the bug; the sweeps tolerate exactly this window until it is fixed.
+# claimed terminal event never published). The two strict-xfail tests below pin the bug; the
+# sweeps tolerate exactly this window. When the bug is fixed those tests XPASS: drop their xfail
+# marks and known_completion_bug together.
 COMPLETION_BUG = "completion batch died after its transaction committed; the redelivered batch never evaluates the job"
 
 
@@ -414,3 +415,93 @@ def test_property_any_manifest_any_crash_any_delivery_counts_each_object_once(
         # Then the invariants hold (save for the known completion bug's window, pinned above)
         if not known_completion_bug(exc.tracer):  # type: ignore[attr-defined]
             raise
+
+
+# ---- the copy window, S3's 409, and a planner racing its own chunks --------------------------------
+
+def test_a_crash_after_sns_accepted_the_terminal_event_sends_at_most_one_copy_with_the_same_event_id() -> None:
+    # Given a job that ends in the restore function (no object waits for S3: readable, missing, bad rows)
+    scenario = Scenario(archived=[("readable.txt", "STANDARD")])
+    calls = clean_run("ends-in-restorer", scenario).calls
+    publish = max(c.index for c in calls if c.operation == "sns.Publish")
+    assert next(c for c in calls if c.index == publish).function == "restorer"
+    # When the restore function dies right after SNS accepted the terminal event, before clearing the outbox
+    with open_stack(**FAULT_SETTINGS) as stack:
+        bucket, key = scenario.install(stack)
+        tracer = CallTracer(crash_at=publish, phase="after").install(stack.services())
+        job_id = create_job(stack, bucket, key)
+        stack.settle()
+        # Then the redelivered chunk publishes the outbox entry again: one copy, the same EventId and body
+        terminal = [e for e in stack.events_of(job_id) if e.is_terminal]
+        assert len(terminal) == 2 and terminal[0].message == terminal[1].message
+        assert tracer.window_events == {terminal[0].event_id}
+        # And the outbox ends empty, the job counted once
+        check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
+        assert JobLedger.read(stack, job_id).outbox() == {}
+
+
+def test_a_restore_repeated_after_a_crash_is_answered_409_by_s3_and_counted_once() -> None:
+    s3_restore = pytest.importorskip("bulk_restore.local.s3_restore")
+    # Given S3 as AWS documents it: a restore runs until completed, and a second request meanwhile gets 409
+    scenario = Scenario(archived=[("slow/a.bin", "GLACIER"), ("slow/b.bin", "DEEP_ARCHIVE")], missing=[], bad_lines=[])
+    with s3_restore.S3RestoreEmulator() as emulator, open_stack(**FAULT_SETTINGS) as stack:
+        stack.restore_emulator = emulator
+        bucket, key = scenario.install(stack)
+        probe = CallTracer().install(stack.services())
+        job_id = create_job(stack, bucket, key)
+        stack.drain()
+        last_restore = max(c.index for c in probe.calls if c.operation == "s3.RestoreObject")
+        assert not any(e.is_terminal for e in stack.events_of(job_id))
+    with s3_restore.S3RestoreEmulator() as emulator, open_stack(**FAULT_SETTINGS) as stack:
+        stack.restore_emulator = emulator
+        bucket, key = scenario.install(stack)
+        # When the restore function dies after S3 accepted the chunk's last restore (202), before recording it
+        tracer = CallTracer(crash_at=last_restore, phase="after", restore_probe=stack.is_recorded).install(stack.services())
+        job_id = create_job(stack, bucket, key)
+        stack.drain()
+        # Then the redelivered chunk asks again and S3 answers 409 (nothing charged twice)
+        statuses = {a.key: [r.status for r in tracer.restores if r.key == a.key] for a in tracer.restores}
+        assert statuses == {"slow/a.bin": [202, 409], "slow/b.bin": [202, 409]}
+        ledger = JobLedger.read(stack, job_id)
+        assert ledger.states() == {"RESTORING": 2} and ledger.counters["restoring"] == 2
+        # And once S3 completes the restores, the job completes, each object counted once
+        stack.settle()
+        check_job(stack, tracer, job_id, scenario.objects(), 0)
+        assert_no_charged_repeat(tracer, scenario.archive_keys())
+
+
+@pytest.mark.xfail(strict=True, reason="usecases/plan.py run_step returns on a redelivered step of a fully planned job "
+                   "without evaluating it, so nothing ever ends a job whose chunks were all accounted before the last checkpoint")
+def test_a_planner_that_dies_after_its_last_checkpoint_still_ends_a_job_whose_chunks_were_accounted_first() -> None:
+    # Given a job whose objects are all final as soon as they are requested (readable or missing),
+    # and a restore function that accounts the chunks before the planner has saved its last
+    # checkpoint (it sends the chunks first): the restore function sees planning not done yet
+    scenario = Scenario(archived=[("readable.txt", "STANDARD")])
+    with open_stack(**FAULT_SETTINGS) as stack:
+        bucket, key = scenario.install(stack)
+        services = stack.services()
+        raced = {"done": False}
+
+        def restorer_first(context: dict, **_: object) -> None:
+            if (not raced["done"] and context.get("tracer_params", {}).get("UpdateExpression", "").startswith("SET #p = :p")):
+                raced["done"] = True
+                while stack.restorer.poll_once(stack.sqs):
+                    pass
+
+        services.store.client.meta.events.register("before-call.dynamodb.UpdateItem", restorer_first)
+        tracer = CallTracer(restore_probe=stack.is_recorded).install(services)
+        checkpoint = {"n": 0}
+
+        def crash_after_checkpoint(context: dict, **_: object) -> None:
+            if context.get("tracer_params", {}).get("UpdateExpression", "").startswith("SET #p = :p") and not checkpoint["n"]:
+                checkpoint["n"] = 1
+                tracer.crashed = context["tracer_call"]
+                raise SimulatedCrash("planner died after its last checkpoint")
+
+        services.store.client.meta.events.register("after-call.dynamodb.UpdateItem", crash_after_checkpoint)
+        job_id = create_job(stack, bucket, key)
+        # When the planner dies right after that checkpoint, before it evaluates the job
+        stack.settle()
+        assert raced["done"] and checkpoint["n"]
+        # Then the job still ends, once
+        check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())

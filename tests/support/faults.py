@@ -34,13 +34,14 @@ _invocations = itertools.count(1)
 
 def crash_as_invocation_error(function: str, handler: Callable[[dict, Any], Any]) -> Callable[[dict, Any], Any]:
     def invoke(event: dict, context: Any) -> Any:
+        outer = dict(RUNNING)  # a test may run one function inside another's call (a race, made explicit)
         RUNNING.update(function=function, invocation=next(_invocations))
         try:
             return handler(event, context)
         except SimulatedCrash as exc:
             raise InvocationFailed(str(exc)) from exc
         finally:
-            RUNNING.update(function="", invocation=0)
+            RUNNING.update(outer)
 
     return invoke
 

@@ -334,20 +334,27 @@ def _arn(sqs: Any, url: str) -> str:
 
 
 @contextmanager
-def open_stack(**settings: Any) -> Iterator[Stack]:
-    """A fresh stack on a fresh moto; ``settings`` are extra environment variables (PLAN_LINES_PER_STEP=196)."""
+def configured_stack(**settings: Any) -> Iterator[Stack]:
+    """The stack on the running moto mock, the functions configured for it; ``settings`` are extra
+    environment variables (PLAN_LINES_PER_STEP=196)."""
     saved = dict(os.environ)
-    with mock_aws():
-        # moto starts every mock with no default boto3 session, so each run would load the
-        # service models again (a third of a run's time); the functions' clients share one.
-        boto3.DEFAULT_SESSION = _session()
-        try:
-            stack = Stack.build()
-            os.environ.update(stack.env())
-            os.environ.update({k: str(v) for k, v in settings.items()})
-            reset_caches()
-            yield stack
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            reset_caches()
+    # moto starts every mock with no default boto3 session, so each run would load the service
+    # models again (a third of a run's time); the functions' clients share one.
+    boto3.DEFAULT_SESSION = _session()
+    try:
+        stack = Stack.build()
+        os.environ.update(stack.env())
+        os.environ.update({k: str(v) for k, v in settings.items()})
+        reset_caches()
+        yield stack
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_caches()
+
+
+@contextmanager
+def open_stack(**settings: Any) -> Iterator[Stack]:
+    """A fresh stack on a fresh moto (for tests that run many stacks, one after the other)."""
+    with mock_aws(), configured_stack(**settings) as stack:
+        yield stack
