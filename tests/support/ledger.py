@@ -35,7 +35,8 @@ class JobLedger:
     objects: list[dict[str, Any]]
     counters: dict[str, int]
     chunk_markers: int
-    bucket_links: list[str] = field(default_factory=list)
+    bucket_links: list[str] = field(default_factory=list)  # BUCKET#<bucket> items naming this job
+    on_sweep_list: bool = False  # the ACTIVE item the sweeper reads
 
     @classmethod
     def read(cls, stack: Stack, job_id: str) -> "JobLedger":
@@ -53,6 +54,7 @@ class JobLedger:
             counters={f: counters.get(f, 0) for f in COUNTER_FIELDS},
             chunk_markers=sum(1 for i in items if i["pk"] == f"{pk}#CHUNKS"),
             bucket_links=[i["pk"] for i in items if i["pk"].startswith("BUCKET#") and i["sk"] == pk],
+            on_sweep_list=any(i["pk"] == "ACTIVE" and i["sk"] == pk for i in items),
         )
 
     @property

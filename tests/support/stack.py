@@ -23,10 +23,10 @@ from bulk_restore import wiring
 from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local.lambda_runtime import SqsEventSource, drain
+from bulk_restore.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
 
 from support.api import call_api
-from support.faults import crash_as_invocation_error
+from support.faults import InvocationFailed, crash_as_invocation_error
 
 Transform = Callable[[list[str]], list[str]]
 REGION = "us-east-1"
@@ -77,13 +77,14 @@ class Stack:
     planner: SqsEventSource = field(init=False)
     restorer: SqsEventSource = field(init=False)
     completion: SqsEventSource = field(init=False)
+    sweeper: ScheduleSource = field(init=False)
     archived: dict[tuple[str, str], list[str | None]] = field(default_factory=dict)
     published: list[PublishedEvent] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
     restore_emulator: Any = None  # bulk_restore.local.s3_restore.S3RestoreEmulator, when a test installs one
 
     def __post_init__(self) -> None:
-        from bulk_restore.handlers import completion, planner, restorer
+        from bulk_restore.handlers import completion, planner, restorer, sweeper
 
         def source(name: str, handler: Any, url: str, batch_size: int, timeout_s: int) -> SqsEventSource:
             return SqsEventSource(name, crash_as_invocation_error(name, handler), url, self.queue_arn(url),
@@ -93,6 +94,7 @@ class Stack:
         self.planner = source("planner", planner.handler, self.plan_queue_url, 1, 900)
         self.restorer = source("restorer", restorer.handler, self.restore_queue_url, 10, 300)
         self.completion = source("completion", completion.handler, self.completion_queue_url, 100, 120)
+        self.sweeper = ScheduleSource("sweeper", crash_as_invocation_error("sweeper", sweeper.handler), 900, timeout_s=600, region=REGION)
 
     # ---- resources ---------------------------------------------------------------------------
 
@@ -232,13 +234,29 @@ class Stack:
         raise AssertionError("the stack did not settle")
 
     def settle(self, max_rounds: int = 50) -> None:
-        """Drain, complete restores, drain again, until nothing moves."""
+        """Drain, complete restores, drain again, until nothing moves (no scheduled sweep)."""
         for _ in range(max_rounds):
             self.drain()
             self.complete_restores()
             if self.drain() == 0:
                 return
         raise AssertionError("the stack did not settle")
+
+    def sweep(self) -> bool:
+        """One run of the scheduled sweeper (every 15 minutes when deployed). False if it died."""
+        try:
+            self.sweeper.fire()
+            return True
+        except InvocationFailed:
+            return False  # a failed scheduled run: the next one comes
+
+    def sweep_until_quiet(self, max_sweeps: int = 4) -> None:
+        """What the stack does given time: sweeps, each followed by whatever it set moving."""
+        for _ in range(max_sweeps):
+            ran = self.sweep()
+            self.settle()
+            if ran and not self.read_events():
+                return
 
     # ---- what came out -----------------------------------------------------------------------
 
