@@ -541,3 +541,23 @@ def test_a_planner_that_dies_after_its_last_checkpoint_still_ends_a_job_whose_ch
 
 def test_the_sweeper_ends_a_job_whose_planner_died_after_its_last_checkpoint() -> None:
     run_planner_race(sweeps=True)
+
+
+def test_throttled_restore_requests_are_retried_and_never_fail_an_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    from support.faults import Throttle
+
+    monkeypatch.setattr("bulk_restore.adapters.s3.time.sleep", lambda seconds: None)  # the backoff, without the wait
+    scenario = many_objects(6)
+    with open_stack(**FAULT_SETTINGS) as stack:
+        bucket, key = scenario.install(stack)
+        # Given S3 answering SlowDown to the first 20 restore requests (more than one worker's retries)
+        throttle = Throttle("RestoreObject", 20).install(stack.services().s3.client)
+        tracer = CallTracer(restore_probe=stack.is_recorded).install(stack.services())
+        # When a job runs
+        job_id = create_job(stack, bucket, key)
+        stack.settle()
+        # Then every throttled request was retried (the chunk itself, once its worker gave up) and no object failed for it
+        assert throttle.answered == 20
+        ledger = check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
+        assert not any("SlowDown" in (o.get("reason") or "") for o in ledger.objects)
+        assert ledger.states()["RESTORED"] == 6

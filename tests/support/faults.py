@@ -146,3 +146,28 @@ class CallTracer:
             and (c.index < crashed.index or self.phase == "after")
             for c in self.calls
         )
+
+
+@dataclass
+class Throttle:
+    """Answer the first ``times`` calls of ``operation`` with ``code`` (503) without sending them,
+    as S3 does when an account goes over its request rate."""
+
+    operation: str  # "RestoreObject"
+    times: int
+    code: str = "SlowDown"
+    answered: int = 0
+
+    def install(self, client: Any) -> "Throttle":
+        client.meta.events.register(f"before-call.*.{self.operation}", self._answer)
+        return self
+
+    def _answer(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if self.answered >= self.times:
+            return None
+        self.answered += 1
+        from botocore.awsrequest import AWSResponse
+
+        parsed = {"Error": {"Code": self.code, "Message": "Please reduce your request rate."},
+                  "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {}}}
+        return AWSResponse("https://s3.amazonaws.com/", 503, {}, None), parsed
