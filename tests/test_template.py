@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from bulk_restore.local.template import load_template
 from bulk_restore.settings import Settings
 
 pytestmark = pytest.mark.template
@@ -41,33 +41,12 @@ EXPECTED_ROUTES = {("POST", "/create-job"), ("GET", "/jobs/{job_id}"), ("GET", "
 
 
 # ---------------------------------------------------------------- loading
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """SafeLoader plus the CloudFormation short-form intrinsic functions."""
-
-
-def _intrinsic(loader: CloudFormationLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        resource, _, attribute = value.partition(".")
-        value = [resource, attribute]
-    return {f"Fn::{tag_suffix}": value}
-
-
-CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+# The local stack's CloudFormation loader: the same reading of the template in both places.
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=CloudFormationLoader)
+    return load_template(TEMPLATE)
 
 
 def resources_of(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:

@@ -309,47 +309,25 @@ class DynamoJobStore:
             return None
         return job, Counts.sum(parts)
 
-    def save_planning(self, job_id: str, expected_step: int, planning: PlanningState, status: JobStatus | None = None) -> bool:
+    def save_planning(self, job_id: str, expected_step: int, planning: PlanningState) -> bool:
         """Checkpoint the planner, only if nobody else has moved it since ``expected_step``."""
-        names = {"#p": "planning", "#u": "updated_at"}
-        values: dict[str, Any] = {":p": self._planning_item(planning), ":step": expected_step, ":u": now_iso()}
-        update = "SET #p = :p, #u = :u"
-        if status is not None:
-            names["#s"] = "status"
-            values[":s"] = status.value
-            values[":active"] = JobStatus.PLANNING.value
-            update += ", #s = if_not_exists(#s, :s)"
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
-                UpdateExpression=update,
-                ConditionExpression="#p.step = :step",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_ddb(values),
-            )
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._conditional_update(
+            self._meta(job_id),
+            "SET #p = :p, updated_at = :u",
+            "#p.step = :step",
+            {"#p": "planning"},
+            {":p": self._planning_item(planning), ":step": expected_step, ":u": now_iso()},
+        )
 
     def mark_restoring(self, job_id: str) -> None:
         """Planning has started issuing restores: Planning -> Restoring (no-op otherwise)."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
-                UpdateExpression="SET #s = :r, updated_at = :u",
-                ConditionExpression="#s = :p",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_to_ddb(
-                    {":r": JobStatus.RESTORING.value, ":p": JobStatus.PLANNING.value, ":u": now_iso()}
-                ),
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._conditional_update(
+            self._meta(job_id),
+            "SET #s = :r, updated_at = :u",
+            "#s = :p",
+            {"#s": "status"},
+            {":r": JobStatus.RESTORING.value, ":p": JobStatus.PLANNING.value, ":u": now_iso()},
+        )
 
     # ---- progress events: claim once, publish, clear -----------------------------------------
 
@@ -387,29 +365,36 @@ class DynamoJobStore:
             values[":exp"] = _epoch(self.job_retention_days)
             values[":fr"] = failure_reason
             update += ", #s = :t, finished_at = :u, expires_at = :exp, failure_reason = :fr"
-        return self._conditional_update(job_id, update, condition, names, values)
+        return self._conditional_update(self._meta(job_id), update, condition, names, values)
 
     def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
         """Take over publishing a pending event whose lease has run out."""
         now = int(time.time() * 1000)
         return self._conditional_update(
-            job_id,
+            self._meta(job_id),
             "SET #o.#e.lease = :until",
             "attribute_exists(#o.#e) AND #o.#e.lease <= :now",
             {"#o": "outbox", "#e": event_id},
             {":until": now + lease_ms, ":now": now},
         )
 
-    def _conditional_update(self, job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> bool:
+    @staticmethod
+    def _meta(job_id: str) -> dict[str, str]:
+        return {"pk": job_pk(job_id), "sk": "META"}
+
+    def _conditional_update(self, key: dict[str, str], update: str, condition: str, names: dict[str, str] | None, values: dict[str, Any]) -> bool:
+        """UpdateItem if ``condition`` holds; False (not an error) if it does not."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": _to_ddb(key),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _to_ddb(values),
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_ddb(values),
-            )
+            self.client.update_item(**kwargs)
             return True
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -454,19 +439,13 @@ class DynamoJobStore:
 
     def take_tokens(self, scope: str, second: int, wanted: int, limit: int) -> bool:
         """Count ``wanted`` restore requests against ``scope``'s budget for one second, if it has room."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_ddb({"pk": f"RATE#{scope}", "sk": str(second)}),
-                UpdateExpression="ADD used :n SET expires_at = :exp",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues=_to_ddb({":n": wanted, ":room": limit - wanted, ":exp": second + 3600}),
-            )
-            return True
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return self._conditional_update(
+            {"pk": f"RATE#{scope}", "sk": str(second)},
+            "ADD used :n SET expires_at = :exp",
+            "attribute_not_exists(used) OR used <= :room",
+            None,
+            {":n": wanted, ":room": limit - wanted, ":exp": second + 3600},
+        )
 
     # ---- buckets ---------------------------------------------------------------------------
 

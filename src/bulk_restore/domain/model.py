@@ -157,6 +157,17 @@ class Counts:
             "chunks_done": self.chunks_done,
         }
 
+    def document(self) -> dict[str, int]:
+        """The counts as the API and the events show them."""
+        return {
+            "Total": self.total,
+            "Restoring": self.restoring,
+            "Restored": self.restored,
+            "Skipped": self.skipped,
+            "Failed": self.failed,
+            "Cancelled": self.cancelled,
+        }
+
     @classmethod
     def sum(cls, parts: list["Counts"]) -> "Counts":
         result = cls()
