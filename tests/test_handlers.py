@@ -460,3 +460,25 @@ def test_garbage_on_the_completion_queue_ends_in_its_dead_letter_queue(stack: St
     stack.send(stack.completion_queue_url, "garbage")
     stack.drain()
     assert stack.dead_letters("completion") == ["garbage"]
+
+
+@pytest.mark.parametrize("stack_settings", [{"PLAN_LINES_PER_STEP": 98}])
+def test_a_manifest_changed_while_planning_fails_the_job_once_and_its_planned_chunks_are_not_requested(stack: Stack) -> None:
+    # Given a job over a two-chunk manifest whose first step is planned (one chunk sent, not yet handled)
+    objects = archived(stack, *(f"m/{i:03d}.bin" for i in range(150)))
+    bucket, key = stack.put_manifest(objects)
+    job_id = stack.create_job(bucket, key)["BulkJobId"]
+    assert stack.planner.poll_once(stack.sqs) == 1
+    # When the manifest is overwritten before the second step
+    stack.put_manifest(objects[:10])
+    stack.planner.poll_once(stack.sqs)
+    stack.settle()
+    # Then the job fails once, saying why
+    ledger = JobLedger.read(stack, job_id)
+    assert ledger.status == "Failed" and "changed" in ledger.meta["failure_reason"]
+    terminal = assert_one_terminal_event(stack.events_of(job_id), job_id)
+    assert terminal.message["Status"] == "Failed" and "changed" in terminal.message["FailureReason"]
+    # And the chunk planned before it is accounted without a restore request: each object counted once
+    assert ledger.states() == {"CANCELLED": 98}
+    assert ledger.counters["total"] == ledger.counters["cancelled"] == 98 and ledger.counters["restoring"] == 0
+    assert ledger.chunk_markers == ledger.counters["chunks_done"] == 1
