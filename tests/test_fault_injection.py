@@ -45,28 +45,8 @@ ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 # ended and its terminal event is out as soon as the queues are quiet; the sweeper (every 15
 # minutes) is for events S3 never sent, not for the stack's own crashes.
 #
-# One window is known to need the sweeper: src/bulk_restore/usecases/complete.py only evaluates
-# a job when a batch moved one of its objects, so a completion batch that dies after its
-# transaction committed is redelivered, finds its objects RESTORED already, and does not
-# evaluate the job: it ends (or its claimed terminal event goes out) only at the next sweep. The
-# strict-xfail tests below pin it; the sweeps tolerate lateness in exactly this window. When it
-# is fixed those tests XPASS: drop their xfail marks and known_completion_bug together.
-COMPLETION_BUG = ("a completion batch redelivered after its transaction committed does not evaluate the job: "
-                  "it ends only at the next sweep")
-
-
 class EndedLate(AssertionError):
     """The invariants held in the end, but the job ended (or its terminal event went out) only at a sweep."""
-
-
-def known_completion_bug(tracer: CallTracer) -> bool:
-    crashed = tracer.crashed
-    return (crashed is not None and crashed.function == "completion"
-            and tracer.committed_before_crash("dynamodb.TransactWriteItems"))
-
-
-def tolerated(exc: AssertionError) -> bool:
-    return isinstance(exc, EndedLate) and known_completion_bug(exc.tracer)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -197,14 +177,14 @@ def sweep(name: str, scenario: Scenario, phase: str, shard: int, shards: int, fu
     fail with every broken N."""
     calls = clean_run(name, scenario).calls
     points = [c.index for c in calls if functions is None or c.function in functions]
-    failures, late = [], []
+    failures = []
     for n in points[shard::shards]:
         try:
             tracer = run_job(scenario, n, phase)
             assert tracer.crashed is not None, "the crash point was never reached"
         except AssertionError as exc:
             line = f"crash {phase} call {n} ({calls[n - 1].function or 'api'}: {calls[n - 1].operation}): {str(exc).splitlines()[0]}"
-            (late if tolerated(exc) else failures).append(line)
+            failures.append(line)
     assert not failures, "\n".join(failures)
 
 
@@ -243,7 +223,6 @@ def test_a_clean_run_crashes_nowhere_and_the_sweep_covers_every_function() -> No
     assert multi.count("sqs.SendMessage") >= 3  # create + two further plan steps
 
 
-@pytest.mark.xfail(strict=True, reason=COMPLETION_BUG)
 def test_a_completion_batch_that_dies_after_its_commit_still_ends_the_job() -> None:
     # Given a job whose last objects are completed by one completion batch
     calls = clean_run("one-chunk", Scenario()).calls
@@ -253,7 +232,6 @@ def test_a_completion_batch_that_dies_after_its_commit_still_ends_the_job() -> N
     run_job(Scenario(), commit, "after")
 
 
-@pytest.mark.xfail(strict=True, reason=COMPLETION_BUG)
 def test_a_completion_batch_that_dies_between_claiming_and_publishing_still_publishes_the_terminal_event() -> None:
     calls = clean_run("one-chunk", Scenario()).calls
     publish = max(c.index for c in calls if c.function == "completion" and c.operation == "sns.Publish")
@@ -397,12 +375,7 @@ def test_two_overlapping_jobs_survive_a_crash_at_a_random_call(seed: int) -> Non
     calls = len(run_two_jobs(seed=seed).calls)
     rng = random.Random(seed)
     crash_at, phase = rng.randint(1, calls), rng.choice(["before", "after"])
-    try:
-        run_two_jobs(crash_at, phase, seed)
-    except AssertionError as exc:
-        if not tolerated(exc):
-            raise
-        pytest.xfail(COMPLETION_BUG)
+    run_two_jobs(crash_at, phase, seed)
 
 
 # ---- property: random manifests, crash points and deliveries ------------------------------------------
@@ -437,13 +410,9 @@ def test_property_any_manifest_any_crash_any_delivery_counts_each_object_once(
     rng = random.Random(seed)
     crash_at, phase = crash or (None, "before")
     # When the functions die at a random call, and chunks and completions arrive copied and shuffled
-    try:
-        run_job(scenario, crash_at, phase, before=small_batches, settle=lambda stack: stack.settle_delivering(
-            chunks=shuffled(rng, copies(chunk_copies)), completions=shuffled(rng, copies(completion_copies))))
-    except AssertionError as exc:
-        # Then the invariants hold, and the job ends before any sweep (save in the known window, pinned above)
-        if not tolerated(exc):
-            raise
+    run_job(scenario, crash_at, phase, before=small_batches, settle=lambda stack: stack.settle_delivering(
+        chunks=shuffled(rng, copies(chunk_copies)), completions=shuffled(rng, copies(completion_copies))))
+    # Then (checked inside run_job) the invariants hold, and the job ends before any sweep
 
 
 # ---- the copy window, S3's 409, and a planner racing its own chunks --------------------------------
@@ -533,8 +502,6 @@ def run_planner_race(sweeps: bool) -> None:
         check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
 
 
-@pytest.mark.xfail(strict=True, reason="usecases/plan.py run_step returns on a redelivered step of a fully planned job "
-                   "without evaluating it: a job whose chunks were all accounted before the last checkpoint ends only at the next sweep")
 def test_a_planner_that_dies_after_its_last_checkpoint_still_ends_a_job_whose_chunks_were_accounted_first() -> None:
     run_planner_race(sweeps=False)
 

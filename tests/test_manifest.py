@@ -6,7 +6,7 @@ import tracemalloc
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import assume, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bulk_restore.domain.manifest import (
@@ -193,8 +193,6 @@ def test_an_over_long_last_line_without_line_end_is_still_reported() -> None:
     assert lines[-1].too_long and lines[-1].number == 2 and lines[-1].end_offset == len(data)
 
 
-@pytest.mark.xfail(strict=True, reason="iter_lines leaves the bytes still buffered out of the end offset of an "
-                   "over-long last line without line end (manifest.py, the `if long_prefix is not None` after the loop)")
 def test_an_over_long_last_line_without_line_end_ends_at_the_end_of_the_file_whatever_the_blocks() -> None:
     data = b"bkt-1,a\n" + b"y" * (MAX_LINE_BYTES * 3)
     lines = list(iter_lines(data[i : i + 1000] for i in range(0, len(data), 1000)))
@@ -229,36 +227,16 @@ def manifests(draw: st.DrawFn) -> bytes:
     return (BOM if draw(st.booleans()) else b"") + body
 
 
-# Three ways iter_lines depends on how the bytes are split, each pinned by an xfail test:
-def splits_bom(data: bytes, blocks: list[bytes]) -> bool:
-    first = next((b for b in blocks if b), b"")
-    return data.startswith(BOM) and len(first) < len(BOM)
-
-
-def has_limit_line_with_crlf(data: bytes) -> bool:
-    return any(len(l) == MAX_LINE_BYTES + 1 and l.endswith(b"\r") for l in data.split(b"\n"))
-
-
-def ends_in_unterminated_long_line(data: bytes) -> bool:
-    return len(data.rsplit(b"\n", 1)[-1]) > MAX_LINE_BYTES
-
-
-def known_split_bug(data: bytes, blocks: list[bytes]) -> bool:
-    return splits_bom(data, blocks) or has_limit_line_with_crlf(data) or ends_in_unterminated_long_line(data)
-
-
 @settings(max_examples=300, deadline=None)
 @given(data=manifests(), cuts=st.lists(st.integers(0, 10**6), max_size=12))
 def test_iter_lines_gives_the_same_lines_and_offsets_whatever_the_block_split(data: bytes, cuts: list[int]) -> None:
     blocks = split(data, cuts)
-    assume(not known_split_bug(data, blocks))
     assert as_tuples(iter_lines(blocks)) == as_tuples(iter_lines([data]))
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=manifests(), cuts=st.lists(st.integers(0, 10**6), max_size=6))
 def test_resuming_from_any_line_end_gives_the_remaining_lines(data: bytes, cuts: list[int]) -> None:
-    assume(not known_split_bug(data, [data]))
     whole = as_tuples(iter_lines([data]))
     for i, (number, _, end_offset, _) in enumerate(whole):
         rest = data[end_offset:]
@@ -266,13 +244,11 @@ def test_resuming_from_any_line_end_gives_the_remaining_lines(data: bytes, cuts:
         assert resumed == whole[i + 1 :]
 
 
-@pytest.mark.xfail(strict=True, reason="iter_lines strips the BOM only when the first block holds all three of its bytes")
 def test_a_byte_order_mark_split_across_blocks_is_still_skipped() -> None:
     data = BOM + b"bkt-1,a.txt\n"
     assert as_tuples(iter_lines([data[:1], data[1:]])) == as_tuples(iter_lines([data]))
 
 
-@pytest.mark.xfail(strict=True, reason="iter_lines counts the \\r of a CRLF towards the line limit when the \\n is in a later block")
 def test_a_line_of_exactly_the_limit_ending_in_crlf_is_not_too_long_whatever_the_split() -> None:
     data = b"k" * MAX_LINE_BYTES + b"\r\nbkt-1,next\n"
     cut = MAX_LINE_BYTES + 1  # between the \r and the \n

@@ -52,7 +52,7 @@ def build_services(settings: Settings) -> Services:
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency,
                                pacer, settings.allowed_bucket_set),
-        completions=CompletionRecorder(store, notifier),
+        completions=CompletionRecorder(store, notifier, s3),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer),
     )
 

@@ -3,7 +3,8 @@
 1. S3 event notifications (to SQS directly, or through SNS): ``Records[].s3.object.key`` is
    form-URL-encoded ("red flower.jpg" arrives as "red+flower.jpg").
 2. EventBridge ("Object Restore Completed"): ``detail.object.key``. AWS does not document an
-   encoding for it, so we try the key as given first and its form-decoded spelling second.
+   encoding for it, so we try the key as given first; its form-decoded spelling second, and
+   only when S3 confirms that object is restored (else "a+b.txt" could complete "a b.txt").
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class RestoreCompleted:
     keys: tuple[str, ...]  # spellings to try, most likely first
     version_id: str | None
     expiry: str = ""
+    literal_keys: int = 1  # how many of ``keys`` are certain; later ones need S3's confirmation
+
+    def literal_refs(self) -> list[str]:
+        return RestoreCompleted(self.bucket, self.keys[: self.literal_keys], self.version_id).candidate_refs()
 
     def candidate_refs(self) -> list[str]:
         """Refs this event may stand for: each spelling, with its version and as "current version"."""

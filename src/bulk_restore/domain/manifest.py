@@ -43,18 +43,21 @@ def iter_lines(blocks: Iterable[bytes], start_offset: int = 0, start_line: int =
     offset = start_offset  # offset of buffer[0] in the manifest
     line_no = start_line
     long_prefix: bytes | None = None  # set while discarding the rest of an over-long line
-    first = start_offset == 0
+    at_start = start_offset == 0  # a byte-order mark may still come (and may be split across blocks)
     for block in blocks:
-        if first and block:
-            first = False
-            if block.startswith(BOM):
-                block = block[len(BOM) :]
-                offset += len(BOM)
         buffer += block
+        if at_start:
+            if len(buffer) < len(BOM) and BOM.startswith(bytes(buffer)):
+                continue
+            at_start = False
+            if buffer.startswith(BOM):
+                del buffer[: len(BOM)]
+                offset += len(BOM)
         while True:
             newline = buffer.find(b"\n")
             if newline < 0:
-                if len(buffer) > MAX_LINE_BYTES:
+                # One byte of room for the \r of a CRLF whose \n is in the next block.
+                if len(buffer) > MAX_LINE_BYTES + 1:
                     if long_prefix is None:
                         long_prefix = bytes(buffer[:MAX_LINE_BYTES])
                     offset += len(buffer)
@@ -69,16 +72,18 @@ def iter_lines(blocks: Iterable[bytes], start_offset: int = 0, start_line: int =
                 yield RawLine(line_no, long_prefix, end, too_long=True)
                 long_prefix = None
                 continue
-            if data.endswith(b"\r"):
-                data = data[:-1]
-            yield RawLine(line_no, data[:MAX_LINE_BYTES], end, too_long=len(data) > MAX_LINE_BYTES)
+            yield _line(line_no, data, end)
+    end = offset + len(buffer)
     if long_prefix is not None:
-        yield RawLine(line_no + 1, long_prefix, offset, too_long=True)
+        yield RawLine(line_no + 1, long_prefix, end, too_long=True)
     elif buffer:
-        data = bytes(buffer)
-        if data.endswith(b"\r"):
-            data = data[:-1]
-        yield RawLine(line_no + 1, data[:MAX_LINE_BYTES], offset + len(buffer), too_long=len(data) > MAX_LINE_BYTES)
+        yield _line(line_no + 1, bytes(buffer), end)
+
+
+def _line(number: int, data: bytes, end: int) -> RawLine:
+    if data.endswith(b"\r"):
+        data = data[:-1]
+    return RawLine(number, data[:MAX_LINE_BYTES], end, too_long=len(data) > MAX_LINE_BYTES)
 
 
 def parse_row(line: int, data: bytes) -> ManifestEntry | ManifestError | None:

@@ -55,7 +55,12 @@ class Planner:
         if job is None:
             logger.warning("plan step for unknown job dropped", extra={"job_id": job_id})
             return
-        if job.status.is_terminal or job.planning.done:
+        if job.status.is_terminal:
+            return
+        if job.planning.done:
+            # A late copy of the last step, maybe after a crash before its evaluation: the chunks
+            # may all be accounted already, and nothing else would end the job.
+            self.notifier.evaluate(job_id)
             return
         if step != job.planning.step:
             # A late copy of a step already taken: make sure the step after it was asked for.
