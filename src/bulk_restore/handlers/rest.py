@@ -1,4 +1,5 @@
-"""The one place where errors become HTTP answers: {"error": {"code", "message", "details"}}."""
+"""HTTP plumbing of the REST API: reading requests, building URLs, and the one place where
+errors become HTTP answers: {"error": {"code", "message", "details"}}."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from pydantic import ValidationError
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from bulk_restore.domain.errors import (
     BucketNotAllowed,
@@ -31,6 +34,34 @@ STATUS = {
     ManifestChanged: 422,
     RequestTooLarge: 413,
 }
+
+
+MAX_BODY_BYTES = 16 * 1024  # a create-job body is a few hundred bytes; the manifest stays in S3
+
+
+def json_body(event: APIGatewayProxyEvent) -> Any:
+    """The request's JSON body, refusing an empty or oversized one with what to send instead."""
+    body = event.body or ""
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: put the object list in the manifest, in S3")
+    if not body.strip():
+        raise InvalidRequest("the request body is empty: send a JSON object with bucket, key and tier")
+    return event.json_body
+
+
+def page_size(event: APIGatewayProxyEvent, default: int = 100, maximum: int = 1000) -> int:
+    raw = (event.query_string_parameters or {}).get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {maximum}", {"limit": raw})
+    return int(raw)
+
+
+def base_url(event: APIGatewayProxyEvent) -> str:
+    """The API's public base URL as the client called it (with the stage on API Gateway)."""
+    proto = event.headers.get("X-Forwarded-Proto", "https")
+    full_path = event.request_context.path or event.path
+    prefix = full_path[: len(full_path) - len(event.path)] if full_path.endswith(event.path) else ""
+    return f"{proto}://{event.headers.get('Host', 'localhost')}{prefix}"
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
