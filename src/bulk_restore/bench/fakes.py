@@ -1,0 +1,388 @@
+"""Fast in-process fakes of the adapters, so the use cases are measured without an AWS emulator.
+
+``FakeJobStore`` keeps DynamoJobStore's method signatures and semantics (conditions included)
+in dictionaries and counts its calls, each of which is one DynamoDB request of the real store.
+The S3 and SQS fakes are boto3-like *clients* under the real S3Gateway and QueueGateway, so
+the adapters' own work (serialising chunks, splitting batches, classifying answers, backing
+off) is part of what is measured. An optional ``latency`` (seconds per call) stands for the
+network round trip where a benchmark runs against real time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bulk_restore.adapters.dynamodb import MAX_TRANSACT_ITEMS, ObjectRecord, now_iso
+from bulk_restore.domain.model import Counts, JobStatus, ObjectState, PlanningState, RestoreJob
+
+_ACTIVE = (JobStatus.PLANNING, JobStatus.RESTORING)
+
+
+def _job_of_object_pk(pk: str) -> str:
+    """"JOB#<id>#O#<shard>" -> <id>."""
+    return pk[len("JOB#") :].rsplit("#O#", 1)[0]
+
+
+def _copy(job: RestoreJob) -> RestoreJob:
+    """What a fresh read returns: the callers change the jobs they get."""
+    return replace(
+        job,
+        planning=replace(job.planning, buckets=list(job.planning.buckets)),
+        outbox={k: dict(v) for k, v in job.outbox.items()},
+        sweep=dict(job.sweep),
+    )
+
+
+class FakeJobStore:
+    """DynamoJobStore in memory. ``calls`` counts the DynamoDB requests the real store would make."""
+
+    def __init__(self, latency: float = 0.0):
+        self.latency = latency
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, RestoreJob] = {}
+        self._counts: dict[str, Counts] = {}
+        self._objects: dict[tuple[str, str], ObjectRecord] = {}
+        self._chunks: set[tuple[str, int]] = set()
+        self._buckets: dict[str, list[str]] = {}
+        self._active: dict[str, None] = {}
+        self._tokens: dict[tuple[str, int], int] = {}
+
+    def _call(self, operation: str, requests: int = 1) -> None:
+        self.calls[operation] += requests
+        if self.latency:
+            time.sleep(self.latency * requests)
+
+    # ---- setting a scene (no request counted) -------------------------------------------------
+
+    def put_job(self, job: RestoreJob, counts: Counts | None = None) -> None:
+        with self._lock:
+            self._jobs[job.job_id] = _copy(job)
+            self._counts[job.job_id] = counts or Counts()
+            if not job.status.is_terminal:
+                self._active[job.job_id] = None
+
+    def put_objects(self, records: Iterable[ObjectRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._objects[(record.job_id, record.ref)] = record
+
+    def job(self, job_id: str) -> RestoreJob:
+        return _copy(self._jobs[job_id])
+
+    def counts(self, job_id: str) -> Counts:
+        return replace(self._counts[job_id])
+
+    def object(self, job_id: str, ref: str) -> ObjectRecord | None:
+        return self._objects.get((job_id, ref))
+
+    @property
+    def requests(self) -> int:
+        return sum(self.calls.values())
+
+    # ---- jobs ---------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> RestoreJob | None:
+        self._call("GetItem")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return _copy(job) if job else None
+
+    def get_job_and_counts(self, job_id: str) -> tuple[RestoreJob, Counts] | None:
+        self._call("Query")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return (_copy(job), replace(self._counts[job_id])) if job else None
+
+    def save_planning(self, job_id: str, expected_step: int, planning: PlanningState, status: JobStatus | None = None) -> bool:
+        self._call("UpdateItem")
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.planning.step != expected_step:
+                return False
+            job.planning = replace(planning, buckets=list(planning.buckets))
+            job.updated_at = now_iso()
+            return True
+
+    def mark_restoring(self, job_id: str) -> None:
+        self._call("UpdateItem")
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.status is JobStatus.PLANNING:
+                job.status = JobStatus.RESTORING
+
+    # ---- events -------------------------------------------------------------------------------
+
+    def claim_event(self, job_id: str, event_id: str, message: dict[str, Any], *, step: int | None = None,
+                    terminal: JobStatus | None = None, failure_reason: str = "", lease_ms: int = 0) -> bool:
+        self._call("UpdateItem")
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.status not in _ACTIVE or (step is not None and job.last_step_published >= step):
+                return False
+            job.outbox[event_id] = {"message": json.loads(json.dumps(message)), "lease": int(time.time() * 1000) + lease_ms}
+            if step is not None:
+                job.last_step_published = step
+            if terminal is not None:
+                job.status = terminal
+                job.finished_at = now_iso()
+                job.failure_reason = failure_reason
+            return True
+
+    def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
+        self._call("UpdateItem")
+        now = int(time.time() * 1000)
+        with self._lock:
+            entry = self._jobs[job_id].outbox.get(event_id)
+            if entry is None or entry["lease"] > now:
+                return False
+            entry["lease"] = now + lease_ms
+            return True
+
+    def clear_event(self, job_id: str, event_id: str) -> None:
+        self._call("UpdateItem")
+        with self._lock:
+            self._jobs[job_id].outbox.pop(event_id, None)
+
+    # ---- the sweeper's and the pacer's view ---------------------------------------------------
+
+    def active_jobs(self) -> list[str]:
+        self._call("Query")
+        with self._lock:
+            return list(self._active)
+
+    def deactivate(self, job_id: str) -> None:
+        self._call("DeleteItem")
+        with self._lock:
+            self._active.pop(job_id, None)
+
+    def take_tokens(self, scope: str, second: int, wanted: int, limit: int) -> bool:
+        self._call("UpdateItem")
+        with self._lock:
+            used = self._tokens.get((scope, second))
+            if used is not None and used > limit - wanted:
+                return False
+            self._tokens[(scope, second)] = (used or 0) + wanted
+            return True
+
+    # ---- buckets ------------------------------------------------------------------------------
+
+    def register_bucket(self, job_id: str, bucket: str) -> None:
+        self._call("PutItem")
+        with self._lock:
+            jobs = self._buckets.setdefault(bucket, [])
+            if job_id not in jobs:
+                jobs.append(job_id)
+
+    def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
+        names = list(buckets)
+        self._call("BatchWriteItem", math.ceil(len(names) / 25))
+        with self._lock:
+            for bucket in names:
+                if job_id in self._buckets.get(bucket, []):
+                    self._buckets[bucket].remove(job_id)
+
+    def jobs_for_bucket(self, bucket: str) -> list[str]:
+        self._call("Query")
+        with self._lock:
+            return list(self._buckets.get(bucket, []))
+
+    # ---- objects ------------------------------------------------------------------------------
+
+    def chunk_state(self, job_id: str, chunk: int, refs: Sequence[str]) -> tuple[RestoreJob | None, bool, dict[str, ObjectRecord]]:
+        self._call("BatchGetItem", math.ceil((len(set(refs)) + 2) / 100))
+        with self._lock:
+            job = self._jobs.get(job_id)
+            existing = {ref: self._objects[(job_id, ref)] for ref in refs if (job_id, ref) in self._objects}
+            return (_copy(job) if job else None), (job_id, chunk) in self._chunks, existing
+
+    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
+        assert len(records) <= MAX_TRANSACT_ITEMS - 2
+        self._call("TransactWriteItems")
+        with self._lock:
+            if (job_id, chunk) in self._chunks:
+                return False, set()
+            skipped = {r.ref for r in records if (job_id, r.ref) in self._objects}
+            counts = self._counts[job_id]
+            counts.chunks_done += 1
+            stamp = now_iso()
+            for record in records:
+                if record.ref in skipped:
+                    continue
+                self._objects[(job_id, record.ref)] = replace(record, updated_at=stamp)
+                counts.total += 1
+                counts.count_state(record.state)
+            self._chunks.add((job_id, chunk))
+            return True, skipped
+
+    def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
+        unique = {(k["pk"], k["sk"]) for k in keys}
+        self._call("BatchGetItem", math.ceil(len(unique) / 100))
+        with self._lock:
+            found = (self._objects.get((_job_of_object_pk(pk), sk)) for pk, sk in unique)
+            return [r for r in found if r is not None]
+
+    def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "") -> int:
+        self._call("TransactWriteItems", math.ceil(len(records) / (MAX_TRANSACT_ITEMS - 1)))
+        moved = 0
+        stamp = now_iso()
+        with self._lock:
+            counts = self._counts[job_id]
+            for record in records:
+                current = self._objects.get((job_id, record.ref))
+                if current is None or current.state is not ObjectState.RESTORING:
+                    continue
+                self._objects[(job_id, record.ref)] = replace(current, state=to, reason=reason, updated_at=stamp)
+                counts.restoring -= 1
+                counts.count_state(to)
+                moved += 1
+        return moved
+
+
+class FakePublisher:
+    """EventPublisher: keeps what was published."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def events_of(self, job_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["JobId"] == job_id]
+
+
+# ---- boto3-like clients under the real gateways ---------------------------------------------------
+
+
+class StubSqsClient:
+    """What QueueGateway calls on SQS: accepts every message, counts requests, messages and bytes."""
+
+    def __init__(self, keep: bool = False) -> None:
+        self.requests: Counter[str] = Counter()
+        self.messages = 0
+        self.bytes = 0
+        self.kept: list[str] = []
+        self._keep = keep
+
+    def send_message(self, QueueUrl: str, MessageBody: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.requests["SendMessage"] += 1
+        self.messages += 1
+        self.bytes += len(MessageBody.encode())
+        return {"MessageId": str(self.messages)}
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        self.requests["SendMessageBatch"] += 1
+        for entry in Entries:
+            self.messages += 1
+            self.bytes += len(entry["MessageBody"].encode())
+            if self._keep and not QueueUrl.endswith(".fifo"):
+                self.kept.append(entry["MessageBody"])
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+class GeneratedManifest:
+    """A manifest of ``lines`` rows, made on the fly and never held whole.
+
+    Rows repeat a block of ``distinct`` different objects (more than a chunk's 98 lines, so no
+    chunk sees a duplicate): the planner's work per line is the same as with all-distinct rows,
+    and producing the bytes costs almost nothing next to parsing them. Keys look like an
+    archive's: three in four need no escaping, one in four has a space (``%20``) to decode.
+    """
+
+    def __init__(self, lines: int, bucket: str = "bench-archive", distinct: int = 8192):
+        self.lines = lines
+        rows = [
+            (f"{bucket},scans/2019/Invoice%20{i:07d}.pdf\n" if i % 4 == 3 else f"{bucket},photos/2024/07/IMG_{i:07d}.jpg\n").encode()
+            for i in range(distinct)
+        ]
+        self._pattern = b"".join(rows)
+        self._doubled = self._pattern * 2
+        full, partial = divmod(lines, distinct)
+        self.size = full * len(self._pattern) + sum(len(r) for r in rows[:partial])
+
+    def iter_chunks(self, offset: int, chunk_size: int) -> Iterator[bytes]:
+        """The bytes from ``offset`` on, as a ranged GetObject streams them."""
+        position = offset
+        period = len(self._pattern)
+        while position < self.size:
+            take = min(chunk_size, period, self.size - position)
+            start = position % period
+            yield self._doubled[start : start + take]
+            position += take
+
+
+class _Body:
+    def __init__(self, manifest: GeneratedManifest, offset: int):
+        self.manifest, self.offset = manifest, offset
+
+    def iter_chunks(self, chunk_size: int = 1024) -> Iterator[bytes]:
+        return self.manifest.iter_chunks(self.offset, chunk_size)
+
+    def read(self) -> bytes:
+        return b"".join(self.iter_chunks(1 << 20))
+
+
+class ManifestS3Client:
+    """What S3Gateway calls to plan: GetObject with a Range (the manifest) and the bucket's notification switch."""
+
+    def __init__(self, manifest: GeneratedManifest):
+        self.manifest = manifest
+        self.requests: Counter[str] = Counter()
+
+    def get_object(self, Bucket: str, Key: str, Range: str = "", IfMatch: str = "") -> dict[str, Any]:  # noqa: N803
+        self.requests["GetObject"] += 1
+        offset = int(Range.removeprefix("bytes=").split("-")[0] or 0) if Range else 0
+        return {"Body": _Body(self.manifest, offset), "ContentLength": self.manifest.size - offset}
+
+    def get_bucket_notification_configuration(self, Bucket: str) -> dict[str, Any]:  # noqa: N803
+        self.requests["GetBucketNotificationConfiguration"] += 1
+        return {"EventBridgeConfiguration": {}}
+
+
+class ThrottlingS3Client:
+    """RestoreObject against an account limit: above ``limit`` accepted requests in any sliding
+    second, S3 answers 503 SlowDown. Each call takes ``latency`` seconds, half on the way in
+    (before S3 decides) and half on the way back."""
+
+    def __init__(self, limit: int = 1000, latency: float = 0.03, clock: Any = time.monotonic, sleep: Any = time.sleep):
+        self.limit = limit
+        self.latency = latency
+        self.clock, self.sleep = clock, sleep
+        self.accepted_at: list[float] = []
+        self.throttled = 0
+        self._window: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def restore_object(self, Bucket: str, Key: str, RestoreRequest: dict[str, Any], VersionId: str | None = None) -> dict[str, Any]:  # noqa: N803
+        self.sleep(self.latency / 2)
+        with self._lock:
+            now = self.clock()
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            accepted = len(self._window) < self.limit
+            if accepted:
+                self._window.append(now)
+                self.accepted_at.append(now)
+            else:
+                self.throttled += 1
+        self.sleep(self.latency / 2)
+        if not accepted:
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                               "ResponseMetadata": {"HTTPStatusCode": 503}}, "RestoreObject")
+        return {"ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    @property
+    def answers(self) -> int:
+        return len(self.accepted_at) + self.throttled

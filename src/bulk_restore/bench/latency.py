@@ -1,0 +1,136 @@
+"""Part 5: on the local stack, from the last object's restore completing to the Complete event.
+
+The whole local stack runs in this process (`bulk-restore local`: moto on a port, the event
+source pollers with the template's batch sizes and batching windows, the restore clock). Each
+job restores ``objects`` archived objects of its own bucket. Two moments are taken: when the
+restore emulation completed the job's last restore (and handed S3's event to EventBridge), and
+when SNS accepted the job's Complete event from the completion function.
+
+moto runs with the benchmark's faster transactions (moto_speed.py): moto's own copy the table
+under concurrent requests and then fail some with a 500 that a restore chunk retries after its
+restores have completed, leaving objects to the sweeper's much later check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import statistics
+import time
+import urllib.request
+from typing import Any
+
+from bulk_restore.bench.common import LogSink, functions_logging_to
+from bulk_restore.bench.meter import RequestMeter
+from bulk_restore.bench.moto_speed import fast_moto
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def run(sizes: tuple[int, ...] | list[int] = (300, 300, 1), restore_seconds: float = 3.0, timeout_s: float = 120.0,
+        sink: LogSink | None = None) -> dict[str, Any]:
+    """One job per size, one after another. A one-object job shows the lone last event: it waits
+    for the whole batching window, as the last straggler of a large job does."""
+    sink = sink or LogSink()
+    saved = dict(os.environ)
+    try:
+        with functions_logging_to(sink), fast_moto():
+            return _run(list(sizes), restore_seconds, timeout_s)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        from bulk_restore import settings, wiring
+
+        settings.get_settings.cache_clear()
+        wiring.services.cache_clear()
+
+
+def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str, Any]:
+    import boto3
+
+    from bulk_restore import wiring
+    from bulk_restore.domain.manifest import encode_key
+    from bulk_restore.local.stack import LocalStack, LocalStackConfig
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    config = LocalStackConfig(api_port=_free_port(), aws_port=_free_port(), restore_seconds=restore_seconds, stack_name="bench-latency")
+    local = LocalStack(config)
+    info = local.start()
+    try:
+        meter = RequestMeter()
+        meter.attach(wiring.services().publisher.client, "code")
+        emulator = local.emulator
+        assert emulator is not None
+        last_completed: dict[str, float] = {}
+        complete = emulator._complete  # noqa: SLF001 - timed, then called as the clock calls it
+
+        def timed_complete(state: Any) -> None:
+            complete(state)
+            last_completed[state.bucket_name] = time.time()
+
+        emulator._complete = timed_complete  # type: ignore[method-assign]  # noqa: SLF001
+        s3 = boto3.client("s3", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+        results = []
+        for n, objects in enumerate(sizes):
+            bucket = f"bench-latency-{n}"
+            s3.create_bucket(Bucket=bucket)
+            keys = [f"photos/IMG {i:05d}.jpg" for i in range(objects)]
+            for key in keys:
+                s3.put_object(Bucket=bucket, Key=key, Body=b"x", StorageClass="GLACIER")
+            s3.put_object(Bucket=bucket, Key="manifest.csv", Body="".join(f"{bucket},{encode_key(k)}\n" for k in keys).encode())
+            request = urllib.request.Request(
+                f"{info['api_url']}/create-job", method="POST",
+                data=json.dumps({"bucket": bucket, "key": "manifest.csv", "tier": "STANDARD"}).encode(),
+                headers={"x-api-key": info["api_key"], "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                job_id = json.loads(answer.read())["JobId"]
+            created = time.time()
+            finished = _wait_for_terminal_event(meter, job_id, created + timeout_s)
+            results.append({
+                "job_id": job_id,
+                "objects": objects,
+                "status": finished["status"],
+                "last_completion_to_event_s": finished["at"] - last_completed[bucket],
+                "create_to_event_s": finished["at"] - created,
+            })
+    finally:
+        local.stop()
+    latencies = [r["last_completion_to_event_s"] for r in results]
+    return {
+        "jobs": results,
+        "restore_seconds": restore_seconds,
+        "completion_batch_window_s": _completion_window(),
+        "median_s": statistics.median(latencies),
+        "max_s": max(latencies),
+    }
+
+
+def _completion_window() -> float | None:
+    """The completion queue's MaximumBatchingWindowInSeconds, as template.yaml sets it."""
+    from bulk_restore.local.stack import find_template
+    from bulk_restore.local.template import load_template
+
+    events = load_template(find_template())["Resources"]["CompletionFunction"]["Properties"]["Events"]
+    for event in events.values():
+        if event.get("Type") == "SQS":
+            return float(event["Properties"].get("MaximumBatchingWindowInSeconds", 0))
+    return None
+
+
+def _wait_for_terminal_event(meter: RequestMeter, job_id: str, deadline: float) -> dict[str, Any]:
+    while time.time() < deadline:
+        for request in list(meter.requests):
+            if request.operation != "Publish":
+                continue
+            message = json.loads(request.detail.get("message") or "{}")
+            if message.get("JobId") == job_id and message.get("EventType") == "JobFinished":
+                return {"status": message["Status"], "at": request.at}
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} sent no terminal event in time")
