@@ -8,7 +8,7 @@ Item layout (pk / sk):
   BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here)
   IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key made
   ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at
-  RATE#<scope> / <epoch second>   restore requests issued in that second (account-wide pacing)
+  RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
 
 Every change of an object's state and the matching counter change commit in one transaction,
 so the counters always equal the objects' states, whatever is retried or duplicated. Counter
@@ -437,14 +437,14 @@ class DynamoJobStore:
             ExpressionAttributeValues=_to_ddb({":s": sweep}),
         )
 
-    def take_tokens(self, scope: str, second: int, wanted: int, limit: int) -> bool:
-        """Count ``wanted`` restore requests against ``scope``'s budget for one second, if it has room."""
+    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> bool:
+        """Count ``wanted`` restore requests against ``scope``'s budget for one time slot, if it has room."""
         return self._conditional_update(
-            {"pk": f"RATE#{scope}", "sk": str(second)},
+            {"pk": f"RATE#{scope}", "sk": str(slot)},
             "ADD used :n SET expires_at = :exp",
             "attribute_not_exists(used) OR used <= :room",
             None,
-            {":n": wanted, ":room": limit - wanted, ":exp": second + 3600},
+            {":n": wanted, ":room": limit - wanted, ":exp": int(time.time()) + 3600},
         )
 
     # ---- buckets ---------------------------------------------------------------------------

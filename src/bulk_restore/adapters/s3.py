@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -97,8 +97,12 @@ class S3Gateway:
                 return classify(status, code, message)
         raise AssertionError("unreachable")
 
-    def restore_with_retries(self, obj: ObjectId, tier: Tier, days: int, attempts: int = 8) -> ObjectOutcome:
-        """Restore, backing off with full jitter on throttling. Raises RetryLater if S3 still says not now."""
+    def restore_with_retries(self, obj: ObjectId, tier: Tier, days: int, attempts: int = 8,
+                             pace: Callable[[], None] | None = None) -> ObjectOutcome:
+        """Restore, backing off with full jitter on throttling. Raises RetryLater if S3 still says not now.
+
+        ``pace`` is called before each retry: a retry is a request too, and counts against the rate.
+        """
         for attempt in range(attempts):
             try:
                 return self.restore(obj, tier, days)
@@ -106,6 +110,8 @@ class S3Gateway:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(min(5.0, 0.1 * 2**attempt) * random.random())
+                if pace is not None:
+                    pace()
         raise AssertionError("unreachable")
 
     def restore_status(self, obj: ObjectId) -> str:

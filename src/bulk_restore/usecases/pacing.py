@@ -1,9 +1,11 @@
 """Account-wide pacing of restore requests, shared fairly among the jobs that are running.
 
 S3 accepts about 1,000 restore requests per second per account and throttles beyond. Workers
-of all jobs draw from per-second budgets kept in DynamoDB: each running job may issue
-``rate / running jobs`` requests a second, so one huge job cannot starve a small one, and the
-account as a whole stays under ``rate``. One conditional write buys a whole chunk's requests.
+of all jobs draw from budgets kept in DynamoDB: each running job may issue ``rate / running
+jobs`` requests a second, so one huge job cannot starve a small one, and the account as a whole
+stays under ``rate``. The budgets are per tenth of a second, not per second: S3 counts any
+sliding second, and whole-second budgets let a burst at the end of one second and another at
+the start of the next overrun it. One conditional write buys up to a tenth of a second's share.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 
 ACTIVE_CACHE_SECONDS = 30.0
+SLOTS_PER_SECOND = 10
 
 
 class Pacer:
@@ -37,16 +40,19 @@ class Pacer:
         return max(1, self.rate // self.running_jobs())
 
     def acquire(self, job_id: str, wanted: int) -> None:
-        """Block until ``wanted`` restore requests of this job fit in the per-second budgets."""
+        """Block until ``wanted`` restore requests of this job fit in its budgets."""
         if self.rate <= 0:
             return
         remaining = wanted
         while remaining > 0:
             share = self.share()
-            take = min(remaining, share)
+            slots = min(SLOTS_PER_SECOND, share)  # at least one request per slot
+            per_slot = share // slots
+            take = min(remaining, per_slot)
             now = self.clock()
-            if self.store.take_tokens(f"job#{job_id}", int(now), take, share):
+            slot = int(now * slots)
+            if self.store.take_tokens(f"job#{job_id}/{slots}", slot, take, per_slot):
                 remaining -= take
                 continue
-            # This second's budget is spent: wait for the next one, with jitter so workers spread out.
-            self.sleep(max(0.0, int(now) + 1 - now) + random.random() * 0.1)
+            # This slot's budget is spent: wait for the next one, with jitter so workers spread out.
+            self.sleep(max(0.0, (slot + 1) / slots - now) + random.random() / slots / 4)

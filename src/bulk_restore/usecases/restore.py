@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -71,7 +72,7 @@ class RestoreWorker:
         """One object's restore; Expedited falls back to Standard when the job allows it."""
         fallback = job.tier is Tier.EXPEDITED and job.expedited_fallback
         try:
-            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days)
+            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days, pace=self._pace(job))
         except RetryLater as exc:
             if not (fallback and exc.code == NO_CAPACITY):
                 raise  # the chunk is retried later; the objects it restored answer 409 then
@@ -80,8 +81,14 @@ class RestoreWorker:
             return self._with_standard(job, obj, f"Expedited was refused ({outcome.reason})")
         return outcome
 
+    def _pace(self, job: RestoreJob) -> Callable[[], None] | None:
+        pacer = self.pacer
+        if pacer is None:
+            return None
+        return lambda: pacer.acquire(job.job_id, 1)
+
     def _with_standard(self, job: RestoreJob, obj: ObjectId, why: str) -> ObjectOutcome:
-        outcome = self.s3.restore_with_retries(obj, Tier.STANDARD, job.expiration_days)
+        outcome = self.s3.restore_with_retries(obj, Tier.STANDARD, job.expiration_days, pace=self._pace(job))
         if outcome.state is ObjectState.FAILED:
             return outcome
         return replace(outcome, reason=f"restored with Standard: {why}")
