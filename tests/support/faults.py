@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +56,7 @@ class Call:
     function: str = ""  # the function that made the call ("" for the API, called directly)
     invocation: int = 0
     status: int | None = None
+    at: float = 0.0  # when the call was made, by the tracer's clock
 
 
 @dataclass
@@ -72,6 +75,7 @@ class CallTracer:
     crash_at: int | None = None
     phase: str = "before"  # crash "before" or "after" the call
     restore_probe: Callable[[str, str, str | None], bool] | None = None  # is this object recorded already?
+    clock: Callable[[], float] = time.monotonic  # stamps each call (a test's fake clock, to check pacing)
     calls: list[Call] = field(default_factory=list)
     restores: list[RestoreAttempt] = field(default_factory=list)
     published: list[str] = field(default_factory=list)  # EventIds, in publish order
@@ -91,6 +95,10 @@ class CallTracer:
     def count(self, operation: str) -> int:
         return sum(1 for c in self.calls if c.operation == operation)
 
+    def of(self, operation: str, function: str | None = None) -> list[Call]:
+        """The calls of one operation ("s3.HeadObject"), optionally only those of one function."""
+        return [c for c in self.calls if c.operation == operation and (function is None or c.function == function)]
+
     # ---- hooks --------------------------------------------------------------------------------
 
     def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -100,7 +108,7 @@ class CallTracer:
         params = context.get("tracer_params", {})
         with self._lock:
             call = Call(len(self.calls) + 1, f"{model.service_model.service_id.hyphenize()}.{model.name}", params,
-                        RUNNING["function"], RUNNING["invocation"])
+                        RUNNING["function"], RUNNING["invocation"], at=self.clock())
             self.calls.append(call)
         context["tracer_call"] = call
         if model.name == "RestoreObject":
@@ -150,24 +158,42 @@ class CallTracer:
 
 @dataclass
 class Throttle:
-    """Answer the first ``times`` calls of ``operation`` with ``code`` (503) without sending them,
-    as S3 does when an account goes over its request rate."""
+    """Answer the first ``times`` calls of ``operation`` with ``code`` (HTTP ``status``, 503 unless
+    told) without sending them, as S3 does when an account goes over its request rate. With
+    ``match``, only calls whose parameters it accepts are answered; with ``per_key``, the first
+    ``times`` calls of each object key. A CallTracer still sees these calls (its hooks run first)."""
 
     operation: str  # "RestoreObject"
     times: int
     code: str = "SlowDown"
+    status: int = 503
+    match: Callable[[dict[str, Any]], bool] | None = None
+    per_key: bool = False
     answered: int = 0
+    by_key: Counter = field(default_factory=Counter)  # answers per object key
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self, client: Any) -> "Throttle":
+        client.meta.events.register(f"before-parameter-build.*.{self.operation}", self._params)
         client.meta.events.register(f"before-call.*.{self.operation}", self._answer)
         return self
 
-    def _answer(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
-        if self.answered >= self.times:
+    @staticmethod
+    def _params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["throttle_params"] = dict(params)
+
+    def _answer(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        params = context.get("throttle_params", {})
+        if self.match is not None and not self.match(params):
             return None
-        self.answered += 1
+        key = params.get("Key", "")
+        with self._lock:
+            if (self.by_key[key] if self.per_key else self.answered) >= self.times:
+                return None
+            self.answered += 1
+            self.by_key[key] += 1
         from botocore.awsrequest import AWSResponse
 
-        parsed = {"Error": {"Code": self.code, "Message": "Please reduce your request rate."},
-                  "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {}}}
-        return AWSResponse("https://s3.amazonaws.com/", 503, {}, None), parsed
+        parsed = {"Error": {"Code": self.code, "Message": f"{self.code} (answered by the test)"},
+                  "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}}}
+        return AWSResponse("https://s3.amazonaws.com/", self.status, {}, None), parsed

@@ -16,6 +16,11 @@ def sqs_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
 
 
+def scheduled_event() -> dict[str, Any]:
+    """The EventBridge schedule's event, as the sweeper receives it every 15 minutes."""
+    return json.loads((EVENTS_DIR / "sweeper_schedule.json").read_text(encoding="utf-8"))
+
+
 def body(name: str, record: int = 0) -> dict[str, Any]:
     """The parsed body of one record of an SQS event file."""
     return json.loads(sqs_event(name)["Records"][record]["body"])
