@@ -42,7 +42,7 @@ $(CHECKOV_VENV)/bin/checkov:
 	$(CHECKOV_VENV)/bin/python -m pip install checkov
 
 scan: $(CHECKOV_VENV)/bin/checkov ## Scan template.yaml with checkov (skips explained in .checkov.yaml)
-	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml --skip-download
 
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)

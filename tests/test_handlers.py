@@ -297,29 +297,29 @@ def test_a_manifest_larger_than_one_planning_step_is_planned_in_checkpointed_ste
     assert_one_terminal_event(stack.events_of(job_id), job_id)
 
 
-def test_versioned_objects_are_restored_by_the_version_the_manifest_names(stack: Stack) -> None:
-    # Given a versioned bucket holding two versions of one key, the manifest naming the old one and the new one
-    bucket = "versioned-bkt"
-    stack.enable_versioning(bucket)
-    old = stack.put_archived("report.pdf", bucket=bucket, body=b"v1")
-    new = stack.put_archived("report.pdf", bucket=bucket, body=b"v2")
-    objects = [ObjectId(bucket, "report.pdf", old), ObjectId(bucket, "report.pdf", new)]
-    tracer = CallTracer().install(stack.services())
-    job_id = run(stack, objects)
-    # Then each RestoreObject named its version
-    assert sorted(a.version_id for a in tracer.restores) == sorted([old, new])
-    # And (moto restores only the newest version) the completion naming the new version completed only that one
-    ledger = JobLedger.read(stack, job_id)
-    assert ledger.record_of(objects[1])["state"] in ("RESTORED",)
-    assert ledger.record_of(objects[0])["state"] == "RESTORING"
-    # When S3's completion for the old version arrives (the events/ sample, with its version id)
-    stack.send(stack.completion_queue_url, samples.completion("eventbridge", bucket, "report.pdf", old))
-    stack.settle()
-    # Then the job completes with both versions restored
-    ledger = JobLedger.read(stack, job_id)
-    assert_accounting(ledger, objects)
-    assert ledger.states() == {"RESTORED": 2}
-    assert_one_terminal_event(stack.events_of(job_id), job_id)
+def test_versioned_objects_are_restored_by_the_version_the_manifest_names() -> None:
+    # Given S3 as AWS documents it, and a versioned bucket holding two versions of one key
+    with s3_restore.S3RestoreEmulator() as emulator, open_stack() as stack:
+        stack.restore_emulator = emulator
+        bucket = "versioned-bkt"
+        stack.enable_versioning(bucket)
+        old = stack.put_archived("report.pdf", bucket=bucket, body=b"v1")
+        new = stack.put_archived("report.pdf", bucket=bucket, body=b"v2")
+        objects = [ObjectId(bucket, "report.pdf", old), ObjectId(bucket, "report.pdf", new)]
+        tracer = CallTracer().install(stack.services())
+        # When a manifest names the old version and the new one
+        manifest_bucket, key = stack.put_manifest(objects)
+        job_id = stack.create_job(manifest_bucket, key)["BulkJobId"]
+        stack.drain()
+        # Then each RestoreObject named its version, and both restores run
+        assert sorted(a.version_id for a in tracer.restores) == sorted([old, new])
+        assert JobLedger.read(stack, job_id).states() == {"RESTORING": 2}
+        # And once S3 completes them (each event with its version id), the job completes with both
+        stack.settle()
+        ledger = JobLedger.read(stack, job_id)
+        assert_accounting(ledger, objects)
+        assert ledger.states() == {"RESTORED": 2}
+        assert_one_terminal_event(stack.events_of(job_id), job_id)
 
 
 def test_one_object_in_two_jobs_completes_both(stack: Stack) -> None:

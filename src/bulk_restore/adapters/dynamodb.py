@@ -411,20 +411,27 @@ class DynamoJobStore:
 
     # ---- the sweeper's view --------------------------------------------------------------------
 
-    def active_jobs(self) -> list[str]:
-        """Jobs not finished yet: one partition, written only when a job starts and ends."""
+    def active_jobs(self, include_kept: bool = True) -> list[str]:
+        """Jobs not finished yet (and, with ``include_kept``, finished jobs whose copies are kept):
+        one partition, written only when a job starts and ends."""
         jobs: list[str] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": _to_ddb({":pk": "ACTIVE"}),
         }
+        if not include_kept:
+            kwargs["FilterExpression"] = "attribute_not_exists(keeping)"
         while True:
             page = self.client.query(**kwargs)
             jobs.extend(_from_ddb(i)["job_id"] for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return jobs
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def keep_active(self, job_id: str) -> None:
+        """A finished job stays on the sweeper's list to renew its copies, but issues no restores."""
+        self._conditional_update({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}, "SET keeping = :t", "attribute_exists(pk)", None, {":t": True})
 
     def deactivate(self, job_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=_to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}))
@@ -601,11 +608,13 @@ class DynamoJobStore:
                         "Update": {
                             "TableName": self.table,
                             "Key": _to_ddb(object_key(job_id, r.ref)),
-                            "UpdateExpression": "SET #s = :to, updated_at = :u, reason = :why",
+                            # A reason given here replaces the object's; none keeps it (a fallback's note).
+                            "UpdateExpression": "SET #s = :to, updated_at = :u" + (", reason = :why" if reason else ""),
                             "ConditionExpression": "#s = :from",
                             "ExpressionAttributeNames": {"#s": "state"},
                             "ExpressionAttributeValues": _to_ddb(
-                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp, ":why": reason}
+                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp}
+                                | ({":why": reason} if reason else {})
                             ),
                         }
                     }
@@ -657,15 +666,27 @@ class DynamoJobStore:
     def _backoff(attempt: int) -> None:
         time.sleep(min(1.0, 0.02 * 2**attempt) * random.random())
 
+    @staticmethod
+    def _decode_token(job_id: str, token: str) -> tuple[int, dict[str, str] | None]:
+        """A next_token as list_objects made it: a shard and the last key read there, or refuse it."""
+        invalid = InvalidRequest("next_token is not valid: pass the value a previous page returned")
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+            shard, key = int(decoded["s"]), decoded.get("k")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise invalid from exc
+        if not 0 <= shard < OBJECT_SHARDS:
+            raise invalid
+        if key is not None:
+            expected = object_key(job_id, "00")["pk"].rsplit("#", 1)[0] + "#"
+            if (not isinstance(key, dict) or set(key) != {"pk", "sk"} or not all(isinstance(v, str) for v in key.values())
+                    or not key["pk"].startswith(expected)):
+                raise invalid
+        return shard, key
+
     def list_objects(self, job_id: str, state: ObjectState | None, limit: int, token: str | None) -> tuple[list[ObjectRecord], str | None]:
         """Objects of a job, shard by shard, optionally of one state; ``token`` resumes a listing."""
-        shard, start_key = 0, None
-        if token:
-            try:
-                decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-                shard, start_key = int(decoded["s"]), decoded.get("k")
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidRequest("next_token is not valid: pass the value a previous page returned") from exc
+        shard, start_key = (0, None) if not token else self._decode_token(job_id, token)
         records: list[ObjectRecord] = []
         while shard < OBJECT_SHARDS and len(records) < limit:
             kwargs: dict[str, Any] = {

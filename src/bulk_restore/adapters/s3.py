@@ -115,7 +115,7 @@ class S3Gateway:
         raise AssertionError("unreachable")
 
     def restore_status(self, obj: ObjectId) -> str:
-        """Where an object's restore stands, by HeadObject: "restored", "ongoing" or "missing"."""
+        """Where an object's restore stands, by HeadObject: "restored", "ongoing", "missing" or "unknown"."""
         kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
             kwargs["VersionId"] = obj.version_id
@@ -127,6 +127,8 @@ class S3Gateway:
                 return "missing"
             if code in THROTTLING or status in (500, 503):
                 raise RetryLater(code or str(status)) from exc
+            if status == 403:
+                return "unknown"  # no access to this object now: look again on a later sweep
             raise
         restore = head.get("Restore", "")
         if 'ongoing-request="false"' in restore:

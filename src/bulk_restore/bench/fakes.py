@@ -155,10 +155,13 @@ class FakeJobStore:
 
     # ---- the sweeper's and the pacer's view ---------------------------------------------------
 
-    def active_jobs(self) -> list[str]:
+    def active_jobs(self, include_kept: bool = True) -> list[str]:
         self._call("Query")
         with self._lock:
             return list(self._active)
+
+    def keep_active(self, job_id: str) -> None:
+        self._call("UpdateItem")
 
     def deactivate(self, job_id: str) -> None:
         self._call("DeleteItem")

@@ -113,14 +113,16 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
 
 
 def _completion_window() -> float | None:
-    """The completion queue's MaximumBatchingWindowInSeconds, as template.yaml sets it."""
-    from bulk_restore.local.stack import find_template
-    from bulk_restore.local.template import load_template
+    """The completion queue's MaximumBatchingWindowInSeconds, as the local stack runs template.yaml."""
+    from bulk_restore.local.stack import LOCAL_PARAMETERS, find_template
+    from bulk_restore.local.template import load_template, parse_parameters
 
-    events = load_template(find_template())["Resources"]["CompletionFunction"]["Properties"]["Events"]
-    for event in events.values():
+    template = load_template(find_template())
+    parameters = parse_parameters(template, LOCAL_PARAMETERS)
+    for event in template["Resources"]["CompletionFunction"]["Properties"]["Events"].values():
         if event.get("Type") == "SQS":
-            return float(event["Properties"].get("MaximumBatchingWindowInSeconds", 0))
+            window = event["Properties"].get("MaximumBatchingWindowInSeconds", 0)
+            return float(parameters[window["Ref"]] if isinstance(window, dict) else window)
     return None
 
 

@@ -150,14 +150,17 @@ def sniff(sample: bytes, complete: bool) -> ManifestError | None:
     """Check the start of a manifest before a job is accepted. Returns why it is unusable, or None.
 
     ``sample`` is the first bytes of the object; ``complete`` says whether it is the whole object.
+    A verdict needs a first row: when the sample holds none, only blank lines and maybe a cut
+    line, the manifest is accepted and the planner judges every line.
     """
-    if not sample or not sample.strip(BOM + b" \t\r\n"):
-        return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+    if not sample.strip(BOM + b" \t\r\n"):
+        if complete:
+            return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+        return None
     if b"\x00" in sample[:4096]:
         return ManifestError(0, "the manifest is binary (contains NUL bytes): it must be a UTF-8 CSV text file")
     lines = list(iter_lines([sample]))
-    if not complete and lines:
-        lines = lines[:-1]  # the last line may be cut by the sample's end
+    cut = lines.pop() if not complete and lines else None  # the sample's end may cut the last line
     for raw in lines:
         if raw.too_long:
             return too_long_error(raw.number, raw.data)
@@ -167,9 +170,11 @@ def sniff(sample: bytes, complete: bool) -> ManifestError | None:
         if isinstance(row, ManifestError):
             return ManifestError(row.line, f"line {row.line}: {row.message}", row.raw)
         return None
-    if not complete:
-        return ManifestError(1, f"line 1 is longer than {MAX_LINE_BYTES} bytes: not a manifest row")
-    return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+    if cut is not None and cut.too_long:
+        return too_long_error(cut.number, cut.data)
+    if complete:
+        return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
+    return None
 
 
 def check_versioning(entry: ManifestEntry, versioned_line: int) -> tuple[ManifestEntry | ManifestError, int]:

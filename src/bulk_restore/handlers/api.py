@@ -18,7 +18,7 @@ rest.install(app)
 @app.post("/create-job")
 def create_job() -> dict:
     request = CreateJobRequest.model_validate(rest.json_body(app.current_event))
-    job, created = services().jobs.create(request, app.current_event.headers.get("Idempotency-Key"))
+    job, created = services().jobs.create(request, rest.idempotency_key(app.current_event))
     logger.info("job accepted", extra={"job_id": job.job_id, "new_job": created, "tier": job.tier.value})
     return {
         "SNSTopic": services().settings.topic_arn,

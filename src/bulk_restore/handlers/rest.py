@@ -4,6 +4,7 @@ errors become HTTP answers: {"error": {"code", "message", "details"}}."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -46,7 +47,21 @@ def json_body(event: APIGatewayProxyEvent) -> Any:
         raise RequestTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: put the object list in the manifest, in S3")
     if not body.strip():
         raise InvalidRequest("the request body is empty: send a JSON object with bucket, key and tier")
-    return event.json_body
+    try:
+        return event.json_body
+    except RecursionError as exc:
+        raise InvalidRequest("the request body is not JSON we accept: it is nested too deeply") from exc
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def idempotency_key(event: APIGatewayProxyEvent) -> str | None:
+    """The Idempotency-Key header, if any: 1 to 128 visible ASCII characters."""
+    key = event.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InvalidRequest("the Idempotency-Key header must be 1 to 128 visible ASCII characters (a UUID will do)")
+    return key
 
 
 def page_size(event: APIGatewayProxyEvent, default: int = 100, maximum: int = 1000) -> int:

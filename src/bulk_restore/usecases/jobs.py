@@ -20,17 +20,17 @@ from bulk_restore.usecases.notify import Notifier
 class CreateJobRequest(BaseModel):
     """The body of POST /create-job: the seed contract's fields, plus optional ones of ours."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")  # no stripping: "manifest.csv " is a valid S3 key
 
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
     key: Annotated[str, Field(min_length=1, max_length=1024)]
     tier: Tier = Tier.STANDARD
     expiration_days: Annotated[int, Field(ge=1, le=3650, strict=True)] = 1
     client_tag: Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")] = ""
-    client_token: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    client_token: Annotated[str | None, Field(pattern=r"^[\x21-\x7e]{1,128}$")] = None  # as the Idempotency-Key header
     progress_step_percent: Annotated[int | None, Field(ge=1, le=50, strict=True)] = None
     expedited_fallback: Annotated[bool, Field(strict=True)] = False
-    deadline_hours: Annotated[float | None, Field(gt=0, le=24 * 30)] = None
+    deadline_hours: Annotated[float | None, Field(gt=0, le=24 * 30, strict=True)] = None
     keep_restored_days: Annotated[int, Field(ge=0, le=365, strict=True)] = 0
 
     @field_validator("tier", mode="before")

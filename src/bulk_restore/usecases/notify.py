@@ -67,6 +67,18 @@ class Notifier:
             job.status = status
         return message["EventId"]
 
+    def _finish(self, job: RestoreJob, status: str) -> None:
+        """Take an ended job off the lists of running jobs."""
+        complete = status == JobStatus.COMPLETE.value
+        if complete:
+            # Nothing is restoring any more. A job that ended otherwise keeps its bucket links
+            # (until their TTL): restores S3 already accepted still complete and are accounted.
+            self.store.unregister_buckets(job.job_id, job.planning.buckets)
+        if complete and job.keep_restored_days:
+            self.store.keep_active(job.job_id)  # stays on the sweeper's list, to renew its copies
+        else:
+            self.store.deactivate(job.job_id)
+
     def _flush(self, job: RestoreJob, claimed: str | None) -> None:
         def order(item: tuple[str, dict]) -> tuple[bool, int]:
             message = item[1]["message"]
@@ -79,7 +91,5 @@ class Notifier:
             self.publisher.publish(message)
             logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
             if message.get("EventType") == "JobFinished":
-                self.store.unregister_buckets(job.job_id, job.planning.buckets)
-                if not (job.keep_restored_days and message["Status"] == JobStatus.COMPLETE.value):
-                    self.store.deactivate(job.job_id)  # a job whose copies are kept stays on the sweeper's list
+                self._finish(job, message["Status"])
             self.store.clear_event(job.job_id, eid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,6 +19,7 @@ from bulk_restore.usecases.pacing import Pacer
 
 logger = Logger(child=True)
 
+STATUS_CHECK_SECONDS = 1.0
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
 BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack may not restore from this bucket (AllowedBuckets)")
 
@@ -44,14 +46,9 @@ class RestoreWorker:
         if not done:
             # Objects that already exist belong to an earlier manifest line (counted there): never request twice.
             todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
-            if job.status.is_terminal:
-                records = [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
-            else:
-                refused = [(line, obj) for line, obj in todo if not self._allowed(obj.bucket)]
-                todo = [(line, obj) for line, obj in todo if self._allowed(obj.bucket)]
-                if self.pacer is not None and todo:
-                    self.pacer.acquire(job_id, len(todo))
-                records = self._request(job, todo) + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
+            refused = [(line, obj) for line, obj in todo if not self._allowed(obj.bucket)]
+            todo = [(line, obj) for line, obj in todo if self._allowed(obj.bucket)]
+            records = self._request_paced(job, todo) + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
             records += [
                 ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
                 for e in errors
@@ -60,6 +57,30 @@ class RestoreWorker:
             applied, _ = self.store.record_chunk(job_id, chunk, records)
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
         self.notifier.evaluate(job_id)
+
+    def clock(self) -> float:
+        return self.pacer.clock() if self.pacer is not None else time.monotonic()
+
+    def _request_paced(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
+        """Request restores a slot's worth at a time. When waiting for the rate has taken a second
+        or more, read the job again: a cancel stops the batches that follow it."""
+        records: list[ObjectRecord] = []
+        checked = self.clock()
+        while todo:
+            if job.status.is_terminal:
+                return records + [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
+            size = self.pacer.batch_size() if self.pacer is not None and self.pacer.enabled else len(todo)
+            batch, todo = todo[:size], todo[size:]
+            if self.pacer is not None:
+                self.pacer.acquire(job.job_id, len(batch))
+            if self.clock() - checked >= STATUS_CHECK_SECONDS:
+                # Waiting for the rate took a while: a cancel may have come meanwhile.
+                job, checked = self.store.get_job(job.job_id) or job, self.clock()
+                if job.status.is_terminal:
+                    todo = batch + todo
+                    continue
+            records += self._request(job, batch)
+        return records
 
     def _allowed(self, bucket: str) -> bool:
         return self.allowed_buckets is None or bucket in self.allowed_buckets

@@ -53,6 +53,9 @@ class Sweeper:
                 self.sweep_job(job_id, report)
             except RetryLater:
                 logger.info("S3 asked to slow down; the sweep goes on next run", extra={"job_id": job_id})
+            except Exception:  # noqa: BLE001 - one job's trouble must not stop the sweep of the others
+                report["errors"] = report.get("errors", 0) + 1
+                logger.exception("sweep of a job failed; the others go on", extra={"job_id": job_id})
         logger.info("sweep done", extra=report)
         return report
 
