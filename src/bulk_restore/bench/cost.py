@@ -10,7 +10,8 @@ event sources (batch sizes from the template), each invocation measured, every r
   case, a large job;
 - ``spread``: restores complete at times spread over the tier's window (Standard from
   Flexible Retrieval: 3 to 5 hours), and the batches form as Lambda forms them: a batch closes
-  when it is full or when its batching window has passed since its first message.
+  when it is full or when its batching window (the template's default) has passed since its
+  first message.
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
 
         meter = RequestMeter(DynamoCapacity(moto_item_lookup(stack.account_id, REGION)))
         services = wiring.services()
+        if hasattr(services.completions, "clock"):
+            # Time-based caches of the completion function run on the restores' simulated clock.
+            services.completions.clock = lambda: now[0]
         for name in ("store", "s3", "queues", "publisher"):
             meter.attach(getattr(services, name).client, "code")
         esm = session.client("sqs")
@@ -196,7 +200,9 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     finally:
         emulator.uninstall()
     assert job.status.value == "Complete" and counts.restored == objects, (job.status, counts)
-    return summarise(meter, objects, engine, arrival, sink, job_id, delivered, batches, services.settings.restore_concurrency)
+    profile = summarise(meter, objects, engine, arrival, sink, job_id, delivered, batches, services.settings.restore_concurrency)
+    profile["completion_batch"] = {"size": completion_spec.batch_size, "window_s": completion_spec.window_seconds}
+    return profile
 
 
 def _deliver_completions(emulator: Any, completion: Any, esm: Any, now: list[float], arrival: str, batch_size: int, window_s: float) -> int:

@@ -62,6 +62,7 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
     config = LocalStackConfig(api_port=_free_port(), aws_port=_free_port(), restore_seconds=restore_seconds, stack_name="bench-latency")
     local = LocalStack(config)
     info = local.start()
+    window = _local_window(local)
     try:
         meter = RequestMeter()
         meter.attach(wiring.services().publisher.client, "code")
@@ -106,23 +107,32 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
     return {
         "jobs": results,
         "restore_seconds": restore_seconds,
-        "completion_batch_window_s": _completion_window(),
+        "completion_batch_window_s": window,
+        "deployed_completion_batch_window_s": _deployed_window(),
         "median_s": statistics.median(latencies),
         "max_s": max(latencies),
     }
 
 
-def _completion_window() -> float | None:
-    """The completion queue's MaximumBatchingWindowInSeconds, as the local stack runs template.yaml."""
-    from bulk_restore.local.stack import LOCAL_PARAMETERS, find_template
-    from bulk_restore.local.template import load_template, parse_parameters
+def _local_window(local: Any) -> float | None:
+    """The completion queue's batching window as the local stack runs it."""
+    assert local.stack is not None
+    spec = local.stack.functions.get("CompletionFunction")
+    names = {spec.name} if spec else set()
+    return next((p.source.window_seconds for p in local.pollers if p.source.function_name in names), None)
+
+
+def _deployed_window() -> float | None:
+    """The completion queue's batching window a deployed stack has by default (template.yaml)."""
+    from bulk_restore.local.stack import find_template
+    from bulk_restore.local.template import Resolver, load_template, parse_parameters
 
     template = load_template(find_template())
-    parameters = parse_parameters(template, LOCAL_PARAMETERS)
-    for event in template["Resources"]["CompletionFunction"]["Properties"]["Events"].values():
+    events = template["Resources"]["CompletionFunction"]["Properties"]["Events"]
+    resolve = Resolver(parse_parameters(template)).resolve
+    for event in events.values():
         if event.get("Type") == "SQS":
-            window = event["Properties"].get("MaximumBatchingWindowInSeconds", 0)
-            return float(parameters[window["Ref"]] if isinstance(window, dict) else window)
+            return float(resolve(event["Properties"].get("MaximumBatchingWindowInSeconds", 0)))
     return None
 
 

@@ -44,8 +44,8 @@ class Request:
     pooled: bool  # made on another thread than the invocation's (the restore workers' pool)
     status: int
     error: str
-    seconds: float  # wall time inside the call (the emulator's work included)
-    cpu_s: float  # this thread's CPU time inside the call
+    seconds: float  # wall time inside the call (the emulator's work and this meter's included)
+    cpu_s: float  # this thread's CPU time inside the call (the same)
     billed: int = 1  # billed requests (SQS/SNS: per 64 KB of payload)
     messages: int = 0  # SQS messages sent, received or deleted; SNS messages published
     wru: float = 0.0
@@ -237,15 +237,15 @@ class RequestMeter:
     def _start(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         if self.paused:
             return
+        # The clocks start before the metering's own work, so that it counts as the call's, not the function's.
+        context["bench.started"] = (time.perf_counter(), time.thread_time())
         if self.capacity is not None and model.service_model.service_name == "dynamodb":
             context["bench.old_sizes"] = self.capacity.before(model.name, _wire(context.get("bench.params") or {}))
-        context["bench.started"] = (time.perf_counter(), time.thread_time())
 
     def _finish(self, origin: str, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         started = context.get("bench.started")
         if self.paused or started is None:
             return
-        seconds, cpu = time.perf_counter() - started[0], time.thread_time() - started[1]
         service, operation = model.service_model.service_name, model.name
         params = context.get("bench.params") or {}
         invocation = self._current
@@ -255,7 +255,7 @@ class RequestMeter:
             pooled=invocation is not None and threading.get_ident() != invocation.thread,
             status=int(getattr(http_response, "status_code", 0) or 0),
             error=str((parsed.get("Error") or {}).get("Code", "")),
-            seconds=seconds, cpu_s=cpu, at=time.time(),
+            seconds=0.0, cpu_s=0.0,
         )
         if service == "dynamodb" and self.capacity is not None:
             request.wru, request.rru = self.capacity.units(operation, _wire(params), parsed, context.get("bench.old_sizes") or [])
@@ -263,6 +263,8 @@ class RequestMeter:
             self._messages(request, params, parsed)
         elif service == "s3" and operation == "GetObject":
             request.payload_bytes = int(parsed.get("ContentLength") or 0)
+        request.at = time.time()
+        request.seconds, request.cpu_s = time.perf_counter() - started[0], time.thread_time() - started[1]
         with self._lock:
             self.requests.append(request)
 
