@@ -21,7 +21,7 @@ import base64
 import json
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -278,33 +278,11 @@ class DynamoJobStore:
         """The job and the sum of its counter shards, in one consistent query."""
         job: RestoreJob | None = None
         parts: list[Counts] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": _to_ddb({":pk": job_pk(job_id)}),
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.client.query(**kwargs)
-            for raw in page.get("Items", []):
-                item = _from_ddb(raw)
-                if item["sk"] == "META":
-                    job = self._job_from_item(item)
-                elif item["sk"].startswith("COUNT#"):
-                    parts.append(
-                        Counts(
-                            total=_int(item.get("total")),
-                            restoring=_int(item.get("restoring")),
-                            restored=_int(item.get("restored")),
-                            skipped=_int(item.get("skipped")),
-                            failed=_int(item.get("failed")),
-                            cancelled=_int(item.get("cancelled")),
-                            chunks_done=_int(item.get("chunks_done")),
-                        )
-                    )
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in self._query_partition(job_pk(job_id), consistent=True):
+            if item["sk"] == "META":
+                job = self._job_from_item(item)
+            elif item["sk"].startswith("COUNT#"):
+                parts.append(Counts(**{name: _int(item.get(name)) for name in Counts().as_dict()}))
         if job is None:
             return None
         return job, Counts.sum(parts)
@@ -414,20 +392,8 @@ class DynamoJobStore:
     def active_jobs(self, include_kept: bool = True) -> list[str]:
         """Jobs not finished yet (and, with ``include_kept``, finished jobs whose copies are kept):
         one partition, written only when a job starts and ends."""
-        jobs: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": _to_ddb({":pk": "ACTIVE"}),
-        }
-        if not include_kept:
-            kwargs["FilterExpression"] = "attribute_not_exists(keeping)"
-        while True:
-            page = self.client.query(**kwargs)
-            jobs.extend(_from_ddb(i)["job_id"] for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return jobs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        only_running = None if include_kept else "attribute_not_exists(keeping)"
+        return [item["job_id"] for item in self._query_partition("ACTIVE", only_running)]
 
     def keep_active(self, job_id: str) -> None:
         """A finished job stays on the sweeper's list to renew its copies, but issues no restores."""
@@ -470,17 +436,23 @@ class DynamoJobStore:
             self._batch_write(requests[i : i + 25])
 
     def jobs_for_bucket(self, bucket: str) -> list[str]:
-        jobs: list[str] = []
+        return [item["job_id"] for item in self._query_partition(f"BUCKET#{bucket}")]
+
+    def _query_partition(self, pk: str, filter_expression: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
+        """Every item of one partition, page after page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": _to_ddb({":pk": f"BUCKET#{bucket}"}),
+            "ExpressionAttributeValues": _to_ddb({":pk": pk}),
+            "ConsistentRead": consistent,
         }
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
         while True:
             page = self.client.query(**kwargs)
-            jobs.extend(_from_ddb(i)["job_id"] for i in page.get("Items", []))
+            yield from (_from_ddb(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return jobs
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
