@@ -127,8 +127,8 @@ class Planner:
             if isinstance(row, ManifestEntry):
                 if row.object.bucket not in buckets and self._allowed(row.object.bucket) and len(buckets) >= MAX_BUCKETS_PER_JOB:
                     row = ManifestError(raw.number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
-                elif row.object.ref not in chunk.refs:
-                    chunk.refs.add(row.object.ref)
+                elif (ref := row.object.ref) not in chunk.refs:
+                    chunk.refs.add(ref)
                     chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id])
             if isinstance(row, ManifestError):
                 chunk.errors.append([row.line, row.message, row.raw])
