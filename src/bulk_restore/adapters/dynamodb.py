@@ -410,15 +410,32 @@ class DynamoJobStore:
             ExpressionAttributeValues=_to_ddb({":s": sweep}),
         )
 
-    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> bool:
-        """Count ``wanted`` restore requests against ``scope``'s budget for one time slot, if it has room."""
-        return self._conditional_update(
-            {"pk": f"RATE#{scope}", "sk": str(slot)},
-            "ADD used :n SET expires_at = :exp",
-            "attribute_not_exists(used) OR used <= :room",
-            None,
-            {":n": wanted, ":room": limit - wanted, ":exp": int(time.time()) + 3600},
-        )
+    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> int:
+        """Count up to ``wanted`` restore requests against ``scope``'s budget for one time slot.
+
+        Returns how many it granted: all, or the room the slot had left (a refused write tells
+        what the slot has used, so a second write takes exactly the rest), or 0 when it is full.
+        """
+        ask = wanted
+        for _ in range(3):
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=_to_ddb({"pk": f"RATE#{scope}", "sk": str(slot)}),
+                    UpdateExpression="ADD used :n SET expires_at = :exp",
+                    ConditionExpression="attribute_not_exists(used) OR used <= :room",
+                    ExpressionAttributeValues=_to_ddb({":n": ask, ":room": limit - ask, ":exp": int(time.time()) + 3600}),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return ask
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                used = _int(_from_ddb(exc.response.get("Item") or {}).get("used"), limit)
+                ask = min(wanted, limit - used)
+                if ask <= 0:
+                    return 0
+        return 0
 
     # ---- buckets ---------------------------------------------------------------------------
 

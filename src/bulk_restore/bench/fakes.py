@@ -168,14 +168,23 @@ class FakeJobStore:
         with self._lock:
             self._active.pop(job_id, None)
 
-    def take_tokens(self, scope: str, second: int, wanted: int, limit: int) -> bool:
+    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> int:
+        """As DynamoJobStore.take_tokens: all, or the room left (a refused write and a second one), or 0."""
         self._call("UpdateItem")
         with self._lock:
-            used = self._tokens.get((scope, second))
-            if used is not None and used > limit - wanted:
-                return False
-            self._tokens[(scope, second)] = (used or 0) + wanted
-            return True
+            used = self._tokens.get((scope, slot), 0)
+            if used <= limit - wanted:
+                self._tokens[(scope, slot)] = used + wanted
+                return wanted
+            room = limit - used
+            if room <= 0:
+                return 0
+        self._call("UpdateItem")
+        with self._lock:
+            used = self._tokens.get((scope, slot), 0)
+            granted = max(0, min(room, limit - used))
+            self._tokens[(scope, slot)] = used + granted
+            return granted
 
     # ---- buckets ------------------------------------------------------------------------------
 

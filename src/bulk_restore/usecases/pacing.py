@@ -5,7 +5,8 @@ of all jobs draw from budgets kept in DynamoDB: each running job may issue ``rat
 jobs`` requests a second, so one huge job cannot starve a small one, and the account as a whole
 stays under ``rate``. The budgets are per tenth of a second, not per second: S3 counts any
 sliding second, and whole-second budgets let a burst at the end of one second and another at
-the start of the next overrun it. One conditional write buys up to a tenth of a second's share.
+the start of the next overrun it. One conditional write buys up to a tenth of a second's share;
+when the slot has less room than asked, the worker takes what is left and waits for the next.
 
 The bound this gives: any sliding second holds at most ``rate`` plus one slot's share (a
 sliding second can touch eleven tenth-second slots): 990 at the default 900, under S3's 1,000.
@@ -57,10 +58,16 @@ class Pacer:
 
     def acquire(self, job_id: str, wanted: int) -> None:
         """Block until ``wanted`` restore requests of this job fit in its budgets."""
-        if not self.enabled:
-            return
         remaining = wanted
         while remaining > 0:
+            remaining -= self.take(job_id, remaining)
+
+    def take(self, job_id: str, wanted: int) -> int:
+        """Block until this job may send at least one request; return how many (up to ``wanted``)
+        it may send now. Send them at once: they are this slot's."""
+        if not self.enabled:
+            return wanted
+        while True:
             share = self.share()
             slots = self._slots(share)
             now = self.clock()
@@ -68,9 +75,8 @@ class Pacer:
             # The share spread over the slots of a second, the remainder too: slot i gets its part.
             i = slot % slots
             room = share * (i + 1) // slots - share * i // slots
-            take = min(remaining, room)
-            if take and self.store.take_tokens(f"job#{job_id}/{slots}", slot, take, room):
-                remaining -= take
-                continue
+            granted = self.store.take_tokens(f"job#{job_id}/{slots}", slot, min(wanted, room), room)
+            if granted:
+                return granted
             # This slot's budget is spent: wait for the next one, with jitter so workers spread out.
             self.sleep(max(0.0, (slot + 1) / slots - now) + random.random() / slots / 4)

@@ -69,10 +69,8 @@ class RestoreWorker:
         while todo:
             if job.status.is_terminal:
                 return records + [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
-            size = self.pacer.batch_size() if self.pacer is not None and self.pacer.enabled else len(todo)
+            size = self.pacer.take(job.job_id, min(len(todo), self.pacer.batch_size())) if self.pacer is not None else len(todo)
             batch, todo = todo[:size], todo[size:]
-            if self.pacer is not None:
-                self.pacer.acquire(job.job_id, len(batch))
             if self.clock() - checked >= STATUS_CHECK_SECONDS:
                 # Waiting for the rate took a while: a cancel may have come meanwhile.
                 job, checked = self.store.get_job(job.job_id) or job, self.clock()
