@@ -97,6 +97,8 @@ def parse_row(line: int, data: bytes) -> ManifestEntry | ManifestError | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return ManifestError(line, f"line is not valid UTF-8 (byte {exc.start})", preview)
+    if "\r" in text:
+        return ManifestError(line, "line holds a lone carriage return (CR): end lines with LF or CRLF, as CSV does", preview)
     if '"' in text:
         try:
             fields = next(csv.reader([text], strict=True))
