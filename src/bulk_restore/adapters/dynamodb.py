@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -206,7 +207,7 @@ class DynamoJobStore:
             expedited_fallback=bool(item.get("expedited_fallback", False)),
             deadline_seconds=float(item.get("deadline_seconds", "0") or 0),
             keep_restored_days=_int(item.get("keep_restored_days")),
-            sweep={k: (int(v) if hasattr(v, "as_integer_ratio") and not isinstance(v, bool) else v) for k, v in (item.get("sweep") or {}).items()},
+            sweep={k: int(v) if isinstance(v, Decimal) else v for k, v in (item.get("sweep") or {}).items()},
             outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
         )
 
@@ -559,7 +560,7 @@ class DynamoJobStore:
                 self.client.transact_write_items(TransactItems=actions)
                 return True, skipped
             except ClientError as exc:
-                reasons = self._cancellation_reasons(exc)
+                reasons = self._cancellation_reasons(exc, len(actions))
                 if reasons is None:
                     raise
                 if reasons[len(pending)] == "ConditionalCheckFailed":
@@ -615,7 +616,7 @@ class DynamoJobStore:
                     moved += len(pending)
                     break
                 except ClientError as exc:
-                    reasons = self._cancellation_reasons(exc)
+                    reasons = self._cancellation_reasons(exc, len(actions))
                     if reasons is None:
                         raise
                     gone = {pending[j].ref for j, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
@@ -643,13 +644,16 @@ class DynamoJobStore:
         }
 
     @staticmethod
-    def _cancellation_reasons(exc: ClientError) -> list[str] | None:
-        if exc.response["Error"]["Code"] != "TransactionCanceledException":
-            if exc.response["Error"]["Code"] in ("TransactionConflictException", "ProvisionedThroughputExceededException", "ThrottlingException"):
-                return []
+    def _cancellation_reasons(exc: ClientError, actions: int) -> list[str] | None:
+        """One code per action of a failed transaction ("None" where the action was not the cause),
+        or None when the error is no cancellation or conflict and must propagate."""
+        code = exc.response["Error"]["Code"]
+        if code in ("TransactionConflictException", "ProvisionedThroughputExceededException", "ThrottlingException"):
+            return ["None"] * actions
+        if code != "TransactionCanceledException":
             return None
-        reasons = exc.response.get("CancellationReasons") or []
-        return [r.get("Code", "None") for r in reasons] + ["None"] * 200
+        given = [r.get("Code", "None") for r in exc.response.get("CancellationReasons") or []]
+        return (given + ["None"] * actions)[:actions]
 
     @staticmethod
     def _backoff(attempt: int) -> None:
