@@ -28,6 +28,11 @@ def progress_percent(counts: Counts, planned: bool) -> int:
     return percent
 
 
+def reported_percent(status: JobStatus, counts: Counts, planned: bool) -> int:
+    """The percent a job shows: 100 once Complete, else its finished share."""
+    return 100 if status is JobStatus.COMPLETE else progress_percent(counts, planned)
+
+
 def is_finished(job: RestoreJob, counts: Counts) -> bool:
     return (
         job.planning.done
@@ -70,7 +75,7 @@ def build_message(
 ) -> dict:
     """The event body. The first five fields are the seed contract's, with the seed's string types."""
     planned = job.planning.done
-    percent = 100 if status is JobStatus.COMPLETE else progress_percent(counts, planned)
+    percent = reported_percent(status, counts, planned)
     return {
         "JobId": job.job_id,
         "BatchJobId": batch_job_id or job.job_id,

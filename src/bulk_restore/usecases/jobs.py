@@ -13,7 +13,7 @@ from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import BucketNotAllowed, InvalidRequest, JobAlreadyFinished, JobNotFound, ManifestUnreadable
 from bulk_restore.domain.manifest import first_entry, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier
-from bulk_restore.domain.progress import progress_percent
+from bulk_restore.domain.progress import reported_percent
 from bulk_restore.usecases.notify import Notifier
 
 
@@ -155,7 +155,7 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
         "ClientTag": job.client_tag,
         "Engine": job.engine,
         "Manifest": {"Bucket": job.manifest.bucket, "Key": job.manifest.key, "ETag": job.manifest.etag, "Size": job.manifest.size},
-        "ProgressPercent": 100 if job.status.value == "Complete" else progress_percent(counts, job.planning.done),
+        "ProgressPercent": reported_percent(job.status, counts, job.planning.done),
         "ProgressStepPercent": job.progress_step_percent,
         "Counts": counts.document(),
         "RequestedCount": counts.requested,
