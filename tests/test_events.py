@@ -21,9 +21,10 @@ def test_an_s3_notification_has_its_form_encoded_keys_decoded() -> None:
     (body,) = bodies("completion_s3_notification.json")
     # When it is parsed
     first, second = parse_message(body)
-    # Then + is a space, %2B a plus, and "null" no version
-    assert first == RestoreCompleted("archive-bkt", ("photos/red flower.jpg",), None, "2026-03-09T00:00:00.000Z")
-    assert second.keys == ('photos/a+b c,"d".jpg',) and second.version_id is None
+    # Then + is a space, %2B a plus, "null" the null version, and the event's time is kept
+    assert first == RestoreCompleted("archive-bkt", ("photos/red flower.jpg",), None, "2026-03-09T00:00:00.000Z",
+                                     at="2026-03-02T10:15:08.000Z")
+    assert second.keys == ('photos/a+b c,"d".jpg',) and second.version_id == "null"
 
 
 def test_an_eventbridge_event_tries_the_key_as_given_first() -> None:
@@ -77,12 +78,28 @@ def test_an_sns_notification_of_something_else_is_unrecognised() -> None:
 
 
 @pytest.mark.parametrize("version", ["null", "", None])
-def test_a_null_version_means_no_version(version: str | None) -> None:
+def test_a_null_or_absent_version_names_the_null_version_row_and_the_current_version_row(version: str | None) -> None:
+    # Given an event for an object written before versioning was enabled (or of an unversioned bucket)
     doc = json.loads(samples.eventbridge_completed("archive-bkt", "k"))
     doc["detail"]["object"]["version-id"] = version
+    # When it is parsed
     (event,) = parse_message(json.dumps(doc))
-    assert event.version_id is None
-    assert event.candidate_refs() == [object_ref("archive-bkt", "k", None)]
+    # Then it names both the row "archive-bkt,k,null" and the row "archive-bkt,k"
+    assert event.candidate_refs() == [object_ref("archive-bkt", "k", "null"), object_ref("archive-bkt", "k", None)]
+
+
+def test_an_event_with_a_real_version_does_not_name_the_null_version() -> None:
+    event = RestoreCompleted("b", ("k",), "v1")
+    assert object_ref("b", "k", "null") not in event.candidate_refs()
+
+
+@pytest.mark.parametrize("stamp, expected", [
+    ("2026-03-02T10:15:08.000Z", 1772446508.0), ("2026-03-02T10:15:08Z", 1772446508.0),
+    ("2026-03-02T10:15:08.250000Z", 1772446508.25), ("1772446508.5", 1772446508.5), ("", None), ("yesterday", None),
+])
+def test_an_event_time_is_read_in_every_spelling_s3_and_eventbridge_use(stamp: str, expected: float | None) -> None:
+    from bulk_restore.domain.timing import event_epoch
+    assert event_epoch(stamp) == expected
 
 
 def test_a_versioned_event_names_that_version_first_then_the_current_one() -> None:

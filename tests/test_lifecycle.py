@@ -21,7 +21,7 @@ import pytest
 
 from bulk_restore import cli
 from bulk_restore.adapters.sqs import move_messages
-from bulk_restore.domain.model import ObjectId
+from bulk_restore.domain.model import JobStatus, ObjectId
 from bulk_restore.local import s3_restore
 from bulk_restore.usecases.pacing import Pacer
 
@@ -317,22 +317,57 @@ def test_a_job_cancelled_midway_requests_nothing_more_and_shows_what_was_request
     _, document = call_api("GET", f"/jobs/{job_id}")
     assert document["Counts"] | {"Total": 10, "Restoring": 5, "Cancelled": 5} == document["Counts"]
     assert (document["RequestedCount"], document["Planning"]["Complete"]) == (5, False)
-    # And exactly one Cancelled event
+    # And exactly one Cancelled event, with the job's final counts
     event = terminal_of(stack, job_id)
-    assert event["Status"] == "Cancelled" and event["Counts"]["Restoring"] == 5
+    assert event["Status"] == "Cancelled" and event["Counts"] == document["Counts"]
     # When its chunks arrive again (two redelivered, the third as a planner would have sent it), and it is cancelled again
     for number, chunk in enumerate(chunks):
         rows = [[98 * number + i + 1, o.bucket, o.key, None] for i, o in enumerate(chunk)]
         stack.send(stack.restore_queue_url, samples.restore_chunk(job_id, number, rows, []))
     again = len(tracer.calls)
     stack.drain()
-    assert cancel(job_id)["Status"] == "Cancelled"
+    status, answer = call_api("POST", f"/jobs/{job_id}/cancel")
+    assert (status, answer["error"]["code"], answer["error"]["details"]["status"]) == (409, "JobAlreadyFinished", "Cancelled")
     # Then still nothing is requested; the third chunk's objects are CANCELLED; still one event
     assert named(tracer.calls[again:], "s3.RestoreObject") == []
     ledger = JobLedger.read(stack, job_id)
     assert ledger.states() == {"RESTORING": 5, "CANCELLED": 10}
     assert_counters_match(ledger)
     assert terminal_of(stack, job_id)["Status"] == "Cancelled"
+
+
+def test_the_cancelled_event_carries_the_final_counts_of_chunks_still_on_their_way(stack: Stack) -> None:
+    # Given a job whose three chunks are all planned and queued, none accounted yet
+    chunks = [[ObjectId(DATA_BUCKET, f"late/{c}/{i}.bin") for i in range(4)] for c in range(3)]
+    for obj in (o for chunk in chunks for o in chunk):
+        stack.put_archived(obj.key)
+    job_id = stack.create_job(*stack.put_manifest(chunked_manifest(chunks)))["BulkJobId"]
+    assert stack.planner.poll_once(stack.sqs) == 1
+    # When it is cancelled before any chunk is accounted, and the chunks then arrive
+    cancel(job_id)
+    assert stack.events_of(job_id) == []  # nothing announced while chunks are on their way
+    stack.settle()
+    # Then one Cancelled event, whose counts are the job's final ones (not zeros)
+    (event,) = [e.message for e in stack.events_of(job_id)]
+    assert event["Status"] == "Cancelled"
+    assert event["Counts"] == {"Total": 12, "Restoring": 0, "Restored": 0, "Skipped": 0, "Failed": 0, "Cancelled": 12}
+    _, document = call_api("GET", f"/jobs/{job_id}")
+    assert document["Counts"] == event["Counts"] and document["Status"] == "Cancelled"
+
+
+@pytest.mark.parametrize("status", ["Complete", "Cancelled", "Timeout", "Failed"])
+def test_a_cancel_of_a_job_that_has_ended_in_any_way_is_a_409(stack: Stack, status: str) -> None:
+    # Given a job that ended as ``status``
+    job_id, _ = start(stack, f"ended-{status.lower()}", 2)
+    if status != "Complete":
+        stack.services().notifier.end(job_id, JobStatus(status), "ended by the test")
+    stack.settle()
+    assert JobLedger.read(stack, job_id).status == status
+    # When it is cancelled
+    code, answer = call_api("POST", f"/jobs/{job_id}/cancel")
+    # Then 409 JobAlreadyFinished naming its state, and still one terminal event, of that state
+    assert (code, answer["error"]["code"], answer["error"]["details"]["status"]) == (409, "JobAlreadyFinished", status)
+    assert terminal_of(stack, job_id)["Status"] == status
 
 
 def test_a_finished_job_cannot_be_cancelled(stack: Stack) -> None:
@@ -375,6 +410,7 @@ def paced(stack: Stack) -> tuple[SteppingClock, CallTracer]:
     clock = SteppingClock()
     pacer = stack.services().restorer.pacer
     pacer.clock, pacer.sleep = clock.time, clock.sleep
+    pacer.forget()  # what it knew was timed by another clock
     return clock, CallTracer(clock=clock.time).install(stack.services())
 
 
@@ -472,6 +508,36 @@ def test_a_finished_job_whose_copies_are_kept_takes_no_share_of_the_rate(stack: 
     assert JobLedger.read(stack, kept).on_sweep_list
     start(stack, "running", 1)
     assert Pacer(stack.services().store, 50).share() == 50
+
+
+@pytest.mark.parametrize("stack_settings", settings(RESTORE_RATE_PER_SECOND=100))
+def test_jobs_only_waiting_for_s3_take_no_share_of_the_rate(stack: Stack) -> None:
+    # Given 20 one-object jobs whose requests are all sent: they only wait for S3 now
+    waiting = [start(stack, f"waiting-{n:02d}", 1)[0] for n in range(20)]
+    stack.drain()
+    assert all(JobLedger.read(stack, job_id).states() == {"RESTORING": 1} for job_id in waiting)
+    # When a 200-object job runs alone among them
+    start(stack, "alone", 200)
+    clock, tracer = paced(stack)
+    stack.drain()
+    # Then it issued at the whole rate: 200 requests in about 2 seconds, not 20 times slower
+    times = restore_times(tracer, "alone/")
+    assert len(times) == 200
+    assert times[-1] - times[0] < 3.0, times[-1] - times[0]
+    assert busiest_second(times) <= 100 + slot_share(100)
+
+
+def test_a_job_leaves_the_rate_once_every_chunk_is_accounted(stack: Stack) -> None:
+    # Given a job planned and requested, still restoring
+    job_id, _ = start(stack, "issued", 3)
+    pacer = Pacer(stack.services().store, 50)
+    assert stack.services().store.issuing_jobs() == [job_id]
+    stack.drain()
+    # Then it no longer counts as a job with requests to send, though it is still running
+    assert JobLedger.read(stack, job_id).states() == {"RESTORING": 3}
+    assert stack.services().store.issuing_jobs() == []
+    assert JobLedger.read(stack, job_id).on_sweep_list
+    assert pacer.share() == 50
 
 
 # ---- throttling and Expedited capacity -------------------------------------------------------------------

@@ -12,7 +12,8 @@ from bulk_restore.domain.progress import Decision, build_message, decide, event_
 
 
 def job(*, planned: bool = True, chunks: int = 1, last_step: int = 0, step: int = 10,
-        status: JobStatus = JobStatus.RESTORING, tag: str = "finance") -> RestoreJob:
+        status: JobStatus = JobStatus.RESTORING, tag: str = "finance", issued: bool = True,
+        end_pending: bool = False, stopped: bool = False) -> RestoreJob:
     return RestoreJob(
         job_id="6f1d3a52-8c1e-4b7a-9d1e-3c2b1a0f9e87",
         tier=Tier.BULK,
@@ -22,7 +23,9 @@ def job(*, planned: bool = True, chunks: int = 1, last_step: int = 0, step: int 
         progress_step_percent=step,
         status=status,
         last_step_published=last_step,
-        planning=PlanningState(chunks_emitted=chunks, done=planned),
+        planning=PlanningState(chunks_emitted=chunks, done=planned, stopped=stopped),
+        issued=issued,
+        end_pending=end_pending,
     )
 
 
@@ -55,6 +58,26 @@ def test_progress_never_shows_100_while_an_object_is_restoring() -> None:
 
 def test_a_planned_job_with_every_chunk_accounted_and_nothing_restoring_completes() -> None:
     assert decide(job(), counts(total=4, restored=2, skipped=1, failed=1)) == Decision(terminal=JobStatus.COMPLETE)
+
+
+def test_a_job_is_seen_issued_once_every_planned_chunk_is_accounted() -> None:
+    # Given a job not yet known to be issued
+    assert decide(job(issued=False, chunks=2), counts(total=4, restoring=4, chunks=1)).issued is False
+    assert decide(job(issued=False, chunks=2), counts(total=4, restoring=4, chunks=2)).issued is True
+    assert decide(job(issued=False, planned=False, chunks=2), counts(total=4, restoring=4, chunks=2)).issued is False
+    # And once it is known, it is not decided again
+    assert decide(job(issued=True, chunks=2), counts(total=4, restoring=4, chunks=2)).issued is False
+
+
+@pytest.mark.parametrize("status", [JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.TIMEOUT])
+def test_an_ended_job_is_announced_once_its_last_chunks_are_accounted(status: JobStatus) -> None:
+    # Given a job ended while planning, its planner stopped, one of two chunks accounted
+    ended = job(status=status, end_pending=True, planned=False, stopped=True, chunks=2, issued=False)
+    assert decide(ended, counts(total=4, restoring=2, chunks=1)) == Decision()
+    # When the last chunk is accounted, then its end is announced (with these counts), objects still restoring or not
+    assert decide(ended, counts(total=8, restoring=2, chunks=2)) == Decision(terminal=status, ended=True, issued=True)
+    # And a planner that has not stopped yet may still send chunks: nothing is announced
+    assert decide(job(status=status, end_pending=True, planned=False, chunks=2), counts(total=8, chunks=2)) == Decision()
 
 
 def test_a_job_whose_objects_all_failed_still_completes() -> None:

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     sweep_heads_per_second: int = Field(50, ge=1)
     sweep_interval_seconds: int = Field(3600, ge=1)  # between two sweep passes over one job
     stalled_planning_seconds: int = Field(1800, ge=1)
+    # An ended job's terminal event waits for chunks on their way at most this long (a chunk's
+    # retries last up to 4 h before it goes to the dead-letter queue).
+    end_grace_seconds: int = Field(6 * 3600, ge=1)
 
     @property
     def allowed_bucket_set(self) -> frozenset[str] | None:
@@ -57,6 +60,7 @@ class Settings(BaseModel):
             "sweep_heads_per_second": "SWEEP_HEADS_PER_SECOND",
             "sweep_interval_seconds": "SWEEP_INTERVAL_SECONDS",
             "stalled_planning_seconds": "STALLED_PLANNING_SECONDS",
+            "end_grace_seconds": "END_GRACE_SECONDS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

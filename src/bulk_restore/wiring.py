@@ -10,7 +10,7 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sns import EventPublisher
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.settings import Settings, get_settings
-from bulk_restore.usecases.complete import BUCKET_JOBS_SECONDS, CompletionRecorder
+from bulk_restore.usecases.complete import CompletionRecorder
 from bulk_restore.usecases.jobs import JobService
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
@@ -53,7 +53,7 @@ def build_services(settings: Settings) -> Services:
                         settings.allowed_bucket_set),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency,
                                pacer, settings.allowed_bucket_set),
-        completions=CompletionRecorder(store, notifier, s3, BUCKET_JOBS_SECONDS * settings.time_scale),
+        completions=CompletionRecorder(store, notifier, s3),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer),
     )
 

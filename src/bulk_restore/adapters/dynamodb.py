@@ -5,10 +5,14 @@ Item layout (pk / sk):
   JOB#<id> / COUNT#<n>            one of COUNTER_SHARDS counter items; the job's counts are their sum
   JOB#<id>#CHUNKS / <chunk>       marker: this manifest chunk has been accounted
   JOB#<id>#O#<shard> / <ref>      one object of the job (ref: hash of bucket, key and version)
-  BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here)
+  BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here);
+                                  ``issuing`` while the job may still record new objects
   IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key made
-  ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at
+  ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at;
+                                  ``issuing`` while it has restore requests left to send (pacing)
   RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
+  EARLY#<ref> / COMPLETED         a restore-completed event that came while a job that may yet
+                                  record the object was still issuing (kept 2 days)
 
 Every change of an object's state and the matching counter change commit in one transaction,
 so the counters always equal the objects' states, whatever is retried or duplicated. Counter
@@ -43,6 +47,7 @@ from bulk_restore.domain.model import (
 )
 
 COUNTER_SHARDS = 8
+EARLY_COMPLETION_DAYS = 2
 OBJECT_SHARDS = 16
 MAX_TRANSACT_ITEMS = 100
 _ser = TypeSerializer()
@@ -163,6 +168,7 @@ class DynamoJobStore:
             "sweep": job.sweep,
             "planning": self._planning_item(job.planning),
             "outbox": {},
+            "issued": job.issued,
         }
 
     @staticmethod
@@ -175,6 +181,7 @@ class DynamoJobStore:
             "done": p.done,
             "buckets": list(p.buckets),
             "versioned_line": p.versioned_line,
+            "stopped": p.stopped,
         }
 
     @staticmethod
@@ -202,6 +209,7 @@ class DynamoJobStore:
                 done=bool(p.get("done", False)),
                 buckets=list(p.get("buckets", [])),
                 versioned_line=_int(p.get("versioned_line")),
+                stopped=bool(p.get("stopped", False)),
             ),
             engine=item.get("engine", "direct"),
             expedited_fallback=bool(item.get("expedited_fallback", False)),
@@ -209,6 +217,8 @@ class DynamoJobStore:
             keep_restored_days=_int(item.get("keep_restored_days")),
             sweep={k: int(v) if isinstance(v, Decimal) else v for k, v in (item.get("sweep") or {}).items()},
             outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
+            end_pending=bool(item.get("end_pending", False)),
+            issued=bool(item.get("issued", False)),
         )
 
     def create_job(self, job: RestoreJob, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
@@ -229,7 +239,8 @@ class DynamoJobStore:
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": _to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job.job_id}", "job_id": job.job_id, "created_at": job.created_at}),
+                    "Item": _to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job.job_id}", "job_id": job.job_id, "created_at": job.created_at,
+                                     "issuing": True}),
                 }
             }
         )
@@ -320,8 +331,12 @@ class DynamoJobStore:
         terminal: JobStatus | None = None,
         failure_reason: str = "",
         lease_ms: int = 0,
+        ended: bool = False,
     ) -> bool:
         """Record an event in the job's outbox, once: a step above the last one, or the one terminal status.
+
+        With ``ended``, the terminal event of a job that ``end_job`` ended earlier: claimed once,
+        when its last chunks have been accounted, so that it carries the job's final counts.
 
         The claimer holds the event's publish lease for ``lease_ms``: nobody else publishes it
         meanwhile. If the claimer dies, whoever evaluates the job after the lease publishes it.
@@ -329,11 +344,17 @@ class DynamoJobStore:
         names = {"#s": "status", "#o": "outbox", "#e": event_id}
         values: dict[str, Any] = {
             ":entry": {"m": json.dumps(message), "lease": int(time.time() * 1000) + lease_ms},
-            ":a1": _ACTIVE[0],
-            ":a2": _ACTIVE[1],
             ":u": now_iso(),
         }
         update = "SET #o.#e = :entry, updated_at = :u"
+        if terminal is not None and ended:
+            # The job was ended (cancel, timeout, failure) before: announce it, once.
+            values[":t"] = terminal.value
+            return self._conditional_update(
+                self._meta(job_id), update + " REMOVE end_pending", "#s = :t AND end_pending = :yes", names,
+                values | {":yes": True},
+            )
+        values |= {":a1": _ACTIVE[0], ":a2": _ACTIVE[1]}
         condition = "#s IN (:a1, :a2)"
         if step is not None:
             values[":step"] = step
@@ -345,6 +366,30 @@ class DynamoJobStore:
             values[":fr"] = failure_reason
             update += ", #s = :t, finished_at = :u, expires_at = :exp, failure_reason = :fr"
         return self._conditional_update(self._meta(job_id), update, condition, names, values)
+
+    def end_job(self, job_id: str, status: JobStatus, reason: str) -> bool:
+        """End a running job as Cancelled, Failed or Timeout, its terminal event still to be announced
+        (``claim_event(..., ended=True)``). False if the job had already ended."""
+        return self._conditional_update(
+            self._meta(job_id),
+            "SET #s = :t, finished_at = :u, updated_at = :u, expires_at = :exp, failure_reason = :fr, end_pending = :yes",
+            "#s IN (:a1, :a2)",
+            {"#s": "status"},
+            {":t": status.value, ":u": now_iso(), ":exp": _epoch(self.job_retention_days), ":fr": reason, ":yes": True,
+             ":a1": _ACTIVE[0], ":a2": _ACTIVE[1]},
+        )
+
+    def mark_issued(self, job_id: str, buckets: Iterable[str]) -> None:
+        """The job will record no new object: it leaves the rate's share and completion events of
+        its buckets need not be kept for it. The job's own flag is set last, so a crash in between
+        only repeats this."""
+        for bucket in buckets:
+            self.client.update_item(
+                TableName=self.table, Key=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}"}),
+                UpdateExpression="REMOVE issuing",
+            )
+        self._conditional_update({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
+        self._conditional_update(self._meta(job_id), "SET issued = :yes", "attribute_exists(pk)", None, {":yes": True})
 
     def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
         """Take over publishing a pending event whose lease has run out."""
@@ -368,8 +413,9 @@ class DynamoJobStore:
             "Key": _to_ddb(key),
             "UpdateExpression": update,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": _to_ddb(values),
         }
+        if values:
+            kwargs["ExpressionAttributeValues"] = _to_ddb(values)
         if names:
             kwargs["ExpressionAttributeNames"] = names
         try:
@@ -395,6 +441,10 @@ class DynamoJobStore:
         one partition, written only when a job starts and ends."""
         only_running = None if include_kept else "attribute_not_exists(keeping)"
         return [item["job_id"] for item in self._query_partition("ACTIVE", only_running)]
+
+    def issuing_jobs(self) -> list[str]:
+        """Jobs with restore requests left to send: those that share the account's restore rate."""
+        return [item["job_id"] for item in self._query_partition("ACTIVE", "issuing = :yes", values={":yes": True})]
 
     def keep_active(self, job_id: str) -> None:
         """A finished job stays on the sweeper's list to renew its copies, but issues no restores."""
@@ -443,7 +493,8 @@ class DynamoJobStore:
     def register_bucket(self, job_id: str, bucket: str) -> None:
         self.client.put_item(
             TableName=self.table,
-            Item=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}", "job_id": job_id, "expires_at": _epoch(self.object_retention_days)}),
+            Item=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}", "job_id": job_id, "issuing": True,
+                          "expires_at": _epoch(self.object_retention_days)}),
         )
 
     def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
@@ -453,15 +504,37 @@ class DynamoJobStore:
         for i in range(0, len(requests), 25):
             self._batch_write(requests[i : i + 25])
 
-    def jobs_for_bucket(self, bucket: str) -> list[str]:
-        return [item["job_id"] for item in self._query_partition(f"BUCKET#{bucket}")]
+    def jobs_for_bucket(self, bucket: str) -> dict[str, bool]:
+        """The jobs with objects in this bucket, each with whether it may still record new objects.
+        Read consistently: a job registers a bucket before its first restore request there."""
+        return {item["job_id"]: bool(item.get("issuing")) for item in self._query_partition(f"BUCKET#{bucket}", consistent=True)}
 
-    def _query_partition(self, pk: str, filter_expression: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
+    # ---- completions that came before their object was recorded ------------------------------
+
+    def keep_early_completions(self, refs: dict[str, tuple[float, bool]]) -> None:
+        """Keep completion events (ref -> (when S3 completed it, whether the ref is certain)) for
+        a job that may record the object later (a restore worker reads them after recording)."""
+        expires = _epoch(EARLY_COMPLETION_DAYS)
+        requests = [
+            {"PutRequest": {"Item": _to_ddb({"pk": f"EARLY#{ref}", "sk": "COMPLETED", "at": Decimal(str(round(at, 3))),
+                                              "certain": certain, "expires_at": expires})}}
+            for ref, (at, certain) in refs.items()
+        ]
+        for i in range(0, len(requests), 25):
+            self._batch_write(requests[i : i + 25])
+
+    def early_completions(self, refs: Iterable[str]) -> dict[str, tuple[float, bool]]:
+        """The kept completion events of these refs: ref -> (when S3 completed it, certain)."""
+        items = self.get_items([{"pk": f"EARLY#{ref}", "sk": "COMPLETED"} for ref in refs])
+        return {item["pk"][len("EARLY#"):]: (float(item.get("at", 0)), bool(item.get("certain"))) for item in items}
+
+    def _query_partition(self, pk: str, filter_expression: str | None = None, consistent: bool = False,
+                         values: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of one partition, page after page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": _to_ddb({":pk": pk}),
+            "ExpressionAttributeValues": _to_ddb({":pk": pk, **(values or {})}),
             "ConsistentRead": consistent,
         }
         if filter_expression:

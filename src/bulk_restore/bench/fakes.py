@@ -53,8 +53,10 @@ class FakeJobStore:
         self._counts: dict[str, Counts] = {}
         self._objects: dict[tuple[str, str], ObjectRecord] = {}
         self._chunks: set[tuple[str, int]] = set()
-        self._buckets: dict[str, list[str]] = {}
+        self._buckets: dict[str, dict[str, bool]] = {}  # bucket -> {job id: issuing}
         self._active: dict[str, None] = {}
+        self._issuing: set[str] = set()
+        self._early: dict[str, tuple[float, bool]] = {}
         self._tokens: dict[tuple[str, int], int] = {}
 
     def _call(self, operation: str, requests: int = 1) -> None:
@@ -70,6 +72,8 @@ class FakeJobStore:
             self._counts[job.job_id] = counts or Counts()
             if not job.status.is_terminal:
                 self._active[job.job_id] = None
+                if not job.issued:
+                    self._issuing.add(job.job_id)
 
     def put_objects(self, records: Iterable[ObjectRecord]) -> None:
         with self._lock:
@@ -123,10 +127,16 @@ class FakeJobStore:
     # ---- events -------------------------------------------------------------------------------
 
     def claim_event(self, job_id: str, event_id: str, message: dict[str, Any], *, step: int | None = None,
-                    terminal: JobStatus | None = None, failure_reason: str = "", lease_ms: int = 0) -> bool:
+                    terminal: JobStatus | None = None, failure_reason: str = "", lease_ms: int = 0, ended: bool = False) -> bool:
         self._call("UpdateItem")
         with self._lock:
             job = self._jobs[job_id]
+            if ended:
+                if job.status is not terminal or not job.end_pending:
+                    return False
+                job.end_pending = False
+                job.outbox[event_id] = {"message": json.loads(json.dumps(message)), "lease": int(time.time() * 1000) + lease_ms}
+                return True
             if job.status not in _ACTIVE or (step is not None and job.last_step_published >= step):
                 return False
             job.outbox[event_id] = {"message": json.loads(json.dumps(message)), "lease": int(time.time() * 1000) + lease_ms}
@@ -137,6 +147,25 @@ class FakeJobStore:
                 job.finished_at = now_iso()
                 job.failure_reason = failure_reason
             return True
+
+    def end_job(self, job_id: str, status: JobStatus, reason: str) -> bool:
+        self._call("UpdateItem")
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.status not in _ACTIVE:
+                return False
+            job.status, job.finished_at, job.failure_reason, job.end_pending = status, now_iso(), reason, True
+            return True
+
+    def mark_issued(self, job_id: str, buckets: Iterable[str]) -> None:
+        names = list(buckets)
+        self._call("UpdateItem", len(names) + 2)
+        with self._lock:
+            for bucket in names:
+                if job_id in self._buckets.get(bucket, {}):
+                    self._buckets[bucket][job_id] = False
+            self._issuing.discard(job_id)
+            self._jobs[job_id].issued = True
 
     def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
         self._call("UpdateItem")
@@ -160,6 +189,11 @@ class FakeJobStore:
         with self._lock:
             return list(self._active)
 
+    def issuing_jobs(self) -> list[str]:
+        self._call("Query")
+        with self._lock:
+            return list(self._issuing)
+
     def keep_active(self, job_id: str) -> None:
         self._call("UpdateItem")
 
@@ -167,6 +201,7 @@ class FakeJobStore:
         self._call("DeleteItem")
         with self._lock:
             self._active.pop(job_id, None)
+            self._issuing.discard(job_id)
 
     def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> int:
         """As DynamoJobStore.take_tokens: all, or the room left (a refused write and a second one), or 0."""
@@ -191,22 +226,30 @@ class FakeJobStore:
     def register_bucket(self, job_id: str, bucket: str) -> None:
         self._call("PutItem")
         with self._lock:
-            jobs = self._buckets.setdefault(bucket, [])
-            if job_id not in jobs:
-                jobs.append(job_id)
+            self._buckets.setdefault(bucket, {})[job_id] = True
 
     def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
         names = list(buckets)
         self._call("BatchWriteItem", math.ceil(len(names) / 25))
         with self._lock:
             for bucket in names:
-                if job_id in self._buckets.get(bucket, []):
-                    self._buckets[bucket].remove(job_id)
+                self._buckets.get(bucket, {}).pop(job_id, None)
 
-    def jobs_for_bucket(self, bucket: str) -> list[str]:
+    def jobs_for_bucket(self, bucket: str) -> dict[str, bool]:
         self._call("Query")
         with self._lock:
-            return list(self._buckets.get(bucket, []))
+            return dict(self._buckets.get(bucket, {}))
+
+    def keep_early_completions(self, refs: dict[str, tuple[float, bool]]) -> None:
+        self._call("BatchWriteItem", math.ceil(len(refs) / 25))
+        with self._lock:
+            self._early.update(refs)
+
+    def early_completions(self, refs: Iterable[str]) -> dict[str, tuple[float, bool]]:
+        wanted = set(refs)
+        self._call("BatchGetItem", math.ceil(len(wanted) / 100))
+        with self._lock:
+            return {ref: self._early[ref] for ref in wanted if ref in self._early}
 
     # ---- objects ------------------------------------------------------------------------------
 
@@ -230,7 +273,7 @@ class FakeJobStore:
             for record in records:
                 if record.ref in skipped:
                     continue
-                self._objects[(job_id, record.ref)] = replace(record, updated_at=stamp)
+                self._objects[(job_id, record.ref)] = replace(record, updated_at=record.updated_at or stamp)
                 counts.total += 1
                 counts.count_state(record.state)
             self._chunks.add((job_id, chunk))

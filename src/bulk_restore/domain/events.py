@@ -5,6 +5,11 @@
 2. EventBridge ("Object Restore Completed"): ``detail.object.key``. AWS does not document an
    encoding for it, so we try the key as given first; its form-decoded spelling second, and
    only when S3 confirms that object is restored (else "a+b.txt" could complete "a b.txt").
+
+Version ``null`` is a real version id: the one objects written before versioning was enabled
+carry (S3 Batch manifests and events spell it ``null``). An event for it names the row
+``b,k,null`` and the row ``b,k`` (the current version); an event with no version at all (an
+unversioned bucket, whose objects are all the null version) names both as well.
 """
 
 from __future__ import annotations
@@ -27,24 +32,26 @@ class RestoreCompleted:
     version_id: str | None
     expiry: str = ""
     literal_keys: int = 1  # how many of ``keys`` are certain; later ones need S3's confirmation
+    at: str = ""  # when S3 completed the restore (the event's time, ISO 8601), if it says
 
     def literal_refs(self) -> list[str]:
         return RestoreCompleted(self.bucket, self.keys[: self.literal_keys], self.version_id).candidate_refs()
 
     def candidate_refs(self) -> list[str]:
         """Refs this event may stand for: each spelling, with its version and as "current version"."""
+        versions = [self.version_id] if self.version_id and self.version_id != NULL_VERSION else [NULL_VERSION]
         refs: list[str] = []
         for key in self.keys:
-            if self.version_id:
-                refs.append(object_ref(self.bucket, key, self.version_id))
+            refs.extend(object_ref(self.bucket, key, v) for v in versions)
             refs.append(object_ref(self.bucket, key, None))
         return list(dict.fromkeys(refs))
 
 
+NULL_VERSION = "null"
+
+
 def _version(value: object) -> str | None:
-    if not value or value == "null":
-        return None
-    return str(value)
+    return str(value) if value else None
 
 
 def parse_message(body: str) -> list[RestoreCompleted]:
@@ -72,6 +79,7 @@ def parse_message(body: str) -> list[RestoreCompleted]:
                     keys=(unquote_plus(key),),
                     version_id=_version(s3.get("object", {}).get("versionId")),
                     expiry=str(restore.get("lifecycleRestorationExpiryTime", "")),
+                    at=str(record.get("eventTime", "")),
                 )
             )
         return completions
@@ -88,6 +96,7 @@ def parse_message(body: str) -> list[RestoreCompleted]:
                 keys=tuple(dict.fromkeys((key, unquote_plus(key)))),
                 version_id=_version(detail.get("object", {}).get("version-id")),
                 expiry=str(detail.get("restore-expiry-time", "")),
+                at=str(doc.get("time", "")),
             )
         ]
     raise UnrecognisedEvent(f"not an S3 restore event: {body[:100]!r}")

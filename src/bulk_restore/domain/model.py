@@ -187,6 +187,12 @@ class PlanningState:
     done: bool = False
     buckets: list[str] = field(default_factory=list)
     versioned_line: int = 0  # the first valid row's line, with a version id (> 0) or without (< 0)
+    stopped: bool = False  # the job ended before its manifest was fully planned: no more chunks come
+
+    @property
+    def over(self) -> bool:
+        """No more chunks will be planned: the manifest is fully planned, or planning stopped."""
+        return self.done or self.stopped
 
 
 @dataclass(slots=True)
@@ -212,3 +218,5 @@ class RestoreJob:
     keep_restored_days: int = 0
     sweep: dict = field(default_factory=dict)  # the sweeper's cursor: {"next_at", "shard", "key"}
     outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}
+    end_pending: bool = False  # ended (cancel, timeout, failure); its terminal event not yet announced
+    issued: bool = False  # every planned chunk is accounted: the job records no new objects

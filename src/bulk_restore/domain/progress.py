@@ -33,36 +33,45 @@ def reported_percent(status: JobStatus, counts: Counts, planned: bool) -> int:
     return 100 if status is JobStatus.COMPLETE else progress_percent(counts, planned)
 
 
+def all_accounted(job: RestoreJob, counts: Counts) -> bool:
+    """No chunk is still to come or to be accounted: the job will record no new object."""
+    return job.planning.over and counts.chunks_done >= job.planning.chunks_emitted
+
+
 def is_finished(job: RestoreJob, counts: Counts) -> bool:
-    return (
-        job.planning.done
-        and counts.chunks_done >= job.planning.chunks_emitted
-        and counts.restoring == 0
-    )
+    return job.planning.done and all_accounted(job, counts) and counts.restoring == 0
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to announce now: the highest step newly crossed (or None) and the terminal status (or None)."""
+    """What to announce now: the highest step newly crossed (or None) and the terminal status (or
+    None); ``ended``: the terminal status was set earlier (cancel, timeout, failure) and is only
+    announced now; ``issued``: the job has just been seen to record no new object."""
 
     step: int | None = None
     terminal: JobStatus | None = None
+    ended: bool = False
+    issued: bool = False
 
 
 def decide(job: RestoreJob, counts: Counts) -> Decision:
     """Compare the job's counters with what it has already announced."""
+    issued = not job.issued and all_accounted(job, counts)
     if job.status.is_terminal:
-        return Decision()
+        # An ended job is announced once its last chunks are accounted: with its final counts.
+        if job.end_pending and all_accounted(job, counts):
+            return Decision(terminal=job.status, ended=True, issued=issued)
+        return Decision(issued=issued)
     if is_finished(job, counts):
-        return Decision(terminal=JobStatus.COMPLETE)
+        return Decision(terminal=JobStatus.COMPLETE, issued=issued)
     if not job.planning.done:
-        return Decision()
+        return Decision(issued=issued)
     step_size = max(1, job.progress_step_percent)
     percent = progress_percent(counts, planned=True)
     step = (percent // step_size) * step_size
     if step > job.last_step_published and step < 100:
-        return Decision(step=step)
-    return Decision()
+        return Decision(step=step, issued=issued)
+    return Decision(issued=issued)
 
 
 def event_id(job_id: str, kind: str) -> str:

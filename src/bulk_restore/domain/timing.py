@@ -8,7 +8,7 @@ Intelligent-Tiering Archive Access tier; Standard and Bulk also reach Deep Archi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bulk_restore.domain.model import Tier
 
@@ -40,6 +40,22 @@ def expected_window(tier: Tier, scale: float = 1.0) -> float:
 def default_deadline(tier: Tier, scale: float = 1.0) -> float:
     """Seconds after a job's restores were requested when it gives up waiting: Timeout."""
     return (expected_window(tier) * DEADLINE_FACTOR + DEADLINE_SLACK) * scale
+
+
+def event_epoch(stamp: str) -> float | None:
+    """Seconds since the epoch of an event's time (ISO 8601, "2026-03-02T10:15:08.000Z", or a
+    number of seconds), or None if it has none we can read."""
+    if not stamp:
+        return None
+    try:
+        return float(stamp)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def parse_time(stamp: str) -> datetime:

@@ -3,9 +3,16 @@
 Every job an event names is evaluated afterwards, also when nothing moved: a batch delivered
 again after its transactions committed must still end the job and publish what is pending.
 
-Which jobs have objects in a bucket is kept for BUCKET_JOBS_SECONDS between batches, saving a
-query per batch; an event that no listed job knows makes the list be read again, so a job that
-started meanwhile is never missed.
+Which jobs have objects in a bucket is read for every batch (one consistent query per bucket):
+a job that started a moment ago must get its completions too.
+
+No completion is lost when it comes before its object is recorded (a restore worker records a
+chunk's objects after S3 has answered all of them; S3's completion can be quicker, above all
+when S3 answered 409 because another job or tool was already restoring the object). An event
+that a job still issuing requests may yet record is kept (``keep_early_completions``) *before*
+its objects are looked up once more; a restore worker looks for kept events *after* recording
+its objects. Whatever the order, one of the two sees the other (both writes and reads are
+strongly consistent), and the RESTORING -> RESTORED transition counts the object once.
 """
 
 from __future__ import annotations
@@ -20,44 +27,41 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, object_
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.events import RestoreCompleted
 from bulk_restore.domain.model import ObjectId, ObjectState
+from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
 
-BUCKET_JOBS_SECONDS = 30.0
-
 
 class CompletionRecorder:
     def __init__(self, store: DynamoJobStore, notifier: Notifier, s3: S3Gateway | None = None,
-                 cache_seconds: float = BUCKET_JOBS_SECONDS, clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.time):
         self.store = store
         self.notifier = notifier
         self.s3 = s3  # checks an event whose key only matches in its form-decoded spelling
-        self.cache_seconds = cache_seconds
         self.clock = clock
-        self._bucket_jobs: dict[str, tuple[float, list[str]]] = {}
-
-    def jobs_for_bucket(self, bucket: str, fresh: bool = False) -> list[str]:
-        at, jobs = self._bucket_jobs.get(bucket, (float("-inf"), []))
-        if fresh or self.clock() - at >= self.cache_seconds:
-            jobs = self.store.jobs_for_bucket(bucket)
-            self._bucket_jobs[bucket] = (self.clock(), jobs)
-        return jobs
 
     def record(self, events: list[RestoreCompleted]) -> None:
         """Account a batch of completions. Duplicates and events for objects of no job are no-ops."""
-        jobs_by_bucket = {event.bucket: self.jobs_for_bucket(event.bucket) for event in events}
-        found = self._find(events, jobs_by_bucket)
-        # An event no listed job knows may be of a job that started after the list was read.
-        unknown = {e.bucket for e in events if not any((j, r) in found for j in jobs_by_bucket[e.bucket] for r in e.candidate_refs())}
-        if unknown and self.cache_seconds > 0:
-            jobs_by_bucket.update({bucket: self.jobs_for_bucket(bucket, fresh=True) for bucket in unknown})
-            found.update(self._find([e for e in events if e.bucket in unknown], jobs_by_bucket))
+        links = {bucket: self.store.jobs_for_bucket(bucket) for bucket in {e.bucket for e in events}}
+        found = self._find(events, links)
+        early = [e for e in events if self._may_come_later(e, links[e.bucket], found)]
+        if early:
+            now = self.clock()
+            kept: dict[str, tuple[float, bool]] = {}
+            for event in early:
+                at = event_epoch(event.at) or now
+                literal = set(event.literal_refs())
+                for ref in event.candidate_refs():
+                    kept[ref] = (at, ref in literal or kept.get(ref, (0, False))[1])
+            self.store.keep_early_completions(kept)
+            found.update(self._find(early, links))  # after keeping them: see the restore worker's side
+            logger.info("completions kept for objects not recorded yet", extra={"events": len(early)})
         chosen: dict[str, dict[str, ObjectRecord]] = defaultdict(dict)
         named: set[str] = set()
         for event in events:
             literal = set(event.literal_refs())
-            for job_id in jobs_by_bucket[event.bucket]:
+            for job_id in links[event.bucket]:
                 # The first spelling that names an object of this job is the one the event means.
                 for ref in event.candidate_refs():
                     record = found.get((job_id, ref))
@@ -73,8 +77,14 @@ class CompletionRecorder:
         for job_id in sorted(named):
             self.notifier.evaluate(job_id)
 
-    def _find(self, events: list[RestoreCompleted], jobs_by_bucket: dict[str, list[str]]) -> dict[tuple[str, str], ObjectRecord]:
-        keys = [object_key(job_id, ref) for e in events for job_id in jobs_by_bucket[e.bucket] for ref in e.candidate_refs()]
+    @staticmethod
+    def _may_come_later(event: RestoreCompleted, jobs: dict[str, bool], found: dict[tuple[str, str], ObjectRecord]) -> bool:
+        """A job still issuing requests does not have the object (yet): it may record it later."""
+        refs = event.candidate_refs()
+        return any(issuing and not any((job_id, ref) in found for ref in refs) for job_id, issuing in jobs.items())
+
+    def _find(self, events: list[RestoreCompleted], links: dict[str, dict[str, bool]]) -> dict[tuple[str, str], ObjectRecord]:
+        keys = [object_key(job_id, ref) for e in events for job_id in links[e.bucket] for ref in e.candidate_refs()]
         return {(r.job_id, r.ref): r for r in self.store.find_objects(keys)} if keys else {}
 
     def _restored(self, record: ObjectRecord) -> bool:

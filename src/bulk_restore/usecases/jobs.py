@@ -99,13 +99,16 @@ class JobService:
             self.queues.send_plan_step(job.job_id, 0)
 
     def cancel(self, job_id: str) -> tuple[RestoreJob, Counts]:
-        """Stop a job: no new restore requests; one Cancelled event. Restores already requested go on."""
+        """Stop a job: no new restore requests; one Cancelled event, with the job's final counts once
+        the chunks already on their way are accounted. Restores already requested go on.
+        A job that has ended, whichever way (a cancelled one too), is a 409."""
         job, _ = self.status(job_id)
         if job.status.is_terminal or self.notifier is None or not self.notifier.end(job_id, JobStatus.CANCELLED, "cancelled on request"):
-            job, counts = self.status(job_id)
-            if job.status is not JobStatus.CANCELLED:
-                raise JobAlreadyFinished(f"job {job_id} has already ended ({job.status.value}): nothing to cancel", {"status": job.status.value})
-            return job, counts
+            job, _ = self.status(job_id)
+            raise JobAlreadyFinished(
+                f"job {job_id} has already ended ({job.status.value}): nothing to cancel",
+                {"job_id": job_id, "status": job.status.value},
+            )
         return self.status(job_id)
 
     def status(self, job_id: str) -> tuple[RestoreJob, Counts]:

@@ -36,21 +36,34 @@ class Notifier:
             return
         job, counts = loaded
         decision = decide(job, counts)
+        if decision.issued:
+            self.store.mark_issued(job_id, job.planning.buckets)
+            job.issued = True
         claimed = None
         if decision.terminal is not None:
-            claimed = self._claim(job, counts, decision.terminal, "terminal", terminal=decision.terminal)
+            claimed = self._claim(job, counts, decision.terminal, "terminal", terminal=decision.terminal, ended=decision.ended)
         elif decision.step is not None:
             claimed = self._claim(job, counts, JobStatus.RESTORING, f"step-{decision.step}", step=decision.step)
         self._flush(job, claimed)
 
     def end(self, job_id: str, status: JobStatus, reason: str) -> bool:
-        """End an active job as Failed, Cancelled or Timeout. False if it had already ended."""
+        """End an active job as Failed, Cancelled or Timeout. False if it had already ended.
+
+        The job stops at once (no new restore request); its one terminal event goes out when the
+        chunks already on their way have been accounted, so it carries the job's final counts."""
+        if not self.store.end_job(job_id, status, reason):
+            return False
+        self.evaluate(job_id)
+        return True
+
+    def announce_now(self, job_id: str) -> bool:
+        """Announce an ended job whose last chunks never came (lost to a dead-letter queue), with
+        the counts it has: a job may wait for its chunks, but not for ever."""
         loaded = self.store.get_job_and_counts(job_id)
-        if loaded is None:
+        if loaded is None or not loaded[0].end_pending:
             return False
         job, counts = loaded
-        job.failure_reason = reason
-        claimed = self._claim(job, counts, status, "terminal", terminal=status, failure_reason=reason)
+        claimed = self._claim(job, counts, job.status, "terminal", terminal=job.status, ended=True)
         self._flush(job, claimed)
         return claimed is not None
 

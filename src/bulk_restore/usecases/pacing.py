@@ -1,8 +1,8 @@
 """Account-wide pacing of restore requests, shared fairly among the jobs that are running.
 
 S3 accepts about 1,000 restore requests per second per account and throttles beyond. Workers
-of all jobs draw from budgets kept in DynamoDB: each running job may issue ``rate / running
-jobs`` requests a second, so one huge job cannot starve a small one, and the account as a whole
+of all jobs draw from budgets kept in DynamoDB: each job with requests left to send may issue
+``rate / such jobs`` requests a second, so one huge job cannot starve a small one, and the account as a whole
 stays under ``rate``. The budgets are per tenth of a second, not per second: S3 counts any
 sliding second, and whole-second budgets let a burst at the end of one second and another at
 the start of the next overrun it. One conditional write buys up to a tenth of a second's share;
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 
-ACTIVE_CACHE_SECONDS = 30.0
+ACTIVE_CACHE_SECONDS = 5.0  # how stale the count of jobs sharing the rate may be
 SLOTS_PER_SECOND = 10
 
 
@@ -33,15 +33,20 @@ class Pacer:
         self.sleep = sleep
         self._issuing: tuple[float, int] = (-1e18, 1)
 
+    def forget(self) -> None:
+        """Count the jobs with requests to send anew at the next request."""
+        self._issuing = (-1e18, 1)
+
     @property
     def enabled(self) -> bool:
         return self.rate > 0
 
     def issuing_jobs(self) -> int:
-        """Jobs that may be issuing restores now (kept, finished jobs are not), refreshed every 30 s."""
+        """Jobs with restore requests left to send, refreshed every 5 s. Jobs that only wait for
+        S3 (every chunk accounted), finished jobs and kept ones take no share of the rate."""
         at, count = self._issuing
         if self.clock() - at > ACTIVE_CACHE_SECONDS:
-            count = max(1, len(self.store.active_jobs(include_kept=False)))
+            count = max(1, len(self.store.issuing_jobs()))
             self._issuing = (self.clock(), count)
         return count
 

@@ -58,6 +58,7 @@ class Planner:
             logger.warning("plan step for unknown job dropped", extra={"job_id": job_id})
             return
         if job.status.is_terminal:
+            self._stop(job)
             return
         if job.planning.done:
             # A late copy of the last step, maybe after a crash before its evaluation: the chunks
@@ -69,10 +70,14 @@ class Planner:
             if step < job.planning.step:
                 self.queues.send_plan_step(job_id, job.planning.step)
             return
+        sent: list[int] = []  # chunks of this step already queued, should it fail half-way
         try:
-            planning = self._plan(job, remaining_ms)
+            planning = self._plan(job, remaining_ms, sent)
         except (ManifestChanged, ManifestUnreadable) as exc:
             logger.warning("manifest unreadable during planning", extra={"job_id": job_id, "reason": exc.message})
+            # The chunks already queued are still accounted: the job's terminal event waits for them.
+            stopped = replace(job.planning, chunks_emitted=job.planning.chunks_emitted + len(sent), stopped=True)
+            self.store.save_planning(job_id, step, stopped)
             self.notifier.fail(job_id, exc.message)
             return
         if not self.store.save_planning(job_id, step, planning):
@@ -87,7 +92,16 @@ class Planner:
         else:
             self.queues.send_plan_step(job_id, planning.step)
 
-    def _plan(self, job: RestoreJob, remaining_ms: Callable[[], int]) -> PlanningState:
+    def _stop(self, job: RestoreJob) -> None:
+        """The job has ended (cancelled, timed out): plan no more of it, and say so, so that its
+        terminal event knows no chunk is still to come."""
+        if job.planning.over:
+            return
+        if self.store.save_planning(job.job_id, job.planning.step, replace(job.planning, stopped=True)):
+            logger.info("planning stopped: the job has ended", extra={"job_id": job.job_id, "status": job.status.value})
+            self.notifier.evaluate(job.job_id)
+
+    def _plan(self, job: RestoreJob, remaining_ms: Callable[[], int], sent: list[int]) -> PlanningState:
         start = job.planning
         buckets = list(start.buckets)
         outgoing: list[dict[str, Any]] = []
@@ -110,7 +124,7 @@ class Planner:
             outgoing.append(c.message(job.job_id))
             chunks_emitted += 1
             if len(outgoing) >= SEND_EVERY_CHUNKS:
-                self._send(job, outgoing)
+                self._send(job, outgoing, sent)
 
         for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read):
             number = (raw.number - 1) // LINES_PER_CHUNK
@@ -137,7 +151,7 @@ class Planner:
         else:
             if chunk is not None:
                 flush(chunk)
-        self._send(job, outgoing)
+        self._send(job, outgoing, sent)
         return replace(
             start,
             byte_offset=offset,
@@ -152,13 +166,14 @@ class Planner:
     def _allowed(self, bucket: str) -> bool:
         return self.allowed_buckets is None or bucket in self.allowed_buckets
 
-    def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]]) -> None:
+    def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]], sent: list[int]) -> None:
         if not outgoing:
             return
         if job.status is JobStatus.PLANNING:
             self.store.mark_restoring(job.job_id)
             job.status = JobStatus.RESTORING
         self.queues.send_chunks(outgoing)
+        sent.extend(int(message["chunk"]) for message in outgoing)
         outgoing.clear()
 
     def _register_bucket(self, job_id: str, bucket: str) -> None:

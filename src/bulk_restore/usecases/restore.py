@@ -10,16 +10,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord
+from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier
 from bulk_restore.domain.outcomes import NO_CAPACITY, RetryLater
+from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 
 logger = Logger(child=True)
 
 STATUS_CHECK_SECONDS = 1.0
+CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
 BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack may not restore from this bucket (AllowedBuckets)")
 
@@ -54,9 +56,34 @@ class RestoreWorker:
                 for e in errors
                 if e.ref not in existing
             ]
-            applied, _ = self.store.record_chunk(job_id, chunk, records)
+            applied, taken = self.store.record_chunk(job_id, chunk, records)
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
+            restoring = [r for r in records if r.state is ObjectState.RESTORING and r.ref not in taken] if applied else []
+        else:
+            # Accounted before; that delivery may have died before looking for early completions.
+            restoring = [r for r in existing.values() if r.state is ObjectState.RESTORING]
+        self._complete_early(job_id, restoring)
         self.notifier.evaluate(job_id)
+
+    def _complete_early(self, job_id: str, records: list[ObjectRecord]) -> None:
+        """Complete the objects whose restore-completed event came before they were recorded: the
+        completion worker kept it (usecases/complete.py). Looked up after recording, never before."""
+        if not records:
+            return
+        kept = self.store.early_completions(r.ref for r in records)
+        done = []
+        for record in records:
+            if record.ref not in kept:
+                continue
+            completed_at, certain = kept[record.ref]
+            requested_at = event_epoch(record.updated_at) or 0.0
+            if completed_at < requested_at - CLOCK_SKEW_SECONDS:
+                continue  # the completion of an earlier restore, whose copy has expired since
+            if certain or self.s3.restore_status(ObjectId(record.bucket, record.key, record.version_id)) == "restored":
+                done.append(record)
+        if done:
+            moved = self.store.transition(job_id, done, ObjectState.RESTORED)
+            logger.info("restores completed before they were recorded", extra={"job_id": job_id, "objects": moved})
 
     def clock(self) -> float:
         return self.pacer.clock() if self.pacer is not None else time.monotonic()
@@ -84,8 +111,9 @@ class RestoreWorker:
         return self.allowed_buckets is None or bucket in self.allowed_buckets
 
     @staticmethod
-    def _record(job: RestoreJob, line: int, obj: ObjectId, outcome: ObjectOutcome) -> ObjectRecord:
-        return ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id, outcome.state, outcome.reason, line)
+    def _record(job: RestoreJob, line: int, obj: ObjectId, outcome: ObjectOutcome, at: str = "") -> ObjectRecord:
+        """The object's record; ``at``: when its restore was requested (its first updated_at)."""
+        return ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id, outcome.state, outcome.reason, line, at)
 
     def _restore(self, job: RestoreJob, obj: ObjectId) -> ObjectOutcome:
         """One object's restore; Expedited falls back to Standard when the job allows it."""
@@ -115,7 +143,8 @@ class RestoreWorker:
     def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
         def one(item: tuple[int, ObjectId]) -> ObjectRecord:
             line, obj = item
-            return self._record(job, line, obj, self._restore(job, obj))
+            requested_at = now_iso()
+            return self._record(job, line, obj, self._restore(job, obj), requested_at)
 
         if len(todo) <= 1 or self.concurrency <= 1:
             return [one(item) for item in todo]

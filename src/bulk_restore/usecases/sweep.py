@@ -72,7 +72,9 @@ class Sweeper:
         now = self._now()
         scale = self.settings.time_scale
         if job.status.is_terminal:
-            if job.keep_restored_days and job.status is JobStatus.COMPLETE:
+            if job.end_pending:
+                self._announce_ended(job, now, report)
+            elif job.keep_restored_days and job.status is JobStatus.COMPLETE:
                 self._renew(job, now, report)
             elif not job.outbox:
                 self.store.deactivate(job_id)
@@ -93,6 +95,16 @@ class Sweeper:
         if counts.restoring and due(job.created_at, expected_window(job.tier, scale), now):
             if self.clock() >= float(job.sweep.get("next_at", 0)):
                 self._check_restoring(job, counts, report)
+
+    def _announce_ended(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:
+        """An ended job whose terminal event waits for chunks still on their way: make the planner
+        say it stopped, and announce the job anyway once its chunks had all the time retries take."""
+        scale = self.settings.time_scale
+        if not job.planning.over and due(job.updated_at, self.settings.stalled_planning_seconds * scale, now):
+            self.queues.send_plan_step(job.job_id, job.planning.step)
+        if due(job.finished_at, self.settings.end_grace_seconds * scale, now) and self.notifier.announce_now(job.job_id):
+            logger.warning("ended job announced without all its chunks", extra={"job_id": job.job_id})
+            report["announced_late"] = report.get("announced_late", 0) + 1
 
     def _check_restoring(self, job: RestoreJob, counts: Counts, report: dict[str, int]) -> None:
         records, token = self.store.list_objects(
