@@ -128,7 +128,11 @@ REFUSED = [
     refused("idempotency-key-over-2-kib", 400, "InvalidRequest", ("Idempotency-Key",), headers={"Idempotency-Key": "k" * 2100}),
     # The manifest
     unusable("manifest-missing", None, "does not exist"),
-    refused("manifest-bucket-missing", 422, "ManifestUnreadable", ("does not exist",), body(bucket="no-such-bucket")),
+    # A manifest outside the stack's manifest buckets is never read, whether its bucket exists or not
+    refused("manifest-bucket-missing", 403, "ManifestLocationNotAllowed", ("upload the manifest to s3://manifests-bkt/",),
+            body(bucket="no-such-bucket")),
+    refused("manifest-in-a-data-bucket", 403, "ManifestLocationNotAllowed", ("upload the manifest to s3://manifests-bkt/",),
+            body(bucket="archive-bkt", key="hr-private/payroll/salaries.csv")),
     unusable("manifest-empty", b"", "empty"),
     unusable("manifest-only-blank-lines", b"\n\r\n  \n\t\n", "empty"),
     unusable("manifest-only-bom", b"\xef\xbb\xbf", "empty"),

@@ -240,7 +240,8 @@ def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
         metadata = {"archive-status": archive_tier} if archive_tier else {}
         s3.put_object(Bucket=plan.bucket, Key=key, Body=f"contents of {key}".encode(), StorageClass=storage_class, Metadata=metadata)
     s3.put_object(Bucket=plan.bucket, Key=plan.skipped_key, Body=b"already readable")
-    s3.put_object(Bucket=plan.bucket, Key="manifests/demo.csv", Body=manifest_body(plan))
+    manifest_key = f"demo/{plan.bucket}.csv"
+    s3.put_object(Bucket=info["manifest_bucket"], Key=manifest_key, Body=manifest_body(plan))  # manifests go in the stack's bucket
     by_class: dict[str, int] = {}
     for storage_class, archive_tier in plan.archived.values():
         label = f"{storage_class}/{archive_tier}" if archive_tier else storage_class
@@ -251,7 +252,7 @@ def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
 
     api = ApiClient(info["api_url"], info["api_key"])
     status, created = api.call("POST", "/create-job",
-                               {"bucket": plan.bucket, "key": "manifests/demo.csv", "tier": options.tier, "expiration_days": 1,
+                               {"bucket": info["manifest_bucket"], "key": manifest_key, "tier": options.tier, "expiration_days": 1,
                                 "client_tag": "demo"},
                                headers={"Idempotency-Key": f"demo-{plan.bucket}"})
     if status != 200:

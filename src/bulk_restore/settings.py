@@ -22,6 +22,7 @@ class Settings(BaseModel):
     manage_eventbridge: bool = True
     event_lease_seconds: int = Field(60, ge=0, le=900)
     allowed_buckets: str = "*"  # comma-separated source buckets this stack may restore from; * for any
+    manifest_buckets: str = ""  # comma-separated buckets manifests may be read from: the stack's own first
     restore_rate_per_second: int = Field(900, ge=0)  # account-wide; 0 turns pacing off
     time_scale: float = Field(1.0, gt=0)  # multiplies tier windows and deadlines (the local stack shrinks them)
     sweep_objects_per_job: int = Field(500, ge=1)  # HeadObject checks per job per sweep run
@@ -31,6 +32,11 @@ class Settings(BaseModel):
     # An ended job's terminal event waits for chunks on their way at most this long (a chunk's
     # retries last up to 4 h before it goes to the dead-letter queue).
     end_grace_seconds: int = Field(6 * 3600, ge=1)
+
+    @property
+    def manifest_bucket_list(self) -> tuple[str, ...]:
+        """The buckets manifests are read from, the stack's own first. Empty: none (every create is refused)."""
+        return tuple(dict.fromkeys(b.strip() for b in self.manifest_buckets.split(",") if b.strip()))
 
     @property
     def allowed_bucket_set(self) -> frozenset[str] | None:
@@ -54,6 +60,7 @@ class Settings(BaseModel):
             "manage_eventbridge": "MANAGE_EVENTBRIDGE",
             "event_lease_seconds": "EVENT_LEASE_SECONDS",
             "allowed_buckets": "ALLOWED_BUCKETS",
+            "manifest_buckets": "MANIFEST_BUCKETS",
             "restore_rate_per_second": "RESTORE_RATE_PER_SECOND",
             "time_scale": "TIME_SCALE",
             "sweep_objects_per_job": "SWEEP_OBJECTS_PER_JOB",

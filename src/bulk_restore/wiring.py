@@ -36,7 +36,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     store = DynamoJobStore(settings.table_name, object_retention_days=settings.object_retention_days, job_retention_days=settings.job_retention_days)
-    s3 = S3Gateway()
+    s3 = S3Gateway(allowed_buckets=settings.allowed_bucket_set, manifest_buckets=settings.manifest_bucket_list)
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url)
     publisher = EventPublisher(settings.topic_arn)
     notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
@@ -48,11 +48,9 @@ def build_services(settings: Settings) -> Services:
         queues=queues,
         publisher=publisher,
         notifier=notifier,
-        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, settings.allowed_bucket_set),
-        planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
-                        settings.allowed_bucket_set),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency,
-                               pacer, settings.allowed_bucket_set),
+        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier),
+        planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge),
+        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer),
         completions=CompletionRecorder(store, notifier, s3),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer),
     )

@@ -119,8 +119,10 @@ def archive(local):
     for key, (storage_class, metadata) in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode(), StorageClass=storage_class, Metadata=metadata)
     keys = [*objects, "missing/not there.txt"]
-    s3.put_object(Bucket=bucket, Key="manifest.csv", Body="".join(f"{bucket},{quote(k, safe='/')}\r\n" for k in keys).encode())
-    return {"bucket": bucket, "keys": keys}
+    manifest = f"{bucket}/manifest.csv"  # in the stack's manifest bucket: manifests are read from nowhere else
+    s3.put_object(Bucket=local.info["manifest_bucket"], Key=manifest,
+                  Body="".join(f"{bucket},{quote(k, safe='/')}\r\n" for k in keys).encode())
+    return {"bucket": bucket, "keys": keys, "manifest": {"bucket": local.info["manifest_bucket"], "key": manifest}}
 
 
 def read_events(local, job_id, until_terminal=True, timeout=60.0, linger=0.0):
@@ -153,14 +155,33 @@ def test_the_api_wants_the_key(local):
 
 
 def test_a_missing_manifest_is_422(api, archive):
-    response = api.post("/create-job", json={"bucket": archive["bucket"], "key": "no-such-manifest.csv"})
+    response = api.post("/create-job", json={"bucket": archive["manifest"]["bucket"], "key": "no-such-manifest.csv"})
 
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "ManifestUnreadable"
 
 
+def test_a_manifest_outside_the_manifest_bucket_is_never_read_nor_listed(local, api, archive):
+    # Given a private file the functions could read, in a bucket of the account (not a manifest at all)
+    s3 = local.client("s3")
+    s3.put_object(Bucket=archive["bucket"], Key="hr-private/payroll/salaries.csv", Body=b"alice,120000\nbob,95000\n")
+    # When a client names it as a manifest
+    response = api.post("/create-job", json={"bucket": archive["bucket"], "key": "hr-private/payroll/salaries.csv"})
+    # Then 403, saying where manifests go, and quoting nothing of the file
+    assert response.status_code == 403, response.text
+    error = response.json()["error"]
+    assert error["code"] == "ManifestLocationNotAllowed"
+    assert f"s3://{local.info['manifest_bucket']}/" in error["message"]
+    assert "alice" not in response.text and "120000" not in response.text
+    # And no job was made of it
+    jobs = local.client("dynamodb").scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key",
+                                         ExpressionAttributeNames={"#k": "key"},
+                                         ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": "hr-private/payroll/salaries.csv"}})
+    assert jobs["Items"] == []
+
+
 def test_a_job_runs_to_one_complete_event(local, api, archive):
-    request = {"bucket": archive["bucket"], "key": "manifest.csv", "tier": "STANDARD", "expiration_days": 1}
+    request = {**archive["manifest"], "tier": "STANDARD", "expiration_days": 1}
     idempotency = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
 
     first = api.post("/create-job", json=request, headers=idempotency)
@@ -175,7 +196,8 @@ def test_a_job_runs_to_one_complete_event(local, api, archive):
     ddb = local.client("dynamodb")
     jobs = ddb.scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key AND manifest.#b = :b",
                     ExpressionAttributeNames={"#k": "key", "#b": "bucket"},
-                    ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": "manifest.csv"}, ":b": {"S": archive["bucket"]}})["Items"]
+                    ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": archive["manifest"]["key"]},
+                                               ":b": {"S": archive["manifest"]["bucket"]}})["Items"]
     assert len(jobs) == 1
 
     events = read_events(local, job["JobId"], linger=2.0)
@@ -199,7 +221,7 @@ def test_a_job_runs_to_one_complete_event(local, api, archive):
     assert {k: status["Counts"][k] for k in ("Total", "Restoring", "Restored", "Skipped", "Failed")} == {
         "Total": 8, "Restoring": 0, "Restored": 6, "Skipped": 1, "Failed": 1}
     assert status["FailedBatchFiles"] == 1
-    assert status["Manifest"]["Bucket"] == archive["bucket"] and status["SNSTopic"] == local.info["topic_arn"]
+    assert status["Manifest"]["Bucket"] == archive["manifest"]["bucket"] and status["SNSTopic"] == local.info["topic_arn"]
     assert status["FinishedAt"]
 
     failed = api.get(f"/jobs/{job['JobId']}/objects", params={"state": "FAILED"}).json()["Objects"]
@@ -231,7 +253,8 @@ def test_the_stack_prints_one_ready_line_and_stops_on_sigterm(tmp_path):
     stack = RunningStack(tmp_path)
     try:
         info = stack.info
-        assert {"api_url", "api_key", "aws_endpoint_url", "region", "topic_arn", "events_queue_url", "table_name"} <= set(info)
+        assert {"api_url", "api_key", "aws_endpoint_url", "region", "topic_arn", "events_queue_url", "table_name",
+                "manifest_bucket"} <= set(info)
         line = stack.process.stdout.readline()
         assert json.loads(line) == info
         stack.process.send_signal(signal.SIGTERM)

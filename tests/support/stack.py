@@ -134,7 +134,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         return {"TABLE_NAME": self.table_name, "PLAN_QUEUE_URL": self.plan_queue_url,
-                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn}
+                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn, "MANIFEST_BUCKETS": MANIFEST_BUCKET}
 
     def queue_arn(self, url: str) -> str:
         return _arn(self.sqs, url)

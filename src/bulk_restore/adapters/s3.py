@@ -11,8 +11,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
-from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, Tier
+from bulk_restore.domain.errors import BucketNotAllowed, ManifestChanged, ManifestLocationNotAllowed, ManifestUnreadable
+from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, ObjectState, Tier
 from bulk_restore.domain.outcomes import THROTTLING, RetryLater, classify
 
 SAMPLE_BYTES = 64 * 1024
@@ -25,8 +25,30 @@ def _code(exc: ClientError) -> tuple[int, str, str]:
     return status, str(err.get("Code", "")), str(err.get("Message", ""))
 
 
+BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack may not restore from this bucket (AllowedBuckets)")
+
+
+def manifest_location_refused(bucket: str, manifest_buckets: tuple[str, ...]) -> ManifestLocationNotAllowed:
+    """The 403 for a manifest outside the stack's manifest buckets, saying where manifests go."""
+    if not manifest_buckets:
+        return ManifestLocationNotAllowed("this stack has no manifest bucket configured (MANIFEST_BUCKETS): redeploy it from template.yaml",
+                                          {"bucket": bucket})
+    others = f" (or one of the ManifestBuckets parameter's buckets: {', '.join(manifest_buckets[1:])})" if len(manifest_buckets) > 1 else ""
+    return ManifestLocationNotAllowed(
+        f"manifests are read only from this stack's manifest bucket: upload the manifest to s3://{manifest_buckets[0]}/{others}"
+        f" and send that bucket and key; bucket {bucket!r} is not one of them",
+        {"bucket": bucket, "manifest_buckets": list(manifest_buckets)},
+    )
+
+
 class S3Gateway:
-    def __init__(self, client: Any = None):
+    """The only place that talks to S3. It touches source objects only in ``allowed_buckets`` (None:
+    any) and reads manifests only from ``manifest_buckets`` (None: any), whatever a manifest says."""
+
+    def __init__(self, client: Any = None, allowed_buckets: frozenset[str] | None = None,
+                 manifest_buckets: tuple[str, ...] | None = None):
+        self.allowed_buckets = allowed_buckets
+        self.manifest_buckets = manifest_buckets
         # Retries of throttling answers are ours (with backoff and jitter), not botocore's: a
         # worker must see throttling to slow down.
         self.client = client or boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
@@ -35,6 +57,7 @@ class S3Gateway:
 
     def inspect_manifest(self, bucket: str, key: str) -> tuple[ManifestLocation, bytes]:
         """Head the manifest and read its first bytes. Raises ManifestUnreadable saying why."""
+        self.check_manifest_location(bucket)
         try:
             head = self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
@@ -59,6 +82,7 @@ class S3Gateway:
 
     def stream_manifest(self, manifest: ManifestLocation, offset: int) -> Iterator[bytes]:
         """The manifest from ``offset`` on, block by block, refusing a manifest changed since the job began."""
+        self.check_manifest_location(manifest.bucket)
         if manifest.size and offset >= manifest.size:
             return iter(())
         try:
@@ -76,10 +100,20 @@ class S3Gateway:
             raise
         return response["Body"].iter_chunks(READ_BLOCK)
 
+    def check_manifest_location(self, bucket: str) -> None:
+        if self.manifest_buckets is not None and bucket not in self.manifest_buckets:
+            raise manifest_location_refused(bucket, self.manifest_buckets)
+
+    def may_touch(self, bucket: str) -> bool:
+        """Whether this stack may restore, head or configure objects of ``bucket`` (AllowedBuckets)."""
+        return self.allowed_buckets is None or bucket in self.allowed_buckets
+
     # ---- restores --------------------------------------------------------------------------
 
     def restore(self, obj: ObjectId, tier: Tier, days: int) -> ObjectOutcome:
         """One RestoreObject call. Raises RetryLater on throttling or no capacity."""
+        if not self.may_touch(obj.bucket):
+            return BUCKET_REFUSED
         request: dict[str, Any] = {"Days": days, "GlacierJobParameters": {"Tier": tier.value}}
         for with_days in (True, False):
             kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key, "RestoreRequest": request}
@@ -116,6 +150,8 @@ class S3Gateway:
 
     def restore_status(self, obj: ObjectId) -> str:
         """Where an object's restore stands, by HeadObject: "restored", "ongoing", "missing" or "unknown"."""
+        if not self.may_touch(obj.bucket):
+            return "unknown"  # never looked at: not a bucket of this stack
         kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
             kwargs["VersionId"] = obj.version_id
@@ -149,6 +185,8 @@ class S3Gateway:
         PutBucketNotificationConfiguration replaces the whole configuration, so read it first and
         write it back with EventBridgeConfiguration added. Returns True if it had to change.
         """
+        if not self.may_touch(bucket):
+            raise BucketNotAllowed(f"this stack may not configure bucket {bucket!r} (AllowedBuckets)", {"bucket": bucket})
         current = self.client.get_bucket_notification_configuration(Bucket=bucket)
         if "EventBridgeConfiguration" in current:
             return False

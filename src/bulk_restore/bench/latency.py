@@ -84,10 +84,11 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
             keys = [f"photos/IMG {i:05d}.jpg" for i in range(objects)]
             for key in keys:
                 s3.put_object(Bucket=bucket, Key=key, Body=b"x", StorageClass="GLACIER")
-            s3.put_object(Bucket=bucket, Key="manifest.csv", Body="".join(f"{bucket},{encode_key(k)}\n" for k in keys).encode())
+            manifest_key = f"{bucket}.csv"
+            s3.put_object(Bucket=info["manifest_bucket"], Key=manifest_key, Body="".join(f"{bucket},{encode_key(k)}\n" for k in keys).encode())
             request = urllib.request.Request(
                 f"{info['api_url']}/create-job", method="POST",
-                data=json.dumps({"bucket": bucket, "key": "manifest.csv", "tier": "STANDARD"}).encode(),
+                data=json.dumps({"bucket": info["manifest_bucket"], "key": manifest_key, "tier": "STANDARD"}).encode(),
                 headers={"x-api-key": info["api_key"], "Content-Type": "application/json"},
             )
             with urllib.request.urlopen(request, timeout=30) as answer:

@@ -38,3 +38,9 @@ class BucketNotAllowed(BulkRestoreError):
 
 class RequestTooLarge(BulkRestoreError):
     code = "RequestTooLarge"
+
+
+class ManifestLocationNotAllowed(ManifestUnreadable):
+    """The manifest is outside the stack's manifest buckets: it is never read."""
+
+    code = "ManifestLocationNotAllowed"

@@ -20,6 +20,7 @@ from bulk_restore.domain.errors import (
     JobAlreadyFinished,
     JobNotFound,
     ManifestChanged,
+    ManifestLocationNotAllowed,
     ManifestUnreadable,
     RequestTooLarge,
 )
@@ -29,6 +30,7 @@ logger = Logger(child=True)
 STATUS = {
     InvalidRequest: 400,
     BucketNotAllowed: 403,
+    ManifestLocationNotAllowed: 403,
     JobNotFound: 404,
     JobAlreadyFinished: 409,
     ManifestUnreadable: 422,

@@ -216,6 +216,7 @@ class LocalStack:
             "aws_endpoint_url": self.config.endpoint_url,
             "region": self.config.region,
             "topic_arn": pick("TopicArn", "JobTopic"),
+            "manifest_bucket": pick("ManifestBucket", "ManifestBucket"),
             "events_queue_url": pick("JobEventsQueueUrl", "JobEventsQueue"),
             "table_name": pick("TableName", "JobTable"),
             "dead_letter_queue_urls": [

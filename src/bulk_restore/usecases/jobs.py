@@ -43,17 +43,17 @@ class CreateJobRequest(BaseModel):
 
 class JobService:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
-                 notifier: Notifier | None = None, allowed_buckets: frozenset[str] | None = None):
+                 notifier: Notifier | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
         self.topic_arn = topic_arn
         self.default_step = default_step
         self.notifier = notifier
-        self.allowed_buckets = allowed_buckets
 
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
+        self.s3.check_manifest_location(request.bucket)  # a manifest anywhere else is never read (403)
         token = idempotency_key or request.client_token
         if token:
             existing = self.store.job_for_idempotency_key(token)
@@ -68,11 +68,11 @@ class JobService:
                 details["line"] = problem.line
             raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
         first = first_entry(sample)
-        if self.allowed_buckets is not None and first is not None and first.object.bucket not in self.allowed_buckets:
+        if first is not None and not self.s3.may_touch(first.object.bucket):
             raise BucketNotAllowed(
                 f"this stack may not restore objects of bucket {first.object.bucket!r} (manifest line {first.line}): "
                 "add it to the stack's AllowedBuckets parameter",
-                {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.allowed_buckets)},
+                {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.s3.allowed_buckets or ())},
             )
         stamp = now_iso()
         job = RestoreJob(

@@ -41,8 +41,7 @@ class _Chunk:
 
 class Planner:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier,
-                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True,
-                 allowed_buckets: frozenset[str] | None = None):
+                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -50,7 +49,6 @@ class Planner:
         self.lines_per_step = max(LINES_PER_CHUNK, lines_per_step - lines_per_step % LINES_PER_CHUNK)
         self.reserve_ms = reserve_ms
         self.manage_eventbridge = manage_eventbridge
-        self.allowed_buckets = allowed_buckets  # None: every bucket
 
     def run_step(self, job_id: str, step: int, remaining_ms: Callable[[], int]) -> None:
         job = self.store.get_job(job_id)
@@ -118,7 +116,7 @@ class Planner:
                 return
             for _, bucket, _, _ in c.rows:
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
-                if bucket not in buckets and self._allowed(bucket):
+                if bucket not in buckets and self.s3.may_touch(bucket):
                     self._register_bucket(job.job_id, bucket)
                     buckets.append(bucket)
             outgoing.append(c.message(job.job_id))
@@ -139,7 +137,7 @@ class Planner:
             if isinstance(row, ManifestEntry):
                 row, versioned_line = check_versioning(row, versioned_line)
             if isinstance(row, ManifestEntry):
-                if row.object.bucket not in buckets and self._allowed(row.object.bucket) and len(buckets) >= MAX_BUCKETS_PER_JOB:
+                if row.object.bucket not in buckets and self.s3.may_touch(row.object.bucket) and len(buckets) >= MAX_BUCKETS_PER_JOB:
                     row = ManifestError(raw.number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
                 elif (ref := row.object.ref) not in chunk.refs:
                     chunk.refs.add(ref)
@@ -162,9 +160,6 @@ class Planner:
             buckets=buckets,
             versioned_line=versioned_line,
         )
-
-    def _allowed(self, bucket: str) -> bool:
-        return self.allowed_buckets is None or bucket in self.allowed_buckets
 
     def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]], sent: list[int]) -> None:
         if not outgoing:

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
-from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.s3 import BUCKET_REFUSED, S3Gateway
 from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier
 from bulk_restore.domain.outcomes import NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
@@ -23,18 +23,16 @@ logger = Logger(child=True)
 STATUS_CHECK_SECONDS = 1.0
 CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
-BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack may not restore from this bucket (AllowedBuckets)")
 
 
 class RestoreWorker:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
-                 pacer: Pacer | None = None, allowed_buckets: frozenset[str] | None = None):
+                 pacer: Pacer | None = None):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
         self.concurrency = concurrency
         self.pacer = pacer
-        self.allowed_buckets = allowed_buckets  # None: every bucket
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
@@ -48,8 +46,8 @@ class RestoreWorker:
         if not done:
             # Objects that already exist belong to an earlier manifest line (counted there): never request twice.
             todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
-            refused = [(line, obj) for line, obj in todo if not self._allowed(obj.bucket)]
-            todo = [(line, obj) for line, obj in todo if self._allowed(obj.bucket)]
+            refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
+            todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
             records = self._request_paced(job, todo) + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
             records += [
                 ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
@@ -106,9 +104,6 @@ class RestoreWorker:
                     continue
             records += self._request(job, batch)
         return records
-
-    def _allowed(self, bucket: str) -> bool:
-        return self.allowed_buckets is None or bucket in self.allowed_buckets
 
     @staticmethod
     def _record(job: RestoreJob, line: int, obj: ObjectId, outcome: ObjectOutcome, at: str = "") -> ObjectRecord:
