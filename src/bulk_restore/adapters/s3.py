@@ -26,10 +26,13 @@ def _code(exc: ClientError) -> tuple[int, str, str]:
 
 
 class S3Gateway:
-    def __init__(self, client: Any = None):
+    def __init__(self, client: Any = None, max_connections: int = 10):
         # Retries of throttling answers are ours (with backoff and jitter), not botocore's: a
-        # worker must see throttling to slow down.
-        self.client = client or boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        # worker must see throttling to slow down. The pool holds a connection per restore
+        # thread: with fewer, urllib3 discards the extra ones ("Connection pool is full") and
+        # the next requests open new ones.
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=max(10, max_connections))
+        self.client = client or boto3.client("s3", config=config)
 
     # ---- manifests -------------------------------------------------------------------------
 
