@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -20,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from bulk_restore.local.apigw import LocalRestApi, Route
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
+from bulk_restore.local.template import TemplateError, load_template, parse_parameters
 
 log = logging.getLogger("bulk_restore.local")
 
@@ -69,12 +73,16 @@ class LocalStackConfig:
         return max((self.restore_seconds / 5) / EXPEDITED_WINDOW_SECONDS, LOCAL_FIXED_DELAY_SECONDS / 3600)
 
 
+class LocalStackError(Exception):
+    """The local stack cannot start as configured (a port in use, no template, a bad option): what to change."""
+
+
 def find_template(explicit: str | Path | None = None) -> Path:
     """The template: the one named, else ./template.yaml, else the one at the repository root."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise FileNotFoundError(f"no template at {path}")
+            raise FileNotFoundError(f"no template at {path}: check --template")
         return path.resolve()
     import bulk_restore
 
@@ -84,13 +92,43 @@ def find_template(explicit: str | Path | None = None) -> Path:
     raise FileNotFoundError("no template.yaml here or at the repository root: pass --template PATH")
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, option: str = "") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise OSError(f"port {port} on {host} is in use ({exc.strerror}): choose another") from exc
+            choose = f"choose another with {option}" if option else "choose another"
+            raise OSError(f"port {port} on {host} is in use ({exc.strerror}): {choose}") from exc
+
+
+def check(config: LocalStackConfig) -> Path:
+    """Everything that can stop the stack from starting, before anything starts. Returns the template.
+
+    Raises LocalStackError saying what to change.
+    """
+    if not 0 <= config.restore_spread <= 1:
+        raise LocalStackError(f"--restore-spread must be between 0 and 1, not {config.restore_spread:g}")
+    if config.restore_seconds < 0:
+        raise LocalStackError(f"--restore-seconds must be 0 or more, not {config.restore_seconds:g}")
+    if config.sweep_seconds is not None and config.sweep_seconds <= 0:
+        raise LocalStackError(f"--sweep-seconds must be more than 0, not {config.sweep_seconds:g}")
+    if config.api_port == config.aws_port:
+        raise LocalStackError(f"--api-port and --aws-port are both {config.api_port}: give the two servers different ports")
+    try:
+        template = find_template(config.template)
+        declared = load_template(template).get("Parameters") or {}
+        try:
+            parse_parameters({"Parameters": declared}, {**LOCAL_PARAMETERS, **config.parameters})
+        except TemplateError as exc:
+            raise TemplateError(f"{exc} (--parameter NAME=VALUE; the template's parameters: {', '.join(declared)})") from exc
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", config.stack_name):
+            raise TemplateError(f"--stack-name {config.stack_name!r} is not valid: letters, digits and hyphens, starting with a letter")
+        ensure_port_free(config.host, config.aws_port, "--aws-port")
+        ensure_port_free(config.host, config.api_port, "--api-port")
+    except (OSError, TemplateError, yaml.YAMLError) as exc:
+        raise LocalStackError(str(exc).replace("\n", " ")) from exc
+    return template
 
 
 def configure_aws_environment(endpoint_url: str, region: str) -> None:
@@ -133,9 +171,7 @@ class LocalStack:
     def start(self) -> dict[str, Any]:
         """Bring everything up. Returns what a client needs to use the stack."""
         config = self.config
-        template = find_template(config.template)
-        ensure_port_free(config.host, config.aws_port)
-        ensure_port_free(config.host, config.api_port)
+        template = check(config)
         configure_aws_environment(config.endpoint_url, config.region)
 
         from moto.server import ThreadedMotoServer
