@@ -110,6 +110,8 @@ def test_a_busy_local_stack_exits_within_5_seconds_of_a_signal_and_removes_its_r
         assert code == 0, stack.log()[-2000:]
         assert not stack.ready_file.exists()
         assert stack.log().rstrip().endswith("stopped")
+        # And its restore threads never ran short of connections
+        assert "Connection pool is full" not in stack.log()
         # And every function's lines, while it was busy, carried that function's own name
         lines = stack.function_lines()
         assert any(line["message"] == "chunk accounted" for line in lines)
