@@ -40,14 +40,9 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from bulk_restore import __version__  # the code that runs, not an install's (possibly older) metadata
 
-        return version("bulk-restore")
-    except Exception:  # noqa: BLE001 - not installed (run from the source tree): the package's own
-        from bulk_restore import __version__
-
-        return __version__
+    return __version__
 
 
 def _parser() -> argparse.ArgumentParser:
