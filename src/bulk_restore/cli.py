@@ -1,11 +1,32 @@
-"""The `bulk-restore` command: `local` runs the stack on this machine, `demo` runs a bulk restore on it."""
+"""The `bulk-restore` command: `local` runs the stack on this machine, `demo` runs a bulk restore on it,
+`redrive` puts dead letters back.
+
+Exit codes: 0 done; 1 the command ran and failed (the demo's job did not come out right, a queue
+was skipped, AWS refused a call); 2 nothing was done because of something the user can fix (an
+option, the region, the credentials, a name, a port): one line on stderr says what; 130
+interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """What the user must change, in one line; exit code 2 unless told otherwise."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -13,14 +34,24 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     for item in values or []:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"bulk-restore: {option} takes NAME=VALUE, not {item!r}")
+            raise CliError(f"{option} takes NAME=VALUE, not {item!r}")
         pairs[name] = value
     return pairs
 
 
+def _version() -> str:
+    from bulk_restore import __version__  # the code that runs, not an install's (possibly older) metadata
+
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bulk-restore", description="Restore large sets of archived S3 objects.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="bulk-restore", description="Restore large sets of archived S3 objects.",
+        epilog="exit codes: 0 done; 1 the command ran and failed; 2 nothing done, fix what the one line on stderr says; 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="{local,demo,redrive}")
 
     local = commands.add_parser(
         "local",
@@ -55,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     redrive.add_argument("--stack-name", help="deployed stack whose *DeadLetterQueueUrl outputs to redrive")
     redrive.add_argument("--dlq-url", action="append", help="a dead-letter queue URL (repeatable)")
     redrive.add_argument("--endpoint-url", help="AWS endpoint (the local stack's aws_endpoint_url)")
-    redrive.add_argument("--region", default=None)
+    redrive.add_argument("--region", default=None, help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the profile's)")
     redrive.add_argument("--max", type=int, default=None, help="move at most this many messages per queue")
 
     demo.add_argument("--objects", type=int, default=50, help="archived objects to restore (default 50)")
@@ -68,56 +99,120 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "local":
-        return _local(args)
-    if args.command == "redrive":
-        return _redrive(args)
-    if args.command == "demo":
-        from bulk_restore.demo import DemoOptions, run_demo
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "local":
+            return _local(args)
+        if args.command == "redrive":
+            return _redrive(args)
+        if args.command == "demo":
+            return _demo(args)
+        parser.print_help(sys.stderr)  # no command: what the commands are is the useful answer
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"bulk-restore: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("bulk-restore: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
-        options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=args.tier, timeout=args.timeout,
-                              template=args.template)
-        return run_demo(options)
-    raise AssertionError(args.command)
+
+def _demo(args: argparse.Namespace) -> int:
+    from bulk_restore.demo import DemoOptions, run_demo
+    from bulk_restore.local.stack import find_template
+
+    try:
+        find_template(args.template)  # the demo's stack runs in a subprocess: say it here, not in its log
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=args.tier, timeout=args.timeout,
+                          template=args.template)
+    return run_demo(options)
+
+
+CREDENTIALS_HELP = ("no AWS credentials: run `aws configure`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    " (for the local stack any values will do)")
+REGION_HELP = "no AWS region: pass --region or set AWS_REGION"
+MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue")
 
 
 def _redrive(args: argparse.Namespace) -> int:
     """Put dead letters back on the queues they came from, once their cause is fixed."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    if not args.stack_name and not args.dlq_url:
+        raise CliError("name the dead-letter queues: --stack-name NAME or --dlq-url URL")
+    session = boto3.session.Session()
+    # boto3 reads AWS_DEFAULT_REGION and the profile; AWS_REGION is what Lambda and most SDKs set.
+    region = args.region or os.environ.get("AWS_REGION") or session.region_name
+    if not region:
+        raise CliError(REGION_HELP)
+    session = boto3.session.Session(region_name=region)
+    if session.get_credentials() is None:
+        raise CliError(CREDENTIALS_HELP)
+    try:
+        return _redrive_queues(args, session, region)
+    except EndpointConnectionError as exc:
+        where = args.endpoint_url or f"AWS in {region}"
+        raise CliError(f"cannot reach {where}: check --endpoint-url and --region (is the local stack running?)") from exc
+    except NoCredentialsError as exc:
+        raise CliError(CREDENTIALS_HELP) from exc
+    except NoRegionError as exc:
+        raise CliError(REGION_HELP) from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise CliError(f"AWS refused {exc.operation_name}: {error.get('Code', '?')}: {error.get('Message', '')}", EXIT_FAILED) from exc
+    except BotoCoreError as exc:
+        raise CliError(f"AWS call failed: {exc}", EXIT_FAILED) from exc
+
+
+def _redrive_queues(args: argparse.Namespace, session: Any, region: str) -> int:
+    from botocore.exceptions import ClientError
 
     from bulk_restore.adapters.sqs import move_messages
 
-    session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     dead_letter_urls = list(args.dlq_url or [])
     if args.stack_name:
         cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
-        outputs = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"][0].get("Outputs", [])
-        dead_letter_urls += [o["OutputValue"] for o in outputs if o["OutputKey"].endswith("DeadLetterQueueUrl")]
-    if not dead_letter_urls:
-        print("name the dead-letter queues: --stack-name NAME or --dlq-url URL", file=sys.stderr)
-        return 2
-    total = 0
+        try:
+            stacks = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"]
+        except ClientError as exc:
+            if "does not exist" not in str(exc.response.get("Error", {}).get("Message", "")):
+                raise
+            raise CliError(f"no stack {args.stack_name} in {region}: check --stack-name and --region") from exc
+        outputs = stacks[0].get("Outputs", [])
+        found = [o["OutputValue"] for o in outputs if o["OutputKey"].endswith("DeadLetterQueueUrl")]
+        if not found:
+            raise CliError(f"stack {args.stack_name} has no *DeadLetterQueueUrl outputs: is it a bulk-restore stack? check --stack-name")
+        dead_letter_urls += found
+    # Every queue is looked up before any message moves: a wrong URL changes nothing.
+    sources: dict[str, list[str]] = {}
     for dead_letters in dead_letter_urls:
-        sources = sqs.list_dead_letter_source_queues(QueueUrl=dead_letters).get("queueUrls", [])
-        if len(sources) != 1:
-            print(f"{dead_letters}: expected one source queue, found {len(sources)}; skipped", file=sys.stderr)
+        try:
+            sources[dead_letters] = sqs.list_dead_letter_source_queues(QueueUrl=dead_letters).get("queueUrls", [])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in MISSING_QUEUE:
+                raise
+            raise CliError(f"no queue {dead_letters} in {region}: check --dlq-url, --region and --endpoint-url") from exc
+    total, skipped = 0, 0
+    for dead_letters, queues in sources.items():
+        if len(queues) != 1:
+            print(f"bulk-restore: {dead_letters}: expected one source queue, found {len(queues)}; skipped", file=sys.stderr)
+            skipped += 1
             continue
-        moved = move_messages(sqs, dead_letters, sources[0], args.max)
+        moved = move_messages(sqs, dead_letters, queues[0], args.max)
         total += moved
-        print(f"{dead_letters} -> {sources[0]}: {moved} message(s) moved back")
+        print(f"{dead_letters} -> {queues[0]}: {moved} message(s) moved back")
     print(f"{total} message(s) redriven")
-    return 0
+    return EXIT_FAILED if skipped else 0
 
 
 def _local(args: argparse.Namespace) -> int:
-    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from bulk_restore.local.stack import LocalStackConfig, run
+    from bulk_restore.local.stack import LocalStackConfig, LocalStackError, check, run
 
-    environment = _pairs(args.env, "--env")
     config = LocalStackConfig(
         host=args.host,
         api_port=args.api_port,
@@ -128,15 +223,23 @@ def _local(args: argparse.Namespace) -> int:
         template=args.template,
         stack_name=args.stack_name,
         parameters=_pairs(args.parameter, "--parameter"),
-        environment=environment,
+        environment=_pairs(args.env, "--env"),
         api_key=args.api_key,
         sweep_seconds=args.sweep_seconds,
     )
     try:
+        check(config)  # before anything starts or logs: a bad option is one line, not a half-started stack
+    except LocalStackError as exc:
+        raise CliError(str(exc)) from exc
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
         return run(config, ready_file=args.ready_file)
+    except LocalStackError as exc:  # what changed since the check (a port taken meanwhile)
+        raise CliError(str(exc)) from exc
     except (OSError, ValueError) as exc:
-        logging.getLogger("bulk_restore.local").error("%s", exc)
-        return 1
+        raise CliError(f"the local stack could not start: {exc}", EXIT_FAILED) from exc
 
 
 if __name__ == "__main__":

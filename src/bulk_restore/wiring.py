@@ -35,8 +35,11 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
-    store = DynamoJobStore(settings.table_name, object_retention_days=settings.object_retention_days, job_retention_days=settings.job_retention_days)
-    s3 = S3Gateway(allowed_buckets=settings.allowed_bucket_set, manifest_buckets=settings.manifest_bucket_list)
+    # Each restore thread holds its own connections: the clients' pools are sized to RestoreConcurrency.
+    store = DynamoJobStore(settings.table_name, object_retention_days=settings.object_retention_days, job_retention_days=settings.job_retention_days,
+                           max_connections=settings.restore_concurrency)
+    s3 = S3Gateway(max_connections=settings.restore_concurrency, allowed_buckets=settings.allowed_bucket_set,
+                   manifest_buckets=settings.manifest_bucket_list)
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url)
     publisher = EventPublisher(settings.topic_arn)
     notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)

@@ -33,6 +33,7 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bulk_restore.domain.errors import InvalidRequest
@@ -132,9 +133,11 @@ class TransactionConflict(Exception):
 
 
 class DynamoJobStore:
-    def __init__(self, table_name: str, client: Any = None, object_retention_days: int = 90, job_retention_days: int = 30):
+    def __init__(self, table_name: str, client: Any = None, object_retention_days: int = 90, job_retention_days: int = 30,
+                 max_connections: int = 10):
         self.table = table_name
-        self.client = client or boto3.client("dynamodb")
+        # Restore threads pace their retries through the store: a connection for each of them.
+        self.client = client or boto3.client("dynamodb", config=Config(max_pool_connections=max(10, max_connections)))
         self.object_retention_days = object_retention_days
         self.job_retention_days = job_retention_days
 

@@ -45,13 +45,16 @@ class S3Gateway:
     """The only place that talks to S3. It touches source objects only in ``allowed_buckets`` (None:
     any) and reads manifests only from ``manifest_buckets`` (None: any), whatever a manifest says."""
 
-    def __init__(self, client: Any = None, allowed_buckets: frozenset[str] | None = None,
+    def __init__(self, client: Any = None, max_connections: int = 10, allowed_buckets: frozenset[str] | None = None,
                  manifest_buckets: tuple[str, ...] | None = None):
         self.allowed_buckets = allowed_buckets
         self.manifest_buckets = manifest_buckets
         # Retries of throttling answers are ours (with backoff and jitter), not botocore's: a
-        # worker must see throttling to slow down.
-        self.client = client or boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+        # worker must see throttling to slow down. The pool holds a connection per restore
+        # thread: with fewer, urllib3 discards the extra ones ("Connection pool is full") and
+        # the next requests open new ones.
+        config = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=max(10, max_connections))
+        self.client = client or boto3.client("s3", config=config)
 
     # ---- manifests -------------------------------------------------------------------------
 

@@ -6,12 +6,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bulk_restore.domain.events import RestoreCompleted, UnrecognisedEvent, parse_message
+from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
 
 
-@logger.inject_lambda_context
+@inject_function_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     failures: list[dict[str, str]] = []
     completions: list[RestoreCompleted] = []

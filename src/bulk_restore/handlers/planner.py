@@ -7,12 +7,13 @@ import json
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
 
 
-@logger.inject_lambda_context
+@inject_function_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     failures = []
     for i, record in enumerate(event["Records"]):

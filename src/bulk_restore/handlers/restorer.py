@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
@@ -19,6 +20,6 @@ def restore_chunk(record: SQSRecord) -> None:
     services().restorer.restore_chunk(json.loads(record.body))
 
 
-@logger.inject_lambda_context
+@inject_function_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     return process_partial_response(event=event, record_handler=restore_chunk, processor=processor, context=context)

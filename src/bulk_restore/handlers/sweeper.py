@@ -5,11 +5,12 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
 
 
-@logger.inject_lambda_context
+@inject_function_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     return services().sweeper.run(context.get_remaining_time_in_millis)

@@ -11,19 +11,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+import yaml
 
 from bulk_restore.local.apigw import LocalRestApi, Route
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
+from bulk_restore.local.template import TemplateError, load_template, parse_parameters
 
 log = logging.getLogger("bulk_restore.local")
 
@@ -37,6 +42,10 @@ EXPEDITED_WINDOW_SECONDS = 5 * 60
 # here, not hours, so completions are not worth gathering for a minute.
 LOCAL_PARAMETERS = {"CompletionBatchingWindowSeconds": "1"}
 LOCAL_FIXED_DELAY_SECONDS = 20.0
+# How long, after SIGTERM or Ctrl-C, invocations under way may take to finish before the
+# process ends under them: the whole stop stays within 5 seconds.
+STOP_SECONDS = 2.5
+EXIT_SECONDS = 4.5  # and past this, whatever the process is doing, it ends
 
 
 @dataclass
@@ -69,12 +78,16 @@ class LocalStackConfig:
         return max((self.restore_seconds / 5) / EXPEDITED_WINDOW_SECONDS, LOCAL_FIXED_DELAY_SECONDS / 3600)
 
 
+class LocalStackError(Exception):
+    """The local stack cannot start as configured (a port in use, no template, a bad option): what to change."""
+
+
 def find_template(explicit: str | Path | None = None) -> Path:
     """The template: the one named, else ./template.yaml, else the one at the repository root."""
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise FileNotFoundError(f"no template at {path}")
+            raise FileNotFoundError(f"no template at {path}: check --template")
         return path.resolve()
     import bulk_restore
 
@@ -84,13 +97,43 @@ def find_template(explicit: str | Path | None = None) -> Path:
     raise FileNotFoundError("no template.yaml here or at the repository root: pass --template PATH")
 
 
-def ensure_port_free(host: str, port: int) -> None:
+def ensure_port_free(host: str, port: int, option: str = "") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise OSError(f"port {port} on {host} is in use ({exc.strerror}): choose another") from exc
+            choose = f"choose another with {option}" if option else "choose another"
+            raise OSError(f"port {port} on {host} is in use ({exc.strerror}): {choose}") from exc
+
+
+def check(config: LocalStackConfig) -> Path:
+    """Everything that can stop the stack from starting, before anything starts. Returns the template.
+
+    Raises LocalStackError saying what to change.
+    """
+    if not 0 <= config.restore_spread <= 1:
+        raise LocalStackError(f"--restore-spread must be between 0 and 1, not {config.restore_spread:g}")
+    if config.restore_seconds < 0:
+        raise LocalStackError(f"--restore-seconds must be 0 or more, not {config.restore_seconds:g}")
+    if config.sweep_seconds is not None and config.sweep_seconds <= 0:
+        raise LocalStackError(f"--sweep-seconds must be more than 0, not {config.sweep_seconds:g}")
+    if config.api_port == config.aws_port:
+        raise LocalStackError(f"--api-port and --aws-port are both {config.api_port}: give the two servers different ports")
+    try:
+        template = find_template(config.template)
+        declared = load_template(template).get("Parameters") or {}
+        try:
+            parse_parameters({"Parameters": declared}, {**LOCAL_PARAMETERS, **config.parameters})
+        except TemplateError as exc:
+            raise TemplateError(f"{exc} (--parameter NAME=VALUE; the template's parameters: {', '.join(declared)})") from exc
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", config.stack_name):
+            raise TemplateError(f"--stack-name {config.stack_name!r} is not valid: letters, digits and hyphens, starting with a letter")
+        ensure_port_free(config.host, config.aws_port, "--aws-port")
+        ensure_port_free(config.host, config.api_port, "--api-port")
+    except (OSError, TemplateError, yaml.YAMLError) as exc:
+        raise LocalStackError(str(exc).replace("\n", " ")) from exc
+    return template
 
 
 def configure_aws_environment(endpoint_url: str, region: str) -> None:
@@ -133,9 +176,7 @@ class LocalStack:
     def start(self) -> dict[str, Any]:
         """Bring everything up. Returns what a client needs to use the stack."""
         config = self.config
-        template = find_template(config.template)
-        ensure_port_free(config.host, config.aws_port)
-        ensure_port_free(config.host, config.api_port)
+        template = check(config)
         configure_aws_environment(config.endpoint_url, config.region)
 
         from moto.server import ThreadedMotoServer
@@ -229,24 +270,35 @@ class LocalStack:
             "pid": os.getpid(),
         }
 
-    def stop(self) -> None:
-        """Stop everything that was started, in reverse order (idempotent)."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop everything that was started, in reverse order (idempotent).
+
+        Pollers and the scheduler stop between invocations; an invocation under way runs to its
+        end (a restore worker's batch can take minutes). They get ``timeout`` seconds in all. If
+        one is still running then, the AWS endpoint is left up for it and False is returned:
+        only ending the process ends it. True once everything has stopped.
+        """
+        deadline = time.monotonic() + timeout
         self.stop_event.set()
         if self.api is not None:
             self.api.stop()
             self.api = None
-        for poller in self.pollers:
-            poller.join(timeout=10)
+        workers: list[threading.Thread] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [worker.name for worker in workers if worker.is_alive()]
+        if busy:
+            log.info("still running after %g s: %s", timeout, ", ".join(busy))
+            return False
         self.pollers = []
-        if self.scheduler is not None:
-            self.scheduler.join(timeout=5)
-            self.scheduler = None
+        self.scheduler = None
         if self.emulator is not None:
             self.emulator.uninstall()
             self.emulator = None
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        return True
 
     @staticmethod
     def _poller_error(function_name: str) -> Any:
@@ -287,29 +339,71 @@ def write_ready_file(path: Path, info: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def run(config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] | None = None) -> int:
-    """Run in the foreground until SIGTERM or SIGINT. The ready line goes to ``out``; the rest to stderr."""
+def run(config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] | None = None,
+        stop_seconds: float = STOP_SECONDS) -> int:
+    """Run in the foreground until SIGTERM or SIGINT. The ready line goes to ``out``; the rest to stderr.
+
+    Returns 0 once stopped. A function invocation still running ``stop_seconds`` after the signal
+    cannot be stopped from outside (as in Lambda, only ending its process does): the process then
+    ends at once, with exit code 0, without waiting for it; all state was in memory anyway. In
+    any case the process ends EXIT_SECONDS after the signal.
+    """
     out = out or sys.stdout
     # The functions log to stdout (as in Lambda); here stdout carries only the ready line.
     sys.stdout = sys.stderr
     stopping = threading.Event()
+    starting = [True]
 
     def request_stop(signum: int, _frame: Any) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
+        if not stopping.is_set():
+            # Whatever holds the stop up (an invocation, a thread pool the interpreter's exit
+            # would wait for), the process ends in time.
+            deadline = threading.Timer(EXIT_SECONDS, exit_now, args=(0,))
+            deadline.daemon = True
+            deadline.start()
         stopping.set()
+        if starting[0]:
+            starting[0] = False
+            raise _StoppedWhileStarting  # provisioning takes seconds: unwind it; what started is stopped below
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     local = LocalStack(config)
+    finished = True
     try:
         info = local.start()
+        starting[0] = False
         if ready_file is not None:
             write_ready_file(ready_file, info)
         out.write(json.dumps(info) + "\n")
         out.flush()
-        while not stopping.wait(0.5):
+        # Wake now and then: a signal that lands on another thread runs its handler only when the
+        # main thread next runs Python code, and a wait without timeout never would.
+        while not stopping.wait(0.2):
             pass
+    except _StoppedWhileStarting:
+        pass
     finally:
-        local.stop()
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)  # first: whoever watches it knows at once the stack is going
+        finished = local.stop(timeout=stop_seconds)
         log.info("stopped")
+    if not finished:
+        exit_now(0)
     return 0
+
+
+class _StoppedWhileStarting(BaseException):
+    """A signal came while the stack was starting (a BaseException: no ``except Exception`` keeps it)."""
+
+
+def exit_now(code: int) -> None:
+    """End the process without waiting for its threads (atexit would join busy thread pools)."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
