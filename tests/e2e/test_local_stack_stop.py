@@ -71,8 +71,9 @@ class BusyStack:
         keys = [f"archived/{i:05d}.bin" for i in range(OBJECTS)]
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"x", StorageClass="GLACIER"), keys))
-        s3.put_object(Bucket=BUCKET, Key="manifest.csv", Body="".join(f"{BUCKET},{key}\n" for key in keys).encode())
-        created = requests.post(f"{self.info['api_url']}/create-job", json={"bucket": BUCKET, "key": "manifest.csv"},
+        manifests = self.info["manifest_bucket"]  # manifests are read from the stack's manifest bucket only
+        s3.put_object(Bucket=manifests, Key="manifest.csv", Body="".join(f"{BUCKET},{key}\n" for key in keys).encode())
+        created = requests.post(f"{self.info['api_url']}/create-job", json={"bucket": manifests, "key": "manifest.csv"},
                                 headers={"x-api-key": self.info["api_key"]}, timeout=30)
         assert created.status_code == 200, created.text
         return str(created.json()["JobId"])
