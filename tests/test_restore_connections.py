@@ -65,8 +65,9 @@ def test_a_chunk_restored_by_16_threads_discards_no_connection(moto_server: str,
     keys = [f"archived/{i:03d}.bin" for i in range(98)]
     for key in keys:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"x", StorageClass="GLACIER")
-    s3.put_object(Bucket=BUCKET, Key="manifest.csv", Body="".join(f"{BUCKET},{k}\n" for k in keys).encode())
-    job, _ = services.jobs.create(CreateJobRequest(bucket=BUCKET, key="manifest.csv"), None)
+    manifests = settings.manifest_bucket_list[0]
+    s3.put_object(Bucket=manifests, Key="manifest.csv", Body="".join(f"{BUCKET},{k}\n" for k in keys).encode())
+    job, _ = services.jobs.create(CreateJobRequest(bucket=manifests, key="manifest.csv"), None)
     services.planner.run_step(job.job_id, 0, lambda: 900_000)
     sqs = boto3.client("sqs")
     [message] = sqs.receive_message(QueueUrl=settings.restore_queue_url, MaxNumberOfMessages=10)["Messages"]

@@ -31,7 +31,6 @@ from bulk_restore.bench.moto_speed import fast_moto
 
 REGION = "us-east-1"
 DATA_BUCKET = "bench-archive"
-MANIFEST_BUCKET = "bench-manifests"
 
 # create-job fields that select each engine the project has; the direct engine is the default.
 ENGINES: dict[str, dict[str, Any]] = {"direct": {}}
@@ -156,13 +155,13 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     try:
         s3 = session.client("s3")  # the benchmark's own client: not metered
         s3.create_bucket(Bucket=DATA_BUCKET)
-        s3.create_bucket(Bucket=MANIFEST_BUCKET)
         backend = s3_backends[stack.account_id]["aws"]
         keys = _keys(objects)
         for key in keys:
             backend.put_object(DATA_BUCKET, key, b"x", storage="GLACIER")
         manifest = "".join(f"{DATA_BUCKET},{encode_key(key)}\n" for key in keys)
-        s3.put_object(Bucket=MANIFEST_BUCKET, Key="manifest.csv", Body=manifest.encode())
+        manifest_bucket = stack.ref("ManifestBucket")  # the stack's own: manifests are read from nowhere else
+        s3.put_object(Bucket=manifest_bucket, Key="manifest.csv", Body=manifest.encode())
 
         meter = RequestMeter(DynamoCapacity(moto_item_lookup(stack.account_id, REGION)))
         services = wiring.services()
@@ -184,7 +183,7 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
         api_spec = stack.functions["ApiFunction"]
         api = meter.wrap("ApiFunction", api_spec.memory, load_handler(api_spec.handler), sink)
 
-        body = {"bucket": MANIFEST_BUCKET, "key": "manifest.csv", "tier": "STANDARD", **ENGINES[engine]}
+        body = {"bucket": manifest_bucket, "key": "manifest.csv", "tier": "STANDARD", **ENGINES[engine]}
         response = api(_api_event(body), LambdaContext("ApiFunction", api_spec.timeout))
         assert response["statusCode"] == 200, response
         job_id = json.loads(response["body"])["JobId"]
