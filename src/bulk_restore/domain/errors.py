@@ -38,3 +38,9 @@ class BucketNotAllowed(BulkRestoreError):
 
 class RequestTooLarge(BulkRestoreError):
     code = "RequestTooLarge"
+
+
+class IdempotencyKeyMismatch(BulkRestoreError):
+    """An idempotency key (or client_token) sent again with another request than the one that made its job."""
+
+    code = "IdempotencyKeyMismatch"
