@@ -166,6 +166,19 @@ def test_a_payload_above_the_limit_is_a_413(serve, monkeypatch):
     assert len(handler.events) == 1
 
 
+def test_odd_path_decoded_ids_reach_the_function_as_one_path_parameter(serve):
+    # As API Gateway: the path is percent-decoded, and {job_id} takes any one segment
+    handler = Recorder()
+    api = serve(Route("GET", "/jobs/{job_id}", handler, "fn"))
+
+    for raw, decoded in (("a%23b", "a#b"), ("%F0%9F%99%82", "\N{SLIGHTLY SMILING FACE}"), ("%C0%AF", "\ufffd\ufffd"), ("a%20b", "a b")):
+        assert requests.get(f"{api.url}/jobs/{raw}").status_code == 200, raw
+        assert handler.events[-1]["pathParameters"] == {"job_id": decoded}
+        assert handler.events[-1]["path"] == f"/jobs/{decoded}"
+    assert requests.get(api.url + "/jobs/a%2Fb").status_code == 403  # a decoded slash is two segments: no route
+    assert len(handler.events) == 4
+
+
 def test_literal_paths_win_over_parameters(serve):
     literal, parameter = Recorder(), Recorder()
     api = serve(Route("GET", "/jobs/{job_id}", parameter, "p"), Route("GET", "/jobs/latest", literal, "l"))

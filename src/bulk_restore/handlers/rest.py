@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -95,7 +96,7 @@ def _check_values(doc: Any) -> None:
         path, value = pending.pop()
         if isinstance(value, _TooManyDigits):
             raise InvalidRequest(
-                f"{_field(path)} is a number of {value.digits} digits, more than 4300 digits: no field takes such a number "
+                f"{_field(path)} is a number of {value.digits} digits, more than {sys.get_int_max_str_digits()} digits: no field takes such a number "
                 "(see the API reference for each field's range)",
                 [{"field": _field(path), "problem": f"a number of {value.digits} digits"}],
             )
