@@ -31,7 +31,7 @@ def aws_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if "e2e" in request.path.parts:
         return  # the end-to-end tests set up their own environment
     for name in list(os.environ):
-        if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN"):
+        if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN", "EVENTS_QUEUE_ARN", "REPORT_BUCKET"):
             monkeypatch.delenv(name)
     for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)

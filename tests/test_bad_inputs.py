@@ -45,7 +45,21 @@ def configure(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
 
 
 def token(doc: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()
+    """A next_token: base64 of ``doc`` as JSON (of a str or bytes as they are)."""
+    raw = doc if isinstance(doc, bytes) else (doc if isinstance(doc, str) else json.dumps(doc)).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+DIGITS_5000 = "1" * 5000  # over Python's limit of 4,300 digits for int(str)
+ODD_JOB_IDS = {  # path-decoded oddities: none is a job id (a UUID), so each is a 404 JobNotFound
+    "hash": "a#b",
+    "emoji": "\N{SLIGHTLY SMILING FACE}",
+    "overlong-slash-undecoded": "%C0%AF",
+    "overlong-slash-decoded": "\ufffd\ufffd",
+    "space": "a b",
+    "not-a-uuid": "job-1",
+    "uuid-in-capitals": "4B1C6B0E-0000-4000-8000-000000000000",
+}
 
 
 # ---- requests the API refuses ----------------------------------------------------------------------
@@ -65,6 +79,7 @@ class Refused:
     names: str | None = None  # the field the error's details must name
     manifest_answer: tuple[str, int] | None = None  # (code, status) S3 answers to HeadObject on the manifest
     env: dict[str, str] = field(default_factory=dict)
+    base64: bool = False  # the body comes base64-encoded (isBase64Encoded), as API Gateway sends bytes that are not text
 
 
 def refused(case_id: str, *args: Any, xfail: str = "", **kwargs: Any) -> Any:
@@ -93,7 +108,6 @@ REFUSED = [
     refused("body-over-16-kib", 413, "RequestTooLarge", ("16384", "manifest"), body(client_tag="x" * (16 * 1024))),
     refused("deeply-nested-json", 400, "InvalidRequest", ("JSON",), "[" * 5000 + "]" * 5000),
     # Fields
-    invalid("unknown-field", "colour", **{"colour": "red"}),
     invalid("missing-bucket", "bucket", bucket=None),
     invalid("missing-key", "key", key=None),
     invalid("bucket-wrong-type", "bucket", bucket=123),
@@ -126,6 +140,18 @@ REFUSED = [
     invalid("keep-restored-days-400", "keep_restored_days", keep_restored_days=400),
     invalid("keep-restored-days-negative", "keep_restored_days", keep_restored_days=-1),
     refused("idempotency-key-over-2-kib", 400, "InvalidRequest", ("Idempotency-Key",), headers={"Idempotency-Key": "k" * 2100}),
+    # Client mistakes that once were 500s
+    refused("json-integer-of-5000-digits", 400, "InvalidRequest", ("4300 digits", "expiration_days"),
+            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "expiration_days": {DIGITS_5000}}}'),
+    refused("json-negative-integer-of-5000-digits", 400, "InvalidRequest", ("4300 digits",),
+            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "keep_restored_days": -{DIGITS_5000}}}'),
+    refused("body-not-utf8", 400, "InvalidRequest", ("UTF-8", "byte 39"),
+            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "caf'.encode() + b'\xe9.csv"}', base64=True),
+    refused("body-utf16", 400, "InvalidRequest", ("UTF-8",), json.dumps(body()).encode("utf-16"), base64=True),
+    refused("body-not-base64", 400, "InvalidRequest", ("base64",), "{not base64}", base64=True),
+    refused("body-base64-over-16-kib", 413, "RequestTooLarge", ("16384",), json.dumps(body(client_tag="x" * 17000)).encode(), base64=True),
+    refused("body-lone-surrogate", 400, "InvalidRequest", ("UTF-8", "key"),
+            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "\\ud800.csv"}}'),
     # The manifest
     unusable("manifest-missing", None, "does not exist"),
     # A manifest outside the stack's manifest buckets is never read, whether its bucket exists or not
@@ -142,7 +168,8 @@ REFUSED = [
     unusable("manifest-utf16", GOOD_ROW.decode().encode("utf-16"), "binary", "UTF-8"),
     unusable("first-line-1-column", b"just-one-column\n" + GOOD_ROW, "line 1", "columns"),
     unusable("first-line-4-columns", f"{DATA_BUCKET},a.bin,v1,extra\n".encode() + GOOD_ROW, "line 1", "columns"),
-    unusable("first-line-header-row", b"Bucket,Key\n" + GOOD_ROW, "line 1", "bucket name"),
+    unusable("first-line-other-column-names", b"Name,Path\n" + GOOD_ROW, "line 1", "bucket name"),
+    unusable("manifest-only-a-header", b"bucket,key\n", "empty", "header"),
     unusable("first-line-bad-bucket", b"Bad_Bucket,a.bin\n" + GOOD_ROW, "line 1", "bucket name"),
     unusable("first-line-bad-percent-encoding", f"{DATA_BUCKET},a%ZZ.bin\n".encode() + GOOD_ROW, "line 1", "percent-encoding"),
     unusable("first-line-trailing-percent", f"{DATA_BUCKET},a.bin%\n".encode() + GOOD_ROW, "line 1", "percent-encoding"),
@@ -170,6 +197,20 @@ REFUSED = [
             {"next_token": token([1, 2])}),
     refused("next-token-bad-start-key", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects",
             {"next_token": token({"s": 0, "k": "x"})}),
+    refused("objects-limit-superscript-two", 400, "InvalidRequest", ("limit", "1000"), None, "GET", "/jobs/{job}/objects",
+            {"limit": "\N{SUPERSCRIPT TWO}"}),
+    refused("objects-limit-fullwidth-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects",
+            {"limit": "\uff11\uff10"}),
+    refused("objects-limit-5000-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects",
+            {"limit": DIGITS_5000}),
+    *(refused(f"next-token-{name}", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects",
+              {"next_token": token(text)})
+      for name, text in (("infinity", '{"s": Infinity}'), ("minus-infinity", '{"s": -Infinity}'), ("nan", '{"s": NaN}'),
+                         ("huge-float", '{"s": 1e999}'), ("5000-digits", f'{{"s": {DIGITS_5000}}}'), ("fraction", '{"s": 1.5}'),
+                         ("boolean", '{"s": true}'), ("deeply-nested", "[" * 100_000), ("not-utf8", b'{"s": "\xff"}'))),
+    *(refused(f"{verb}-job-id-{name}", 404, "JobNotFound", ("no job", "UUID"), None, method, path.format(job_id))
+      for name, job_id in ODD_JOB_IDS.items()
+      for verb, method, path in (("get", "GET", "/jobs/{}"), ("objects-of", "GET", "/jobs/{}/objects"), ("cancel", "POST", "/jobs/{}/cancel"))),
     refused("cancel-unknown-job", 404, "JobNotFound", ("no job",), None, "POST", "/jobs/4b1c6b0e-0000-4000-8000-000000000000/cancel"),
     refused("cancel-finished-job", 409, "JobAlreadyFinished", ("Complete", "nothing to cancel"), None, "POST", "/jobs/{job}/cancel"),
     refused("get-on-create-job", 404, "NotFound", ("no such route",), None, "GET", "/create-job"),
@@ -204,7 +245,7 @@ def test_a_bad_request_is_refused_with_what_to_fix_and_leaves_nothing_behind(
         code, status = case.manifest_answer
         Throttle("HeadObject", 1, code, status).install(stack.services().s3.client)
     # When the request is sent
-    status, answer = call_api(case.method, case.path.format(job=job_id), case.body, case.headers, case.query)
+    status, answer = call_api(case.method, case.path.format(job=job_id), case.body, case.headers, case.query, base64=case.base64)
     # Then it is refused with the expected status and code, and a message that says what to fix
     error = assert_error(status, answer, case.status, case.code, *case.words)
     if case.names:
@@ -219,10 +260,12 @@ def test_a_bad_request_is_refused_with_what_to_fix_and_leaves_nothing_behind(
 def test_the_catalogue_has_a_row_for_every_kind_the_issue_names() -> None:
     ids = {p.id for p in REFUSED} | {p.id for p in BAD_LINES} | {p.id for p in ROW_OUTCOMES}
     assert len(ids) == len(REFUSED) + len(BAD_LINES) + len(ROW_OUTCOMES) >= 45
-    for kind in ("not-json", "unknown-field", "days-3651", "tier-unknown", "manifest-missing", "manifest-empty",
+    for kind in ("not-json", "days-3651", "tier-unknown", "manifest-missing", "manifest-empty",
                  "manifest-binary", "first-line-4-columns", "mixed-versioned-and-unversioned", "key-over-1024-bytes",
                  "bad-percent-encoding", "line-of-10-mib", "manifest-bucket-in-another-region", "manifest-access-denied",
-                 "source-bucket-not-allowed", "bucket-not-allowed"):
+                 "source-bucket-not-allowed", "bucket-not-allowed", "json-integer-of-5000-digits", "body-not-utf8",
+                 "objects-limit-superscript-two", "next-token-infinity", "next-token-nan", "next-token-huge-float",
+                 "get-job-id-hash", "get-job-id-emoji", "get-job-id-overlong-slash-decoded"):
         assert kind in ids, kind
 
 

@@ -81,7 +81,6 @@ def test_the_tier_is_accepted_in_any_case(stack: Stack, tier: str, shown: str) -
     ("body", "words", "field"),
     [
         ('{"bucket": "manifests-bkt", ', ("not JSON",), None),
-        ({"bucket": MANIFEST_BUCKET, "key": "m.csv", "colour": "red"}, ("colour",), "colour"),
         ({"bucket": MANIFEST_BUCKET}, ("key",), "key"),
         ({"bucket": MANIFEST_BUCKET, "key": "m.csv", "expiration_days": "1"}, ("expiration_days",), "expiration_days"),
         ({"bucket": MANIFEST_BUCKET, "key": "m.csv", "expiration_days": 0}, ("expiration_days",), "expiration_days"),

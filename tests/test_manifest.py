@@ -13,8 +13,12 @@ from bulk_restore.domain.manifest import (
     BOM,
     MAX_KEY_BYTES,
     MAX_LINE_BYTES,
+    count_objects,
     encode_key,
+    first_entry,
+    header_row,
     iter_lines,
+    leading_header,
     parse_row,
     sniff,
 )
@@ -284,3 +288,54 @@ def test_sniff_names_the_line_of_the_first_bad_row() -> None:
 def test_sniff_refuses_a_sample_that_is_one_over_long_line() -> None:
     problem = sniff(b"x" * (MAX_LINE_BYTES * 4), complete=False)
     assert problem is not None and "longer than" in problem.message
+
+
+# ---- a header row on line 1 --------------------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    "bucket,key", "Bucket,Key", "BUCKET,KEY", '"bucket","key"', "bucket, key", " Bucket , Key ",
+    "bucket,key,versionId", "Bucket,Key,VersionId", "bucket,key,version_id", '"Bucket","Key","VersionId"',
+])
+def test_line_1_naming_the_columns_is_a_header(line: str) -> None:
+    assert header_row(1, line.encode()) == line.strip()
+
+
+@pytest.mark.parametrize("line", [
+    "bkt-1,key", "bucket,keys", "bucket", "key,bucket", "bucket,key,version", "bucket,key,versionId,extra",
+    "bucket,photo.jpg", "Name,Path", "bucket,key%20x", '"bucket,key"', "",
+])
+def test_other_words_on_line_1_are_no_header(line: str) -> None:
+    assert header_row(1, line.encode()) is None
+
+
+def test_only_line_1_can_be_a_header() -> None:
+    assert header_row(2, b"bucket,key") is None
+    assert entries(b"bkt-1,a.txt\nbucket,key\n")[1] == ManifestEntry(2, ObjectId("bucket", "key"))
+
+
+def test_the_header_is_found_after_a_byte_order_mark_and_with_crlf() -> None:
+    assert leading_header(BOM + b"Bucket,Key\r\nbkt-1,a.txt\r\n") == "Bucket,Key"
+    assert leading_header(b"bkt-1,a.txt\nbucket,key\n") is None
+    assert leading_header(b"\nbucket,key\n") is None  # line 2
+
+
+def test_sniff_and_the_first_entry_pass_over_a_header() -> None:
+    sample = b"bucket,key\nbkt-1,a.txt\n"
+    assert sniff(sample, complete=True) is None
+    assert first_entry(sample) == ManifestEntry(2, ObjectId("bkt-1", "a.txt"))
+    problem = sniff(b"bucket,key\nBad_Bucket,a\n", complete=True)
+    assert problem is not None and problem.line == 2
+
+
+def test_sniff_refuses_a_manifest_that_is_only_a_header() -> None:
+    problem = sniff(b"Bucket,Key,VersionId\r\n\r\n", complete=True)
+    assert problem is not None and "empty" in problem.message and "header" in problem.message
+
+
+# ---- counting a whole manifest's objects -------------------------------------------------------
+
+def test_count_objects_counts_each_object_once_and_each_bad_line() -> None:
+    data = b"bucket,key\nbkt-1,a\n\nbkt-1,b\nbkt-1,a\nBad_Bucket,x\nbkt-1,c,v1\nbkt-1,%61\n" + b"k" * (MAX_LINE_BYTES + 1) + b"\n"
+    # a, b (a twice, and %61 spells a), a bad bucket, a version where the first row had none, a line too long
+    assert count_objects(data) == 5
+    assert count_objects(b"") == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
 import re
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bulk_restore.local.apigw import TEMPLATE_VARIABLES
 from bulk_restore.local.template import load_template
 from bulk_restore.settings import Settings
 
@@ -32,7 +34,7 @@ TEMPLATE = ROOT / "template.yaml"
 REQUIRED_SETTINGS_VARIABLES = {
     "TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN",
     "PROGRESS_STEP_PERCENT", "RESTORE_CONCURRENCY", "OBJECT_RETENTION_DAYS", "JOB_RETENTION_DAYS", "MANAGE_EVENTBRIDGE",
-    "ALLOWED_BUCKETS", "RESTORE_RATE_PER_SECOND",
+    "ALLOWED_BUCKETS", "RESTORE_RATE_PER_SECOND", "EVENTS_QUEUE_ARN", "REPORT_BUCKET",
 }
 # Resources SAM generates from the template (RestApi with ApiKeyRequired and CreateUsagePlan).
 SAM_GENERATED_IDS = {"RestApiApiKey", "RestApiUsagePlan", "RestApiUsagePlanKey", "RestApiprodStage"}
@@ -226,13 +228,36 @@ def test_completion_queue_accepts_eventbridge_rule_and_s3_only(template):
     assert by_service["s3.amazonaws.com"]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
-def test_job_events_queue_receives_the_topic_raw(template):
+def test_job_events_queue_receives_the_topic_in_the_sns_envelope_as_the_sample_s(template):
+    # A client of the sample reads json.loads(json.loads(body)["Message"]): no raw delivery
     res = template["Resources"]
     sub = res["JobEventsSubscription"]["Properties"]
-    assert sub == {"TopicArn": {"Ref": "JobTopic"}, "Protocol": "sqs", "Endpoint": {"Fn::GetAtt": ["JobEventsQueue", "Arn"]}, "RawMessageDelivery": True}
+    assert sub["TopicArn"] == {"Ref": "JobTopic"} and sub["Protocol"] == "sqs"
+    assert sub["Endpoint"] == {"Fn::GetAtt": ["JobEventsQueue", "Arn"]}
+    assert sub.get("RawMessageDelivery", False) is False
     (statement,) = res["JobEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
     assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "JobTopic"}
+    # and the queue create-job names (SQSQueue) is that one
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["EVENTS_QUEUE_ARN"] == {"Fn::GetAtt": ["JobEventsQueue", "Arn"]}
+
+
+def test_the_report_bucket_is_private_encrypted_and_expires_reports(template):
+    bucket = template["Resources"]["ReportBucket"]
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", {"Ref": "ReportRetentionDays"})
+    assert template["Parameters"]["ReportRetentionDays"]["MinValue"] >= 1
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    (deny,) = template["Resources"]["ReportBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert template["Outputs"]["ReportBucket"]["Value"] == {"Ref": "ReportBucket"}
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["REPORT_BUCKET"] == {"Ref": "ReportBucket"}
 
 
 # ---------------------------------------------------------------- IAM
@@ -244,7 +269,7 @@ def test_no_iam_statement_grants_wildcard_actions(template):
     for statement in statements:
         assert "NotAction" not in statement, statement
         if statement["Effect"] == "Deny":
-            continue  # a deny of everything (insecure transport, say) grants nothing
+            continue  # a deny grants nothing (the buckets refuse every action without TLS)
         for action in as_list(statement["Action"]):
             assert "*" not in action, statement
         for resource in as_list(statement.get("Resource", [])):
@@ -335,6 +360,48 @@ def test_api_routes_match_the_handler_routes(template):
     assert handled == template_routes(template)
 
 
+# API Gateway's own answers, customised: type -> (status code, error code, words the message must hold)
+GATEWAY_ERRORS = {
+    "INVALID_API_KEY": ("403", "MissingOrInvalidApiKey", ("x-api-key",)),
+    "ACCESS_DENIED": ("403", "Forbidden", ("x-api-key",)),
+    "MISSING_AUTHENTICATION_TOKEN": ("404", "NotFound", ("no such route", "POST /create-job")),
+    "RESOURCE_NOT_FOUND": ("404", "NotFound", ("no such route",)),
+    "REQUEST_TOO_LARGE": ("413", "RequestTooLarge", ("manifest",)),
+    "THROTTLED": ("429", "Throttled", ("retry", "backoff")),
+    "QUOTA_EXCEEDED": ("429", "QuotaExceeded", ("ApiQuotaPerDay",)),
+    "INTEGRATION_TIMEOUT": ("504", "Timeout", ("retry",)),
+    "DEFAULT_4XX": (None, "RequestRefused", ("API reference",)),
+    "DEFAULT_5XX": (None, "InternalError", ("retry",)),
+}
+
+
+def render_gateway_template(text: str) -> Any:
+    """A gateway response body as API Gateway renders it, with sample $context values."""
+    values = {"requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "error.responseType": "THROTTLED",
+              "error.message": "Too Many Requests", "error.messageString": json.dumps("Too Many Requests")}
+    return json.loads(re.sub(r"\$context\.([\w.]+)", lambda m: values[m.group(1)], text))
+
+
+def test_api_gateway_s_own_answers_have_the_api_error_shape(template):
+    responses = template["Resources"]["RestApi"]["Properties"]["GatewayResponses"]
+    assert set(responses) == set(GATEWAY_ERRORS)
+    for kind, (status, code, words) in GATEWAY_ERRORS.items():
+        response = responses[kind]
+        # A status for each type; none on the defaults (it would replace every 4XX / 5XX status)
+        assert response.get("StatusCode") == status, kind
+        (text,) = response["ResponseTemplates"].values()
+        assert list(response["ResponseTemplates"]) == ["application/json"]
+        # Only the $context variables the local stack renders too, and no VTL directive
+        assert set(re.findall(r"\$context\.([\w.]+)", text)) <= set(TEMPLATE_VARIABLES), kind
+        assert "#" not in text and "${" not in text, kind
+        body = render_gateway_template(text)
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, kind
+        assert body["error"]["code"] == code, kind
+        for word in words:
+            assert word in body["error"]["message"], (kind, word)
+        assert body["error"]["details"]["requestId"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", kind
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -406,9 +473,12 @@ def test_every_reference_points_at_something_defined(template):
 
 def test_outputs_are_described(template):
     outputs = template["Outputs"]
-    for name in ("ApiUrl", "CreateJobUrl", "ApiKeyId", "ApiKeyCommand", "TopicArn", "JobEventsQueueUrl", "CompletionQueueArn", "CompletionQueueUrl", "TableName", "PlanDeadLetterQueueUrl", "RestoreDeadLetterQueueUrl", "CompletionDeadLetterQueueUrl"):
+    for name in ("ApiUrl", "CreateJobUrl", "ApiKeyId", "ApiKeyCommand", "TopicArn", "JobEventsQueueUrl", "CompletionQueueArn", "CompletionQueueUrl", "TableName", "PlanDeadLetterQueueUrl", "RestoreDeadLetterQueueUrl", "CompletionDeadLetterQueueUrl",
+                 "RestAPI", "ReportBucket"):
         assert outputs[name].get("Description"), name
     assert outputs["ApiKeyId"]["Value"] == {"Ref": "RestApiApiKey"}
+    # the sample's output: the API's base URL, with the stage and a trailing slash
+    assert outputs["RestAPI"]["Value"] == {"Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod/"}
 
 
 # ---------------------------------------------------------------- cfn-lint

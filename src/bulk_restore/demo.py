@@ -275,7 +275,7 @@ def _follow(sqs: Any, queue_url: str, job_id: str, options: DemoOptions, started
         events = []
         for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            event = json.loads(message["Body"])
+            event = json.loads(json.loads(message["Body"])["Message"])  # the queue gets the SNS envelope
             if event.get("JobId") == job_id:
                 events.append(event)
         for event in sorted(events, key=lambda e: (e.get("EventType") == "JobFinished", int(e.get("ProgressPercent", 0)))):

@@ -13,6 +13,8 @@ class Settings(BaseModel):
     plan_queue_url: str = ""
     restore_queue_url: str = ""
     topic_arn: str = ""
+    events_queue_arn: str = ""  # the queue subscribed to the topic: the create-job answer's SQSQueue
+    report_bucket: str = ""  # the stack's bucket for completion reports: the create-job answer's ReportBucket
     progress_step_percent: int = Field(10, ge=1, le=50)
     restore_concurrency: int = Field(16, ge=1, le=128)
     plan_lines_per_step: int = Field(200_000, ge=98)
@@ -51,6 +53,8 @@ class Settings(BaseModel):
             "plan_queue_url": "PLAN_QUEUE_URL",
             "restore_queue_url": "RESTORE_QUEUE_URL",
             "topic_arn": "TOPIC_ARN",
+            "events_queue_arn": "EVENTS_QUEUE_ARN",
+            "report_bucket": "REPORT_BUCKET",
             "progress_step_percent": "PROGRESS_STEP_PERCENT",
             "restore_concurrency": "RESTORE_CONCURRENCY",
             "plan_lines_per_step": "PLAN_LINES_PER_STEP",

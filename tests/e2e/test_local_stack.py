@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -126,13 +127,17 @@ def archive(local):
 
 
 def read_events(local, job_id, until_terminal=True, timeout=60.0, linger=0.0):
-    """The job's events from the JobEventsQueue (raw delivery), until its terminal one (and ``linger`` s more)."""
+    """The job's events from the JobEventsQueue, until its terminal one (and ``linger`` s more).
+
+    The queue gets the SNS envelope, as the sample's does: the event is json.loads(json.loads(body)["Message"])."""
     sqs = local.client("sqs")
     url = local.info["events_queue_url"]
     events, deadline, stop_at = [], time.monotonic() + timeout, None
     while time.monotonic() < (stop_at or deadline):
         for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
-            body = json.loads(message["Body"])
+            envelope = json.loads(message["Body"])
+            assert (envelope["Type"], envelope["TopicArn"]) == ("Notification", local.info["topic_arn"]), envelope
+            body = json.loads(envelope["Message"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             if body.get("JobId") == job_id:
                 events.append(body)
@@ -144,14 +149,88 @@ def read_events(local, job_id, until_terminal=True, timeout=60.0, linger=0.0):
 # ---- the API ------------------------------------------------------------------------------------
 
 
-def test_the_api_wants_the_key(local):
-    url = local.info["api_url"]
+def error_of(response, status, code, *words):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["code"] == code, body
+    for word in words:
+        assert word in body["error"]["message"], body["error"]["message"]
+    return body["error"]
 
-    assert requests.post(url + "/create-job", json={}).status_code == 403
-    wrong = requests.post(url + "/create-job", json={}, headers={"x-api-key": "wrong"})
-    assert (wrong.status_code, wrong.json()) == (403, {"message": "Forbidden"})
-    missing = requests.get(url + "/no/such/route", headers={"x-api-key": local.info["api_key"]})
-    assert (missing.status_code, missing.json()) == (403, {"message": "Missing Authentication Token"})
+
+def test_the_api_wants_the_key_and_api_gateway_s_answers_have_the_api_error_shape(local):
+    url, key = local.info["api_url"], {"x-api-key": local.info["api_key"]}
+
+    error_of(requests.post(url + "/create-job", json={}), 403, "MissingOrInvalidApiKey", "x-api-key")
+    error_of(requests.post(url + "/create-job", json={}, headers={"x-api-key": "wrong"}), 403, "MissingOrInvalidApiKey")
+    error_of(requests.get(url + "/no/such/route", headers=key), 404, "NotFound", "no such route")
+    error_of(requests.delete(url + "/jobs/x", headers=key), 404, "NotFound", "no such route")
+    error_of(requests.post(url + "/create-job", data=b"x" * (10 * 1024 * 1024 + 1), headers=key), 413, "RequestTooLarge", "manifest")
+
+
+def test_requests_beyond_the_key_s_burst_are_throttled_in_the_api_error_shape(api):
+    # The template's usage plan: 20 a second, bursts of 40 (ids that are no UUIDs cost no DynamoDB call)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: api.get(f"/jobs/burst-{i}"), range(120)))
+    try:
+        throttled = [a for a in answers if a.status_code == 429]
+        assert throttled, [a.status_code for a in answers]
+        error_of(throttled[0], 429, "Throttled", "backoff")
+        assert {a.status_code for a in answers} == {404, 429}
+    finally:
+        time.sleep(2.5)  # let the key's bucket fill again for the other tests
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code", "words"), [
+    ("POST", "/create-job", {"data": '{"bucket": "b-1", "key": "m.csv", "expiration_days": ' + "9" * 5000 + "}"}, 400, "InvalidRequest",
+     ("4300 digits", "expiration_days")),
+    ("POST", "/create-job", {"data": b'{"bucket": "b-1", "key": "caf\xe9.csv"}'}, 400, "InvalidRequest", ("UTF-8",)),
+    ("GET", "/jobs/{job}/objects?limit=%C2%B2", {}, 400, "InvalidRequest", ("limit",)),
+    ("GET", "/jobs/{job}/objects?next_token=eyJzIjogSW5maW5pdHl9", {}, 400, "InvalidRequest", ("next_token",)),  # {"s": Infinity}
+    *(("GET", f"/jobs/{job_id}{suffix}", {}, 404, "JobNotFound", ("UUID",))
+      for job_id in ("%23", "a%23b", "%F0%9F%99%82", "%C0%AF") for suffix in ("", "/objects")),
+    *(("POST", f"/jobs/{job_id}/cancel", {}, 404, "JobNotFound", ("UUID",)) for job_id in ("a%23b", "%F0%9F%99%82", "%C0%AF")),
+])
+def test_client_mistakes_are_4xx_that_say_what_to_fix(api, small_job, method, path, kwargs, status, code, words):
+    path = path.replace("{job}", small_job)
+    response = api.post(path, **kwargs) if method == "POST" else api.get(path, **kwargs)
+
+    error_of(response, status, code, *words)
+
+
+def small_manifest(local):
+    """A manifest, with a header row, of one object that needs no restore: its jobs end at once."""
+    s3, bucket = local.client("s3"), f"e2e-small-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="readable.txt", Body=b"x")
+    key = f"{bucket}/m.csv"
+    s3.put_object(Bucket=local.info["manifest_bucket"], Key=key, Body=f"Bucket,Key\r\n{bucket},readable.txt\r\n".encode())
+    return local.info["manifest_bucket"], key
+
+
+@pytest.fixture(scope="module")
+def small_job(local, api):
+    bucket, key = small_manifest(local)
+    created = api.post("/create-job", json={"bucket": bucket, "key": key})
+    assert created.status_code == 200, created.text
+    return created.json()["BulkJobId"]
+
+
+def test_an_idempotency_key_reused_for_another_job_is_a_409(local, api):
+    bucket, key = small_manifest(local)
+    request = {"bucket": bucket, "key": key, "tier": "BULK"}
+    idempotency = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
+    first = api.post("/create-job", json=request, headers=idempotency)
+    assert first.status_code == 200, first.text
+
+    again = api.post("/create-job", json={**request, "tier": "STANDARD", "expiration_days": 2}, headers=idempotency)
+
+    error = error_of(again, 409, "IdempotencyKeyMismatch", "tier", "expiration_days", first.json()["BulkJobId"])
+    assert sorted(d["field"] for d in error["details"]["differences"]) == ["expiration_days", "tier"]
+    # and the job, its manifest starting with a header row, says it skipped it
+    assert first.json()["TotalFilesRequested"] == 1
+    assert api.get(f"/jobs/{first.json()['BulkJobId']}").json()["Notes"] == ["manifest line 1 is a header (Bucket,Key): skipped"]
 
 
 def test_a_missing_manifest_is_422(api, archive):
@@ -181,7 +260,8 @@ def test_a_manifest_outside_the_manifest_bucket_is_never_read_nor_listed(local, 
 
 
 def test_a_job_runs_to_one_complete_event(local, api, archive):
-    request = {**archive["manifest"], "tier": "STANDARD", "expiration_days": 1}
+    # The sample's request, with a misspelt field a client of ours might send
+    request = {**archive["manifest"], "tier": "STANDARD", "expiration_days": 1, "client_tag": "e2e", "expiration_day": 1}
     idempotency = {"Idempotency-Key": f"e2e-{uuid.uuid4()}"}
 
     first = api.post("/create-job", json=request, headers=idempotency)
@@ -193,6 +273,12 @@ def test_a_job_runs_to_one_complete_event(local, api, archive):
     assert (job["Created"], again.json()["Created"]) == (True, False)
     assert job["SNSTopic"] == local.info["topic_arn"]
     assert job["StatusUrl"] == f"{local.info['api_url']}/jobs/{job['JobId']}"
+    # What a client of the sample reads: the queue subscribed to the topic, the report bucket, the object count
+    queue_arn = local.client("sqs").get_queue_attributes(QueueUrl=local.info["events_queue_url"], AttributeNames=["QueueArn"])
+    assert job["SQSQueue"] == queue_arn["Attributes"]["QueueArn"]
+    local.client("s3").head_bucket(Bucket=job["ReportBucket"])
+    assert job["TotalFilesRequested"] == len(archive["keys"]) == 8
+    assert job["Warnings"] == ["unknown field 'expiration_day' ignored: did you mean expiration_days?"]
     ddb = local.client("dynamodb")
     jobs = ddb.scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key AND manifest.#b = :b",
                     ExpressionAttributeNames={"#k": "key", "#b": "bucket"},

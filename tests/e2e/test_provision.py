@@ -218,7 +218,7 @@ def test_the_template_is_provisioned_with_every_resource_it_needs(aws):
     [subscription] = sns.list_subscriptions_by_topic(TopicArn=stack.ref("JobTopic"))["Subscriptions"]
     assert subscription["Endpoint"] == stack.attribute("JobEventsQueue", "Arn")
     attrs = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])["Attributes"]
-    assert attrs["RawMessageDelivery"] == "true"
+    assert attrs.get("RawMessageDelivery", "false") == "false"  # the SNS envelope, as the sample's queue gets it
 
     rule = events.describe_rule(Name=stack.ref("RestoreCompletedRule"))
     assert json.loads(rule["EventPattern"]) == {"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}
@@ -229,6 +229,22 @@ def test_the_template_is_provisioned_with_every_resource_it_needs(aws):
     assert stack.output("JobEventsQueueUrl") == stack.ref("JobEventsQueue")
     assert {s.type for s in stack.skipped} >= {"AWS::Logs::LogGroup"}
 
+    # The report bucket, private, encrypted, its reports expiring; the sample's RestAPI output
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket = stack.ref("ReportBucket")
+    assert stack.output("ReportBucket") == bucket
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
+    (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert rule["Expiration"] == {"Days": 28}
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Effect"] == "Deny"
+    assert stack.output("RestAPI") == f"https://{stack.apis['RestApi'].api_id}.execute-api.us-east-1.amazonaws.com/prod/"
+    # The API brings its gateway responses and usage plan to the local API
+    api = stack.apis["RestApi"]
+    assert api.gateway_responses["INVALID_API_KEY"]["StatusCode"] == "403"
+    assert api.usage_plan["Throttle"] == {"BurstLimit": "40", "RateLimit": "20"}
+
 
 @needs_template
 def test_the_functions_get_their_environment_and_event_sources(aws):
@@ -236,6 +252,8 @@ def test_the_functions_get_their_environment_and_event_sources(aws):
 
     env = stack.function_environment()
     assert env["TABLE_NAME"] == stack.ref("JobTable")
+    assert env["EVENTS_QUEUE_ARN"] == stack.attribute("JobEventsQueue", "Arn")
+    assert env["REPORT_BUCKET"] == stack.ref("ReportBucket")
     assert env["PLAN_QUEUE_URL"] == stack.ref("PlanQueue")
     assert env["RESTORE_QUEUE_URL"] == stack.ref("RestoreQueue")
     assert env["TOPIC_ARN"] == stack.ref("JobTopic")

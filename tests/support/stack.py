@@ -32,15 +32,26 @@ Transform = Callable[[list[str]], list[str]]
 REGION = "us-east-1"
 MANIFEST_BUCKET = "manifests-bkt"
 DATA_BUCKET = "archive-bkt"
+REPORT_BUCKET = "bulk-restore-reports-bkt"
 MAX_RECEIVES = 5  # redrive to the dead-letter queue after this many receives
 
 
 @dataclass
 class PublishedEvent:
-    """One SNS job event as a subscriber with raw delivery sees it."""
+    """One SNS job event: the message and its message attributes, as a subscriber sees them."""
 
     message: dict[str, Any]
     attributes: dict[str, str]
+
+    @classmethod
+    def from_sqs(cls, message: dict[str, Any]) -> "PublishedEvent":
+        """From a message of an SQS queue subscribed to the topic: in the SNS envelope (the
+        stack's events queue, as the sample's), or raw (a subscription with raw delivery)."""
+        body = json.loads(message["Body"])
+        if body.get("Type") == "Notification" and "TopicArn" in body:
+            attributes = {k: v.get("Value", "") for k, v in (body.get("MessageAttributes") or {}).items()}
+            return cls(json.loads(body["Message"]), attributes)
+        return cls(body, {k: v.get("StringValue", "") for k, v in (message.get("MessageAttributes") or {}).items()})
 
     @property
     def job_id(self) -> str:
@@ -74,6 +85,7 @@ class Stack:
     events_queue_url: str
     dead_letter_urls: dict[str, str]
     topic_arn: str
+    report_bucket: str
     planner: SqsEventSource = field(init=False)
     restorer: SqsEventSource = field(init=False)
     completion: SqsEventSource = field(init=False)
@@ -123,18 +135,20 @@ class Stack:
         completion, completion_dlq = queue("completion")
         events_queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
         topic = sns.create_topic(Name="bulk-restore-events")["TopicArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_arn(sqs, events_queue), Attributes={"RawMessageDelivery": "true"})
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_arn(sqs, events_queue))  # as template.yaml: the SNS envelope
         events.put_rule(Name="restore-completed",
                         EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}))
         events.put_targets(Rule="restore-completed", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
         s3.create_bucket(Bucket=MANIFEST_BUCKET)
         s3.create_bucket(Bucket=DATA_BUCKET)
+        s3.create_bucket(Bucket=REPORT_BUCKET)
         return cls(s3, sqs, ddb, sns, table, plan, restore, completion, events_queue,
-                   {"plan": plan_dlq, "restore": restore_dlq, "completion": completion_dlq}, topic)
+                   {"plan": plan_dlq, "restore": restore_dlq, "completion": completion_dlq}, topic, REPORT_BUCKET)
 
     def env(self) -> dict[str, str]:
         return {"TABLE_NAME": self.table_name, "PLAN_QUEUE_URL": self.plan_queue_url,
-                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn, "MANIFEST_BUCKETS": MANIFEST_BUCKET}
+                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn, "MANIFEST_BUCKETS": MANIFEST_BUCKET,
+                "EVENTS_QUEUE_ARN": self.queue_arn(self.events_queue_url), "REPORT_BUCKET": self.report_bucket}
 
     def queue_arn(self, url: str) -> str:
         return _arn(self.sqs, url)
@@ -268,9 +282,7 @@ class Stack:
             messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
             if not messages:
                 break
-            for m in messages:
-                attributes = {k: v.get("StringValue", "") for k, v in (m.get("MessageAttributes") or {}).items()}
-                new.append(PublishedEvent(json.loads(m["Body"]), attributes))
+            new.extend(PublishedEvent.from_sqs(m) for m in messages)
             self.sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
         if url == self.events_queue_url:
             self.published.extend(new)

@@ -7,7 +7,7 @@ Item layout (pk / sk):
   JOB#<id>#O#<shard> / <ref>      one object of the job (ref: hash of bucket, key and version)
   BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here);
                                   ``issuing`` while the job may still record new objects
-  IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key made
+  IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key (header or client_token) made
   ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at;
                                   ``issuing`` while it has restore requests left to send (pacing)
   RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ from bulk_restore.domain.model import (
 COUNTER_SHARDS = 8
 EARLY_COMPLETION_DAYS = 2
 OBJECT_SHARDS = 16
+MAX_TOKEN_CHARS = 1024  # a next_token we make is under 200 characters
+_REF = re.compile(r"[0-9a-f]{32}")
 MAX_TRANSACT_ITEMS = 100
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -172,6 +175,9 @@ class DynamoJobStore:
             "planning": self._planning_item(job.planning),
             "outbox": {},
             "issued": job.issued,
+            "request": json.dumps(job.request, sort_keys=True) if job.request else None,
+            "manifest_objects": job.manifest_objects,
+            "notes": list(job.notes) or None,
         }
 
     @staticmethod
@@ -222,13 +228,18 @@ class DynamoJobStore:
             outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
             end_pending=bool(item.get("end_pending", False)),
             issued=bool(item.get("issued", False)),
+            request=json.loads(item["request"]) if item.get("request") else {},
+            manifest_objects=_int(item["manifest_objects"]) if item.get("manifest_objects") is not None else None,
+            notes=list(item.get("notes") or []),
         )
 
-    def create_job(self, job: RestoreJob, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
-        """Store a new job. With an idempotency key already used, return that key's job instead.
+    def create_job(self, job: RestoreJob, idempotency_keys: Sequence[str] | str | None = ()) -> tuple[RestoreJob, bool]:
+        """Store a new job with its idempotency keys (the header's, the client_token), in one transaction.
 
+        With a key already taken, nothing is stored and the key's job is returned instead.
         Returns (job, created).
         """
+        keys = [idempotency_keys] if isinstance(idempotency_keys, str) else list(dict.fromkeys(idempotency_keys or ()))
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -247,41 +258,52 @@ class DynamoJobStore:
                 }
             }
         )
-        if idempotency_key:
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _to_ddb(
-                            {
-                                "pk": f"IDEMPOTENCY#{idempotency_key}",
-                                "sk": "TOKEN",
-                                "job_id": job.job_id,
-                                "expires_at": _epoch(self.job_retention_days),
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
+        actions.extend(
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _to_ddb(self._token_item(key, job.job_id)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
-            )
+            }
+            for key in keys
+        )
         try:
             self.client.transact_write_items(TransactItems=actions)
             return job, True
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TransactionCanceledException" or not idempotency_key:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException" or not keys:
                 raise
-            existing = self.job_for_idempotency_key(idempotency_key)
-            if existing is None:
-                raise
-            return existing, False
+            for key in keys:
+                existing = self.job_for_idempotency_key(key)
+                if existing is not None:
+                    return existing, False
+            raise
 
-    def job_for_idempotency_key(self, key: str) -> RestoreJob | None:
+    def _token_item(self, key: str, job_id: str) -> dict[str, Any]:
+        return {"pk": f"IDEMPOTENCY#{key}", "sk": "TOKEN", "job_id": job_id, "expires_at": _epoch(self.job_retention_days)}
+
+    def idempotency_key_owner(self, key: str) -> str | None:
+        """The id of the job an idempotency key made, if any."""
         item = self.client.get_item(
             TableName=self.table, Key=_to_ddb({"pk": f"IDEMPOTENCY#{key}", "sk": "TOKEN"}), ConsistentRead=True
         ).get("Item")
-        if not item:
-            return None
-        return self.get_job(_from_ddb(item)["job_id"])
+        return _from_ddb(item)["job_id"] if item else None
+
+    def bind_idempotency_key(self, key: str, job_id: str) -> str:
+        """Make ``key`` name ``job_id`` too, unless it already names a job. Returns the job it names."""
+        try:
+            self.client.put_item(TableName=self.table, Item=_to_ddb(self._token_item(key, job_id)),
+                                 ConditionExpression="attribute_not_exists(pk)")
+            return job_id
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        return self.idempotency_key_owner(key) or job_id
+
+    def job_for_idempotency_key(self, key: str) -> RestoreJob | None:
+        job_id = self.idempotency_key_owner(key)
+        return self.get_job(job_id) if job_id else None
 
     def get_job(self, job_id: str) -> RestoreJob | None:
         item = self.client.get_item(
@@ -738,19 +760,27 @@ class DynamoJobStore:
     @staticmethod
     def _decode_token(job_id: str, token: str) -> tuple[int, dict[str, str] | None]:
         """A next_token as list_objects made it: a shard and the last key read there, or refuse it."""
-        invalid = InvalidRequest("next_token is not valid: pass the value a previous page returned")
-        try:
-            decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
-            shard, key = int(decoded["s"]), decoded.get("k")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise invalid from exc
-        if not 0 <= shard < OBJECT_SHARDS:
+        invalid = InvalidRequest("next_token is not valid: pass the value a previous page returned", {"next_token": token[:100]})
+
+        def no_constants(name: str) -> Any:
+            raise ValueError(f"{name} is not JSON")
+
+        if len(token) > MAX_TOKEN_CHARS:
             raise invalid
-        if key is not None:
-            expected = object_key(job_id, "00")["pk"].rsplit("#", 1)[0] + "#"
-            if (not isinstance(key, dict) or set(key) != {"pk", "sk"} or not all(isinstance(v, str) for v in key.values())
-                    or not key["pk"].startswith(expected)):
-                raise invalid
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"), parse_constant=no_constants)
+        except (ValueError, RecursionError) as exc:  # bad base64, not UTF-8, not JSON, NaN, over 4,300 digits, too deep
+            raise invalid from exc
+        if not isinstance(decoded, dict) or not set(decoded) <= {"s", "k"}:
+            raise invalid
+        shard, key = decoded.get("s"), decoded.get("k")
+        if type(shard) is not int or not 0 <= shard < OBJECT_SHARDS:  # not a bool, a float, infinity
+            raise invalid
+        if key is not None and (
+            not isinstance(key, dict) or set(key) != {"pk", "sk"} or key["pk"] != f"JOB#{job_id}#O#{shard:02d}"
+            or not isinstance(key["sk"], str) or not _REF.fullmatch(key["sk"])
+        ):
+            raise invalid
         return shard, key
 
     def list_objects(self, job_id: str, state: ObjectState | None, limit: int, token: str | None) -> tuple[list[ObjectRecord], str | None]:

@@ -44,3 +44,9 @@ class ManifestLocationNotAllowed(ManifestUnreadable):
     """The manifest is outside the stack's manifest buckets: it is never read."""
 
     code = "ManifestLocationNotAllowed"
+
+
+class IdempotencyKeyMismatch(BulkRestoreError):
+    """An idempotency key (or client_token) sent again with another request than the one that made its job."""
+
+    code = "IdempotencyKeyMismatch"

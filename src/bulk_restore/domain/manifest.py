@@ -1,7 +1,8 @@
 """Streaming parser for S3 Batch Operations CSV manifests (S3BatchOperations_CSV_20180820).
 
 Rows are ``bucket,key[,versionId]`` with URL-encoded keys. We also accept LF or CRLF line ends,
-a UTF-8 byte-order mark, quoted fields and blank lines. The parser never holds the manifest:
+a UTF-8 byte-order mark, quoted fields, blank lines, and a header row on line 1 (see
+``header_row``). The parser never holds the manifest:
 it turns an iterator of byte blocks into lines with their byte offsets, so a planner can stop
 after any line and resume from the offset in a later invocation.
 """
@@ -142,10 +143,62 @@ def encode_key(key: str) -> str:
     return quote(key, safe="/")
 
 
+_HEADER_VERSION_NAMES = frozenset({"versionid", "version_id"})
+_HEADER_MAX_BYTES = 256
+
+
+def header_row(line: int, data: bytes) -> str | None:
+    """Line 1's text when it names the columns instead of an object, else None.
+
+    A header is ``bucket,key`` or ``bucket,key,versionId`` (also ``version_id``), in any case,
+    fields quoted or not, spaces around them allowed. Only line 1 can be a header: the same words
+    further down are a row like any other. The words decide, not the bucket-name rules: "key" is
+    no valid bucket name, but "bucket" is one, so ``bucket,key`` could name an object; on line 1
+    it is taken for a header.
+    """
+    if line != 1 or len(data) > _HEADER_MAX_BYTES or b"," not in data:
+        return None
+    try:
+        text = data.decode("utf-8").strip()
+        fields = next(csv.reader([text], strict=True, skipinitialspace=True))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    names = [f.strip().lower() for f in fields]
+    if names[:2] != ["bucket", "key"] or len(names) > 3 or (len(names) == 3 and names[2] not in _HEADER_VERSION_NAMES):
+        return None
+    return text
+
+
+def leading_header(sample: bytes) -> str | None:
+    """The header row the manifest starts with (``header_row``), if any."""
+    first = next(iter_lines([sample]), None)
+    return header_row(first.number, first.data) if first is not None and not first.too_long else None
+
+
+def count_objects(data: bytes) -> int:
+    """How many objects a whole manifest makes a job of, as the planner counts them: each distinct
+    valid row once, each bad line once (it becomes a FAILED object); blank lines and a header none."""
+    refs: set[str] = set()
+    errors = 0
+    versioned_line = 0
+    for raw in iter_lines([data]):
+        if raw.too_long:
+            errors += 1
+            continue
+        row = None if header_row(raw.number, raw.data) else parse_row(raw.number, raw.data)
+        if isinstance(row, ManifestEntry):
+            row, versioned_line = check_versioning(row, versioned_line)
+        if isinstance(row, ManifestEntry):
+            refs.add(row.object.ref)
+        elif row is not None:
+            errors += 1
+    return len(refs) + errors
+
+
 def first_entry(sample: bytes) -> ManifestEntry | None:
-    """The first valid row in the start of a manifest, if any."""
+    """The first valid row in the start of a manifest, if any (a header row is none)."""
     for raw in iter_lines([sample]):
-        row = None if raw.too_long else parse_row(raw.number, raw.data)
+        row = None if raw.too_long or header_row(raw.number, raw.data) else parse_row(raw.number, raw.data)
         if isinstance(row, ManifestEntry):
             return row
     return None
@@ -166,9 +219,13 @@ def sniff(sample: bytes, complete: bool) -> ManifestError | None:
         return ManifestError(0, "the manifest is binary (contains NUL bytes): it must be a UTF-8 CSV text file")
     lines = list(iter_lines([sample]))
     cut = lines.pop() if not complete and lines else None  # the sample's end may cut the last line
+    header = False
     for raw in lines:
         if raw.too_long:
             return too_long_error(raw.number, raw.data)
+        if header_row(raw.number, raw.data):
+            header = True
+            continue
         row = parse_row(raw.number, raw.data)
         if row is None:
             continue
@@ -178,6 +235,8 @@ def sniff(sample: bytes, complete: bool) -> ManifestError | None:
     if cut is not None and cut.too_long:
         return too_long_error(cut.number, cut.data)
     if complete:
+        if header:
+            return ManifestError(0, "the manifest is empty: it has only a header row (line 1); it must list at least one bucket,key row")
         return ManifestError(0, "the manifest is empty: it must list at least one bucket,key row")
     return None
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_job_id(text: str) -> bool:
+    """Job ids are UUIDs as create-job made them (lower case): anything else names no job."""
+    return _JOB_ID.fullmatch(text) is not None
 
 
 class Tier(StrEnum):
@@ -220,3 +229,8 @@ class RestoreJob:
     outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}
     end_pending: bool = False  # ended (cancel, timeout, failure); its terminal event not yet announced
     issued: bool = False  # every planned chunk is accounted: the job records no new objects
+    # The create request as normalised (usecases.jobs.CreateJobRequest.normalised): a repeat under the
+    # same idempotency key must ask for the same job. Empty for jobs stored before it was kept.
+    request: dict[str, Any] = field(default_factory=dict)
+    manifest_objects: int | None = None  # objects the manifest lists, when the create-time check read it whole
+    notes: list[str] = field(default_factory=list)  # what the job did with the manifest that is worth knowing

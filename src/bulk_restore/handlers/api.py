@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bulk_restore.handlers import rest
@@ -11,23 +10,28 @@ from bulk_restore.usecases.jobs import CreateJobRequest, status_document
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
-app = APIGatewayRestResolver()
+app = rest.RestResolver()
 rest.install(app)
 
 
 @app.post("/create-job")
 def create_job() -> dict:
-    request = CreateJobRequest.model_validate(rest.json_body(app.current_event))
+    request, warnings = CreateJobRequest.from_body(rest.json_body(app.current_event))
     job, created = services().jobs.create(request, rest.idempotency_key(app.current_event))
-    logger.info("job accepted", extra={"job_id": job.job_id, "new_job": created, "tier": job.tier.value})
+    logger.info("job accepted", extra={"job_id": job.job_id, "new_job": created, "tier": job.tier.value, "warnings": len(warnings)})
+    settings = services().settings
     return {
-        "SNSTopic": services().settings.topic_arn,
+        "SNSTopic": settings.topic_arn,
+        "SQSQueue": settings.events_queue_arn or None,
+        "ReportBucket": settings.report_bucket or None,
         "BulkJobId": job.job_id,
+        "TotalFilesRequested": job.manifest_objects,
         "JobId": job.job_id,
         "Status": job.status.value,
         "StatusUrl": f"{rest.base_url(app.current_event)}/jobs/{job.job_id}",
         "Created": created,
         "BatchOperation": {"Engine": job.engine, "JobId": job.job_id},
+        "Warnings": warnings,
     }
 
 

@@ -1,10 +1,13 @@
-"""HTTP plumbing of the REST API: reading requests, building URLs, and the one place where
-errors become HTTP answers: {"error": {"code", "message", "details"}}."""
+"""HTTP plumbing of the REST API: routing, reading requests, building URLs, and the one place
+where errors become HTTP answers: {"error": {"code", "message", "details"}}."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
+import sys
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -16,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from bulk_restore.domain.errors import (
     BucketNotAllowed,
     BulkRestoreError,
+    IdempotencyKeyMismatch,
     InvalidRequest,
     JobAlreadyFinished,
     JobNotFound,
@@ -33,6 +37,7 @@ STATUS = {
     ManifestLocationNotAllowed: 403,
     JobNotFound: 404,
     JobAlreadyFinished: 409,
+    IdempotencyKeyMismatch: 409,
     ManifestUnreadable: 422,
     ManifestChanged: 422,
     RequestTooLarge: 413,
@@ -42,17 +47,98 @@ STATUS = {
 MAX_BODY_BYTES = 16 * 1024  # a create-job body is a few hundred bytes; the manifest stays in S3
 
 
-def json_body(event: APIGatewayProxyEvent) -> Any:
-    """The request's JSON body, refusing an empty or oversized one with what to send instead."""
+class RestResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, routing as API Gateway does: a path parameter is any one path
+    segment. (Powertools' own pattern takes only URL-safe characters, so "/jobs/a#b" would be "no
+    such route" here when API Gateway sent it to the job route; now the use case answers JobNotFound.)"""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}/*$") -> re.Pattern[str]:
+        return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
+
+
+class _TooManyDigits(int):
+    """A JSON integer Python will not convert (over sys.get_int_max_str_digits() digits)."""
+
+    digits: int
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        number = _TooManyDigits(0)
+        number.digits = len(text.lstrip("-"))
+        return number
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidRequest(f"the request body is not JSON: {name} is not a JSON number; send numbers as digits")
+
+
+def _body_bytes(event: APIGatewayProxyEvent) -> bytes:
     body = event.body or ""
-    if len(body) > MAX_BODY_BYTES:
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", "surrogatepass")  # a lone surrogate is no UTF-8: refused below
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest("the request body is marked base64-encoded (isBase64Encoded) but is not valid base64") from exc
+
+
+def _field(path: list[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path)) or "(body)"
+
+
+def _check_values(doc: Any) -> None:
+    """Refuse what json.loads lets through but no field can use: numbers too long to convert, and
+    strings holding lone surrogates (a "\\ud800" escape: no Unicode text, no UTF-8)."""
+    pending: list[tuple[list[Any], Any]] = [([], doc)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, _TooManyDigits):
+            raise InvalidRequest(
+                f"{_field(path)} is a number of {value.digits} digits, more than {sys.get_int_max_str_digits()} digits: no field takes such a number "
+                "(see the API reference for each field's range)",
+                [{"field": _field(path), "problem": f"a number of {value.digits} digits"}],
+            )
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                char = f"\\u{ord(value[exc.start]):04x}"
+                raise InvalidRequest(
+                    f"the request body is not UTF-8 text: {_field(path)} holds a lone surrogate ({char}); send text as UTF-8",
+                    [{"field": _field(path), "problem": f"lone surrogate {char}"}],
+                ) from exc
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                pending.append((path, name))
+                pending.append(([*path, name], item))
+        elif isinstance(value, list):
+            pending.extend(([*path, i], item) for i, item in enumerate(value))
+
+
+def json_body(event: APIGatewayProxyEvent) -> Any:
+    """The request's JSON body, refusing with what to send instead one that is empty, oversized,
+    not UTF-8, not JSON, or holds values JSON allows but no field can take."""
+    raw = _body_bytes(event)
+    if len(raw) > MAX_BODY_BYTES:
         raise RequestTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: put the object list in the manifest, in S3")
-    if not body.strip():
+    if not raw.strip():
         raise InvalidRequest("the request body is empty: send a JSON object with bucket, key and tier")
     try:
-        return event.json_body
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"the request body is not UTF-8 (byte {exc.start}): send the JSON encoded as UTF-8") from exc
+    try:
+        doc = json.loads(text, parse_int=_parse_int, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not JSON: {exc.msg} at position {exc.pos}") from exc
     except RecursionError as exc:
         raise InvalidRequest("the request body is not JSON we accept: it is nested too deeply") from exc
+    _check_values(doc)
+    return doc
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
@@ -66,10 +152,13 @@ def idempotency_key(event: APIGatewayProxyEvent) -> str | None:
     return key
 
 
+_LIMIT = re.compile(r"[0-9]{1,7}")  # ASCII digits only: "²".isdigit() is True, int("²") fails
+
+
 def page_size(event: APIGatewayProxyEvent, default: int = 100, maximum: int = 1000) -> int:
     raw = (event.query_string_parameters or {}).get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {maximum}", {"limit": raw})
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {maximum}", {"limit": raw[:20]})
     return int(raw)
 
 

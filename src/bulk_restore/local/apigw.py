@@ -3,9 +3,14 @@
 Requests become API Gateway REST proxy events (payload format 1.0) for the routes the
 template's Api events define, and the function's answer ({statusCode, headers,
 multiValueHeaders, body, isBase64Encoded}) becomes the HTTP response. What API Gateway itself
-answers is kept: 403 "Missing Authentication Token" for a route that does not exist, 403
-"Forbidden" without a valid x-api-key, 413 above 10 MB, 502 "Internal server error" when the
-function raises or answers something malformed, 504 after the 29-second integration timeout.
+answers is kept, by gateway response type: MISSING_AUTHENTICATION_TOKEN (403 "Missing
+Authentication Token") for a route that does not exist, INVALID_API_KEY (403 "Forbidden")
+without a valid x-api-key, REQUEST_TOO_LARGE (413) above 10 MB, THROTTLED and QUOTA_EXCEEDED
+(429) beyond the usage plan's rate, burst and quota for the key, DEFAULT_5XX (502 "Internal
+server error") when the function raises or answers something malformed, INTEGRATION_TIMEOUT
+(504) after the 29-second integration timeout. Gateway responses the template customises
+(the SAM Api's GatewayResponses: status code, headers, body template) replace these defaults,
+the type's own or else DEFAULT_4XX / DEFAULT_5XX, as on AWS.
 
 Paths are served without the stage prefix (``/jobs/1``) and with it (``/prod/jobs/1``); as on
 AWS, ``requestContext.path`` is the path as requested and ``path`` the path without the stage.
@@ -34,6 +39,98 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = 29
 _PARAMETER = re.compile(r"\{([^}/]+?)(\+?)\}")
+
+# API Gateway's own answers when the template does not customise them:
+# gateway response type -> (status code, {"message": ...}, x-amzn-ErrorType)
+DEFAULT_GATEWAY_RESPONSES: dict[str, tuple[int, str, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token", "MissingAuthenticationTokenException"),
+    "INVALID_API_KEY": (403, "Forbidden", "ForbiddenException"),
+    "REQUEST_TOO_LARGE": (413, "Request Too Long", "RequestTooLarge"),
+    "THROTTLED": (429, "Too Many Requests", "TooManyRequestsException"),
+    "QUOTA_EXCEEDED": (429, "Limit Exceeded", "LimitExceededException"),
+    "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", "IntegrationTimeout"),
+    "DEFAULT_5XX": (502, "Internal server error", "InternalServerErrorException"),  # the function failed
+}
+# The $context variables a gateway response template may use here.
+TEMPLATE_VARIABLES = ("requestId", "error.responseType", "error.message", "error.messageString")
+_VARIABLE = re.compile(r"\$(?:\{context\.([\w.]+)\}|context((?:\.[A-Za-z]\w*)+))")
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """A gateway response the template customises: its status (None: the type's own), body
+    templates by content type, and headers (static values only)."""
+
+    status: int | None = None
+    templates: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_template(cls, spec: dict[str, Any]) -> "GatewayResponse":
+        """From one entry of a SAM Api's GatewayResponses (or an AWS::ApiGateway::GatewayResponse's properties)."""
+        status = spec.get("StatusCode")
+        parameters = spec.get("ResponseParameters") or {}
+        headers = parameters.get("Headers") or {
+            k.removeprefix("gatewayresponse.header."): v for k, v in parameters.items() if k.startswith("gatewayresponse.header.")
+        }
+        static = {name: str(value)[1:-1] for name, value in headers.items() if str(value).startswith("'") and str(value).endswith("'")}
+        return cls(int(status) if status not in (None, "") else None, dict(spec.get("ResponseTemplates") or {}), static)
+
+    def render(self, variables: dict[str, str]) -> bytes:
+        template = self.templates.get("application/json", next(iter(self.templates.values()), ""))
+
+        def value(match: re.Match[str]) -> str:
+            return variables.get((match.group(1) or match.group(2).lstrip(".")), "")
+
+        return _VARIABLE.sub(value, template).encode("utf-8")
+
+
+def gateway_responses(section: dict[str, Any] | None) -> dict[str, GatewayResponse]:
+    """A SAM Api's GatewayResponses property, by response type."""
+    return {str(kind): GatewayResponse.from_template(spec or {}) for kind, spec in (section or {}).items()}
+
+
+@dataclass
+class UsagePlan:
+    """The API key's usage plan: a token bucket of ``burst`` filled at ``rate`` per second, and a
+    ``quota`` of requests per UTC day (None: no limit)."""
+
+    rate: float | None = None
+    burst: int | None = None
+    quota: int | None = None
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)  # key -> (tokens, at)
+    _used: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)  # (key, day) -> requests
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_template(cls, spec: dict[str, Any] | None) -> "UsagePlan":
+        """From a SAM Api's Auth.UsagePlan (Throttle: BurstLimit, RateLimit; Quota: Limit, Period DAY)."""
+        spec = spec or {}
+        throttle, quota = spec.get("Throttle") or {}, spec.get("Quota") or {}
+        per_day = {"DAY": 1, "WEEK": 7, "MONTH": 30}.get(str(quota.get("Period", "DAY")).upper(), 1)
+        return cls(
+            rate=float(throttle["RateLimit"]) if throttle.get("RateLimit") not in (None, "") else None,
+            burst=int(throttle["BurstLimit"]) if throttle.get("BurstLimit") not in (None, "") else None,
+            quota=int(quota["Limit"]) // per_day if quota.get("Limit") not in (None, "") else None,
+        )
+
+    def admit(self, api_key: str, now: float | None = None) -> str | None:
+        """None if the request may go on; else the gateway response type that refuses it."""
+        now = time.monotonic() if now is None else now
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        with self._lock:
+            if self.quota is not None and self._used.get((api_key, day), 0) >= self.quota:
+                return "QUOTA_EXCEEDED"
+            if self.rate is not None or self.burst is not None:
+                capacity = float(self.burst if self.burst is not None else max(1.0, self.rate or 1.0))
+                tokens, at = self._buckets.get(api_key, (capacity, now))
+                tokens = min(capacity, tokens + (now - at) * (self.rate or 0.0))
+                if tokens < 1:
+                    self._buckets[api_key] = (tokens, now)
+                    return "THROTTLED"
+                self._buckets[api_key] = (tokens - 1, now)
+            self._used[(api_key, day)] = self._used.get((api_key, day), 0) + 1
+        return None
 
 
 @dataclass
@@ -81,9 +178,12 @@ class LocalRestApi:
     """A loopback HTTP server in front of the API's functions."""
 
     def __init__(self, routes: Iterable[Route], api_keys: Iterable[str] = (), host: str = "127.0.0.1", port: int = 3000,
-                 region: str = "us-east-1", account_id: str = "123456789012", max_workers: int = 16):
+                 region: str = "us-east-1", account_id: str = "123456789012", max_workers: int = 16,
+                 responses: dict[str, GatewayResponse] | None = None, usage_plan: UsagePlan | None = None):
         self.routes = sorted(routes, key=lambda r: r.specificity, reverse=True)
         self.api_keys = set(api_keys)
+        self.responses = dict(responses or {})  # the template's gateway responses, by type
+        self.usage_plan = usage_plan
         self.region = region
         self.account_id = account_id
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api-invoke")
@@ -135,11 +235,15 @@ class LocalRestApi:
         path = unquote(raw_path)
         found = self.find(method, path)
         if found is None:
-            return _gateway_error(403, "MissingAuthenticationTokenException", "Missing Authentication Token", request_id)
+            return self.gateway_answer("MISSING_AUTHENTICATION_TOKEN", request_id)
         route, params, resource_path = found
         api_key = next((v for k, v in headers if k.lower() == "x-api-key"), None)
         if route.api_key_required and api_key not in self.api_keys:
-            return _gateway_error(403, "ForbiddenException", "Forbidden", request_id)
+            return self.gateway_answer("INVALID_API_KEY", request_id)
+        if route.api_key_required and api_key is not None and self.usage_plan is not None:
+            refused = self.usage_plan.admit(api_key)
+            if refused:
+                return self.gateway_answer(refused, request_id)
         headers = self._forwarding_headers(headers, source_ip)
         event = self.event(method, route, resource_path, path, split.query, headers, body, params, request_id, source_ip, api_key)
         context = LambdaContext(route.function_name, route.timeout_s, region=self.region, account=self.account_id)
@@ -148,15 +252,28 @@ class LocalRestApi:
             result = future.result(timeout=min(INTEGRATION_TIMEOUT_S, route.timeout_s))
         except concurrent.futures.TimeoutError:
             log.error("integration timed out: %s %s", method, path)
-            return _gateway_error(504, "IntegrationTimeout", "Endpoint request timed out", request_id)
+            return self.gateway_answer("INTEGRATION_TIMEOUT", request_id)
         except Exception:  # noqa: BLE001 - a function error is API Gateway's 502, whatever it was
             log.exception("function %s failed: %s %s", route.function_name, method, path)
-            return _gateway_error(502, "InternalServerErrorException", "Internal server error", request_id)
+            return self.gateway_answer("DEFAULT_5XX", request_id)
         try:
             return _proxy_response(result, request_id)
         except _Malformed as exc:
             log.error("malformed Lambda proxy response from %s: %s", route.function_name, exc)
-            return _gateway_error(502, "InternalServerErrorException", "Internal server error", request_id)
+            return self.gateway_answer("DEFAULT_5XX", request_id)
+
+    def gateway_answer(self, response_type: str, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """API Gateway's own answer of a type: the template's response for it (or its DEFAULT_4XX /
+        DEFAULT_5XX), else API Gateway's default {"message": ...}."""
+        status, message, error_type = DEFAULT_GATEWAY_RESPONSES[response_type]
+        custom = self.responses.get(response_type) or self.responses.get("DEFAULT_4XX" if status < 500 else "DEFAULT_5XX")
+        headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", error_type)]
+        if custom is None or not custom.templates:
+            return (custom.status if custom and custom.status else status), headers, json.dumps({"message": message}).encode()
+        variables = {"requestId": request_id, "error.responseType": response_type, "error.message": message,
+                     "error.messageString": json.dumps(message)}
+        headers += list(custom.headers.items())
+        return custom.status or status, headers, custom.render(variables)
 
     @staticmethod
     def _forwarding_headers(headers: list[tuple[str, str]], source_ip: str) -> list[tuple[str, str]]:
@@ -237,11 +354,6 @@ class LocalRestApi:
 
 class _Malformed(ValueError):
     pass
-
-
-def _gateway_error(status: int, error_type: str, message: str, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    body = json.dumps({"message": message}).encode()
-    return status, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", error_type)], body
 
 
 def _proxy_response(result: Any, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -325,7 +437,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             self.close_connection = True
-            status, headers, payload = _gateway_error(413, "RequestTooLarge", "Request Too Long", str(uuid.uuid4()))
+            status, headers, payload = self.server.api.gateway_answer("REQUEST_TOO_LARGE", str(uuid.uuid4()))
         else:
             status, headers, payload = self.server.api.answer(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]

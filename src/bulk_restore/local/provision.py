@@ -3,10 +3,12 @@
 The provisioner walks the resources in dependency order and creates each type it knows: DynamoDB
 tables (GSIs, LSIs, streams, TTL), SQS queues (FIFO, attributes, redrive) and queue policies, SNS
 topics, subscriptions (raw delivery, filter policies) and topic policies, EventBridge buses, rules
-and targets, S3 buckets (versioning, notifications) and SSM parameters. Serverless functions are
-not deployed anywhere: the result says, for each, its handler, its environment (Globals merged,
-resolved) and its event sources (SQS mappings, schedules, API routes), which the local runtime
-runs in-process. Other types (IAM roles, log groups, usage plans ...) are listed as skipped.
+and targets, S3 buckets (versioning, notifications, encryption, public access block, lifecycle)
+and bucket policies, and SSM parameters. Serverless functions are not deployed anywhere: the
+result says, for each, its handler, its environment (Globals merged, resolved) and its event
+sources (SQS mappings, schedules, API routes), which the local runtime runs in-process; a
+serverless API brings its gateway responses and its usage plan, which the local API serves.
+Other types (IAM roles, log groups ...) are listed as skipped.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class ApiSpec:
     api_id: str
     stage: str
     api_key_required: bool
+    gateway_responses: dict[str, Any] = field(default_factory=dict)  # GatewayResponses, resolved
+    usage_plan: dict[str, Any] = field(default_factory=dict)  # Auth.UsagePlan, resolved
 
 
 @dataclass
@@ -277,6 +281,7 @@ class _Provisioner:
             "AWS::Events::EventBus": self._event_bus,
             "AWS::Events::Rule": self._rule,
             "AWS::S3::Bucket": self._bucket,
+            "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::SSM::Parameter": self._ssm_parameter,
             "AWS::Serverless::Function": self._function,
             "AWS::Serverless::Api": self._api,
@@ -534,10 +539,27 @@ class _Provisioner:
             config["EventBridgeConfiguration"] = {}
         if config:
             s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=config, SkipDestinationValidation=True)
+        encryption = [
+            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+             **({"BucketKeyEnabled": _flag(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {})}
+            for rule in (p.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+        ]
+        if encryption:
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": encryption})
+        if p.get("PublicAccessBlockConfiguration"):
+            block = {k: _flag(v) for k, v in p["PublicAccessBlockConfiguration"].items()}
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+        rules = [_lifecycle_rule(rule) for rule in (p.get("LifecycleConfiguration") or {}).get("Rules") or []]
+        if rules:
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
         arn = f"arn:{self.partition}:s3:::{name}"
         return MadeResource(logical_id, "AWS::S3::Bucket", name, {
             "Arn": arn, "DomainName": f"{name}.s3.amazonaws.com", "RegionalDomainName": f"{name}.s3.{self.stack.region}.amazonaws.com",
         })
+
+    def _bucket_policy(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
+        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+        return MadeResource(logical_id, "AWS::S3::BucketPolicy", f"{self.stack.stack_name}-{logical_id}")
 
     def _ssm_parameter(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
         name = p.get("Name") or f"CFN-{logical_id}-{_digest(logical_id, 12)}"
@@ -550,7 +572,8 @@ class _Provisioner:
         required = _flag((p.get("Auth") or {}).get("ApiKeyRequired"))
         if p.get("DefinitionBody") or p.get("DefinitionUri"):
             self.stack.notes.append(f"{logical_id}: an OpenAPI definition is not emulated; routes come from the functions' Api events")
-        self.stack.apis[logical_id] = ApiSpec(logical_id, api_id, stage, required)
+        self.stack.apis[logical_id] = ApiSpec(logical_id, api_id, stage, required, dict(p.get("GatewayResponses") or {}),
+                                              dict((p.get("Auth") or {}).get("UsagePlan") or {}))
         return MadeResource(logical_id, "AWS::Serverless::Api", api_id, {"RootResourceId": _digest(api_id, 10).lower()})
 
     def _function(self, logical_id: str, _: dict[str, Any], resource: dict[str, Any]) -> MadeResource:
@@ -637,6 +660,16 @@ class _ClientCache:
         if service not in self.clients:
             self.clients[service] = self.factory(service)
         return self.clients[service]
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule as S3's API takes it (the ones the template uses)."""
+    made: dict[str, Any] = {"ID": str(rule.get("Id", "rule")), "Status": str(rule.get("Status", "Enabled")), "Filter": {"Prefix": str(rule.get("Prefix", ""))}}
+    if rule.get("ExpirationInDays") is not None:
+        made["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation") is not None:
+        made["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+    return made
 
 
 def _throughput(value: dict[str, Any] | None) -> dict[str, int]:

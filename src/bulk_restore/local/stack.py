@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import yaml
 
-from bulk_restore.local.apigw import LocalRestApi, Route
+from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
@@ -227,8 +227,11 @@ class LocalStack:
                   api_id=stack.apis[route.api].api_id if route.api in stack.apis else "local")
             for route in stack.routes()
         ]
+        apis = [stack.apis[name] for name in {route.api for route in stack.routes()} if name in stack.apis]
+        served = apis[0] if len(apis) == 1 else None  # its gateway responses and usage plan, as API Gateway applies them
         self.api = LocalRestApi(routes, [self.api_key], host=config.host, port=config.api_port, region=config.region,
-                                account_id=stack.account_id).start()
+                                account_id=stack.account_id, responses=gateway_responses(served.gateway_responses if served else None),
+                                usage_plan=UsagePlan.from_template(served.usage_plan) if served else None).start()
         for poller in self.pollers:
             poller.start()
         if schedules:

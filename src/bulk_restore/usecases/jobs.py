@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from typing import Annotated, Any
 
@@ -10,17 +11,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
-from bulk_restore.domain.errors import BucketNotAllowed, InvalidRequest, JobAlreadyFinished, JobNotFound, ManifestUnreadable
-from bulk_restore.domain.manifest import first_entry, sniff
-from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier
+from bulk_restore.domain.errors import (
+    BucketNotAllowed,
+    IdempotencyKeyMismatch,
+    InvalidRequest,
+    JobAlreadyFinished,
+    JobNotFound,
+    ManifestUnreadable,
+)
+from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
+from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
 from bulk_restore.usecases.notify import Notifier
 
+MAX_WARNINGS = 20
+
 
 class CreateJobRequest(BaseModel):
-    """The body of POST /create-job: the seed contract's fields, plus optional ones of ours."""
+    """The body of POST /create-job: the seed contract's fields, plus optional ones of ours.
 
-    model_config = ConfigDict(extra="forbid")  # no stripping: "manifest.csv " is a valid S3 key
+    Fields it does not know are ignored, as the sample ignores them (``from_body`` says which);
+    the known ones are checked strictly.
+    """
+
+    model_config = ConfigDict(extra="ignore")  # no stripping: "manifest.csv " is a valid S3 key
 
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
     key: Annotated[str, Field(min_length=1, max_length=1024)]
@@ -40,6 +54,50 @@ class CreateJobRequest(BaseModel):
             raise ValueError("tier must be a string: STANDARD, BULK or EXPEDITED")
         return Tier.parse(value)
 
+    @classmethod
+    def from_body(cls, body: Any) -> tuple["CreateJobRequest", list[str]]:
+        """The request, and a warning for each field of the body it ignored."""
+        request = cls.model_validate(body)
+        return request, ignored_field_warnings(body, list(cls.model_fields))
+
+    def normalised(self) -> dict[str, Any]:
+        """What this request asks for, one spelling per meaning (the tier in capitals, the defaults
+        filled in; a field left to the stack's default stays None). Two requests asking for the same
+        job give the same document. The idempotency keys are not part of it."""
+        doc = self.model_dump(mode="json", exclude={"client_token"})
+        doc["tier"] = self.tier.value.upper()
+        return doc
+
+    def idempotency_keys(self, header: str | None) -> dict[str, str]:
+        """The keys this create comes with: where each came from -> its value."""
+        keys = {"Idempotency-Key": header, "client_token": self.client_token}
+        return {source: key for source, key in keys.items() if key}
+
+
+def ignored_field_warnings(body: Any, known: list[str]) -> list[str]:
+    """One warning per field of ``body`` that is not in ``known``, naming the nearest known one."""
+    if not isinstance(body, dict):
+        return []
+    unknown = [name for name in body if name not in known]
+    warnings = []
+    for name in unknown[:MAX_WARNINGS]:
+        shown = name if len(name) <= 64 else f"{name[:64]}..."
+        nearest = difflib.get_close_matches(name.lower(), known, n=1)
+        hint = f": did you mean {nearest[0]}?" if nearest else ""
+        warnings.append(f"unknown field {shown!r} ignored{hint}")
+    if len(unknown) > MAX_WARNINGS:
+        warnings.append(f"{len(unknown) - MAX_WARNINGS} more unknown fields ignored")
+    return warnings
+
+
+def request_differences(job: dict[str, Any], request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fields whose values differ between the request a job was made with and another one."""
+    return [
+        {"field": name, "job": job.get(name), "request": request.get(name)}
+        for name in list(job) + [n for n in request if n not in job]
+        if job.get(name) != request.get(name)
+    ]
+
 
 class JobService:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
@@ -54,12 +112,11 @@ class JobService:
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
         self.s3.check_manifest_location(request.bucket)  # a manifest anywhere else is never read (403)
-        token = idempotency_key or request.client_token
-        if token:
-            existing = self.store.job_for_idempotency_key(token)
-            if existing is not None:
-                self._ensure_planning(existing)
-                return existing, False
+        keys = request.idempotency_keys(idempotency_key)
+        existing = self._repeated(keys, request)
+        if existing is not None:
+            self._ensure_planning(existing)
+            return existing, False
         location, sample = self.s3.inspect_manifest(request.bucket, request.key)
         problem = sniff(sample, complete=len(sample) >= location.size)
         if problem is not None:
@@ -87,10 +144,50 @@ class JobService:
             expedited_fallback=request.expedited_fallback,
             deadline_seconds=(request.deadline_hours or 0) * 3600,
             keep_restored_days=request.keep_restored_days,
+            request=request.normalised(),
+            manifest_objects=count_objects(sample) if len(sample) >= location.size else None,
+            notes=manifest_notes(sample),
         )
-        job, created = self.store.create_job(job, token)
+        job, created = self.store.create_job(job, list(keys.values()))
+        if not created:  # another create with one of these keys stored its job first
+            job = self._repeated(keys, request) or job
         self._ensure_planning(job)
         return job, created
+
+    def _repeated(self, keys: dict[str, str], request: CreateJobRequest) -> RestoreJob | None:
+        """The job these idempotency keys made, if any, when the request asks for that same job.
+
+        Raises IdempotencyKeyMismatch when the keys name two jobs, or when the job was made with
+        another request. A key new to the store is bound to the job the other one names.
+        """
+        owners = {source: self.store.idempotency_key_owner(key) for source, key in keys.items()}
+        named = {job_id for job_id in owners.values() if job_id}
+        if not named:
+            return None
+        if len(named) > 1:
+            (a, job_a), (b, job_b) = [(source, owners[source]) for source in keys]
+            raise IdempotencyKeyMismatch(
+                f"the {a} names job {job_a} and the {b} names job {job_b}: send the key of the job you mean, "
+                "or new keys for a new job",
+                {"JobId": job_a, "OtherJobId": job_b, "keys": {a: keys[a], b: keys[b]}},
+            )
+        (job_id,) = named
+        job = self.store.get_job(job_id)
+        if job is None:
+            return None  # the key outlived its job (both expire); a new job may take it
+        differences = request_differences(job.request, request.normalised()) if job.request else []
+        if differences:
+            source = next(s for s, owner in owners.items() if owner == job_id)
+            fields = ", ".join(f"{d['field']} ({d['job']!r} there, {d['request']!r} here)" for d in differences)
+            raise IdempotencyKeyMismatch(
+                f"the {source} {keys[source]!r} was first sent for job {job_id} with another request: {fields}. "
+                f"Send a new Idempotency-Key (or client_token) for a new job, or the first request unchanged to get job {job_id}",
+                {"JobId": job_id, "key": {source: keys[source]}, "differences": differences},
+            )
+        for source, owner in owners.items():
+            if owner is None and self.store.bind_idempotency_key(keys[source], job_id) != job_id:
+                return self._repeated(keys, request)  # taken meanwhile by another job: say so
+        return job
 
     def _ensure_planning(self, job: RestoreJob) -> None:
         # Sent on every create, also a repeated one: a create that died after storing its job
@@ -112,14 +209,14 @@ class JobService:
         return self.status(job_id)
 
     def status(self, job_id: str) -> tuple[RestoreJob, Counts]:
-        loaded = self.store.get_job_and_counts(job_id)
+        loaded = self.store.get_job_and_counts(job_id) if is_job_id(job_id) else None
         if loaded is None:
-            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+            raise job_not_found(job_id)
         return loaded
 
     def list_objects(self, job_id: str, state: str | None, limit: int, token: str | None) -> dict[str, Any]:
-        if self.store.get_job(job_id) is None:
-            raise JobNotFound(f"no job {job_id}", {"job_id": job_id})
+        if not is_job_id(job_id) or self.store.get_job(job_id) is None:
+            raise job_not_found(job_id)
         wanted = None
         if state:
             try:
@@ -145,6 +242,20 @@ class JobService:
             ],
             "NextToken": next_token,
         }
+
+
+def job_not_found(job_id: str) -> JobNotFound:
+    shown = job_id if len(job_id) <= 100 else f"{job_id[:100]}..."
+    if not is_job_id(job_id):
+        return JobNotFound(f"no job {shown!r}: job ids are the UUIDs create-job answers with (BulkJobId)", {"job_id": shown})
+    return JobNotFound(f"no job {shown}: check the id create-job answered with (BulkJobId); a job is kept "
+                       "JobRetentionDays after it ends", {"job_id": shown})
+
+
+def manifest_notes(sample: bytes) -> list[str]:
+    """What a job says about its manifest: a header row skipped."""
+    header = leading_header(sample)
+    return [f"manifest line 1 is a header ({header[:200]}): skipped"] if header else []
 
 
 def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str, Any]:
@@ -177,5 +288,6 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
         "CreatedAt": job.created_at,
         "UpdatedAt": job.updated_at,
         "FinishedAt": job.finished_at or None,
+        "Notes": list(job.notes),
         "SNSTopic": topic_arn,
     }

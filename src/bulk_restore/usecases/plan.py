@@ -17,7 +17,7 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
-from bulk_restore.domain.manifest import check_versioning, iter_lines, parse_row, too_long_error
+from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, PlanningState, RestoreJob
 from bulk_restore.usecases.notify import Notifier
 
@@ -133,7 +133,12 @@ class Planner:
                         finished = False
                         break
                 chunk = _Chunk(number)
-            row = too_long_error(raw.number, raw.data) if raw.too_long else parse_row(raw.number, raw.data)
+            if raw.too_long:
+                row = too_long_error(raw.number, raw.data)
+            elif raw.number == 1 and header_row(1, raw.data):
+                row = None  # a header row names the columns, no object (the job's notes say so)
+            else:
+                row = parse_row(raw.number, raw.data)
             if isinstance(row, ManifestEntry):
                 row, versioned_line = check_versioning(row, versioned_line)
             if isinstance(row, ManifestEntry):
