@@ -238,7 +238,12 @@ def test_the_template_is_provisioned_with_every_resource_it_needs(aws):
     assert rule["Expiration"] == {"Days": 28}
     encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Effect"] == "Deny"
+    # Its TLS-only policy is left out locally (plain HTTP on loopback would be refused), and said so
+    assert any("ReportBucketPolicy" in note and "TLS" in note for note in stack.notes)
+    manifests = stack.ref("ManifestBucket")
+    assert stack.output("ManifestBucket") == manifests
+    s3.put_object(Bucket=manifests, Key="m.csv", Body=b"b,k\n")  # usable over the local HTTP endpoint
+    assert s3.get_public_access_block(Bucket=manifests)["PublicAccessBlockConfiguration"]["BlockPublicAcls"] is True
     assert stack.output("RestAPI") == f"https://{stack.apis['RestApi'].api_id}.execute-api.us-east-1.amazonaws.com/prod/"
     # The API brings its gateway responses and usage plan to the local API
     api = stack.apis["RestApi"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bulk_restore.handlers import rest
+from bulk_restore.handlers import inject_function_context, rest
 from bulk_restore.usecases.jobs import CreateJobRequest, status_document
 from bulk_restore.wiring import services
 
@@ -51,6 +51,6 @@ def list_objects(job_id: str) -> dict:
     return services().jobs.list_objects(job_id, params.get("state"), rest.page_size(app.current_event), params.get("next_token"))
 
 
-@logger.inject_lambda_context
+@inject_function_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -558,7 +558,14 @@ class _Provisioner:
         })
 
     def _bucket_policy(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
-        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+        # The local endpoint is plain HTTP on loopback: a statement denying requests without TLS
+        # would deny them all here. It is left out (and said so); the rest of the policy applies.
+        document = dict(p["PolicyDocument"])
+        kept = [s for s in document.get("Statement", []) if not _denies_plain_http(s)]
+        if len(kept) < len(document.get("Statement", [])):
+            self.stack.notes.append(f"{logical_id}: the statement denying requests without TLS is not applied (the local endpoint is HTTP)")
+        if kept:
+            self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps({**document, "Statement": kept}))
         return MadeResource(logical_id, "AWS::S3::BucketPolicy", f"{self.stack.stack_name}-{logical_id}")
 
     def _ssm_parameter(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
@@ -675,6 +682,11 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
 def _throughput(value: dict[str, Any] | None) -> dict[str, int]:
     value = value or {}
     return {"ReadCapacityUnits": int(value.get("ReadCapacityUnits", 5)), "WriteCapacityUnits": int(value.get("WriteCapacityUnits", 5))}
+
+
+def _denies_plain_http(statement: dict[str, Any]) -> bool:
+    condition = statement.get("Condition") or {}
+    return statement.get("Effect") == "Deny" and str((condition.get("Bool") or {}).get("aws:SecureTransport")).lower() == "false"
 
 
 def _digest(text: str, length: int) -> str:
