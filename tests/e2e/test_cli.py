@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,18 +18,11 @@ import pytest
 
 from bulk_restore.demo import free_port
 
+from support.cli import command
+
 pytestmark = pytest.mark.e2e
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-def command(*args: str) -> list[str]:
-    """The installed console script, or the module if the script is not on this interpreter's path."""
-    script = Path(sys.executable).with_name("bulk-restore")
-    if script.exists():
-        return [str(script), *args]
-    found = shutil.which("bulk-restore")
-    return [found, *args] if found else [sys.executable, "-m", "bulk_restore.cli", *args]
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,18 +18,11 @@ import requests
 
 from bulk_restore.demo import free_port
 
+from support.cli import command
+
 pytestmark = pytest.mark.e2e
 
 RESTORE_SECONDS = "1"
-
-
-def command(*args: str) -> list[str]:
-    """The installed console script, or the module if the script is not on this interpreter's path."""
-    script = Path(sys.executable).with_name("bulk-restore")
-    if script.exists():
-        return [str(script), *args]
-    found = shutil.which("bulk-restore")
-    return [found, *args] if found else [sys.executable, "-m", "bulk_restore.cli", *args]
 
 
 def clean_env() -> dict[str, str]:

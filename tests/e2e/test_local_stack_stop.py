@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +17,8 @@ import requests
 
 from bulk_restore.demo import free_port
 
+from support.cli import command
+
 pytestmark = pytest.mark.e2e
 
 OBJECTS = 2000
@@ -27,15 +27,6 @@ STOP_SECONDS = 5.0
 # Which function logs each of these lines (the use cases' and handlers' own messages).
 LOGGED_BY = {"job accepted": "ApiFunction", "chunk accounted": "RestoreFunction", "restores completed": "CompletionFunction",
              "sweep done": "SweeperFunction"}
-
-
-def command(*args: str) -> list[str]:
-    """The installed console script, or the module if the script is not on this interpreter's path."""
-    script = Path(sys.executable).with_name("bulk-restore")
-    if script.exists():
-        return [str(script), *args]
-    found = shutil.which("bulk-restore")
-    return [found, *args] if found else [sys.executable, "-m", "bulk_restore.cli", *args]
 
 
 class BusyStack:
