@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulk_restore.bench import completion, cost, issuance, latency, planner, prices, report
+from bulk_restore.bench import completion, cost, issuance, latency, local_scale, planner, prices, report
 from bulk_restore.bench.__main__ import main
 from bulk_restore.bench.fakes import GeneratedManifest, ThrottlingS3Client
 from bulk_restore.bench.meter import DynamoCapacity, item_size
@@ -106,6 +106,22 @@ def test_the_latency_benchmark_times_a_job_on_the_local_stack() -> None:
     (job,) = result["jobs"]
     assert job["status"] == "Complete" and 0 <= job["last_completion_to_event_s"] <= job["create_to_event_s"]
     assert result["max_s"] == job["last_completion_to_event_s"]
+
+
+@pytest.mark.e2e
+def test_the_local_scale_benchmark_runs_a_job_beside_a_threaded_loop_and_judges_it() -> None:
+    # Given a small run of the local-scale part
+    result = local_scale.run(objects=120, loop_objects=60, restore_seconds=1.0, concurrent=8, timeout=300)
+    # Then the loop restored its objects (S3 answered 202 to each), the job completed every object
+    assert result["loop"]["answers"] == {"202": 60}
+    assert result["job"]["status"] == "Complete" and result["job"]["counts"]["Restored"] == 120
+    assert result["job"]["status_calls"] > 0
+    assert sum(result["concurrent_creates"]["outcomes"].values()) == 8
+    assert result["issuance_ratio"] == round(result["job"]["issued_per_second"] / result["loop"]["per_second"], 3)
+    # And the report judges its four targets and has its section
+    names = [t.name for t in report.targets({"local_scale": result})]
+    assert len([n for n in names if n.startswith("Local stack")]) == 4
+    assert "## 6. A real-sized job" in "\n".join(report._local_scale_section({"local_scale": result}))
 
 
 def test_the_command_writes_the_report_and_the_json_results(tmp_path: Path) -> None:

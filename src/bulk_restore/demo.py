@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ IT = "INTELLIGENT_TIERING"
 # (storage class, Intelligent-Tiering archive tier)
 ARCHIVE_KINDS = [("GLACIER", None), ("DEEP_ARCHIVE", None), (IT, "ARCHIVE_ACCESS"), (IT, "DEEP_ARCHIVE_ACCESS")]
 TERMINAL = {"Complete", "Failed", "Cancelled", "Timeout"}
+SEED_THREADS = 16
 
 
 def long_key(size: int = 1024) -> str:
@@ -228,17 +230,22 @@ def run_demo(options: DemoOptions) -> int:
 
 def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
     import boto3
+    from botocore.config import Config
 
     out = options.out
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=info["region"])
-    s3 = session.client("s3", endpoint_url=info["aws_endpoint_url"])
+    s3 = session.client("s3", endpoint_url=info["aws_endpoint_url"], config=Config(max_pool_connections=SEED_THREADS + 2))
     sqs = session.client("sqs", endpoint_url=info["aws_endpoint_url"])
     plan = make_plan(options.objects, options.tier)
 
     s3.create_bucket(Bucket=plan.bucket)
-    for key, (storage_class, archive_tier) in plan.archived.items():
+    def archive(item: tuple[str, tuple[str, str | None]]) -> None:
+        key, (storage_class, archive_tier) = item
         metadata = {"archive-status": archive_tier} if archive_tier else {}
         s3.put_object(Bucket=plan.bucket, Key=key, Body=f"contents of {key}".encode(), StorageClass=storage_class, Metadata=metadata)
+
+    with ThreadPoolExecutor(SEED_THREADS) as pool:  # a 100,000-object demo writes its objects in minutes, not an hour
+        list(pool.map(archive, plan.archived.items()))
     s3.put_object(Bucket=plan.bucket, Key=plan.skipped_key, Body=b"already readable")
     manifest_key = f"demo/{plan.bucket}.csv"
     s3.put_object(Bucket=info["manifest_bucket"], Key=manifest_key, Body=manifest_body(plan))  # manifests go in the stack's bucket

@@ -18,7 +18,7 @@ from typing import Any
 
 from bulk_restore.bench import report
 
-PARTS = ("cost", "planner", "completion", "issuance", "latency")
+PARTS = ("cost", "planner", "completion", "issuance", "latency", "local-scale")
 COMPLETION_BATCH_SIZES = (10, 100, 1000)
 
 
@@ -34,6 +34,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--issuance-objects", type=int, default=6_000, help="objects restored against the limit (default 6,000)")
     parser.add_argument("--issuance-rate", type=int, default=900, help="the pacer's rate (default: the stack's RestoreRatePerSecond, 900)")
     parser.add_argument("--latency-jobs", default="300,300,1", help="objects of each job on the local stack (default 300,300,1)")
+    parser.add_argument("--scale-objects", type=int, default=100_000,
+                        help="objects of the local-scale job on the local stack (default 100,000)")
+    parser.add_argument("--scale-loop-objects", type=int, default=10_000,
+                        help="objects the threaded boto3 loop restores beside it (default 10,000)")
+    parser.add_argument("--scale-concurrent", type=int, default=200, help="concurrent create-job calls (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each CPU-time measurement; the fastest counts (default 3)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run (default all: {','.join(PARTS)})")
     parser.add_argument("--results", default="bench-results", help="directory of the JSON results (default bench-results)")
@@ -67,6 +72,10 @@ def run_part(name: str, args: dict[str, Any]) -> Any:
         from bulk_restore.bench import latency
 
         return latency.run(**args)
+    if name == "local-scale":
+        from bulk_restore.bench import local_scale
+
+        return local_scale.run(**args)
     raise ValueError(f"unknown part {name!r}")
 
 
@@ -119,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         results["issuance"] = _in_fresh_process("issuance", {"objects": args.issuance_objects, "rate": args.issuance_rate})
     if "latency" in parts:
         results["latency"] = _in_fresh_process("latency", {"sizes": [int(n) for n in args.latency_jobs.split(",") if n]})
+    if "local-scale" in parts:
+        results["local_scale"] = _in_fresh_process("local-scale", {"objects": args.scale_objects, "loop_objects": args.scale_loop_objects,
+                                                                   "concurrent": args.scale_concurrent})
     results["finished"] = report.now_iso()
     results["targets"] = [vars(t) | {"verdict": t.verdict} for t in report.targets(results)]
 

@@ -122,6 +122,24 @@ def targets(results: dict[str, Any]) -> list[Target]:
         shown = f"{window:g} s" if window is not None else "unknown"
         found.append(Target(f"Last restore completed → Complete event, local stack (slowest job; completion window {shown})", "≤ 5 s",
                             f"{latency['max_s']:.2f} s (median {latency['median_s']:.2f} s)", latency["max_s"] <= 5))
+    scale = results.get("local_scale")
+    if scale:
+        job, loop = scale["job"], scale["loop"]
+        n = f"{scale['objects']:,} objects"
+        found.append(Target(f"Local stack, {n}: job issuance rate / threaded boto3 loop's, same endpoint, same run", "≥ 80 %",
+                            f"{scale['issuance_ratio']:.0%} ({job['issued_per_second']:,.0f} vs {loop['per_second']:,.0f} objects/s)",
+                            scale["issuance_ratio"] >= 0.8 and job["status"] == "Complete"))
+        found.append(Target(f"Local stack, {n}: create-job → Complete / the loop's time for as many objects", "≤ 2x",
+                            f"{scale['whole_over_loop_issuance']:.2f}x ({job['whole_seconds']:,.0f} s, {job['status']})",
+                            scale["whole_over_loop_issuance"] <= 2 and job["status"] == "Complete"))
+        found.append(Target(f"Local stack, {n}: GET /jobs/{{id}} during the job, p99", "< 100 ms",
+                            f"{job['status_p99_ms']:.0f} ms (p50 {job['status_p50_ms']:.0f} ms, {job['status_calls']} calls)",
+                            job["status_p99_ms"] < 100 and not job["status_errors"]))
+        creates = scale.get("concurrent_creates")
+        if creates:
+            bad = {k: v for k, v in creates["outcomes"].items() if k != "200"}
+            found.append(Target(f"Local stack: {creates['calls']} concurrent create-job calls", "no 500, no reset",
+                                ", ".join(f"{v} × {k}" for k, v in creates["outcomes"].items()), not bad))
     return found
 
 
@@ -197,6 +215,7 @@ def markdown(results: dict[str, Any]) -> str:
     out += _completion_section(results)
     out += _issuance_section(results)
     out += _latency_section(results)
+    out += _local_scale_section(results)
     return "\n".join(out) + "\n"
 
 
@@ -356,6 +375,36 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
     out.append(_table(["job", "objects", "status", "last completion → Complete event", "create-job → Complete event"],
                       [[j["job_id"][:8], j["objects"], j["status"], f"{j['last_completion_to_event_s']:.2f} s",
                         f"{j['create_to_event_s']:.1f} s"] for j in r["jobs"]]))
+    return out + [""]
+
+
+def _local_scale_section(results: dict[str, Any]) -> list[str]:
+    r = results.get("local_scale")
+    if not r:
+        return []
+    job, loop = r["job"], r["loop"]
+    out = ["## 6. A real-sized job on the local stack, beside a threaded boto3 loop", "",
+           "`bulk-restore local` in a subprocess (moto server on loopback, restores of "
+           f"{r['restore_seconds']:g} s). In one run, on one endpoint: first a threaded boto3 loop",
+           f"({loop['threads']} threads, what a user would write instead) calls RestoreObject on {loop['objects']:,} archived objects;",
+           f"then one bulk-restore job of {r['objects']:,} archived objects is created over HTTP and followed to its end, while",
+           "`GET /jobs/{id}` is timed every quarter second; then concurrent create-job calls. Objects were written beforehand",
+           f"({r['seeded_per_second']:,.0f} PutObject/s with 16 threads).", ""]
+    out.append(_table(["", "objects", "seconds", "objects/s"], [
+        ["threaded boto3 loop, RestoreObject", f"{loop['objects']:,}", f"{loop['seconds']:,.1f}", f"{loop['per_second']:,.0f}"],
+        ["bulk-restore: create-job → every restore requested and accounted", f"{r['objects']:,}", f"{job['issuance_seconds']:,.1f}",
+         f"{job['issued_per_second']:,.0f}"],
+        ["bulk-restore: create-job → Complete", f"{r['objects']:,}", f"{job['whole_seconds']:,.1f}",
+         f"{r['objects'] / max(job['whole_seconds'], 1e-9):,.0f}"],
+    ]))
+    out += ["", f"Issuance ratio (job / loop): **{r['issuance_ratio']:.0%}**; whole job / the loop's time for {r['objects']:,} objects:",
+            f"**{r['whole_over_loop_issuance']:.2f}x**. Final status {job['status']}, counts {job['counts']}.", "",
+            f"`GET /jobs/{{id}}` during the job: p50 {job['status_p50_ms']:.0f} ms, p99 {job['status_p99_ms']:.0f} ms, "
+            f"max {job['status_max_ms']:.0f} ms over {job['status_calls']} calls ({job['status_errors']} errors)."]
+    creates = r.get("concurrent_creates")
+    if creates:
+        out += ["", f"{creates['calls']} concurrent create-job calls: "
+                + ", ".join(f"{v} × {k}" for k, v in creates["outcomes"].items()) + f", in {creates['seconds']:.1f} s."]
     return out + [""]
 
 
