@@ -1,0 +1,166 @@
+"""The local stack's layer over moto's SQS: every call costs the same whatever a queue holds.
+
+moto keeps a queue's messages in one list and walks all of it on most calls, some of them more
+than once per message: a receive builds the list of visible messages and, for each message it
+hands out, reads the queue's attributes (which counts every message three times) to check the
+retention period; a delete walks the list twice to find its receipt handle and then rebuilds the
+list; a send reads the attributes too. A job of 100,000 objects puts that many completion events
+on one queue, and the cost of each call grew with them.
+
+What changes here, and nothing else (SQS's semantics are moto's):
+- a queue's attributes are counted only when one of the approximate counts is read;
+- the retention check reads the queue's retention period, not all its attributes;
+- a receive walks the messages lazily and stops when it has its batch;
+- a delete finds the message by its receipt handle in an index, and removes just that message.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+_COUNTED = {
+    "ApproximateNumberOfMessages": "approximate_number_of_messages",
+    "ApproximateNumberOfMessagesNotVisible": "approximate_number_of_messages_not_visible",
+    "ApproximateNumberOfMessagesDelayed": "approximate_number_of_messages_delayed",
+}
+
+_lock = threading.Lock()
+_installed: dict[str, Any] = {}
+# receipt handle -> the message it was handed out for (moto's Message, never a copy)
+_by_handle: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+
+
+def _value(value: Any) -> Any:
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+class QueueAttributes(Mapping[str, Any]):
+    """A queue's attributes as moto's ``Queue.attributes`` gives them, the message counts computed when read."""
+
+    def __init__(self, queue: Any, fixed: dict[str, Any], counted: list[str]):
+        self._queue, self._fixed, self._counted = queue, fixed, counted
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._fixed:
+            return self._fixed[name]
+        if name in self._counted:
+            return _value(getattr(self._queue, _COUNTED[name]))
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fixed
+        yield from self._counted
+
+    def __len__(self) -> int:
+        return len(self._fixed) + len(self._counted)
+
+
+class _VisibleMessages:
+    """``Queue.messages`` as a view: iterated lazily (a receive stops at its batch), counted on demand."""
+
+    def __init__(self, queue: Any):
+        self._queue = queue
+
+    def __iter__(self) -> Iterator[Any]:
+        return (m for m in list(self._queue._messages) if m.visible and not m.delayed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+
+def _attributes(queue: Any) -> QueueAttributes:
+    from moto.core.utils import camelcase_to_underscores
+
+    names = list(queue.BASE_ATTRIBUTES)
+    if queue.fifo_queue:
+        names += queue.FIFO_ATTRIBUTES
+    if queue.kms_master_key_id:
+        names += queue.KMS_ATTRIBUTES
+    fixed: dict[str, Any] = {}
+    counted: list[str] = []
+    for name in names:
+        if name in _COUNTED:
+            counted.append(name)
+        else:
+            fixed[name] = _value(getattr(queue, camelcase_to_underscores(name)))
+    if queue.policy:
+        fixed["Policy"] = queue.policy
+    if queue.redrive_policy:
+        import json
+
+        fixed["RedrivePolicy"] = json.dumps(queue.redrive_policy)
+    return QueueAttributes(queue, fixed, counted)
+
+
+def install() -> None:
+    """Patch moto's SQS models (process-wide; idempotent)."""
+    from moto.sqs.models import Message, Queue, SQSBackend
+
+    with _lock:
+        if _installed:
+            return
+        _installed.update(
+            attributes=Queue.__dict__["attributes"], messages=Queue.__dict__["messages"], add_message=Queue.add_message,
+            delete_message=Queue.delete_message, mark_received=Message.mark_received,
+            retention=SQSBackend.is_message_valid_based_on_retention_period,
+        )
+        original_add, original_delete, original_mark = Queue.add_message, Queue.delete_message, Message.mark_received
+
+        def add_message(self: Any, message: Any) -> None:
+            original_add(self, message)
+            message._bulk_restore_queue = weakref.ref(self)  # which queue holds it, for the delete below
+
+        def mark_received(self: Any, visibility_timeout: int | None = None) -> None:
+            original_mark(self, visibility_timeout)
+            _by_handle[self.receipt_handle] = self
+
+        def delete_message(self: Any, receipt_handle: str) -> None:
+            message = _by_handle.get(receipt_handle)
+            holder = getattr(message, "_bulk_restore_queue", None)
+            if message is None or holder is None or holder() is not self or receipt_handle in self.deleted_messages:
+                original_delete(self, receipt_handle)  # moto's own walk: unknown, stale or already deleted handles
+                return
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            try:
+                self._messages.remove(message)  # by identity: moto's Message has no __eq__
+            except ValueError:
+                pass  # removed meanwhile by another delete of the same message
+
+        def retention_ok(self: Any, queue_name: str, message: Any) -> bool:
+            from moto.core.utils import unix_time
+
+            period = self.get_queue(queue_name).message_retention_period
+            return int(period) + message.sent_timestamp / 1000 > unix_time()
+
+        Queue.attributes = property(_attributes)  # type: ignore[assignment]
+        Queue.messages = property(_VisibleMessages)  # type: ignore[assignment]
+        Queue.add_message = add_message  # type: ignore[method-assign]
+        Queue.delete_message = delete_message  # type: ignore[method-assign]
+        Message.mark_received = mark_received  # type: ignore[method-assign]
+        SQSBackend.is_message_valid_based_on_retention_period = retention_ok  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    from moto.sqs.models import Message, Queue, SQSBackend
+
+    with _lock:
+        if not _installed:
+            return
+        Queue.attributes = _installed["attributes"]  # type: ignore[assignment]
+        Queue.messages = _installed["messages"]  # type: ignore[assignment]
+        Queue.add_message = _installed["add_message"]  # type: ignore[method-assign]
+        Queue.delete_message = _installed["delete_message"]  # type: ignore[method-assign]
+        Message.mark_received = _installed["mark_received"]  # type: ignore[method-assign]
+        SQSBackend.is_message_valid_based_on_retention_period = _installed["retention"]  # type: ignore[method-assign]
+        _installed.clear()
+
+
+def installed() -> bool:
+    return bool(_installed)

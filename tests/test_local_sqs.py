@@ -1,0 +1,142 @@
+"""The local stack's SQS layer (local/sqs.py): moto's semantics, at a cost that does not grow with the queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bulk_restore.local import sqs as sqs_layer
+
+REGION = "us-east-1"
+
+
+@contextmanager
+def sqs_client(layer: bool) -> Iterator[Any]:
+    with mock_aws():
+        if layer:
+            sqs_layer.install()
+        try:
+            yield boto3.client("sqs", region_name=REGION)
+        finally:
+            if layer:
+                sqs_layer.uninstall()
+
+
+def scenario(sqs: Any) -> list[Any]:
+    """A script of what the stack does with queues; returns what a client sees, without ids that differ per run."""
+    seen: list[Any] = []
+    dlq = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    work = sqs.create_queue(QueueName="work", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}), "VisibilityTimeout": "30"})["QueueUrl"]
+    fifo = sqs.create_queue(QueueName="plan.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+
+    def counts(url: str) -> dict[str, str]:
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return {k: v for k, v in attrs.items() if k.startswith("Approximate") or k in ("VisibilityTimeout", "FifoQueue", "RedrivePolicy")}
+
+    for start in range(0, 30, 10):
+        sqs.send_message_batch(QueueUrl=work, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(start, start + 10)])
+    seen.append(counts(work))
+    first = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=10)["Messages"]
+    seen.append(sorted(m["Body"] for m in first))
+    seen.append(counts(work))
+    deleted = sqs.delete_message_batch(QueueUrl=work, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:6])])
+    seen.append((len(deleted["Successful"]), deleted.get("Failed", [])))
+    # a handle deleted twice is fine; a made-up one is refused
+    sqs.delete_message(QueueUrl=work, ReceiptHandle=first[0]["ReceiptHandle"])
+    with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
+        sqs.delete_message(QueueUrl=work, ReceiptHandle="not-a-handle")
+    # the other four come back at once, twice, then go to the dead-letter queue
+    for m in first[6:]:
+        sqs.change_message_visibility(QueueUrl=work, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    seen.append(counts(work))
+    again = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"])["Messages"]
+    seen.append(sorted((m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in again))
+    rest = []
+    while batch := sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=10).get("Messages", []):
+        rest += batch
+        sqs.delete_message_batch(QueueUrl=work, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+    seen.append(sorted(m["Body"] for m in rest))
+    seen.append(sorted(m["Body"] for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])))
+    seen.append(counts(work))
+    # FIFO: one group at a time, deduplication by id
+    for n in range(3):
+        for group in ("a", "b"):
+            sqs.send_message(QueueUrl=fifo, MessageBody=f"{group}{n}", MessageGroupId=group, MessageDeduplicationId=f"{group}{n}")
+    sqs.send_message(QueueUrl=fifo, MessageBody="a0-again", MessageGroupId="a", MessageDeduplicationId="a0")
+    got = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    seen.append([m["Body"] for m in got])
+    seen.append(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10).get("Messages", []))
+    sqs.delete_message(QueueUrl=fifo, ReceiptHandle=got[0]["ReceiptHandle"])
+    seen.append(counts(fifo))
+    seen.append(sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["ApproximateNumberOfMessages", "MessageRetentionPeriod"])["Attributes"])
+    return seen
+
+
+def test_the_layer_answers_every_call_as_moto_does() -> None:
+    with sqs_client(layer=False) as plain:
+        expected = scenario(plain)
+    with sqs_client(layer=True) as layered:
+        got = scenario(layered)
+    assert got == expected
+
+
+@contextmanager
+def counting(cls: type, name: str) -> Iterator[list[int]]:
+    """Count reads of a property (or calls of a method) of moto's class ``cls``."""
+    original = cls.__dict__[name]
+    calls = [0]
+    if isinstance(original, property):
+        def read(self: Any, _get: Callable[[Any], Any] = original.fget) -> Any:  # type: ignore[assignment]
+            calls[0] += 1
+            return _get(self)
+        setattr(cls, name, property(read))
+    else:
+        def call(self: Any, *args: Any, _f: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            calls[0] += 1
+            return _f(self, *args, **kwargs)
+        setattr(cls, name, call)
+    try:
+        yield calls
+    finally:
+        setattr(cls, name, original)
+
+
+def test_receiving_and_deleting_a_batch_looks_at_the_batch_not_the_queue() -> None:
+    from moto.sqs.models import Message
+
+    with sqs_client(layer=True) as sqs:
+        # Given a queue holding 5,000 messages
+        url = sqs.create_queue(QueueName="big")["QueueUrl"]
+        for start in range(0, 5000, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)])
+        # When a batch of 10 is received and deleted
+        with counting(Message, "visible") as looked_at, counting(Message, "had_receipt_handle") as walked:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        # Then about ten messages were looked at, not 5,000 (moto alone looks at each many times), and no delete walked the queue
+        assert len(batch) == 10
+        assert looked_at[0] <= 40, looked_at[0]
+        assert walked[0] == 0
+        assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
+            "ApproximateNumberOfMessages": "4990"}
+
+
+def test_a_send_does_not_count_the_queue() -> None:
+    from moto.sqs.models import Queue
+
+    with sqs_client(layer=True) as sqs:
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        for start in range(0, 1000, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
+        with counting(Queue, "approximate_number_of_messages") as counted:
+            sqs.send_message(QueueUrl=url, MessageBody="one more")
+            sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+        assert counted[0] == 0
