@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.stack import REGION, Stack, configured_stack, reset_caches  # noqa: E402
+from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches  # noqa: E402
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -23,6 +23,13 @@ FAKE_ENV = {
     "POWERTOOLS_LOG_LEVEL": "INFO",  # the template's default: logging bugs show at the level that runs
     "POWERTOOLS_SERVICE_NAME": "bulk-restore",
 }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def dynamodb_layer() -> Iterator[None]:
+    """Every test's moto runs with the local stack's DynamoDB layer (bulk_restore.local.dynamodb)."""
+    with DYNAMODB:
+        yield
 
 
 @pytest.fixture(autouse=True)

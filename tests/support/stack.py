@@ -23,6 +23,7 @@ from bulk_restore import wiring
 from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
+from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
 
 from support.api import call_api
@@ -348,6 +349,9 @@ def manifest_row(obj: ObjectId) -> str:
     return ",".join(f'"{f}"' if ("," in f or '"' in f) else f for f in fields)
 
 
+DYNAMODB = DynamoDBEmulation()
+
+
 @lru_cache(maxsize=1)
 def _session() -> boto3.Session:
     return boto3.Session(region_name=REGION)
@@ -368,6 +372,7 @@ def configured_stack(**settings: Any) -> Iterator[Stack]:
     """The stack on the running moto mock, the functions configured for it; ``settings`` are extra
     environment variables (PLAN_LINES_PER_STEP=196)."""
     saved = dict(os.environ)
+    DYNAMODB.install()  # the local stack's DynamoDB layer: tests run on what the local stack runs
     # moto starts every mock with no default boto3 session, so each run would load the service
     # models again (a third of a run's time); the functions' clients share one.
     boto3.DEFAULT_SESSION = _session()

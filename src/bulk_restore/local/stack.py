@@ -25,6 +25,7 @@ from typing import IO, Any
 import yaml
 
 from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
@@ -167,6 +168,7 @@ class LocalStack:
         self.stop_event = threading.Event()
         self.moto: Any = None
         self.emulator: S3RestoreEmulator | None = None
+        self.dynamodb = DynamoDBEmulation()
         self.stack: ProvisionedStack | None = None
         self.api: LocalRestApi | None = None
         self.pollers: list[Poller] = []
@@ -181,6 +183,7 @@ class LocalStack:
 
         from moto.server import ThreadedMotoServer
 
+        self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
         self.moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
         self.moto.start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
@@ -301,6 +304,7 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        self.dynamodb.uninstall()
         return True
 
     @staticmethod
