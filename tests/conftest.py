@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from bulk_restore.local import sqs as sqs_layer  # noqa: E402
 from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches  # noqa: E402
 
 FAKE_ENV = {
@@ -29,7 +30,11 @@ FAKE_ENV = {
 def dynamodb_layer() -> Iterator[None]:
     """Every test's moto runs with the local stack's DynamoDB layer (bulk_restore.local.dynamodb)."""
     with DYNAMODB:
-        yield
+        sqs_layer.install()  # and with its SQS layer (bulk_restore.local.sqs)
+        try:
+            yield
+        finally:
+            sqs_layer.uninstall()
 
 
 @pytest.fixture(autouse=True)

@@ -18,14 +18,14 @@ REGION = "us-east-1"
 
 @contextmanager
 def sqs_client(layer: bool) -> Iterator[Any]:
-    with mock_aws():
-        if layer:
-            sqs_layer.install()
-        try:
+    """An SQS client on moto, with the layer or without it; the layer as it was afterwards."""
+    was = sqs_layer.installed()
+    (sqs_layer.install if layer else sqs_layer.uninstall)()
+    try:
+        with mock_aws():
             yield boto3.client("sqs", region_name=REGION)
-        finally:
-            if layer:
-                sqs_layer.uninstall()
+    finally:
+        (sqs_layer.install if was else sqs_layer.uninstall)()
 
 
 def scenario(sqs: Any) -> list[Any]:

@@ -25,6 +25,7 @@ from typing import IO, Any
 import yaml
 
 from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+from bulk_restore.local import sqs as sqs_layer
 from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
@@ -184,6 +185,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
+        sqs_layer.install()  # receives and deletes cost their batch, not the queue
         self.moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
         self.moto.start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
