@@ -234,8 +234,13 @@ class LocalStack:
                                 usage_plan=UsagePlan.from_template(served.usage_plan) if served else None).start()
         for poller in self.pollers:
             poller.start()
+            log.info("event source %s: %s, batches of %d within %g s, %d at a time", poller.source.function_name,
+                     poller.source.queue_url.rsplit("/", 1)[-1], poller.source.batch_size, poller.source.window_seconds,
+                     poller.source.concurrency)
         if schedules:
-            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc))
+            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
+                                       on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
+                                                                       source.function_name))
             self.scheduler.start()
         log.info("API up: %s (%d routes), %d event source(s), %d schedule(s)", self.api_url, len(routes), len(self.pollers), len(schedules))
         return self.ready_info()
@@ -286,7 +291,7 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        workers: list[threading.Thread] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
+        workers: list[Poller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
         busy = [worker.name for worker in workers if worker.is_alive()]
