@@ -243,9 +243,11 @@ class Poller:
     """
 
     def __init__(self, source: SqsEventSource, sqs: Any, stop: threading.Event, idle_sleep: float = 0.5,
-                 on_error: Callable[[Exception], None] | None = None, long_poll_seconds: int = LONG_POLL_SECONDS):
+                 on_error: Callable[[Exception], None] | None = None, long_poll_seconds: int = LONG_POLL_SECONDS,
+                 environment: Callable[[], None] | None = None):
         self.source, self.sqs, self.stop_event, self.idle_sleep, self.on_error = source, sqs, stop, idle_sleep, on_error
         self.long_poll_seconds = long_poll_seconds
+        self.environment = environment  # run first in each invocation thread: makes it an execution environment of its own
         self.name = f"poller-{source.function_name}"
         self._slots = threading.Semaphore(source.concurrency)
         self._batches: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
@@ -312,6 +314,8 @@ class Poller:
                 self._batches.put(None)
 
     def _invoke_loop(self) -> None:
+        if self.environment is not None:
+            self.environment()
         while True:
             messages = self._batches.get()
             if messages is None:

@@ -214,7 +214,9 @@ class LocalStack:
         wiring.services()  # build the functions' clients once, here, not in racing poller threads
         for source in stack.sqs_event_sources(retry_delay=config.retry_delay):
             source.handler = _logged(source.handler, source.function_name)
-            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event, on_error=self._poller_error(source.function_name))
+            # Each invocation thread is an execution environment of its own (its own clients), as in Lambda.
+            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
+                            on_error=self._poller_error(source.function_name), environment=wiring.services.own_environment)
             self.pollers.append(poller)
         scale = float(environment["TIME_SCALE"])
         schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
