@@ -19,6 +19,7 @@ stopping one waits for nothing but the invocations under way.
 from __future__ import annotations
 
 import importlib
+import logging
 import queue
 import threading
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
+log = logging.getLogger("bulk_restore.local")
 
 # Concurrent invocations of an SQS event source whose template sets no
 # ScalingConfig.MaximumConcurrency. Lambda starts such a source at five concurrent batches (and
@@ -371,8 +373,10 @@ class Scheduler(threading.Thread):
             self.stop_event.wait(max(0.0, min(next_at.values()) - time.monotonic()) if next_at else None)
 
     def _fire(self, source: ScheduleSource, due: float) -> None:
-        self.fired.append((source.function_name, due, time.monotonic()))
+        started = time.monotonic()
+        self.fired.append((source.function_name, due, started))
         del self.fired[:-100]
+        log.info("%s: scheduled run, %.3f s after its time", source.function_name, started - due)
         try:
             source.fire()
         except Exception as exc:  # noqa: BLE001
