@@ -214,9 +214,12 @@ class LocalStack:
         wiring.services()  # build the functions' clients once, here, not in racing poller threads
         for source in stack.sqs_event_sources(retry_delay=config.retry_delay):
             source.handler = _logged(source.handler, source.function_name)
-            # Each invocation thread is an execution environment of its own (its own clients), as in Lambda.
+            # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread pool)
+            # gives each invocation thread an execution environment of its own (clients, connection
+            # pools), as in Lambda; the others share the process's.
+            own = wiring.services.own_environment if source.max_concurrency else None
             poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
-                            on_error=self._poller_error(source.function_name), environment=wiring.services.own_environment)
+                            on_error=self._poller_error(source.function_name), environment=own)
             self.pollers.append(poller)
         scale = float(environment["TIME_SCALE"])
         schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
