@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+import threading
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
@@ -59,6 +59,45 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-@lru_cache(maxsize=1)
-def services() -> Services:
-    return build_services(get_settings())
+class _Environments:
+    """``services()``: the services of this execution environment, built on first use.
+
+    In Lambda an execution environment runs one invocation at a time, so the process's services
+    are its own. A local runtime that runs several invocations of a function at once in one
+    process marks each invocation thread as an environment of its own (``own_environment``): it
+    then gets its own services, clients and connection pools, as each concurrent invocation has
+    in Lambda. ``cache_clear()`` forgets them all (settings changed).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one build at a time: boto3's default session is not thread-safe
+        self._shared: Services | None = None
+        self._generation = 0
+        self._thread = threading.local()
+
+    def __call__(self) -> Services:
+        mine = self._thread
+        if getattr(mine, "own", False):
+            if getattr(mine, "generation", None) != self._generation:
+                with self._lock:
+                    mine.services, mine.generation = build_services(get_settings()), self._generation
+            return mine.services  # type: ignore[no-any-return]
+        shared = self._shared
+        if shared is None:
+            with self._lock:
+                if self._shared is None:
+                    self._shared = build_services(get_settings())
+                shared = self._shared
+        return shared
+
+    def own_environment(self) -> None:
+        """The calling thread is an execution environment of its own from now on."""
+        self._thread.own = True
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._shared = None
+            self._generation += 1
+
+
+services = _Environments()

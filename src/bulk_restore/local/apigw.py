@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 INTEGRATION_TIMEOUT_S = 29
+# Connections waiting to be accepted (the kernel caps it at net.core.somaxconn): enough for
+# hundreds of clients connecting at once. The stdlib's default, 5, resets the rest.
+LISTEN_BACKLOG = 1024
+IDLE_CONNECTION_SECONDS = 60
+# Invocations of the API's functions at once: each request has its own, as Lambda scales out
+# (threads are made as requests need them).
+MAX_INVOCATIONS = 256
 _PARAMETER = re.compile(r"\{([^}/]+?)(\+?)\}")
 
 # API Gateway's own answers when the template does not customise them:
@@ -178,7 +185,7 @@ class LocalRestApi:
     """A loopback HTTP server in front of the API's functions."""
 
     def __init__(self, routes: Iterable[Route], api_keys: Iterable[str] = (), host: str = "127.0.0.1", port: int = 3000,
-                 region: str = "us-east-1", account_id: str = "123456789012", max_workers: int = 16,
+                 region: str = "us-east-1", account_id: str = "123456789012", max_workers: int = MAX_INVOCATIONS,
                  responses: dict[str, GatewayResponse] | None = None, usage_plan: UsagePlan | None = None):
         self.routes = sorted(routes, key=lambda r: r.specificity, reverse=True)
         self.api_keys = set(api_keys)
@@ -399,14 +406,22 @@ def _header_value(value: Any) -> str:
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection (HTTP/1.1 keep-alive: a connection serves request after request).
+
+    The listen backlog holds a burst of new connections while the accepting thread is busy: the
+    kernel caps it at net.core.somaxconn (4096 on current Linux).
+    """
+
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
     api: LocalRestApi
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_CONNECTION_SECONDS  # a kept-alive connection idle this long is closed, as API Gateway closes it
     server_version = "local-apigateway"
     sys_version = ""
 
@@ -434,14 +449,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self) -> None:
-        body = self._read_body()
-        if body is None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):  # a Content-Length or chunk size that is no number, a body cut short
             self.close_connection = True
-            status, headers, payload = self.server.api.gateway_answer("REQUEST_TOO_LARGE", str(uuid.uuid4()))
-        else:
-            status, headers, payload = self.server.api.answer(
-                self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-            )
+            self.send_error(400, "Bad Request")
+            return
+        try:
+            if body is None:
+                self.close_connection = True
+                status, headers, payload = self.server.api.gateway_answer("REQUEST_TOO_LARGE", str(uuid.uuid4()))
+            else:
+                status, headers, payload = self.server.api.answer(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+        except Exception:  # noqa: BLE001 - whatever went wrong here, the client gets an answer, not a reset
+            log.exception("local API failed: %s %s", self.command, self.path)
+            self.close_connection = True
+            status, headers, payload = self.server.api.gateway_answer("DEFAULT_5XX", str(uuid.uuid4()))
         self.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):

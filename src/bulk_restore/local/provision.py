@@ -180,6 +180,7 @@ class ProvisionedStack:
                         timeout_s=spec.timeout,
                         retry_delay=retry_delay,
                         region=self.region,
+                        max_concurrency=event.max_concurrency,
                     )
                 )
         return sources

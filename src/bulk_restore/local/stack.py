@@ -219,7 +219,12 @@ class LocalStack:
         wiring.services()  # build the functions' clients once, here, not in racing poller threads
         for source in stack.sqs_event_sources(retry_delay=config.retry_delay):
             source.handler = _logged(source.handler, source.function_name)
-            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event, on_error=self._poller_error(source.function_name))
+            # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread pool)
+            # gives each invocation thread an execution environment of its own (clients, connection
+            # pools), as in Lambda; the others share the process's.
+            own = wiring.services.own_environment if source.max_concurrency else None
+            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
+                            on_error=self._poller_error(source.function_name), environment=own)
             self.pollers.append(poller)
         scale = float(environment["TIME_SCALE"])
         schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
@@ -239,8 +244,13 @@ class LocalStack:
                                 usage_plan=UsagePlan.from_template(served.usage_plan) if served else None).start()
         for poller in self.pollers:
             poller.start()
+            log.info("event source %s: %s, batches of %d within %g s, %d at a time", poller.source.function_name,
+                     poller.source.queue_url.rsplit("/", 1)[-1], poller.source.batch_size, poller.source.window_seconds,
+                     poller.source.concurrency)
         if schedules:
-            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc))
+            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
+                                       on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
+                                                                       source.function_name))
             self.scheduler.start()
         log.info("API up: %s (%d routes), %d event source(s), %d schedule(s)", self.api_url, len(routes), len(self.pollers), len(schedules))
         return self.ready_info()
@@ -291,7 +301,7 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        workers: list[threading.Thread] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
+        workers: list[Poller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
         busy = [worker.name for worker in workers if worker.is_alive()]
