@@ -164,14 +164,9 @@ def test_hundreds_of_clients_at_once_get_answers_and_no_reset(stack: LoadedStack
     print(f"\n{CLIENTS} concurrent POST /create-job and 50 GET /jobs/{{id}}: {dict(statuses)}")
     # Then every client got an HTTP answer: no connection was reset or refused
     assert all(isinstance(status, int) for status in statuses), statuses
-    # And almost all created their job; any other answer is in the API's error shape. (moto's DynamoDB,
-    # not thread-safe yet, fails some concurrent transactions: the function answers those 500
-    # InternalError. Once the emulated DynamoDB is thread-safe, every answer here is a 200.)
-    assert statuses[200] >= (CLIENTS + 50) // 2, statuses  # tighten to all once DynamoDB is thread-safe
-    for status, body in answers:
-        if status != 200:
-            assert has_error_shape(body), (status, body[:300])
-            assert status == 500 and json.loads(body)["error"]["code"] == "InternalError", (status, body[:300])
+    # And every one of them created its job or read the busy one: no 500 (the local DynamoDB layer
+    # serialises what moto cannot do concurrently)
+    assert statuses == Counter({200: CLIENTS + 50}), (statuses, [body[:300] for status, body in answers if status != 200][:3])
     # And a kept-alive connection serves request after request
     connection = http.client.HTTPConnection(stack.host, stack.port, timeout=30)
     for _ in range(3):
