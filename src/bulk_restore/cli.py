@@ -226,6 +226,7 @@ def _local(args: argparse.Namespace) -> int:
         environment=_pairs(args.env, "--env"),
         api_key=args.api_key,
         sweep_seconds=args.sweep_seconds,
+        functions_process=True,  # the functions apart from the AWS endpoint, as in AWS (local/function_host.py)
     )
     try:
         check(config)  # before anything starts or logs: a bad option is one line, not a half-started stack

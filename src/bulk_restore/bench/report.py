@@ -137,7 +137,8 @@ def targets(results: dict[str, Any]) -> list[Target]:
                             job["status_p99_ms"] < 100 and not job["status_errors"]))
         creates = scale.get("concurrent_creates")
         if creates:
-            bad = {k: v for k, v in creates["outcomes"].items() if k != "200"}
+            # 429 is the usage plan's documented answer to a burst over ApiThrottleBurstLimit
+            bad = {k: v for k, v in creates["outcomes"].items() if k not in ("200", "429")}
             found.append(Target(f"Local stack: {creates['calls']} concurrent create-job calls", "no 500, no reset",
                                 ", ".join(f"{v} × {k}" for k, v in creates["outcomes"].items()), not bad))
     return found

@@ -15,6 +15,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import IO, Any
 import yaml
 
 from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+from bulk_restore.local import function_host
 from bulk_restore.local import sqs as sqs_layer
 from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
@@ -66,6 +68,9 @@ class LocalStackConfig:
     retry_delay: int = 1
     min_schedule_seconds: float = 2.0
     sweep_seconds: float | None = 10.0  # the sweeper's schedule; None: the template's rate, scaled
+    # The functions' event sources and schedules in a process of their own (local/function_host.py),
+    # apart from the AWS endpoint and the API, as in AWS; False: in this process's threads.
+    functions_process: bool = False
 
     @property
     def client_host(self) -> str:
@@ -174,6 +179,7 @@ class LocalStack:
         self.api: LocalRestApi | None = None
         self.pollers: list[Poller] = []
         self.scheduler: Scheduler | None = None
+        self.functions: subprocess.Popen[bytes] | None = None  # the function process, when there is one
         self.api_key = config.api_key or secrets.token_urlsafe(24)
 
     def start(self) -> dict[str, Any]:
@@ -214,23 +220,11 @@ class LocalStack:
         _reset_cached_services()
         self._make_code_importable(stack)
 
-        from bulk_restore import wiring
-
-        wiring.services()  # build the functions' clients once, here, not in racing poller threads
-        for source in stack.sqs_event_sources(retry_delay=config.retry_delay):
-            source.handler = _logged(source.handler, source.function_name)
-            # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread pool)
-            # gives each invocation thread an execution environment of its own (clients, connection
-            # pools), as in Lambda; the others share the process's.
-            own = wiring.services.own_environment if source.max_concurrency else None
-            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
-                            on_error=self._poller_error(source.function_name), environment=own)
-            self.pollers.append(poller)
         scale = float(environment["TIME_SCALE"])
-        schedules = stack.schedule_sources(scale=scale, minimum_seconds=config.min_schedule_seconds)
-        if config.sweep_seconds is not None:
-            for schedule in schedules:  # the sweeper is the template's one schedule
-                schedule.every_seconds = max(config.min_schedule_seconds, config.sweep_seconds)
+        if config.functions_process:
+            self._start_function_process(stack, environment, scale)
+        else:
+            self._start_functions_here(stack, session, scale)
         routes = [
             Route(route.method, route.path, load_handler(stack.functions[route.function].handler), stack.functions[route.function].name,
                   timeout_s=stack.functions[route.function].timeout, api_key_required=route.api_key_required, stage=route.stage,
@@ -242,18 +236,61 @@ class LocalStack:
         self.api = LocalRestApi(routes, [self.api_key], host=config.host, port=config.api_port, region=config.region,
                                 account_id=stack.account_id, responses=gateway_responses(served.gateway_responses if served else None),
                                 usage_plan=UsagePlan.from_template(served.usage_plan) if served else None).start()
+        log.info("API up: %s (%d routes)", self.api_url, len(routes))
+        return self.ready_info()
+
+    def _sources(self, stack: ProvisionedStack, scale: float, load: Any = load_handler) -> tuple[list[Any], list[Any]]:
+        """The functions' SQS event sources and schedules (the sweeper's at ``sweep_seconds``)."""
+        config = self.config
+        sources = stack.sqs_event_sources(load=load, retry_delay=config.retry_delay)
+        schedules = stack.schedule_sources(load=load, scale=scale, minimum_seconds=config.min_schedule_seconds)
+        if config.sweep_seconds is not None:
+            for schedule in schedules:  # the sweeper is the template's one schedule
+                schedule.every_seconds = max(config.min_schedule_seconds, config.sweep_seconds)
+        for source in sources:
+            log.info("event source %s: %s, batches of %d within %g s, %d at a time", source.function_name,
+                     source.queue_url.rsplit("/", 1)[-1], source.batch_size, source.window_seconds, source.concurrency)
+        return sources, schedules
+
+    def _start_functions_here(self, stack: ProvisionedStack, session: Any, scale: float) -> None:
+        """The event sources and schedules in this process's threads."""
+        from bulk_restore import wiring
+
+        config = self.config
+        wiring.services()  # build the functions' clients once, here, not in racing poller threads
+        sources, schedules = self._sources(stack, scale)
+        for source in sources:
+            source.handler = _logged(source.handler, source.function_name)
+            # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread pool)
+            # gives each invocation thread an execution environment of its own (clients, connection
+            # pools), as in Lambda; the others share the process's.
+            own = wiring.services.own_environment if source.max_concurrency else None
+            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
+                            on_error=self._poller_error(source.function_name), environment=own)
+            self.pollers.append(poller)
         for poller in self.pollers:
             poller.start()
-            log.info("event source %s: %s, batches of %d within %g s, %d at a time", poller.source.function_name,
-                     poller.source.queue_url.rsplit("/", 1)[-1], poller.source.batch_size, poller.source.window_seconds,
-                     poller.source.concurrency)
         if schedules:
             self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
                                        on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
                                                                        source.function_name))
             self.scheduler.start()
-        log.info("API up: %s (%d routes), %d event source(s), %d schedule(s)", self.api_url, len(routes), len(self.pollers), len(schedules))
-        return self.ready_info()
+
+    def _start_function_process(self, stack: ProvisionedStack, environment: dict[str, str], scale: float) -> None:
+        """The event sources and schedules in a process of their own (local/function_host.py)."""
+        from bulk_restore.local import function_host
+
+        sources, schedules = self._sources(stack, scale, load=lambda path: path)
+        document = function_host.spec(sources, schedules, environment, self.config.endpoint_url, self.config.region,
+                                      [p for p in sys.path if p])
+        self.functions = subprocess.Popen([sys.executable, "-m", "bulk_restore.local.function_host"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=None, env={**os.environ})
+        assert self.functions.stdin is not None and self.functions.stdout is not None
+        self.functions.stdin.write((json.dumps(document) + "\n").encode())
+        self.functions.stdin.close()
+        if self.functions.stdout.readline().strip() != b"ready":
+            raise LocalStackError(f"the function process did not start (exit code {self.functions.wait()}): see the log above")
+        log.info("functions: process %d, %d event source(s), %d schedule(s)", self.functions.pid, len(sources), len(schedules))
 
     @property
     def api_url(self) -> str:
@@ -301,6 +338,14 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.functions is not None:
+            self.functions.send_signal(signal.SIGTERM)
+            try:
+                self.functions.wait(max(0.1, min(function_host.STOP_GRACE_SECONDS + 0.5, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                self.functions.kill()
+                self.functions.wait()
+            self.functions = None
         workers: list[Poller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
