@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import time
 import types
 from collections import Counter
 from collections.abc import Iterator
@@ -212,6 +213,30 @@ def test_a_job_past_its_deadline_ends_with_one_timeout_event_and_its_pending_obj
     ledger = JobLedger.read(stack, job_id)
     assert_counters_match(ledger)
     assert not ledger.on_sweep_list
+
+
+def test_the_tier_s_deadline_counts_from_the_last_request_sent_not_from_creation(
+    stack: Stack, emulator: s3_restore.S3RestoreEmulator
+) -> None:
+    # Given a Standard job (deadline 25 h) whose requests took 30 hours to send (a large, paced job):
+    # it was created 30 h ago and its last chunk was accounted now
+    job_id, _ = start(stack, "slow-to-send", 2)
+    clock = stepping_sweeper(stack)
+    created = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(clock.now - 30 * HOUR))
+    stack.ddb.update_item(TableName=stack.table_name, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
+                          UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": {"S": created}})
+    stack.drain()
+    assert JobLedger.read(stack, job_id).meta.get("issued_at")
+    tracer = CallTracer().install(stack.services())
+    # When the sweeper runs now, and 25 h later
+    sweep(stack, tracer)
+    statuses = [JobLedger.read(stack, job_id).status]
+    clock.advance(25 * HOUR + 60)
+    sweep(stack, tracer)
+    statuses.append(JobLedger.read(stack, job_id).status)
+    # Then it was not late at first; 25 h after its last request it timed out, once
+    assert statuses == ["Restoring", "Timeout"]
+    assert terminal_of(stack, job_id)["Status"] == "Timeout"
 
 
 def test_a_job_s_deadline_hours_overrides_the_tier_s_deadline_either_way(

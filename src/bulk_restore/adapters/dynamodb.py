@@ -228,6 +228,7 @@ class DynamoJobStore:
             outbox={k: {"message": json.loads(v["m"]), "lease": _int(v.get("lease"))} for k, v in item.get("outbox", {}).items()},
             end_pending=bool(item.get("end_pending", False)),
             issued=bool(item.get("issued", False)),
+            issued_at=item.get("issued_at", ""),
             request=json.loads(item["request"]) if item.get("request") else {},
             manifest_objects=_int(item["manifest_objects"]) if item.get("manifest_objects") is not None else None,
             notes=list(item.get("notes") or []),
@@ -408,13 +409,11 @@ class DynamoJobStore:
         """The job will record no new object: it leaves the rate's share and completion events of
         its buckets need not be kept for it. The job's own flag is set last, so a crash in between
         only repeats this."""
-        for bucket in buckets:
-            self.client.update_item(
-                TableName=self.table, Key=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}"}),
-                UpdateExpression="REMOVE issuing",
-            )
+        for bucket in buckets:  # a link already removed stays removed (an update would make it anew)
+            self._conditional_update({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
         self._conditional_update({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
-        self._conditional_update(self._meta(job_id), "SET issued = :yes", "attribute_exists(pk)", None, {":yes": True})
+        self._conditional_update(self._meta(job_id), "SET issued = :yes, issued_at = if_not_exists(issued_at, :at)",
+                                 "attribute_exists(pk)", None, {":yes": True, ":at": now_iso()})
 
     def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
         """Take over publishing a pending event whose lease has run out."""

@@ -87,3 +87,19 @@ def functions_logging_to(sink: LogSink) -> Iterator[LogSink]:
         for handler, stream in swapped:
             handler.setStream(stream)  # type: ignore[arg-type]
 
+
+@contextmanager
+def local_aws_layers() -> Iterator[None]:
+    """moto as the local stack runs it: with its own DynamoDB and SQS layers (local/dynamodb.py,
+    local/sqs.py), whose calls cost the same whatever a table or queue holds."""
+    from bulk_restore.local import sqs as sqs_layer
+    from bulk_restore.local.dynamodb import DynamoDBEmulation
+
+    had_sqs = sqs_layer.installed()
+    with DynamoDBEmulation():
+        sqs_layer.install()
+        try:
+            yield
+        finally:
+            if not had_sqs:
+                sqs_layer.uninstall()

@@ -25,9 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bulk_restore.bench.common import LogSink, cpu_scale, functions_logging_to
+from bulk_restore.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
 from bulk_restore.bench.meter import DynamoCapacity, Request, RequestMeter, moto_item_lookup
-from bulk_restore.bench.moto_speed import fast_moto
 
 REGION = "us-east-1"
 DATA_BUCKET = "bench-archive"
@@ -117,7 +116,7 @@ def run(objects: int, engine: str = "direct", arrival: str = "burst", sink: LogS
     if arrival not in ARRIVALS:
         raise ValueError(f"unknown arrival {arrival!r}: one of {', '.join(ARRIVALS)}")
     sink = sink or LogSink()
-    with _fake_aws_environment(), functions_logging_to(sink), fast_moto():
+    with _fake_aws_environment(), functions_logging_to(sink), local_aws_layers():
         return _run(objects, engine, arrival, sink)
 
 

@@ -6,9 +6,8 @@ job restores ``objects`` archived objects of its own bucket. Two moments are tak
 restore emulation completed the job's last restore (and handed S3's event to EventBridge), and
 when SNS accepted the job's Complete event from the completion function.
 
-moto runs with the benchmark's faster transactions (moto_speed.py): moto's own copy the table
-under concurrent requests and then fail some with a 500 that a restore chunk retries after its
-restores have completed, leaving objects to the sweeper's much later check.
+moto runs with the local stack's own DynamoDB and SQS layers (local/dynamodb.py, local/sqs.py),
+as `bulk-restore local` does.
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ import time
 import urllib.request
 from typing import Any
 
-from bulk_restore.bench.common import LogSink, functions_logging_to
+from bulk_restore.bench.common import LogSink, functions_logging_to, local_aws_layers
 from bulk_restore.bench.meter import RequestMeter
-from bulk_restore.bench.moto_speed import fast_moto
 
 
 def _free_port() -> int:
@@ -40,7 +38,7 @@ def run(sizes: tuple[int, ...] | list[int] = (300, 300, 1), restore_seconds: flo
     sink = sink or LogSink()
     saved = dict(os.environ)
     try:
-        with functions_logging_to(sink), fast_moto():
+        with functions_logging_to(sink), local_aws_layers():
             return _run(list(sizes), restore_seconds, timeout_s)
     finally:
         os.environ.clear()

@@ -229,6 +229,7 @@ class RestoreJob:
     outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}
     end_pending: bool = False  # ended (cancel, timeout, failure); its terminal event not yet announced
     issued: bool = False  # every planned chunk is accounted: the job records no new objects
+    issued_at: str = ""  # when that was first seen: the tier's window and deadline count from here
     # The create request as normalised (usecases.jobs.CreateJobRequest.normalised): a repeat under the
     # same idempotency key must ask for the same job. Empty for jobs stored before it was kept.
     request: dict[str, Any] = field(default_factory=dict)

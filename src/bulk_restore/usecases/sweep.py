@@ -82,8 +82,13 @@ class Sweeper:
         if not job.planning.done and due(job.updated_at, self.settings.stalled_planning_seconds * scale, now):
             logger.info("planning stalled: step asked again", extra={"job_id": job_id, "step": job.planning.step})
             self.queues.send_plan_step(job_id, job.planning.step)
+        # A job's own deadline_hours counts from its creation. The tier's counts from the moment its
+        # last restore request was sent: a large job whose requests take longer than that to send
+        # is not late. Until then it counts from the job's last planning step or event, so a job
+        # whose last chunks never come (lost to a dead-letter queue) still ends.
         deadline = job.deadline_seconds or default_deadline(job.tier, scale)
-        if due(job.created_at, deadline, now):
+        since = job.created_at if job.deadline_seconds else (job.issued_at or job.updated_at or job.created_at)
+        if since and due(since, deadline, now):
             reason = (
                 f"deadline of {deadline / 3600:g} h passed with {counts.restoring} objects still restoring"
                 f" and planning {'complete' if job.planning.done else 'incomplete'}:"
@@ -92,7 +97,7 @@ class Sweeper:
             if self.notifier.end(job_id, JobStatus.TIMEOUT, reason):
                 report["timed_out"] += 1
             return
-        if counts.restoring and due(job.created_at, expected_window(job.tier, scale), now):
+        if counts.restoring and due(job.issued_at or job.created_at, expected_window(job.tier, scale), now):
             if self.clock() >= float(job.sweep.get("next_at", 0)):
                 self._check_restoring(job, counts, report)
 
