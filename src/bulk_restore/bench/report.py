@@ -395,7 +395,7 @@ def _local_scale_section(results: dict[str, Any]) -> list[str]:
         ["threaded boto3 loop, RestoreObject", f"{loop['objects']:,}", f"{loop['seconds']:,.1f}", f"{loop['per_second']:,.0f}"],
         ["bulk-restore: create-job → every restore requested and accounted", f"{r['objects']:,}", f"{job['issuance_seconds']:,.1f}",
          f"{job['issued_per_second']:,.0f}"],
-        ["bulk-restore: create-job → Complete", f"{r['objects']:,}", f"{job['whole_seconds']:,.1f}",
+        [f"bulk-restore: create-job → {job['status']}", f"{r['objects']:,}", f"{job['whole_seconds']:,.1f}",
          f"{r['objects'] / max(job['whole_seconds'], 1e-9):,.0f}"],
     ]))
     out += ["", f"Issuance ratio (job / loop): **{r['issuance_ratio']:.0%}**; whole job / the loop's time for {r['objects']:,} objects:",
