@@ -51,9 +51,43 @@ def spec(sources: list[SqsEventSource], schedules: list[ScheduleSource], environ
     }
 
 
+def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSource], sqs: Any,
+                    stop: threading.Event) -> tuple[list[Poller], Scheduler | None]:
+    """Run the event sources' pollers and the schedules, in this process's threads, until ``stop``.
+
+    ``sqs`` makes an SQS client for a poller. The local stack calls this in its own process, or
+    the function process does (``serve``).
+    """
+    from bulk_restore import wiring
+    from bulk_restore.local.stack import _logged
+
+    wiring.services()  # the functions' clients, made once before the pollers race for them
+    pollers = []
+    for source in sources:
+        source.handler = _logged(source.handler, source.function_name)
+        # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread
+        # pool) gives each invocation thread an execution environment of its own (clients,
+        # connection pools), as in Lambda; the others share the process's.
+        own = wiring.services.own_environment if source.max_concurrency else None
+
+        def report(exc: Exception, name: str = source.function_name) -> None:
+            log.error("event source of %s failed to poll: %s", name, exc)
+
+        pollers.append(Poller(source, sqs(), stop, on_error=report, environment=own))
+    for poller in pollers:
+        poller.start()
+    scheduler = None
+    if schedules:
+        scheduler = Scheduler(schedules, stop, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
+                              on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
+                                                              source.function_name))
+        scheduler.start()
+    return pollers, scheduler
+
+
 def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller], Scheduler | None]:
     """Start the pollers and the scheduler the spec describes (in this process)."""
-    from bulk_restore.local.stack import _logged, configure_aws_environment
+    from bulk_restore.local.stack import configure_aws_environment
 
     configure_aws_environment(document["endpoint_url"], document["region"])
     os.environ.update(document["environment"])
@@ -62,32 +96,10 @@ def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller]
             sys.path.append(path)
     import boto3
 
-    from bulk_restore import wiring
-
-    wiring.services()  # the functions' clients, made once before the pollers race for them
     session = boto3.session.Session(region_name=document["region"])
-    pollers = []
-    for raw in document["sources"]:
-        source = SqsEventSource(**{**raw, "handler": _logged(load_handler(raw["handler"]), raw["function_name"])})
-        # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread
-        # pool) gives each invocation thread an execution environment of its own, as in Lambda.
-        own = wiring.services.own_environment if source.max_concurrency else None
-
-        def report(exc: Exception, name: str = source.function_name) -> None:
-            log.error("event source of %s failed to poll: %s", name, exc)
-
-        pollers.append(Poller(source, session.client("sqs", endpoint_url=document["endpoint_url"]), stop, on_error=report,
-                              environment=own))
-    for poller in pollers:
-        poller.start()
-    scheduler = None
-    if document["schedules"]:
-        schedules = [ScheduleSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["schedules"]]
-        scheduler = Scheduler(schedules, stop, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
-                              on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
-                                                              source.function_name))
-        scheduler.start()
-    return pollers, scheduler
+    sources = [SqsEventSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["sources"]]
+    schedules = [ScheduleSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["schedules"]]
+    return start_functions(sources, schedules, lambda: session.client("sqs", endpoint_url=document["endpoint_url"]), stop)
 
 
 def main() -> int:

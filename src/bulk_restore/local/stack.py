@@ -254,27 +254,9 @@ class LocalStack:
 
     def _start_functions_here(self, stack: ProvisionedStack, session: Any, scale: float) -> None:
         """The event sources and schedules in this process's threads."""
-        from bulk_restore import wiring
-
-        config = self.config
-        wiring.services()  # build the functions' clients once, here, not in racing poller threads
         sources, schedules = self._sources(stack, scale)
-        for source in sources:
-            source.handler = _logged(source.handler, source.function_name)
-            # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread pool)
-            # gives each invocation thread an execution environment of its own (clients, connection
-            # pools), as in Lambda; the others share the process's.
-            own = wiring.services.own_environment if source.max_concurrency else None
-            poller = Poller(source, session.client("sqs", endpoint_url=config.endpoint_url), self.stop_event,
-                            on_error=self._poller_error(source.function_name), environment=own)
-            self.pollers.append(poller)
-        for poller in self.pollers:
-            poller.start()
-        if schedules:
-            self.scheduler = Scheduler(schedules, self.stop_event, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
-                                       on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
-                                                                       source.function_name))
-            self.scheduler.start()
+        self.pollers, self.scheduler = function_host.start_functions(
+            sources, schedules, lambda: session.client("sqs", endpoint_url=self.config.endpoint_url), self.stop_event)
 
     def _start_function_process(self, stack: ProvisionedStack, environment: dict[str, str], scale: float) -> None:
         """The event sources and schedules in a process of their own (local/function_host.py)."""
@@ -363,13 +345,6 @@ class LocalStack:
             self.moto = None
         self.dynamodb.uninstall()
         return True
-
-    @staticmethod
-    def _poller_error(function_name: str) -> Any:
-        def report(exc: Exception) -> None:
-            log.error("event source of %s failed to poll: %s", function_name, exc)
-
-        return report
 
     @staticmethod
     def _make_code_importable(stack: ProvisionedStack) -> None:
