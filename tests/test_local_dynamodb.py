@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -481,3 +482,122 @@ def test_a_transaction_takes_as_long_on_50000_items_as_on_1000() -> None:
         large = _transaction_seconds(client)
     print(f"one transaction: {small * 1000:.1f} ms at 1,000 items, {large * 1000:.1f} ms at 50,000")
     assert large < 3 * small, (small, large)
+
+
+# ---- answers written as JSON, simple updates applied directly: the same as moto's ------------------
+
+RICH_ITEM = {
+    "pk": {"S": "JOB#rich"}, "sk": {"S": "a"}, "s": {"S": "naïve ☃ \"quoted\" \\ null"}, "empty": {"S": ""}, "n": {"N": "-12.50"},
+    "big": {"N": "12345678901234567890123456789012345678"}, "b": {"B": b"\x00\xffbinary"}, "bs": {"BS": [b"one", b"\x01two"]},
+    "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2.5"]}, "yes": {"BOOL": True}, "no": {"BOOL": False}, "nothing": {"NULL": True},
+    "list": {"L": [{"S": "null"}, {"N": "1"}, {"M": {"deep": {"B": b"\x02"}}}, {"L": []}]}, "map": {"M": {"k": {"NULL": True}, "e": {"M": {}}}},
+}
+
+
+def _answers() -> list[Any]:
+    """The item operations' answers on RICH_ITEM and friends, as a client parses them."""
+    with mock_aws():
+        client = _client()
+        _make_table(client)
+        client.put_item(TableName=TABLE, Item=RICH_ITEM)
+        client.put_item(TableName=TABLE, Item={**RICH_ITEM, "sk": {"S": "b"}, "n": {"N": "3"}})
+        answers = [
+            client.get_item(TableName=TABLE, Key=key("JOB#rich", "a"), ConsistentRead=True, ReturnConsumedCapacity="TOTAL"),
+            client.get_item(TableName=TABLE, Key=key("JOB#rich", "absent")),
+            client.get_item(TableName=TABLE, Key=key("JOB#rich", "a"), ProjectionExpression="b, #m.k",
+                            ExpressionAttributeNames={"#m": "map"}),
+            client.batch_get_item(RequestItems={TABLE: {"Keys": [key("JOB#rich", "a"), key("JOB#rich", "b"), key("JOB#rich", "c")]}},
+                                  ReturnConsumedCapacity="INDEXES"),
+            client.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "JOB#rich"}}, Limit=1),
+            client.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "JOB#rich"}},
+                         Select="COUNT"),
+            client.query(TableName=TABLE, KeyConditionExpression="pk = :p", FilterExpression="n > :z",
+                         ExpressionAttributeValues={":p": {"S": "JOB#rich"}, ":z": {"N": "0"}}, ScanIndexForward=False),
+            client.scan(TableName=TABLE, ReturnConsumedCapacity="TOTAL"),
+            client.put_item(TableName=TABLE, Item={**RICH_ITEM, "s": {"S": "new"}}, ReturnValues="ALL_OLD"),
+            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET n = n + :one REMOVE b",
+                               ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW"),
+            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET s = :s",
+                               ExpressionAttributeValues={":s": {"S": "x"}}, ReturnValues="UPDATED_OLD"),
+            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET s = :s",
+                               ExpressionAttributeValues={":s": {"S": "y"}}),
+            client.transact_get_items(TransactItems=[{"Get": {"TableName": TABLE, "Key": key("JOB#rich", "a")}},
+                                                     {"Get": {"TableName": TABLE, "Key": key("JOB#rich", "zz")}}]),
+            client.delete_item(TableName=TABLE, Key=key("JOB#rich", "a"), ReturnValues="ALL_OLD"),
+        ]
+        for answer in answers:
+            answer.pop("ResponseMetadata")
+        return answers
+
+
+def test_item_answers_are_what_moto_s_serializer_writes() -> None:
+    emulated = _answers()
+    with plain_moto():
+        plain = _answers()
+    assert emulated == plain
+    assert emulated[0]["Item"]["b"] == {"B": b"\x00\xffbinary"} and emulated[0]["Item"]["empty"] == {"S": ""}
+
+
+_NAMES = {"#s": "state", "#c": "count", "#k": "pk", "#x": "extra"}
+_PATHS = ["a", "b", "total", "#s", "#c", "#k", "#x", "#undefined", "m.k", "l[0]", "state"]
+_VALUES = {":s": {"S": "RESTORED"}, ":e": {"S": ""}, ":n": {"N": "5"}, ":neg": {"N": "-1.25"}, ":t": {"BOOL": True},
+           ":null": {"NULL": True}, ":set": {"SS": ["a"]}, ":list": {"L": [{"N": "1"}]}}
+_STARTS = [None, {"a": {"S": "text"}, "total": {"N": "10"}, "m": {"M": {"k": {"N": "1"}}}, "l": {"L": [{"S": "x"}]}},
+           {"state": {"S": "RESTORING"}, "count": {"SS": ["z"]}, "b": {"N": "1"}}]
+
+
+def _update_outcome(start: dict[str, Any] | None, expression: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with mock_aws():
+        client = _client()
+        _make_table(client)
+        if start is not None:
+            client.put_item(TableName=TABLE, Item={**key("JOB#u", "a"), **start})
+        used_names = {k: v for k, v in _NAMES.items() if k in expression}
+        used_values = {k: v for k, v in _VALUES.items() if re.search(re.escape(k) + r"\b", expression)}
+        update: dict[str, Any] = {"TableName": TABLE, "Key": key("JOB#u", "a"), "UpdateExpression": expression}
+        if used_names:
+            update["ExpressionAttributeNames"] = used_names
+        if used_values:
+            update["ExpressionAttributeValues"] = used_values
+        outcome = _outcome(lambda: client.transact_write_items(TransactItems=[{"Update": update}]))
+        return outcome, _items(client)
+
+
+def _expressions() -> Any:
+    from hypothesis import strategies as st
+
+    set_action = st.tuples(st.sampled_from(_PATHS), st.sampled_from([*_VALUES, ":n + :n", "if_not_exists(total, :n)"])).map(lambda t: f"{t[0]} = {t[1]}")
+    add_action = st.tuples(st.sampled_from(_PATHS), st.sampled_from(list(_VALUES))).map(lambda t: f"{t[0]} {t[1]}")
+    remove_action = st.sampled_from(_PATHS)
+    clause = st.one_of(
+        st.lists(set_action, min_size=1, max_size=3).map(lambda a: "SET " + ", ".join(a)),
+        st.lists(add_action, min_size=1, max_size=2).map(lambda a: "ADD " + ", ".join(a)),
+        st.lists(remove_action, min_size=1, max_size=2).map(lambda a: "REMOVE " + ", ".join(a)),
+    )
+    return st.lists(clause, min_size=1, max_size=3).map(" ".join)
+
+
+def test_updates_in_a_transaction_change_items_as_moto_s_update_does() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(range(len(_STARTS))), _expressions())
+    def check(start: int, expression: str) -> None:
+        emulated = _update_outcome(_STARTS[start], expression)
+        with plain_moto():
+            plain = _update_outcome(_STARTS[start], expression)
+        assert emulated == plain, expression
+
+    check()
+
+
+def test_simple_updates_are_recognised_and_others_left_to_moto() -> None:
+    from bulk_restore.local.dynamodb import simple_update_actions
+
+    assert simple_update_actions("SET #s = :to, updated_at = :u ADD n :one REMOVE reason") == (
+        ("SET", "#s", ":to"), ("SET", "updated_at", ":u"), ("ADD", "n", ":one"), ("REMOVE", "reason", None))
+    assert simple_update_actions("ADD #total :total, #restoring :restoring") == (("ADD", "#total", ":total"), ("ADD", "#restoring", ":restoring"))
+    for other in ("SET a = a + :n", "SET a = if_not_exists(a, :n)", "SET m.k = :v", "SET l[0] = :v", "DELETE s :v",
+                  "SET a = :v SET b = :w", "SET a = :v,", "x SET a = :v"):
+        assert simple_update_actions(other) is None, other

@@ -189,7 +189,8 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
     from bulk_restore.demo import LocalStackProcess
 
     with tempfile.TemporaryDirectory(prefix="bulk-restore-scale-") as workdir:
-        stack = LocalStackProcess(restore_seconds, Path(workdir))
+        stats_path = Path(workdir) / "endpoint.json"
+        stack = LocalStackProcess(restore_seconds, Path(workdir), extra=["--endpoint-stats", str(stats_path)])
         info = stack.start(timeout=120)
         try:
             s3 = _clients(info, max(LOOP_THREADS, SEED_THREADS) + 4)
@@ -207,6 +208,7 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
+        endpoint = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     return {
         "objects": objects,
         "restore_seconds": restore_seconds,
@@ -217,4 +219,5 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
         "whole_over_loop_issuance": round(job["whole_seconds"] / (objects / loop["per_second"]), 3),
         "concurrent_creates": creates,
         "stack_exit": code,
+        "endpoint": dict(list(endpoint.items())[:12]),  # the AWS endpoint's busiest operations: requests, seconds inside moto
     }

@@ -29,6 +29,7 @@ from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_res
 from bulk_restore.local import function_host
 from bulk_restore.local import sqs as sqs_layer
 from bulk_restore.local.dynamodb import DynamoDBEmulation
+from bulk_restore.local.endpoint import API_APP_ID, AwsEndpoint
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
@@ -71,6 +72,8 @@ class LocalStackConfig:
     # The functions' event sources and schedules in a process of their own (local/function_host.py),
     # apart from the AWS endpoint and the API, as in AWS; False: in this process's threads.
     functions_process: bool = False
+    endpoint_slots: int = 1  # requests computing in moto at once (local/endpoint.py)
+    endpoint_stats: Path | None = None  # where to write the endpoint's per-operation figures when the stack stops
 
     @property
     def client_host(self) -> str:
@@ -188,12 +191,9 @@ class LocalStack:
         template = check(config)
         configure_aws_environment(config.endpoint_url, config.region)
 
-        from moto.server import ThreadedMotoServer
-
         self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
         sqs_layer.install()  # receives and deletes cost their batch, not the queue
-        self.moto = ThreadedMotoServer(ip_address=config.host, port=config.aws_port, verbose=False)
-        self.moto.start()
+        self.moto = AwsEndpoint(config.host, config.aws_port, slots=config.endpoint_slots).start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
         self.emulator.start_clock(interval=min(0.1, max(config.restore_seconds / 20, 0.02)))
         log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
@@ -223,6 +223,9 @@ class LocalStack:
         scale = float(environment["TIME_SCALE"])
         if config.functions_process:
             self._start_function_process(stack, environment, scale)
+            # What the API's functions send from here is marked as theirs: the endpoint lets it
+            # ahead of the workers' traffic, as the API's reads are in AWS (local/endpoint.py).
+            os.environ["AWS_SDK_UA_APP_ID"] = API_APP_ID
         else:
             self._start_functions_here(stack, session, scale)
         routes = [
@@ -341,10 +344,18 @@ class LocalStack:
             self.emulator.uninstall()
             self.emulator = None
         if self.moto is not None:
+            self._report_endpoint(self.moto.stats())
             self.moto.stop()
             self.moto = None
         self.dynamodb.uninstall()
         return True
+
+    def _report_endpoint(self, stats: dict[str, dict[str, float]]) -> None:
+        total = sum(figures["requests"] for figures in stats.values())
+        busiest = ", ".join(f"{name} {figures['requests']:.0f} ({figures['seconds']:.1f} s)" for name, figures in list(stats.items())[:6])
+        log.info("AWS endpoint served %d requests; most time in: %s", total, busiest or "none")
+        if self.config.endpoint_stats is not None:
+            self.config.endpoint_stats.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
 
     @staticmethod
     def _make_code_importable(stack: ProvisionedStack) -> None:

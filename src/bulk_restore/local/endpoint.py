@@ -1,0 +1,159 @@
+"""The local stack's AWS endpoint: moto's WSGI application behind an admission gate.
+
+moto's backends run Python under one interpreter lock: however many connections are open, one
+request computes at a time. Left alone, every connection's thread competes for that lock, and a
+request waits behind all of them, a few milliseconds per turn: under a full job, a status read
+took seconds. In AWS the API's own reads do not queue behind the workers' traffic.
+
+So requests are admitted to moto ``slots`` at a time (threads parse HTTP outside the gate), in
+two classes: requests made by the API's functions (their SDK user agent carries
+``app/<API_APP_ID>``, set in the process that serves the API) go before every other waiting
+request; the rest in arrival order. Nothing is refused or reordered within a class. SQS's
+ReceiveMessage is not gated: a long poll waits inside moto for messages to arrive, and those come
+from requests the gate must still admit.
+
+``stats()`` counts requests and the time spent inside moto per service and operation, the figures
+a slow run is read from (``bulk-restore local --endpoint-stats``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+API_APP_ID = "bulk-restore-api"
+INTERACTIVE, BATCH = 0, 1
+UNGATED = frozenset({"amazonsqs:ReceiveMessage", "sqs:ReceiveMessage"})  # long polls wait inside moto
+
+
+class AdmissionGate:
+    """At most ``slots`` holders; waiting ones admitted by (class, arrival)."""
+
+    def __init__(self, slots: int = 1):
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.slots = slots
+        self._busy = 0
+        self._waiting: list[tuple[int, int, threading.Event]] = []
+        self._order = itertools.count()
+        self._lock = threading.Lock()
+
+    def enter(self, priority: int = BATCH) -> None:
+        with self._lock:
+            if self._busy < self.slots and not self._waiting:
+                self._busy += 1
+                return
+            turn = threading.Event()
+            heapq.heappush(self._waiting, (priority, next(self._order), turn))
+        turn.wait()  # the slot is handed over by leave(): _busy already counts it
+
+    def leave(self) -> None:
+        with self._lock:
+            if self._waiting:
+                _, _, turn = heapq.heappop(self._waiting)
+                turn.set()
+            else:
+                self._busy -= 1
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+
+def operation(environ: dict[str, Any]) -> str:
+    """``service:Operation`` of a request, from its headers and path (no body read)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:  # JSON protocols: DynamoDB_20120810.TransactWriteItems, AmazonSQS.ReceiveMessage
+        prefix, _, name = target.partition(".")
+        return f"{prefix.split('_')[0].lower()}:{name}"
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    service = "?"
+    marker = authorization.find("Credential=")
+    if marker >= 0:
+        parts = authorization[marker + 11:].split(",", 1)[0].split("/")
+        if len(parts) >= 4:
+            service = parts[3]
+    method = environ.get("REQUEST_METHOD", "?")
+    if service == "s3":
+        query = environ.get("QUERY_STRING", "")
+        if "restore" in query.split("&") or query.startswith("restore"):
+            return "s3:RestoreObject"
+        return f"s3:{method}"
+    return f"{service}:{method}"
+
+
+class GatedApplication:
+    """A WSGI application admitted through an ``AdmissionGate``, with per-operation figures."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], slots: int = 1):
+        self.app = app
+        self.gate = AdmissionGate(slots)
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = defaultdict(int)
+        self._seconds: dict[str, float] = defaultdict(float)
+        self._waited: dict[str, float] = defaultdict(float)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        agent = environ.get("HTTP_USER_AGENT", "")
+        priority = INTERACTIVE if f"app/{API_APP_ID}" in agent else BATCH
+        name = operation(environ)
+        gated = name not in UNGATED
+        arrived = time.perf_counter()
+        if gated:
+            self.gate.enter(priority)
+        admitted = time.perf_counter()
+        try:
+            body = b"".join(self.app(environ, start_response))  # the whole answer inside the gate: moto computes lazily
+        finally:
+            if gated:
+                self.gate.leave()
+            done = time.perf_counter()
+            with self._lock:
+                self._counts[name] += 1
+                self._seconds[name] += done - admitted
+                self._waited[name] += admitted - arrived
+        return [body]
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {name: {"requests": self._counts[name], "seconds": round(self._seconds[name], 3),
+                           "waited_seconds": round(self._waited[name], 3)}
+                    for name in sorted(self._counts, key=lambda n: -self._seconds[n])}
+
+
+class AwsEndpoint:
+    """moto's server application on ``host:port``, threaded, behind the gate."""
+
+    def __init__(self, host: str, port: int, slots: int = 1):
+        self.host, self.port, self.slots = host, port, slots
+        self.application: GatedApplication | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "AwsEndpoint":
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.application = GatedApplication(DomainDispatcherApplication(create_backend_app), self.slots)
+        self._server = make_server(self.host, self.port, self.application, threaded=True, request_handler=MotoRequestHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-endpoint", daemon=True)
+        self._thread.start()
+        return self
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return self.application.stats() if self.application else {}
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
