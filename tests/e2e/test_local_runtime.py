@@ -251,7 +251,7 @@ def test_schedules_fire_on_their_grid_while_the_process_is_busy():
         while time.monotonic() < busy_until:
             sum(i * i for i in range(2000))
 
-    workers = [threading.Thread(target=busy, daemon=True) for _ in range(16)]
+    workers = [threading.Thread(target=busy, daemon=True) for _ in range(8)]
     for worker in workers:
         worker.start()
     scheduler = Scheduler([schedule], stop)

@@ -101,8 +101,8 @@ class GatedApplication:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         agent = environ.get("HTTP_USER_AGENT", "")
         priority = INTERACTIVE if f"app/{API_APP_ID}" in agent else BATCH
-        name = operation(environ)
-        gated = name not in UNGATED
+        name = operation(environ) + (" (API)" if priority == INTERACTIVE else "")
+        gated = name.split(" ")[0] not in UNGATED
         arrived = time.perf_counter()
         if gated:
             self.gate.enter(priority)

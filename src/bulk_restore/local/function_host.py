@@ -30,9 +30,11 @@ STOP_GRACE_SECONDS = 2.5  # an invocation still running then ends with the proce
 
 
 def spec(sources: list[SqsEventSource], schedules: list[ScheduleSource], environment: dict[str, str], endpoint_url: str,
-         region: str, code_paths: list[str]) -> dict[str, Any]:
-    """What the function process needs, as JSON: handlers by their "module.function" path."""
+         region: str, code_paths: list[str], api: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the function process needs, as JSON: handlers by their "module.function" path; ``api``:
+    the REST API to serve (``LocalStack._api_spec``)."""
     return {
+        "api": api,
         "environment": environment,
         "endpoint_url": endpoint_url,
         "region": region,
@@ -85,6 +87,17 @@ def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSourc
     return pollers, scheduler
 
 
+def start_api(api: dict[str, Any], load: Any) -> Any:
+    """The REST API the spec describes, serving (``load`` turns a handler path into the handler)."""
+    from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+
+    routes = [Route(r["method"], r["path"], load(r["handler"]), r["function_name"], timeout_s=r["timeout_s"],
+                    api_key_required=r["api_key_required"], stage=r["stage"], api_id=r["api_id"]) for r in api["routes"]]
+    return LocalRestApi(routes, api["api_keys"], host=api["host"], port=api["port"], region=api["region"], account_id=api["account_id"],
+                        responses=gateway_responses(api["gateway_responses"]),
+                        usage_plan=UsagePlan.from_template(api["usage_plan"]) if api["served"] else None).start()
+
+
 def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller], Scheduler | None]:
     """Start the pollers and the scheduler the spec describes (in this process)."""
     from bulk_restore.local.stack import configure_aws_environment
@@ -97,6 +110,8 @@ def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller]
     import boto3
 
     session = boto3.session.Session(region_name=document["region"])
+    if document.get("api"):
+        start_api(document["api"], load_handler)
     sources = [SqsEventSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["sources"]]
     schedules = [ScheduleSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["schedules"]]
     return start_functions(sources, schedules, lambda: session.client("sqs", endpoint_url=document["endpoint_url"]), stop)
@@ -114,7 +129,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops this process
-    pollers, scheduler = serve(document, stop)
+    try:
+        pollers, scheduler = serve(document, stop)
+    except OSError as exc:  # the API's port taken since the stack checked it
+        log.error("could not start: %s", exc)
+        return 1
     ready.write("ready\n")
     ready.flush()
     parent = os.getppid()

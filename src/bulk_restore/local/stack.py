@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import yaml
 
-from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+from bulk_restore.local.apigw import LocalRestApi
 from bulk_restore.local import function_host
 from bulk_restore.local import sqs as sqs_layer
 from bulk_restore.local.dynamodb import DynamoDBEmulation
@@ -182,7 +182,7 @@ class LocalStack:
         self.api: LocalRestApi | None = None
         self.pollers: list[Poller] = []
         self.scheduler: Scheduler | None = None
-        self.functions: subprocess.Popen[bytes] | None = None  # the function process, when there is one
+        self.processes: list[subprocess.Popen[bytes]] = []  # the function and API processes, when there are some
         self.api_key = config.api_key or secrets.token_urlsafe(24)
 
     def start(self) -> dict[str, Any]:
@@ -223,23 +223,18 @@ class LocalStack:
         scale = float(environment["TIME_SCALE"])
         if config.functions_process:
             self._start_function_process(stack, environment, scale)
-            # What the API's functions send from here is marked as theirs: the endpoint lets it
-            # ahead of the workers' traffic, as the API's reads are in AWS (local/endpoint.py).
-            os.environ["AWS_SDK_UA_APP_ID"] = API_APP_ID
         else:
             self._start_functions_here(stack, session, scale)
-        routes = [
-            Route(route.method, route.path, load_handler(stack.functions[route.function].handler), stack.functions[route.function].name,
-                  timeout_s=stack.functions[route.function].timeout, api_key_required=route.api_key_required, stage=route.stage,
-                  api_id=stack.apis[route.api].api_id if route.api in stack.apis else "local")
-            for route in stack.routes()
-        ]
-        apis = [stack.apis[name] for name in {route.api for route in stack.routes()} if name in stack.apis]
-        served = apis[0] if len(apis) == 1 else None  # its gateway responses and usage plan, as API Gateway applies them
-        self.api = LocalRestApi(routes, [self.api_key], host=config.host, port=config.api_port, region=config.region,
-                                account_id=stack.account_id, responses=gateway_responses(served.gateway_responses if served else None),
-                                usage_plan=UsagePlan.from_template(served.usage_plan) if served else None).start()
-        log.info("API up: %s (%d routes)", self.api_url, len(routes))
+        api = self._api_spec(stack)
+        if config.functions_process:
+            # The API and its functions in a process of their own too, as API Gateway and Lambda
+            # are apart from the workers; what they send is marked as theirs, and the endpoint
+            # lets it ahead of the workers' traffic (local/endpoint.py).
+            self._start_process("API", function_host.spec([], [], {**environment, "AWS_SDK_UA_APP_ID": API_APP_ID},
+                                                          config.endpoint_url, config.region, [p for p in sys.path if p], api=api))
+        else:
+            self.api = function_host.start_api(api, load_handler)
+        log.info("API up: %s (%d routes)", self.api_url, len(api["routes"]))
         return self.ready_info()
 
     def _sources(self, stack: ProvisionedStack, scale: float, load: Any = load_handler) -> tuple[list[Any], list[Any]]:
@@ -255,6 +250,22 @@ class LocalStack:
                      source.queue_url.rsplit("/", 1)[-1], source.batch_size, source.window_seconds, source.concurrency)
         return sources, schedules
 
+    def _api_spec(self, stack: ProvisionedStack) -> dict[str, Any]:
+        """The REST API as JSON: its routes (handlers by path), key, gateway responses and usage plan."""
+        config = self.config
+        routes = [
+            {"method": route.method, "path": route.path, "handler": stack.functions[route.function].handler,
+             "function_name": stack.functions[route.function].name, "timeout_s": stack.functions[route.function].timeout,
+             "api_key_required": route.api_key_required, "stage": route.stage,
+             "api_id": stack.apis[route.api].api_id if route.api in stack.apis else "local"}
+            for route in stack.routes()
+        ]
+        apis = [stack.apis[name] for name in {route.api for route in stack.routes()} if name in stack.apis]
+        served = apis[0] if len(apis) == 1 else None  # its gateway responses and usage plan, as API Gateway applies them
+        return {"routes": routes, "api_keys": [self.api_key], "host": config.host, "port": config.api_port, "region": config.region,
+                "account_id": stack.account_id, "gateway_responses": served.gateway_responses if served else None,
+                "usage_plan": served.usage_plan if served else None, "served": served is not None}
+
     def _start_functions_here(self, stack: ProvisionedStack, session: Any, scale: float) -> None:
         """The event sources and schedules in this process's threads."""
         sources, schedules = self._sources(stack, scale)
@@ -263,19 +274,21 @@ class LocalStack:
 
     def _start_function_process(self, stack: ProvisionedStack, environment: dict[str, str], scale: float) -> None:
         """The event sources and schedules in a process of their own (local/function_host.py)."""
-        from bulk_restore.local import function_host
-
         sources, schedules = self._sources(stack, scale, load=lambda path: path)
-        document = function_host.spec(sources, schedules, environment, self.config.endpoint_url, self.config.region,
-                                      [p for p in sys.path if p])
-        self.functions = subprocess.Popen([sys.executable, "-m", "bulk_restore.local.function_host"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=None, env={**os.environ})
-        assert self.functions.stdin is not None and self.functions.stdout is not None
-        self.functions.stdin.write((json.dumps(document) + "\n").encode())
-        self.functions.stdin.close()
-        if self.functions.stdout.readline().strip() != b"ready":
-            raise LocalStackError(f"the function process did not start (exit code {self.functions.wait()}): see the log above")
-        log.info("functions: process %d, %d event source(s), %d schedule(s)", self.functions.pid, len(sources), len(schedules))
+        self._start_process("functions", function_host.spec(sources, schedules, environment, self.config.endpoint_url,
+                                                            self.config.region, [p for p in sys.path if p]))
+        log.info("functions: %d event source(s), %d schedule(s)", len(sources), len(schedules))
+
+    def _start_process(self, role: str, document: dict[str, Any]) -> None:
+        process = subprocess.Popen([sys.executable, "-m", "bulk_restore.local.function_host"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=None, env={**os.environ})
+        self.processes.append(process)
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write((json.dumps(document) + "\n").encode())
+        process.stdin.close()
+        if process.stdout.readline().strip() != b"ready":
+            raise LocalStackError(f"the {role} process did not start (exit code {process.wait()}): see the log above")
+        log.info("%s: process %d", role, process.pid)
 
     @property
     def api_url(self) -> str:
@@ -323,14 +336,15 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        if self.functions is not None:
-            self.functions.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
             try:
-                self.functions.wait(max(0.1, min(function_host.STOP_GRACE_SECONDS + 0.5, deadline - time.monotonic())))
+                process.wait(max(0.1, min(function_host.STOP_GRACE_SECONDS + 0.5, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
-                self.functions.kill()
-                self.functions.wait()
-            self.functions = None
+                process.kill()
+                process.wait()
+        self.processes = []
         workers: list[Poller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
