@@ -239,6 +239,47 @@ def test_the_tier_s_deadline_counts_from_the_last_request_sent_not_from_creation
     assert terminal_of(stack, job_id)["Status"] == "Timeout"
 
 
+def test_a_job_still_recording_its_chunks_is_not_late_and_one_whose_chunks_stopped_coming_is(
+    stack: Stack, emulator: s3_restore.S3RestoreEmulator
+) -> None:
+    # Given a Standard job (deadline 25 h) of three chunks, planned at once, whose chunks reach the
+    # restore workers one by one, 20 hours apart (a large job behind a deep restore queue; no
+    # progress event meanwhile). A 100,000-object local job timed out this way while still sending.
+    groups = [[ObjectId(DATA_BUCKET, f"queued/{g}-{i}.bin") for i in range(2)] for g in range(3)]
+    for group in groups:
+        for obj in group:
+            stack.put_archived(obj.key)
+    job_id = stack.create_job(*stack.put_manifest(chunked_manifest(groups), key="queued.csv"))["BulkJobId"]
+    while stack.planner.poll_once(stack.sqs):
+        pass
+    chunks = [m["Body"] for m in stack.sqs.receive_message(QueueUrl=stack.restore_queue_url, MaxNumberOfMessages=10)["Messages"]]
+    stack.sqs.purge_queue(QueueUrl=stack.restore_queue_url)
+    assert len(chunks) == 3
+    clock = stepping_sweeper(stack)
+    tracer = CallTracer().install(stack.services())
+    statuses = []
+    # When the first two chunks are recorded 20 h apart, with a sweep after each; then 20 h pass
+    # with the last chunk still queued; then 26 h more without it (lost to a dead-letter queue)
+    for chunk in chunks[:2]:
+        stack.send(stack.restore_queue_url, chunk)
+        stack.restorer.poll_once(stack.sqs)
+        sweep(stack, tracer)
+        statuses.append(JobLedger.read(stack, job_id).status)
+        clock.advance(20 * HOUR)
+    sweep(stack, tracer)
+    statuses.append(JobLedger.read(stack, job_id).status)
+    clock.advance(26 * HOUR)
+    sweep(stack, tracer)
+    statuses.append(JobLedger.read(stack, job_id).status)
+    # Then it was not late while its chunks were coming (40 h after its last event), and timed
+    # out 25 h after the last chunk was seen; its one Timeout event goes out once the chunk that
+    # never came has had the time retries take
+    assert statuses == ["Restoring", "Restoring", "Restoring", "Timeout"]
+    clock.advance(7 * HOUR)
+    sweep(stack, tracer)
+    assert terminal_of(stack, job_id)["Status"] == "Timeout"
+
+
 def test_a_job_s_deadline_hours_overrides_the_tier_s_deadline_either_way(
     stack: Stack, emulator: s3_restore.S3RestoreEmulator
 ) -> None:

@@ -140,3 +140,16 @@ def test_a_send_does_not_count_the_queue() -> None:
             sqs.send_message(QueueUrl=url, MessageBody="one more")
             sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
         assert counted[0] == 0
+
+
+def test_receipt_handles_have_moto_s_form_and_differ_per_receive() -> None:
+    with sqs_client(layer=True) as sqs:
+        url = sqs.create_queue(QueueName="handles", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        handles = [sqs.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"] for _ in range(3)]
+    with sqs_client(layer=False) as sqs:
+        url = sqs.create_queue(QueueName="handles")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        plain = sqs.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"]
+    assert len(set(handles)) == 3
+    assert all(len(h) == len(plain) == sqs_layer.RECEIPT_HANDLE_LENGTH and h.isalpha() and h.islower() for h in handles)

@@ -58,8 +58,11 @@ def event_epoch(stamp: str) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the stored times: UTC, microseconds, so they sort as text
+
+
 def parse_time(stamp: str) -> datetime:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.strptime(stamp, TIME_FORMAT)
 
 
 def due(started: str, seconds: float, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.model import Counts, JobStatus, ObjectId, ObjectState, RestoreJob
 from bulk_restore.domain.outcomes import RetryLater
-from bulk_restore.domain.timing import default_deadline, due, expected_window, parse_time
+from bulk_restore.domain.timing import TIME_FORMAT, default_deadline, due, expected_window, parse_time
 from bulk_restore.settings import Settings
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
@@ -84,10 +84,12 @@ class Sweeper:
             self.queues.send_plan_step(job_id, job.planning.step)
         # A job's own deadline_hours counts from its creation. The tier's counts from the moment its
         # last restore request was sent: a large job whose requests take longer than that to send
-        # is not late. Until then it counts from the job's last planning step or event, so a job
-        # whose last chunks never come (lost to a dead-letter queue) still ends.
+        # is not late. Until then it counts from the job's last sign of life: its last planning
+        # step or event, or the last sweep that saw more chunks recorded than the one before (the
+        # counters, not the job's item, count chunks); so a job whose last chunks never come (lost
+        # to a dead-letter queue) still ends.
         deadline = job.deadline_seconds or default_deadline(job.tier, scale)
-        since = job.created_at if job.deadline_seconds else (job.issued_at or job.updated_at or job.created_at)
+        since = job.created_at if job.deadline_seconds else (job.issued_at or self._last_activity(job, counts, now))
         if since and due(since, deadline, now):
             reason = (
                 f"deadline of {deadline / 3600:g} h passed with {counts.restoring} objects still restoring"
@@ -100,6 +102,18 @@ class Sweeper:
         if counts.restoring and due(job.issued_at or job.created_at, expected_window(job.tier, scale), now):
             if self.clock() >= float(job.sweep.get("next_at", 0)):
                 self._check_restoring(job, counts, report)
+
+    def _last_activity(self, job: RestoreJob, counts: Counts, now: datetime) -> str:
+        """The later of the job's last update and the last sweep that saw its chunk count grow (noted on the job)."""
+        sweep = job.sweep
+        if int(sweep.get("chunks_seen", -1)) != counts.chunks_done:
+            sweep = {**sweep, "chunks_seen": counts.chunks_done, "chunks_seen_at": now.strftime(TIME_FORMAT)}
+            job.sweep.clear()
+            job.sweep.update(sweep)  # what _check_restoring saves next keeps it
+            self.store.save_sweep(job.job_id, sweep)
+        seen = str(sweep.get("chunks_seen_at") or "")
+        updated = job.updated_at or job.created_at
+        return max(updated, seen) if seen and updated else (seen or updated)
 
     def _announce_ended(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:
         """An ended job whose terminal event waits for chunks still on their way: make the planner
@@ -132,7 +146,7 @@ class Sweeper:
         if moved:
             logger.info("sweep completed objects whose events were missed", extra={"job_id": job.job_id, "objects": moved})
         next_at = 0.0 if token else self.clock() + self.settings.sweep_interval_seconds * self.settings.time_scale
-        self.store.save_sweep(job.job_id, {"token": token, "next_at": int(next_at)})
+        self.store.save_sweep(job.job_id, {**job.sweep, "token": token, "next_at": int(next_at)})
         self.notifier.evaluate(job.job_id)
 
     def _renew(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:

@@ -1,0 +1,147 @@
+"""The local stack's AWS endpoint (local/endpoint.py): moto behind an admission gate.
+
+Requests compute in moto one at a time, the API's own before the workers' waiting ones; a long
+poll never holds the gate; the figures name each operation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from bulk_restore.demo import free_port
+from bulk_restore.local.endpoint import API_APP_ID, BATCH, INTERACTIVE, AdmissionGate, AwsEndpoint, operation
+
+REGION = "us-east-1"
+
+
+def test_the_gate_admits_its_slots_then_the_api_s_waiting_requests_before_the_others() -> None:
+    gate = AdmissionGate(slots=1)
+    gate.enter(BATCH)  # a worker's request computing
+    order: list[str] = []
+
+    def request(name: str, priority: int) -> threading.Thread:
+        def run() -> None:
+            gate.enter(priority)
+            order.append(name)
+            gate.leave()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while gate.waiting < expected[0] and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return thread
+
+    expected = [0]
+    threads = []
+    for name, priority in [("worker-1", BATCH), ("worker-2", BATCH), ("api", INTERACTIVE), ("worker-3", BATCH)]:
+        expected[0] += 1
+        threads.append(request(name, priority))
+    assert gate.waiting == 4 and order == []  # nobody passes the one slot while it is held
+
+    gate.leave()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["api", "worker-1", "worker-2", "worker-3"]
+    gate.enter(BATCH)  # and the slot is free again
+    gate.leave()
+
+
+def test_the_gate_never_has_more_holders_than_slots() -> None:
+    gate = AdmissionGate(slots=2)
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def work() -> None:
+        for _ in range(200):
+            gate.enter(BATCH)
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0)
+            with lock:
+                inside[0] -= 1
+            gate.leave()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert most[0] == 2 and inside[0] == 0 and gate.waiting == 0
+    with pytest.raises(ValueError):
+        AdmissionGate(slots=0)
+
+
+@pytest.mark.parametrize("environ, name", [
+    ({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems"}, "dynamodb:TransactWriteItems"),
+    ({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage"}, "amazonsqs:ReceiveMessage"),
+    ({"REQUEST_METHOD": "POST", "QUERY_STRING": "restore", "HTTP_AUTHORIZATION":
+      "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"}, "s3:RestoreObject"),
+    ({"REQUEST_METHOD": "PUT", "QUERY_STRING": "", "HTTP_AUTHORIZATION":
+      "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"}, "s3:PUT"),
+    ({"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/sns/aws4_request"}, "sns:POST"),
+    ({"REQUEST_METHOD": "GET"}, "?:GET"),
+])
+def test_requests_are_named_by_service_and_operation_from_their_headers(environ: dict[str, str], name: str) -> None:
+    assert operation(environ) == name
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEndpoint]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_SDK_UA_APP_ID", raising=False)
+    served = AwsEndpoint("127.0.0.1", free_port()).start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def _client(endpoint: AwsEndpoint, service: str, **config: Any) -> Any:
+    return boto3.session.Session(region_name=REGION).client(
+        service, endpoint_url=f"http://127.0.0.1:{endpoint.port}", config=Config(retries={"max_attempts": 1}, **config))
+
+
+def test_a_long_poll_waiting_for_messages_lets_every_other_request_through(endpoint: AwsEndpoint) -> None:
+    # Given a client long-polling an empty queue for 3 seconds (as every event source does)
+    sqs = _client(endpoint, "sqs")
+    queue = sqs.create_queue(QueueName="work")["QueueUrl"]
+    polled: list[Any] = []
+    poll = threading.Thread(target=lambda: polled.append(sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=3)))
+    poll.start()
+    time.sleep(0.3)
+    # When other clients call meanwhile, among them the one that sends the message it waits for
+    started = time.monotonic()
+    s3 = _client(endpoint, "s3")
+    s3.create_bucket(Bucket="gate-test")
+    s3.put_object(Bucket="gate-test", Key="k", Body=b"x")
+    _client(endpoint, "sqs").send_message(QueueUrl=queue, MessageBody="hello")
+    answered = time.monotonic() - started
+    poll.join(10)
+    # Then they are answered at once (the gate was not held by the waiting poll), and the poll gets the message
+    assert answered < 1.5, answered
+    assert [m["Body"] for m in polled[0].get("Messages", [])] == ["hello"]
+
+
+def test_the_figures_count_each_operation_and_name_the_api_s_requests(endpoint: AwsEndpoint) -> None:
+    s3 = _client(endpoint, "s3")
+    s3.create_bucket(Bucket="figures")
+    for n in range(3):
+        s3.put_object(Bucket="figures", Key=f"k{n}", Body=b"x", StorageClass="GLACIER")
+    api_dynamodb = _client(endpoint, "dynamodb", user_agent_appid=API_APP_ID)  # what the API's functions send
+    api_dynamodb.list_tables()
+    _client(endpoint, "dynamodb").list_tables()
+
+    stats = endpoint.stats()
+    assert stats["s3:PUT"]["requests"] == 4  # the bucket and three objects
+    assert stats["dynamodb:ListTables (API)"]["requests"] == 1
+    assert stats["dynamodb:ListTables"]["requests"] == 1
+    assert all(figures["seconds"] >= 0 and figures["waited_seconds"] >= 0 for figures in stats.values())
