@@ -208,6 +208,7 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
+            log_tail = stack.log_tail(40) if code != 0 else ""  # what the stack was doing when it would not stop
         endpoint = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     return {
         "objects": objects,
@@ -219,5 +220,6 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
         "whole_over_loop_issuance": round(job["whole_seconds"] / (objects / loop["per_second"]), 3),
         "concurrent_creates": creates,
         "stack_exit": code,
+        "stack_log_tail": log_tail,
         "endpoint": dict(list(endpoint.items())[:12]),  # the AWS endpoint's busiest operations: requests, seconds inside moto
     }
