@@ -406,6 +406,17 @@ def _local_scale_section(results: dict[str, Any]) -> list[str]:
     if creates:
         out += ["", f"{creates['calls']} concurrent create-job calls: "
                 + ", ".join(f"{v} × {k}" for k, v in creates["outcomes"].items()) + f", in {creates['seconds']:.1f} s."]
+    endpoint = r.get("endpoint") or {}
+    if endpoint:
+        out += ["", "Where the AWS endpoint's time went over the whole run (seeding, loop, job; `--endpoint-stats`; requests",
+                "compute in moto one at a time, so these seconds add up; SQS long polls wait outside and are not CPU):", ""]
+        out.append(_table(["operation", "requests", "seconds in moto", "ms per request"], [
+            [f"`{name}`", f"{figures['requests']:,}", f"{figures['seconds']:,.1f}",
+             f"{1000 * figures['seconds'] / max(figures['requests'], 1):.1f}"]
+            for name, figures in endpoint.items() if "ReceiveMessage" not in name
+        ]))
+    if r.get("stack_exit") not in (0, None):
+        out += ["", f"The local stack did not stop within 15 s of SIGTERM and was killed (exit {r['stack_exit']})."]
     return out + [""]
 
 
