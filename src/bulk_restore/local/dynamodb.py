@@ -39,7 +39,8 @@ local stack's server and for the tests' in-process moto alike:
   (None) members left out, anything else (a timestamp) handed to moto's serializer. Tests parse
   both answers with botocore and compare them.
 - An update expression is parsed once per distinct text, not once per item: moto parses it into
-  a tree that its validator copies before use, so the same tree serves every request.
+  a tree that its validator copies before use, so the same tree serves every request. A
+  transaction's condition expressions likewise, once per text, names and the values they name.
 - Inside a transaction, an Update whose expression is only ``SET name = :value``, ``ADD name
   :number`` and ``REMOVE name`` actions on top-level attributes (names plain or ``#placeholders``)
   is applied directly, as moto's executor would apply it: SET stores the value, ADD adds to a
@@ -129,7 +130,7 @@ def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
             current = backend.get_item(table_name, key)
             condition = op.get("ConditionExpression")
             if condition is not None:
-                check = get_filter_expression(condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues"))
+                check = _condition(condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues"))
                 if not check.expr(current):
                     if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
                         old = current.to_json()["Attributes"]
@@ -272,6 +273,29 @@ def apply_simple_update(backend: Any, table: Any, key: dict[str, Any], current: 
     except ItemSizeTooLarge:
         raise ItemSizeToUpdateTooLarge() from None
     return True
+
+
+_conditions: dict[tuple[str, str, str], Any] = {}
+MAX_CONDITIONS = 4096
+
+
+def _condition(expression: str, names: dict[str, str] | None, values: dict[str, Any] | None) -> Any:
+    """moto's parsed condition, once per expression, names and values it names (the parsed tree
+    holds the values and is only read when evaluated): a transaction's actions mostly share one."""
+    from moto.dynamodb.comparisons import get_filter_expression
+
+    used = {k: v for k, v in (values or {}).items() if k in expression}  # placeholders it may name
+    try:
+        key = (expression, json.dumps(names or {}, sort_keys=True), json.dumps(used, sort_keys=True))
+    except TypeError:  # a binary value: parsed each time
+        return get_filter_expression(expression, names, values)
+    parsed = _conditions.get(key)
+    if parsed is None:
+        parsed = get_filter_expression(expression, names, values)
+        if len(_conditions) >= MAX_CONDITIONS:
+            _conditions.clear()
+        _conditions[key] = parsed
+    return parsed
 
 
 def _put_back(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
