@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -26,6 +25,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from bulk_restore.local.dynamodb import DynamoDBEmulation, emulation_active, plain_moto
+
+from support.counting import counting
 
 TABLE = "jobs"
 REGION = "us-east-1"
@@ -252,23 +253,6 @@ def test_transactions_answer_as_the_api_reference_says() -> None:
     assert hundred == {"ok": True} and len(after) == len(SEED) + 100
 
 
-@contextmanager
-def _counting(owner: Any, name: str) -> Iterator[list[int]]:
-    """Count calls of owner.name while inside."""
-    calls = [0]
-    original = owner.__dict__[name]
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    setattr(owner, name, counted)
-    try:
-        yield calls
-    finally:
-        setattr(owner, name, original)
-
-
 def test_a_failed_transaction_leaves_every_item_it_touched_as_it_was() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
@@ -293,7 +277,7 @@ def test_a_failed_transaction_leaves_every_item_it_touched_as_it_was() -> None:
         ]
         client.put_item(TableName=TABLE, Item={**key("JOB#1#O#00", "c"), "state": {"S": "RESTORING"}})
         before = _items(client)
-        with _counting(Item, "__deepcopy__") as copies:
+        with counting(Item, "__deepcopy__") as copies:
             outcome = _outcome(lambda: client.transact_write_items(TransactItems=failing))
         assert outcome["code"] == "ValidationException"
         assert _items(client) == before
@@ -444,7 +428,7 @@ def test_no_call_reads_or_copies_the_whole_table() -> None:
         _make_table(client)
         client.put_item(TableName=TABLE, Item={**key("JOB#1", "META"), "status": {"S": "RESTORING"}})
         _seed(5_000)
-        with _counting(Table, "all_items") as reads, _counting(Item, "__deepcopy__") as copies:
+        with counting(Table, "all_items") as reads, counting(Item, "__deepcopy__") as copies:
             for r in range(3):
                 _job_calls(client, r)
         assert reads[0] == 0
@@ -452,7 +436,7 @@ def test_no_call_reads_or_copies_the_whole_table() -> None:
         # copy of an item it updates), and the query's answers. Never the table's 5,000 items.
         assert copies[0] <= 3 * 60
 
-        with plain_moto(), _counting(Table, "all_items") as plain_reads:
+        with plain_moto(), counting(Table, "all_items") as plain_reads:
             _job_calls(client, 3)
         assert plain_reads[0] > 0  # moto's own Query reads the table: the check above can see it
 

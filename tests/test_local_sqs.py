@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,6 +12,8 @@ import pytest
 from moto import mock_aws
 
 from bulk_restore.local import sqs as sqs_layer
+
+from support.counting import counting
 
 REGION = "us-east-1"
 
@@ -86,27 +88,6 @@ def test_the_layer_answers_every_call_as_moto_does() -> None:
     with sqs_client(layer=True) as layered:
         got = scenario(layered)
     assert got == expected
-
-
-@contextmanager
-def counting(cls: type, name: str) -> Iterator[list[int]]:
-    """Count reads of a property (or calls of a method) of moto's class ``cls``."""
-    original = cls.__dict__[name]
-    calls = [0]
-    if isinstance(original, property):
-        def read(self: Any, _get: Callable[[Any], Any] = original.fget) -> Any:  # type: ignore[assignment]
-            calls[0] += 1
-            return _get(self)
-        setattr(cls, name, property(read))
-    else:
-        def call(self: Any, *args: Any, _f: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            calls[0] += 1
-            return _f(self, *args, **kwargs)
-        setattr(cls, name, call)
-    try:
-        yield calls
-    finally:
-        setattr(cls, name, original)
 
 
 def test_receiving_and_deleting_a_batch_looks_at_the_batch_not_the_queue() -> None:

@@ -68,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--sweep-seconds", type=float, default=10.0,
                        help="seconds between two runs of the sweeper (lost events, deadlines; default 10)")
     local.add_argument("--ready-file", type=Path, help="also write the ready line to this file")
-    local.add_argument("--endpoint-slots", type=int, default=1, help=argparse.SUPPRESS)  # requests computing in moto at once
     local.add_argument("--endpoint-stats", type=Path, metavar="FILE",
                        help="when the stack stops, write the AWS endpoint's requests and time per operation to FILE (JSON)")
     local.add_argument("--region", default="us-east-1")
@@ -231,7 +230,6 @@ def _local(args: argparse.Namespace) -> int:
         sweep_seconds=args.sweep_seconds,
         functions_process=True,  # the functions apart from the AWS endpoint, as in AWS (local/function_host.py)
         endpoint_stats=args.endpoint_stats,
-        endpoint_slots=args.endpoint_slots,
     )
     try:
         check(config)  # before anything starts or logs: a bad option is one line, not a half-started stack

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -16,39 +15,22 @@ import boto3
 import pytest
 import requests
 
-from bulk_restore.demo import free_port
-
-from support.cli import command
+from support.cli import clean_env, command, start_local
 
 pytestmark = pytest.mark.e2e
 
 RESTORE_SECONDS = "1"
 
 
-def clean_env() -> dict[str, str]:
-    """No credentials, profile or endpoint of the developer's machine reach the subprocess."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-
-
 class RunningStack:
     def __init__(self, tmp: Path, *extra: str):
         self.ready_file = tmp / f"ready-{uuid.uuid4().hex[:6]}.json"
-        self.log = (tmp / f"stack-{uuid.uuid4().hex[:6]}.log").open("wb")
-        self.process = subprocess.Popen(
-            command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--restore-seconds", RESTORE_SECONDS,
-                    "--ready-file", str(self.ready_file), *extra),
-            stdout=subprocess.PIPE, stderr=self.log, env=clean_env(),
-        )
-        deadline = time.monotonic() + 60
-        while not self.ready_file.exists():
-            assert self.process.poll() is None, f"the stack exited with {self.process.returncode}: {self.log_text()}"
-            assert time.monotonic() < deadline, f"the stack was not ready in 60 s: {self.log_text()}"
-            time.sleep(0.1)
-        self.info = json.loads(self.ready_file.read_text())
+        self.log_path = tmp / f"stack-{uuid.uuid4().hex[:6]}.log"
+        self.process, self.info = start_local(self.ready_file, self.log_path, "--restore-seconds", RESTORE_SECONDS, *extra,
+                                              stdout=subprocess.PIPE)
 
     def log_text(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-3000:]
+        return self.log_path.read_text(errors="replace")[-3000:]
 
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.info["aws_endpoint_url"], region_name=self.info["region"],
@@ -62,7 +44,6 @@ class RunningStack:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
         return self.process.returncode
 
 

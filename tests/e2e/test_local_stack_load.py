@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,10 +25,9 @@ import boto3
 import pytest
 import requests
 
-from bulk_restore.demo import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support.cli import command  # noqa: E402
+from support.cli import start_local  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -44,20 +42,9 @@ class LoadedStack:
 
     def __init__(self, tmp: Path, restore_seconds: float = 2.0, sweep_seconds: float = SWEEP_SECONDS):
         self.ready_file, self.log_path = tmp / "ready.json", tmp / "stack.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--restore-seconds", str(restore_seconds),
-                        "--sweep-seconds", str(sweep_seconds), "--ready-file", str(self.ready_file),
-                        "--parameter", "ApiThrottleRateLimit=100000", "--parameter", "ApiThrottleBurstLimit=100000"),
-                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env,
-            )
-        deadline = time.monotonic() + 60
-        while not self.ready_file.exists():
-            assert self.process.poll() is None, f"the stack exited: {self.log()[-3000:]}"
-            assert time.monotonic() < deadline, "the stack was not ready in 60 s"
-            time.sleep(0.1)
-        self.info = json.loads(self.ready_file.read_text())
+        self.process, self.info = start_local(
+            self.ready_file, self.log_path, "--restore-seconds", str(restore_seconds), "--sweep-seconds", str(sweep_seconds),
+            "--parameter", "ApiThrottleRateLimit=100000", "--parameter", "ApiThrottleBurstLimit=100000")
         self.host, port = self.info["api_url"].removeprefix("http://").split(":")
         self.port = int(port)
 

@@ -17,7 +17,7 @@ import requests
 
 from bulk_restore.demo import free_port
 
-from support.cli import command
+from support.cli import command, start_local
 
 pytestmark = pytest.mark.e2e
 
@@ -35,19 +35,7 @@ class BusyStack:
     def __init__(self, tmp: Path):
         self.ready_file = tmp / "ready.json"
         self.log_path = tmp / "stack.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--restore-seconds", "1",
-                        "--sweep-seconds", "1", "--ready-file", str(self.ready_file)),
-                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env,
-            )
-        deadline = time.monotonic() + 60
-        while not self.ready_file.exists():
-            assert self.process.poll() is None, f"the stack exited with {self.process.returncode}: {self.log()[-3000:]}"
-            assert time.monotonic() < deadline, "the stack was not ready in 60 s"
-            time.sleep(0.1)
-        self.info = json.loads(self.ready_file.read_text())
+        self.process, self.info = start_local(self.ready_file, self.log_path, "--restore-seconds", "1", "--sweep-seconds", "1")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

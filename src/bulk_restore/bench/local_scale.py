@@ -14,16 +14,17 @@ Objects are written with threads (S3 PutObject on the same endpoint), before any
 
 from __future__ import annotations
 
-import http.client
 import json
 import statistics
 import tempfile
 import threading
 import time
+import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+
+from bulk_restore.demo import ApiClient, LocalStackProcess
 
 LOOP_THREADS = 16  # the restore worker's RestoreConcurrency: the same parallelism per process
 SEED_THREADS = 16
@@ -66,26 +67,10 @@ def threaded_loop(s3: Any, bucket: str, keys: list[str], threads: int = LOOP_THR
             "answers": {str(k): v for k, v in sorted(answers.items())}}
 
 
-class _Api:
-    def __init__(self, info: dict[str, Any]):
-        url = urlparse(info["api_url"])
-        self.host, self.port, self.key = url.hostname or "127.0.0.1", url.port or 80, info["api_key"]
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            payload = json.dumps(body).encode() if body is not None else None
-            connection.request(method, path, body=payload, headers={"x-api-key": self.key, "Content-Type": "application/json"})
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
-
-
 class _StatusPoller(threading.Thread):
     """GET /jobs/{id} every ``interval`` seconds, as a dashboard would, timing each answer."""
 
-    def __init__(self, api: _Api, job_id: str, interval: float = 0.25):
+    def __init__(self, api: ApiClient, job_id: str, interval: float = 0.25):
         super().__init__(daemon=True)
         self.api, self.job_id, self.interval = api, job_id, interval
         self.latencies: list[float] = []
@@ -97,7 +82,7 @@ class _StatusPoller(threading.Thread):
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
-                status, document = self.api.call("GET", f"/jobs/{self.job_id}", timeout=60)
+                status, document = self.api.call("GET", f"/jobs/{self.job_id}")
             except OSError:
                 self.errors += 1
                 status, document = 0, None
@@ -116,7 +101,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_job(api: _Api, manifest: dict[str, str], objects: int, timeout: float) -> dict[str, Any]:
+def run_job(api: ApiClient, manifest: dict[str, str], objects: int, timeout: float) -> dict[str, Any]:
     """Create the job and follow it: the moment its last request is accounted, and its end."""
     started = time.monotonic()
     status, created = api.call("POST", "/create-job", {**manifest, "tier": "STANDARD", "expiration_days": 1})
@@ -156,7 +141,7 @@ def run_job(api: _Api, manifest: dict[str, str], objects: int, timeout: float) -
     }
 
 
-def concurrent_creates(api: _Api, s3: Any, info: dict[str, Any], calls: int) -> dict[str, Any]:
+def concurrent_creates(api: ApiClient, s3: Any, info: dict[str, Any], calls: int) -> dict[str, Any]:
     """``calls`` create-job calls at once, each for a one-object manifest: what came back."""
     bucket = "scale-concurrent"
     s3.create_bucket(Bucket=bucket)
@@ -171,8 +156,8 @@ def concurrent_creates(api: _Api, s3: Any, info: dict[str, Any], calls: int) -> 
         try:
             status, _ = api.call("POST", "/create-job", {"bucket": info["manifest_bucket"], "key": "concurrent.csv", "client_tag": f"c{n}"})
             outcome = str(status)
-        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError) as exc:
-            outcome = type(exc).__name__
+        except urllib.error.URLError as exc:  # a connection refused or reset: named by its cause
+            outcome = type(exc.reason).__name__ if isinstance(exc.reason, BaseException) else type(exc).__name__
         except OSError as exc:
             outcome = type(exc).__name__
         with lock:
@@ -186,15 +171,13 @@ def concurrent_creates(api: _Api, s3: Any, info: dict[str, Any], calls: int) -> 
 
 def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: float = 5.0, concurrent: int = 200,
         timeout: float = 3600.0) -> dict[str, Any]:
-    from bulk_restore.demo import LocalStackProcess
-
     with tempfile.TemporaryDirectory(prefix="bulk-restore-scale-") as workdir:
         stats_path = Path(workdir) / "endpoint.json"
         stack = LocalStackProcess(restore_seconds, Path(workdir), extra=["--endpoint-stats", str(stats_path)])
         info = stack.start(timeout=120)
         try:
             s3 = _clients(info, max(LOOP_THREADS, SEED_THREADS) + 4)
-            api = _Api(info)
+            api = ApiClient(info["api_url"], info["api_key"], timeout=60)
             loop_keys = [f"loop/{i:07d}.bin" for i in range(loop_objects)]
             job_keys = [f"job/{i:07d} photo.bin" for i in range(objects)]
             _seed(s3, "scale-loop", loop_keys)

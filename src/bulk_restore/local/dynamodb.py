@@ -89,7 +89,6 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
 
 
 def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-    from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         ConditionalCheckFailed,
         MockValidationException,

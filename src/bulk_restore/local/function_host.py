@@ -1,11 +1,12 @@
-"""The local stack's functions in a process of their own, as Lambda runs them apart from AWS.
+"""The local stack's functions in processes of their own, as Lambda runs them apart from AWS.
 
-`bulk-restore local` serves the AWS endpoint (moto, with our S3, DynamoDB and SQS layers) and
-the REST API in one process; its event sources and schedules (the planner, the restore workers,
-the completion function, the sweeper) run here, in a second process that reaches AWS only
-through the endpoint, as deployed functions do. Python runs one thread at a time per process:
-with both in one, the functions' own work (building, signing and reading every AWS request)
-and the endpoint's answering it took turns on one core, while the other core idled.
+`bulk-restore local` serves the AWS endpoint (moto, with our S3, DynamoDB and SQS layers) in
+its own process; its event sources and schedules (the planner, the restore workers, the
+completion function, the sweeper) run in a second process, and the REST API with its function
+in a third, each started from this module and reaching AWS only through the endpoint, as
+deployed functions do. Python runs one thread at a time per process: with all in one, the
+functions' own work (building, signing and reading every AWS request) and the endpoint's
+answering it took turns on one core, while the other core idled.
 
 The parent starts this module with a JSON spec on standard input (what ``spec`` makes) and
 stops it with SIGTERM; it writes one line, "ready", on standard output once its pollers run.
@@ -61,7 +62,6 @@ def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSourc
     the function process does (``serve``).
     """
     from bulk_restore import wiring
-    from bulk_restore.local.stack import _logged
 
     wiring.services()  # the functions' clients, made once before the pollers race for them
     pollers = []
@@ -85,6 +85,19 @@ def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSourc
                                                               source.function_name))
         scheduler.start()
     return pollers, scheduler
+
+
+def _logged(handler: Any, function_name: str) -> Any:
+    """The handler, logging each invocation's batch size and partial failures."""
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        records = len(event.get("Records") or [])
+        result = handler(event, context)
+        failures = len((result or {}).get("batchItemFailures") or []) if isinstance(result, dict) else 0
+        log.info("%s: %d record(s)%s", function_name, records, f", {failures} failed" if failures else "")
+        return result
+
+    return invoke
 
 
 def start_api(api: dict[str, Any], load: Any) -> Any:

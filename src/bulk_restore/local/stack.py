@@ -72,7 +72,6 @@ class LocalStackConfig:
     # The functions' event sources and schedules in a process of their own (local/function_host.py),
     # apart from the AWS endpoint and the API, as in AWS; False: in this process's threads.
     functions_process: bool = False
-    endpoint_slots: int = 1  # requests computing in moto at once (local/endpoint.py)
     endpoint_stats: Path | None = None  # where to write the endpoint's per-operation figures when the stack stops
 
     @property
@@ -193,7 +192,7 @@ class LocalStack:
 
         self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
         sqs_layer.install()  # receives and deletes cost their batch, not the queue
-        self.moto = AwsEndpoint(config.host, config.aws_port, slots=config.endpoint_slots).start()
+        self.moto = AwsEndpoint(config.host, config.aws_port).start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
         self.emulator.start_clock(interval=min(0.1, max(config.restore_seconds / 20, 0.02)))
         log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
@@ -221,18 +220,16 @@ class LocalStack:
         self._make_code_importable(stack)
 
         scale = float(environment["TIME_SCALE"])
-        if config.functions_process:
-            self._start_function_process(stack, environment, scale)
-        else:
-            self._start_functions_here(stack, session, scale)
         api = self._api_spec(stack)
         if config.functions_process:
+            self._start_function_process(stack, environment, scale)
             # The API and its functions in a process of their own too, as API Gateway and Lambda
             # are apart from the workers; what they send is marked as theirs, and the endpoint
             # lets it ahead of the workers' traffic (local/endpoint.py).
             self._start_process("API", function_host.spec([], [], {**environment, "AWS_SDK_UA_APP_ID": API_APP_ID},
                                                           config.endpoint_url, config.region, [p for p in sys.path if p], api=api))
         else:
+            self._start_functions_here(stack, session, scale)
             self.api = function_host.start_api(api, load_handler)
         log.info("API up: %s (%d routes)", self.api_url, len(api["routes"]))
         return self.ready_info()
@@ -381,19 +378,6 @@ class LocalStack:
                 code = (stack.template_dir / spec.code_uri).resolve()
                 if code.is_dir() and str(code) not in sys.path:
                     sys.path.append(str(code))
-
-
-def _logged(handler: Any, function_name: str) -> Any:
-    """The handler, logging each invocation's batch size and partial failures."""
-
-    def invoke(event: dict[str, Any], context: Any) -> Any:
-        records = len(event.get("Records") or [])
-        result = handler(event, context)
-        failures = len((result or {}).get("batchItemFailures") or []) if isinstance(result, dict) else 0
-        log.info("%s: %d record(s)%s", function_name, records, f", {failures} failed" if failures else "")
-        return result
-
-    return invoke
 
 
 def write_ready_file(path: Path, info: dict[str, Any]) -> None:

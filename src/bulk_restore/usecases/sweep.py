@@ -105,15 +105,10 @@ class Sweeper:
 
     def _last_activity(self, job: RestoreJob, counts: Counts, now: datetime) -> str:
         """The later of the job's last update and the last sweep that saw its chunk count grow (noted on the job)."""
-        sweep = job.sweep
-        if int(sweep.get("chunks_seen", -1)) != counts.chunks_done:
-            sweep = {**sweep, "chunks_seen": counts.chunks_done, "chunks_seen_at": now.strftime(TIME_FORMAT)}
-            job.sweep.clear()
-            job.sweep.update(sweep)  # what _check_restoring saves next keeps it
-            self.store.save_sweep(job.job_id, sweep)
-        seen = str(sweep.get("chunks_seen_at") or "")
-        updated = job.updated_at or job.created_at
-        return max(updated, seen) if seen and updated else (seen or updated)
+        if int(job.sweep.get("chunks_seen", -1)) != counts.chunks_done:
+            job.sweep = {**job.sweep, "chunks_seen": counts.chunks_done, "chunks_seen_at": now.strftime(TIME_FORMAT)}
+            self.store.save_sweep(job.job_id, job.sweep)  # and what _check_restoring saves next keeps it
+        return max(job.updated_at, job.created_at, str(job.sweep.get("chunks_seen_at", "")))  # same format: they sort as text
 
     def _announce_ended(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:
         """An ended job whose terminal event waits for chunks still on their way: make the planner
