@@ -145,3 +145,24 @@ def test_the_figures_count_each_operation_and_name_the_api_s_requests(endpoint: 
     assert stats["dynamodb:ListTables (API)"]["requests"] == 1
     assert stats["dynamodb:ListTables"]["requests"] == 1
     assert all(figures["seconds"] >= 0 and figures["waited_seconds"] >= 0 for figures in stats.values())
+
+
+def test_the_dispatcher_finds_each_host_s_backend_as_moto_does_and_looks_it_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from bulk_restore.local.endpoint import dispatcher
+
+    hosts = [None, "moto_api", "s3", "dynamodb.us-east-1.amazonaws.com", "sqs.eu-west-1.amazonaws.com",
+             "bucket.s3.amazonaws.com", "events.us-east-1.amazonaws.com", "nothing.example"]
+    plain = DomainDispatcherApplication(create_backend_app)
+    expected = [plain.get_backend_for_host(h) for h in hosts]
+    listings = []
+    original = moto.backends.list_of_moto_modules
+    monkeypatch.setattr(moto.backends, "list_of_moto_modules", lambda: listings.append(1) or original())
+    cached = dispatcher(create_backend_app)
+    assert [cached.get_backend_for_host(h) for h in hosts] == expected
+    first = len(listings)
+    assert first > 0 and expected[3] == "dynamodb" and expected[4] == "sqs"
+    assert [cached.get_backend_for_host(h) for h in hosts * 3] == expected * 3
+    assert len(listings) == first  # each host looked up once

@@ -79,6 +79,15 @@ def scenario(sqs: Any) -> list[Any]:
     sqs.delete_message(QueueUrl=fifo, ReceiptHandle=got[0]["ReceiptHandle"])
     seen.append(counts(fifo))
     seen.append(sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["ApproximateNumberOfMessages", "MessageRetentionPeriod"])["Attributes"])
+    # message attributes: a receive's filter shapes what it hands out, never the stored message;
+    # a delayed message is not handed out
+    tagged = sqs.create_queue(QueueName="tagged")["QueueUrl"]
+    sqs.send_message(QueueUrl=tagged, MessageBody="t", MessageAttributes={
+        "Custom.a": {"DataType": "String", "StringValue": "1"}, "other": {"DataType": "Number", "StringValue": "2"}})
+    sqs.send_message(QueueUrl=tagged, MessageBody="later", DelaySeconds=60)
+    for names in (["Custom.*"], ["All"], []):
+        got = sqs.receive_message(QueueUrl=tagged, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=names)["Messages"]
+        seen.append([(m["Body"], m.get("MessageAttributes"), m.get("MD5OfMessageAttributes")) for m in got])
     return seen
 
 

@@ -50,6 +50,15 @@ local stack's server and for the tests' in-process moto alike:
   which parses and validates the expression per item (most of a transaction's time otherwise).
   Tests run both on the same items and compare the items and the errors.
 
+- An item operation's request is read with ``json.loads`` (moto walks the body against botocore's
+  input shape, only to decode binary values; a body naming a "B" or "BS" member still goes that
+  way). Tests compare both readings on generated requests.
+- moto's request validation parses each action's condition expression again (to find the names
+  it uses): done once per expression, names and the values it names, the lists of names handed
+  out fresh each time (moto's callers extend them).
+- An item's 400 KB check keeps a running total (moto's re-sums every stored attribute on each
+  insertion); the same attribute raises ItemSizeTooLarge.
+
 GetItem, BatchGetItem, PutItem, UpdateItem, DeleteItem and BatchWriteItem already cost what they
 touch in moto and are left as they are.
 """
@@ -274,8 +283,18 @@ def apply_simple_update(backend: Any, table: Any, key: dict[str, Any], current: 
     return True
 
 
-_conditions: dict[tuple[str, str, str], Any] = {}
+_conditions: dict[tuple[Any, ...], Any] = {}
 MAX_CONDITIONS = 4096
+
+
+def _condition_key(expression: str | None, names: dict[str, str] | None, values: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """An expression, its names and the values it may name (placeholders in its text), as a key;
+    None when a value is binary (parsed each time)."""
+    used = {k: v for k, v in (values or {}).items() if expression and k in expression}
+    try:
+        return (expression, json.dumps(names or {}, sort_keys=True), json.dumps(used, sort_keys=True))
+    except TypeError:
+        return None
 
 
 def _condition(expression: str, names: dict[str, str] | None, values: dict[str, Any] | None) -> Any:
@@ -283,10 +302,8 @@ def _condition(expression: str, names: dict[str, str] | None, values: dict[str, 
     holds the values and is only read when evaluated): a transaction's actions mostly share one."""
     from moto.dynamodb.comparisons import get_filter_expression
 
-    used = {k: v for k, v in (values or {}).items() if k in expression}  # placeholders it may name
-    try:
-        key = (expression, json.dumps(names or {}, sort_keys=True), json.dumps(used, sort_keys=True))
-    except TypeError:  # a binary value: parsed each time
+    key = _condition_key(expression, names, values)
+    if key is None:
         return get_filter_expression(expression, names, values)
     parsed = _conditions.get(key)
     if parsed is None:
@@ -416,6 +433,103 @@ def _cached_parser(parser: Any) -> Any:
     return type("CachedUpdateExpressionParser", (parser,), {"make": staticmethod(_parse_update)})
 
 
+# ---- requests read as JSON ----------------------------------------------------------------------
+
+# Item operations whose request members are all JSON's own types except binary values ("B", "BS"):
+# moto walks their body against botocore's input shape only to decode those.
+FAST_REQUESTS = frozenset({
+    "GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
+    "TransactGetItems", "TransactWriteItems", "BatchWriteItem",
+})
+_BINARY_MEMBER = re.compile(rb'"BS?"\s*:')
+
+
+def read_item_request(action: str, data: bytes) -> dict[str, Any] | None:
+    """An item operation's parameters as moto's parser gives them, by ``json.loads``; None where
+    moto's parser must read the body (another operation, a binary member, not a JSON object)."""
+    if action not in FAST_REQUESTS or _BINARY_MEMBER.search(data):
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _fast_parse_parameters(self: Any, request: Any) -> None:
+    """moto's parse_parameters, as plain ``json.loads`` for item operations without binary values:
+    the shape-walking parser gives the same dict for them (tests compare both)."""
+    parsed = read_item_request(self._get_action(), request.data)
+    if parsed is None:
+        _originals["parse_parameters_inherited"](self, request)
+    else:
+        self.params = parsed
+
+
+# ---- condition expressions validated once per text ---------------------------------------------
+
+
+class _CheckedCondition:
+    """What moto's request validation reads of a ConditionExpressionParser: ``parse()`` and the
+    names and values it found, from one parse per expression, names and the values it names.
+    Fresh lists each time: callers extend them in place."""
+
+    __slots__ = ("_args", "expr_attr_names_found", "expr_attr_values_found")
+
+    def __init__(self, expression: str | None, names: dict[str, str] | None, values: dict[str, Any] | None):
+        self._args = (expression, names, values)
+        self.expr_attr_names_found: list[str] = []
+        self.expr_attr_values_found: list[str] = []
+
+    def parse(self) -> Any:
+        expression, names, values = self._args
+        key = _condition_key(expression, names, values)
+        found = _checked.get(key) if key is not None else None
+        if found is None:
+            parser = _originals["condition_parser"](expression, names, values)
+            tree = parser.parse()  # raises here, where moto's callers expect it
+            found = (tree, tuple(parser.expr_attr_names_found), tuple(parser.expr_attr_values_found))
+            if key is not None:
+                if len(_checked) >= MAX_CONDITIONS:
+                    _checked.clear()
+                _checked[key] = found
+        self.expr_attr_names_found = list(found[1])
+        self.expr_attr_values_found = list(found[2])
+        return found[0]
+
+
+_checked: dict[tuple[Any, ...], tuple[Any, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+# ---- items sized once --------------------------------------------------------------------------
+
+
+def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+    """moto's Item.__init__ with the 400 KB check on a running total.
+
+    moto's size-limited dict re-sums every attribute already stored on each insertion (O(n²) per
+    item). The checks are the same: after each attribute, the size so far must stay within moto's
+    limit, and the first attribute that passes it raises ItemSizeTooLarge."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.utilities import bytesize
+
+    self.hash_key = hash_key
+    self.range_key = range_key
+    stored = LimitedSizeDict()
+    total = 0
+    for key, value in attrs.items():
+        typed = DynamoType(value)
+        total += bytesize(key) + typed.size()
+        if total > ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        dict.__setitem__(stored, key, typed)
+    self.attrs = stored
+
+
+ITEM_SIZE_LIMIT = 405000  # moto's: between DynamoDB's measured 409 and 410 KB
+
+
 # ---- installing --------------------------------------------------------------------------------
 
 
@@ -428,8 +542,13 @@ def _patch() -> None:
     import moto.dynamodb.responses as responses
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoResult
+    from moto.dynamodb.models.dynamo_type import Item
 
     _originals.update(
+        parse_parameters=DynamoHandler.__dict__.get("parse_parameters"),
+        parse_parameters_inherited=DynamoHandler.parse_parameters,
+        condition_parser=responses.create_condition_expression_parser,
+        item_init=Item.__dict__["__init__"],
         transact_write_items=DynamoDBBackend.__dict__["transact_write_items"],
         query=Table.__dict__["query"],
         call_action=DynamoHandler.__dict__["call_action"],
@@ -437,6 +556,9 @@ def _patch() -> None:
         update_parser=models.UpdateExpressionParser,
     )
     DynamoResult.execute_result = _fast_execute_result  # type: ignore[method-assign]
+    DynamoHandler.parse_parameters = _fast_parse_parameters  # type: ignore[method-assign]
+    responses.create_condition_expression_parser = _CheckedCondition
+    Item.__init__ = _item_init  # type: ignore[method-assign]
     models.UpdateExpressionParser = responses.UpdateExpressionParser = _cached_parser(_originals["update_parser"])  # type: ignore[misc]
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _partition_query(_originals["query"])  # type: ignore[method-assign]
@@ -460,6 +582,14 @@ def _unpatch() -> None:
     from moto.core.responses import ActionResult
     from moto.dynamodb.responses import DynamoResult
 
+    from moto.dynamodb.models.dynamo_type import Item
+
+    if _originals["parse_parameters"] is None:
+        del DynamoHandler.parse_parameters
+    else:
+        DynamoHandler.parse_parameters = _originals["parse_parameters"]  # type: ignore[method-assign]
+    responses.create_condition_expression_parser = _originals["condition_parser"]
+    Item.__init__ = _originals["item_init"]  # type: ignore[method-assign]
     if _originals["execute_result"] is ActionResult.execute_result:
         del DynamoResult.execute_result
     else:

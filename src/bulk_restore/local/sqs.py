@@ -10,7 +10,9 @@ on one queue, and the cost of each call grew with them.
 What changes here, and nothing else (SQS's semantics are moto's):
 - a queue's attributes are counted only when one of the approximate counts is read;
 - the retention check reads the queue's retention period, not all its attributes;
-- a receive walks the messages lazily and stops when it has its batch;
+- a receive walks the messages lazily and stops when it has its batch, reading the clock once, and
+  hands out a shallow copy of each message (moto deep-copied it, for the attribute filter that
+  only replaces the copy's attribute dict);
 - a delete finds the message by its receipt handle in an index, and removes just that message;
 - a receipt handle (185 random lowercase letters, as moto makes it) is drawn in one call.
 """
@@ -67,7 +69,22 @@ class _VisibleMessages:
         self._queue = queue
 
     def __iter__(self) -> Iterator[Any]:
-        return (m for m in list(self._queue._messages) if m.visible and not m.delayed)
+        from moto.core.utils import unix_time_millis
+
+        # moto's Message.visible and .delayed, with the clock read once per receive, not twice
+        # per message. The list is read by position, not copied: a delete made meanwhile by
+        # another request may make this receive skip a message, never return one twice.
+        messages = self._queue._messages
+        now = unix_time_millis()
+        i = 0
+        while True:
+            try:
+                message = messages[i]
+            except IndexError:
+                return
+            i += 1
+            if now > message.visible_at and not now < message.delayed_until:
+                yield message
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -109,7 +126,7 @@ def install() -> None:
         if _installed:
             return
         _installed.update(
-            receipt_handle=models.generate_receipt_handle,
+            receipt_handle=models.generate_receipt_handle, deepcopy=models.deepcopy,
             attributes=Queue.__dict__["attributes"], messages=Queue.__dict__["messages"], add_message=Queue.add_message,
             delete_message=Queue.delete_message, mark_received=Message.mark_received,
             retention=SQSBackend.is_message_valid_based_on_retention_period,
@@ -150,6 +167,20 @@ def install() -> None:
         Message.mark_received = mark_received  # type: ignore[method-assign]
         SQSBackend.is_message_valid_based_on_retention_period = retention_ok  # type: ignore[method-assign]
         models.generate_receipt_handle = receipt_handle
+        models.deepcopy = _received_copy
+
+
+def _received_copy(value: Any, memo: Any = None) -> Any:
+    """``deepcopy`` as moto's SQS models use it: a message handed out by a receive is copied
+    shallowly (its attribute filter replaces the copy's ``message_attributes`` and nothing else is
+    changed on it); anything else is deep-copied."""
+    import copy
+
+    from moto.sqs.models import Message
+
+    if type(value) is Message:
+        return copy.copy(value)
+    return copy.deepcopy(value, memo)
 
 
 def receipt_handle() -> str:
@@ -170,6 +201,7 @@ def uninstall() -> None:
         if not _installed:
             return
         models.generate_receipt_handle = _installed["receipt_handle"]
+        models.deepcopy = _installed["deepcopy"]
         Queue.attributes = _installed["attributes"]  # type: ignore[assignment]
         Queue.messages = _installed["messages"]  # type: ignore[assignment]
         Queue.add_message = _installed["add_message"]  # type: ignore[method-assign]
