@@ -224,7 +224,8 @@ def test_completion_queue_accepts_eventbridge_rule_and_s3_only(template):
     assert policy["Queues"] == [{"Ref": "CompletionQueue"}]
     by_service = {s["Principal"]["Service"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert set(by_service) == {"events.amazonaws.com", "s3.amazonaws.com"}
-    assert by_service["events.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}}}
+    assert by_service["events.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": [
+        {"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}, {"Fn::GetAtt": ["BatchJobStatusRule", "Arn"]}]}}
     assert by_service["s3.amazonaws.com"]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
@@ -273,6 +274,10 @@ def test_no_iam_statement_grants_wildcard_actions(template):
         for action in as_list(statement["Action"]):
             assert "*" not in action, statement
         for resource in as_list(statement.get("Resource", [])):
+            if resource == "*":  # only s3:CreateJob, which has no resource type, held to restore jobs
+                assert as_list(statement["Action"]) == ["s3:CreateJob"], statement
+                assert statement["Condition"] == {"StringEquals": {"s3:RequestJobOperation": "S3InitiateRestoreObject"}}, statement
+                continue
             assert resource != "*", statement
 
 

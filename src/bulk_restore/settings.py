@@ -34,6 +34,11 @@ class Settings(BaseModel):
     # An ended job's terminal event waits for chunks on their way at most this long (a chunk's
     # retries last up to 4 h before it goes to the dead-letter queue).
     end_grace_seconds: int = Field(6 * 3600, ge=1)
+    # The batch engine: the account its S3 Batch Operations jobs run in and the role they run
+    # with (none: the stack runs no Batch job); auto picks it from this many objects (0: never).
+    account_id: str = ""
+    batch_role_arn: str = ""
+    batch_min_objects: int = Field(0, ge=0)
 
     @property
     def manifest_bucket_list(self) -> tuple[str, ...]:
@@ -72,6 +77,9 @@ class Settings(BaseModel):
             "sweep_interval_seconds": "SWEEP_INTERVAL_SECONDS",
             "stalled_planning_seconds": "STALLED_PLANNING_SECONDS",
             "end_grace_seconds": "END_GRACE_SECONDS",
+            "account_id": "ACCOUNT_ID",
+            "batch_role_arn": "BATCH_ROLE_ARN",
+            "batch_min_objects": "BATCH_MIN_OBJECTS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 import threading
+from dataclasses import dataclass
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.s3control import BatchOperations
 from bulk_restore.adapters.sns import EventPublisher
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.settings import Settings, get_settings
+from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.complete import CompletionRecorder
 from bulk_restore.usecases.jobs import JobService
 from bulk_restore.usecases.notify import Notifier
@@ -32,6 +35,7 @@ class Services:
     restorer: RestoreWorker
     completions: CompletionRecorder
     sweeper: Sweeper
+    batch: BatchEngine | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -44,6 +48,11 @@ def build_services(settings: Settings) -> Services:
     publisher = EventPublisher(settings.topic_arn)
     notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
     pacer = Pacer(store, settings.restore_rate_per_second)
+    batch = None
+    if settings.batch_role_arn and settings.account_id and settings.report_bucket:
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3CONTROL") or os.environ.get("AWS_ENDPOINT_URL") or None
+        batch = BatchEngine(store, s3, BatchOperations(settings.account_id, settings.batch_role_arn, endpoint_url=endpoint), notifier,
+                            settings.report_bucket)
     return Services(
         settings=settings,
         store=store,
@@ -51,11 +60,13 @@ def build_services(settings: Settings) -> Services:
         queues=queues,
         publisher=publisher,
         notifier=notifier,
-        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier),
-        planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge),
+        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects),
+        planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
+                        batch),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer),
         completions=CompletionRecorder(store, notifier, s3),
-        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer),
+        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch),
+        batch=batch,
     )
 
 

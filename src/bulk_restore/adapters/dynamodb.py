@@ -178,6 +178,7 @@ class DynamoJobStore:
             "request": json.dumps(job.request, sort_keys=True) if job.request else None,
             "manifest_objects": job.manifest_objects,
             "notes": list(job.notes) or None,
+            **{f"batch_{group}": run for group, run in job.batch_runs.items()},
         }
 
     @staticmethod
@@ -232,6 +233,8 @@ class DynamoJobStore:
             request=json.loads(item["request"]) if item.get("request") else {},
             manifest_objects=_int(item["manifest_objects"]) if item.get("manifest_objects") is not None else None,
             notes=list(item.get("notes") or []),
+            batch_runs={name[len("batch_"):]: {k: (int(v) if isinstance(v, Decimal) else v) for k, v in run.items()}
+                        for name, run in item.items() if name.startswith("batch_") and isinstance(run, dict)},
         )
 
     def create_job(self, job: RestoreJob, idempotency_keys: Sequence[str] | str | None = ()) -> tuple[RestoreJob, bool]:
@@ -414,6 +417,38 @@ class DynamoJobStore:
         self._conditional_update({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
         self._conditional_update(self._meta(job_id), "SET issued = :yes, issued_at = if_not_exists(issued_at, :at)",
                                  "attribute_exists(pk)", None, {":yes": True, ":at": now_iso()})
+
+    # ---- the batch engine's S3 Batch Operations jobs ------------------------------------------
+
+    def save_batch_run(self, job_id: str, group: str, run: dict[str, Any], expect_status: str | None = None) -> bool:
+        """Store one Batch run of a job (``batch_<group>``). With ``expect_status``, only if the
+        stored run still has that status ("" for a run not stored yet): two deliveries of one
+        status change store it once."""
+        names = {"#r": f"batch_{group}"}
+        values: dict[str, Any] = {":run": run}
+        condition = "attribute_exists(pk)"
+        if expect_status is not None:
+            if expect_status == "":
+                condition += " AND attribute_not_exists(#r)"
+            else:
+                names["#st"] = "status"
+                condition += " AND #r.#st = :was"
+                values[":was"] = expect_status
+        return self._conditional_update(self._meta(job_id), "SET #r = :run", condition, names, values)
+
+    def link_batch_job(self, batch_job_id: str, job_id: str, group: str) -> None:
+        """Remember which job a Batch job id belongs to: its status events carry only that id."""
+        self.client.put_item(TableName=self.table, Item=_to_ddb({
+            "pk": f"BATCH#{batch_job_id}", "sk": "META", "job_id": job_id, "group": group, "expires_at": _epoch(self.object_retention_days)}))
+
+    def batch_job_owner(self, batch_job_id: str) -> tuple[str, str] | None:
+        """(job id, group) of a Batch job this stack created, else None."""
+        item = self.client.get_item(TableName=self.table, Key=_to_ddb({"pk": f"BATCH#{batch_job_id}", "sk": "META"}),
+                                    ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        found = _from_ddb(item)
+        return str(found["job_id"]), str(found.get("group", ""))
 
     def take_event_lease(self, job_id: str, event_id: str, lease_ms: int) -> bool:
         """Take over publishing a pending event whose lease has run out."""

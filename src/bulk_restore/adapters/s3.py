@@ -203,3 +203,46 @@ class S3Gateway:
             Bucket=bucket, NotificationConfiguration=config, SkipDestinationValidation=True
         )
         return True
+
+    # ---- the stack's own work files (Batch manifests and reports) ---------------------------
+
+    def put_work_object(self, bucket: str, key: str, body: bytes) -> str:
+        """Write one of the stack's own objects (never a source object); returns its ETag."""
+        return str(self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv")["ETag"])
+
+    def list_work_objects(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of the stack's objects under ``prefix``, in key order."""
+        found: list[tuple[str, int]] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found += [(item["Key"], int(item["Size"])) for item in page.get("Contents", [])]
+        return sorted(found)
+
+    def read_work_object(self, bucket: str, key: str) -> Iterator[bytes]:
+        """One of the stack's objects, block by block; empty when it does not exist."""
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 404 or code in ("NoSuchKey", "NotFound"):
+                return iter(())
+            raise
+        return body.iter_chunks(READ_BLOCK)
+
+    def join_work_objects(self, bucket: str, parts: list[list[str]], key: str) -> str:
+        """Write ``key`` as the concatenation of the objects named, ``parts`` giving which go into
+        each multipart part (each at least 5 MiB but the last); returns the new object's ETag."""
+        if len(parts) <= 1:
+            body = b"".join(b"".join(self.read_work_object(bucket, k)) for k in (parts[0] if parts else []))
+            return self.put_work_object(bucket, key, body)
+        upload = self.client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv")["UploadId"]
+        try:
+            done = []
+            for number, keys in enumerate(parts, start=1):
+                body = b"".join(b"".join(self.read_work_object(bucket, k)) for k in keys)
+                etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)["ETag"]
+                done.append({"PartNumber": number, "ETag": etag})
+            return str(self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                                             MultipartUpload={"Parts": done})["ETag"])
+        except Exception:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            raise

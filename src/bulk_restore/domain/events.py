@@ -100,3 +100,34 @@ def parse_message(body: str) -> list[RestoreCompleted]:
             )
         ]
     raise UnrecognisedEvent(f"not an S3 restore event: {body[:100]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStatusChanged:
+    """An S3 Batch Operations job's status change, as CloudTrail delivers it through EventBridge."""
+
+    batch_job_id: str
+    status: str
+    failure_codes: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def parse_batch_status(body: str) -> BatchStatusChanged | None:
+    """The Batch job status change a queue message carries, or None when it carries none."""
+    try:
+        doc = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("source") != "aws.s3" or doc.get("detail-type") != "AWS Service Event via CloudTrail":
+        return None
+    detail = doc.get("detail") or {}
+    if detail.get("eventName") not in ("JobStatusChanged", "JobCreated"):
+        return None
+    service = detail.get("serviceEventDetails") or {}
+    job_id, status = str(service.get("jobId") or ""), str(service.get("status") or "")
+    if not job_id or not status:
+        return None
+    codes = service.get("failureCodes") or []
+    if isinstance(codes, str):
+        codes = [codes]
+    return BatchStatusChanged(job_id, status, tuple(str(c) for c in codes), str(service.get("statusChangeReason") or ""))

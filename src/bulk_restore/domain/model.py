@@ -235,3 +235,22 @@ class RestoreJob:
     request: dict[str, Any] = field(default_factory=dict)
     manifest_objects: int | None = None  # objects the manifest lists, when the create-time check read it whole
     notes: list[str] = field(default_factory=list)  # what the job did with the manifest that is worth knowing
+    # The batch engine's S3 Batch Operations jobs: group ("archive", "intelligent-tiering") ->
+    # {"id", "status", "failure", "report": read?, "manifest": key}; see usecases/batch.py.
+    batch_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def batch_job_id(self) -> str:
+        """The S3 Batch Operations job id the API and events show (the first run's); our id otherwise."""
+        for group in sorted(self.batch_runs):
+            run_id = self.batch_runs[group].get("id")
+            if run_id:
+                return str(run_id)
+        return self.job_id
+
+    @property
+    def batch_ended(self) -> bool:
+        """Every Batch run of a batch-engine job has ended (its tasks all ran or never will)."""
+        from bulk_restore.domain.batch import TERMINAL_STATUSES
+
+        return bool(self.batch_runs) and all(run.get("status") in TERMINAL_STATUSES and run.get("report") for run in self.batch_runs.values())

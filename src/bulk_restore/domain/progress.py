@@ -87,7 +87,7 @@ def build_message(
     percent = reported_percent(status, counts, planned)
     return {
         "JobId": job.job_id,
-        "BatchJobId": batch_job_id or job.job_id,
+        "BatchJobId": batch_job_id or job.batch_job_id,
         "Status": status.value,
         "ProgressPercent": str(percent),
         "FailedBatchFiles": str(counts.failed),

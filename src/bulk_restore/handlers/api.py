@@ -30,7 +30,10 @@ def create_job() -> dict:
         "Status": job.status.value,
         "StatusUrl": f"{rest.base_url(app.current_event)}/jobs/{job.job_id}",
         "Created": created,
-        "BatchOperation": {"Engine": job.engine, "JobId": job.job_id},
+        "BatchJobId": job.batch_job_id,
+        "Engine": job.engine,
+        "Source": "manifest",
+        "BatchOperation": {"Engine": job.engine, "JobId": job.batch_job_id},
         "Warnings": warnings,
     }
 

@@ -1,11 +1,12 @@
-"""Completion queue: S3 "restore completed" events, in either shape, for a whole batch at once."""
+"""Completion queue: S3 "restore completed" events, in either shape, for a whole batch at once;
+and the status changes of the batch engine's S3 Batch Operations jobs."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bulk_restore.domain.events import RestoreCompleted, UnrecognisedEvent, parse_message
+from bulk_restore.domain.events import BatchStatusChanged, RestoreCompleted, UnrecognisedEvent, parse_batch_status, parse_message
 from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
@@ -18,6 +19,11 @@ def handler(event: dict, context: LambdaContext) -> dict:
     completions: list[RestoreCompleted] = []
     carried: list[str] = []
     for record in event["Records"]:
+        status = parse_batch_status(record["body"])
+        if status is not None:
+            if not _batch_status(status):
+                failures.append({"itemIdentifier": record["messageId"]})
+            continue
         try:
             found = parse_message(record["body"])
         except UnrecognisedEvent as exc:
@@ -33,3 +39,18 @@ def handler(event: dict, context: LambdaContext) -> dict:
         logger.exception("completions not recorded; the batch will be retried", extra={"events": len(completions)})
         failures.extend({"itemIdentifier": m} for m in carried)
     return {"batchItemFailures": failures}
+
+
+def _batch_status(status: BatchStatusChanged) -> bool:
+    """Apply one Batch job status change; False: to be retried."""
+    engine = services().batch
+    if engine is None:
+        logger.warning("S3 Batch Operations status event, but this stack runs no batch engine", extra={"batch_job_id": status.batch_job_id})
+        return True
+    try:
+        if not engine.on_status(status.batch_job_id, status.status, status.failure_codes, status.reason):
+            logger.info("status event of a Batch job of no job of ours", extra={"batch_job_id": status.batch_job_id})
+        return True
+    except Exception:
+        logger.exception("Batch job status not applied; the message will be retried", extra={"batch_job_id": status.batch_job_id})
+        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,9 +19,11 @@ from bulk_restore.domain.errors import (
     JobNotFound,
     ManifestUnreadable,
 )
+from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
+from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
 MAX_WARNINGS = 20
@@ -46,6 +48,15 @@ class CreateJobRequest(BaseModel):
     expedited_fallback: Annotated[bool, Field(strict=True)] = False
     deadline_hours: Annotated[float | None, Field(gt=0, le=24 * 30, strict=True)] = None
     keep_restored_days: Annotated[int, Field(ge=0, le=365, strict=True)] = 0
+    # direct: our functions call RestoreObject; batch: one S3 Batch Operations job; auto: by size
+    engine: Literal["auto", "direct", "batch"] = "auto"
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in ("auto", "direct", "batch"):
+            raise ValueError("engine must be \"auto\", \"direct\" or \"batch\"")
+        return value.strip().lower()
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -66,6 +77,8 @@ class CreateJobRequest(BaseModel):
         job give the same document. The idempotency keys are not part of it."""
         doc = self.model_dump(mode="json", exclude={"client_token"})
         doc["tier"] = self.tier.value.upper()
+        if doc.get("engine") == "auto":
+            del doc["engine"]  # as jobs made before the field was known
         return doc
 
     def idempotency_keys(self, header: str | None) -> dict[str, str]:
@@ -101,13 +114,33 @@ def request_differences(job: dict[str, Any], request: dict[str, Any]) -> list[di
 
 class JobService:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
-                 notifier: Notifier | None = None):
+                 notifier: Notifier | None = None, batch: BatchEngine | None = None, batch_min_objects: int = 0):
         self.store = store
         self.s3 = s3
         self.queues = queues
         self.topic_arn = topic_arn
         self.default_step = default_step
         self.notifier = notifier
+        self.batch = batch  # None: this stack runs no S3 Batch Operations job (no role for it)
+        self.batch_min_objects = batch_min_objects  # auto picks the batch engine from this many objects (0: never)
+
+    def choose_engine(self, request: CreateJobRequest, objects: int | None) -> str:
+        """The engine a job runs on. ``objects``: the manifest's rows, counted or estimated."""
+        if request.engine == "batch":
+            if self.batch is None:
+                raise InvalidRequest("this stack cannot run S3 Batch Operations jobs (it was deployed without the Batch "
+                                     "Operations role): use engine \"direct\"", {"engine": "batch"})
+            try:
+                batch_tier(request.tier)
+            except BatchEngineRefused as exc:
+                raise InvalidRequest(str(exc), {"engine": "batch", "tier": request.tier.value.upper()}) from exc
+            return "batch"
+        if request.engine == "direct":
+            return "direct"
+        if (self.batch is not None and self.batch_min_objects > 0 and request.tier is not Tier.EXPEDITED
+                and objects is not None and objects >= self.batch_min_objects):
+            return "batch"
+        return "direct"
 
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
@@ -131,6 +164,9 @@ class JobService:
                 "add it to the stack's AllowedBuckets parameter",
                 {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.s3.allowed_buckets or ())},
             )
+        complete = len(sample) >= location.size
+        counted = count_objects(sample) if complete else None
+        engine = self.choose_engine(request, counted if complete else estimate_objects(sample, location.size))
         stamp = now_iso()
         job = RestoreJob(
             job_id=str(uuid.uuid4()),
@@ -145,8 +181,9 @@ class JobService:
             deadline_seconds=(request.deadline_hours or 0) * 3600,
             keep_restored_days=request.keep_restored_days,
             request=request.normalised(),
-            manifest_objects=count_objects(sample) if len(sample) >= location.size else None,
+            manifest_objects=counted,
             notes=manifest_notes(sample),
+            engine=engine,
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:  # another create with one of these keys stored its job first
@@ -206,6 +243,8 @@ class JobService:
                 f"job {job_id} has already ended ({job.status.value}): nothing to cancel",
                 {"job_id": job_id, "status": job.status.value},
             )
+        if self.batch is not None and job.batch_runs:
+            self.batch.cancel_runs(job_id, "the bulk-restore job was cancelled on request")
         return self.status(job_id)
 
     def status(self, job_id: str) -> tuple[RestoreJob, Counts]:
@@ -244,6 +283,14 @@ class JobService:
         }
 
 
+def estimate_objects(sample: bytes, size: int) -> int | None:
+    """Rows of a manifest read only in part: its size over the sample's bytes per row."""
+    rows = sample.count(b"\n")
+    if not sample or rows == 0:
+        return None
+    return int(size * rows / len(sample))
+
+
 def job_not_found(job_id: str) -> JobNotFound:
     shown = job_id if len(job_id) <= 100 else f"{job_id[:100]}..."
     if not is_job_id(job_id):
@@ -263,6 +310,9 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
     return {
         "JobId": job.job_id,
         "BulkJobId": job.job_id,
+        "BatchJobId": job.batch_job_id,
+        "BatchOperations": batch_runs_document(job),
+        "Source": "manifest",
         "Status": job.status.value,
         "Tier": job.tier.value.upper(),
         "ExpirationDays": job.expiration_days,
@@ -291,3 +341,12 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
         "Notes": list(job.notes),
         "SNSTopic": topic_arn,
     }
+
+
+def batch_runs_document(job: RestoreJob) -> list[dict[str, Any]]:
+    """The S3 Batch Operations jobs of a batch-engine job, as the API shows them."""
+    return [
+        {"Group": group, "JobId": run.get("id") or None, "Status": run.get("status") or "NotCreated",
+         "FailureReason": run.get("failure") or None, "ReportRead": bool(run.get("report"))}
+        for group, run in sorted(job.batch_runs.items())
+    ]

@@ -18,7 +18,8 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
-from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, PlanningState, RestoreJob
+from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob
+from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -41,7 +42,7 @@ class _Chunk:
 
 class Planner:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier,
-                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True):
+                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True, batch: BatchEngine | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -49,6 +50,7 @@ class Planner:
         self.lines_per_step = max(LINES_PER_CHUNK, lines_per_step - lines_per_step % LINES_PER_CHUNK)
         self.reserve_ms = reserve_ms
         self.manage_eventbridge = manage_eventbridge
+        self.batch = batch
 
     def run_step(self, job_id: str, step: int, remaining_ms: Callable[[], int]) -> None:
         job = self.store.get_job(job_id)
@@ -59,8 +61,9 @@ class Planner:
             self._stop(job)
             return
         if job.planning.done:
-            # A late copy of the last step, maybe after a crash before its evaluation: the chunks
-            # may all be accounted already, and nothing else would end the job.
+            # A late copy of the last step, maybe after a crash before its evaluation (or its Batch
+            # job's creation): the chunks may all be accounted already, and nothing else would end the job.
+            self._launch(job)
             self.notifier.evaluate(job_id)
             return
         if step != job.planning.step:
@@ -86,9 +89,15 @@ class Planner:
             extra={"job_id": job_id, "step": step, "lines": planning.lines_read, "chunks": planning.chunks_emitted, "done": planning.done},
         )
         if planning.done:
+            job.planning = planning
+            self._launch(job)
             self.notifier.evaluate(job_id)
         else:
             self.queues.send_plan_step(job_id, planning.step)
+
+    def _launch(self, job: RestoreJob) -> None:
+        if job.engine == "batch" and self.batch is not None:
+            self.batch.launch(job)
 
     def _stop(self, job: RestoreJob) -> None:
         """The job has ended (cancelled, timed out): plan no more of it, and say so, so that its
@@ -109,6 +118,8 @@ class Planner:
         chunk: _Chunk | None = None
         finished = True
         versioned_line = start.versioned_line
+        to_batch: list[ObjectId] = []  # the batch engine's manifest rows of this step
+        batch = job.engine == "batch" and self.batch is not None
 
         def flush(c: _Chunk) -> None:
             nonlocal chunks_emitted
@@ -147,6 +158,8 @@ class Planner:
                 elif (ref := row.object.ref) not in chunk.refs:
                     chunk.refs.add(ref)
                     chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id])
+                    if batch and self.s3.may_touch(row.object.bucket):
+                        to_batch.append(row.object)
             if isinstance(row, ManifestError):
                 chunk.errors.append([row.line, row.message, row.raw])
             lines_this_step += 1
@@ -154,6 +167,8 @@ class Planner:
         else:
             if chunk is not None:
                 flush(chunk)
+        if batch and self.batch is not None:
+            self.batch.write_fragment(job.job_id, start.step, to_batch, versioned_line > 0)
         self._send(job, outgoing, sent)
         return replace(
             start,

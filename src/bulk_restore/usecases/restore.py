@@ -22,6 +22,7 @@ logger = Logger(child=True)
 
 STATUS_CHECK_SECONDS = 1.0
 CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
+BATCH_REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
 
 
@@ -48,7 +49,13 @@ class RestoreWorker:
             todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
             refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
             todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
-            records = self._request_paced(job, todo) + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
+            if job.engine == "batch":
+                # Its S3 Batch Operations job requests the restores; the objects wait for their events.
+                outcome = NOT_REQUESTED if job.status.is_terminal else BATCH_REQUESTED
+                requested = [self._record(job, line, obj, outcome, now_iso()) for line, obj in todo]
+            else:
+                requested = self._request_paced(job, todo)
+            records = requested + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
             records += [
                 ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
                 for e in errors

@@ -23,6 +23,7 @@ from bulk_restore.domain.model import Counts, JobStatus, ObjectId, ObjectState, 
 from bulk_restore.domain.outcomes import RetryLater
 from bulk_restore.domain.timing import TIME_FORMAT, default_deadline, due, expected_window, parse_time
 from bulk_restore.settings import Settings
+from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 
@@ -33,7 +34,8 @@ GONE = "the object was deleted (or its version removed) while it was restoring"
 
 class Sweeper:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier, settings: Settings,
-                 pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+                 pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 batch: BatchEngine | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -42,6 +44,7 @@ class Sweeper:
         self.pacer = pacer
         self.clock = clock
         self.sleep = sleep
+        self.batch = batch
 
     def run(self, remaining_ms: Callable[[], int], reserve_ms: int = 20_000) -> dict[str, int]:
         report = {"jobs": 0, "checked": 0, "completed": 0, "timed_out": 0}
@@ -79,6 +82,9 @@ class Sweeper:
             elif not job.outbox:
                 self.store.deactivate(job_id)
             return
+        if job.engine == "batch" and self.batch is not None and not job.batch_ended:
+            # A lost status event, or a Batch job never created after planning: asked, not waited for.
+            self.batch.check(job)
         if not job.planning.done and due(job.updated_at, self.settings.stalled_planning_seconds * scale, now):
             logger.info("planning stalled: step asked again", extra={"job_id": job_id, "step": job.planning.step})
             self.queues.send_plan_step(job_id, job.planning.step)
@@ -90,6 +96,13 @@ class Sweeper:
         # to a dead-letter queue) still ends.
         deadline = job.deadline_seconds or default_deadline(job.tier, scale)
         since = job.created_at if job.deadline_seconds else (job.issued_at or self._last_activity(job, counts, now))
+        if job.engine == "batch" and not job.deadline_seconds:
+            # Its requests are sent by S3 Batch Operations: the tier's deadline counts from the end of its runs.
+            since = str(job.sweep.get("batch_ended_at", "")) if job.batch_ended else ""
+            if job.batch_ended and not since:
+                job.sweep = {**job.sweep, "batch_ended_at": now.strftime(TIME_FORMAT)}
+                self.store.save_sweep(job.job_id, job.sweep)
+                since = job.sweep["batch_ended_at"]
         if since and due(since, deadline, now):
             reason = (
                 f"deadline of {deadline / 3600:g} h passed with {counts.restoring} objects still restoring"
