@@ -91,10 +91,7 @@ def group_parts(sizes: list[int], min_part: int = MIN_PART_BYTES) -> list[list[i
             parts.append(current)
             current, size = [], 0
     if current:
-        if parts and size < min_part:
-            parts[-1].extend(current)  # a small tail joins the part before it
-        else:
-            parts.append(current)
+        parts.append(current)  # the last part may be smaller
     if len(parts) > MAX_PARTS:
         raise ValueError(f"the manifest would need {len(parts)} parts, over S3's {MAX_PARTS}")
     return parts

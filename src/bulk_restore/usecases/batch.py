@@ -168,6 +168,8 @@ class BatchEngine:
         status = run["status"]
         reported, it_rows, failed = self._read_report(job, group, run)
         never_ran = 0
+        if status != "Complete" and reported is None and self._no_task_ran(run):
+            reported = set()  # no report because no task ran (S3 writes one once a task was invoked)
         if status != "Complete" and reported is not None:  # without a report, the sweeper's HeadObject checks decide
             never_ran = self._never_ran(job, reported, f"its S3 Batch Operations task never ran: the Batch job {run['id']} "
                                                        f"ended {status} ({run.get('failure') or 'no reason given'})")
@@ -183,6 +185,10 @@ class BatchEngine:
         logger.info("S3 Batch Operations job ended", extra={"job_id": job.job_id, "batch_job_id": run.get("id"), "status": status,
                                                            "failed_tasks": failed, "never_ran": never_ran, "it_rerun": len(it_rows)})
         self.notifier.evaluate(job.job_id)
+
+    def _no_task_ran(self, run: dict[str, Any]) -> bool:
+        summary = self.operations.describe(str(run["id"])).get("ProgressSummary") or {}
+        return int(summary.get("NumberOfTasksSucceeded", 0) or 0) + int(summary.get("NumberOfTasksFailed", 0) or 0) == 0
 
     def _read_report(self, job: RestoreJob, group: str, run: dict[str, Any]) -> tuple[set[str] | None, list[ObjectId], int]:
         """Apply a run's completion report: (refs of every task reported, or None when the run wrote
