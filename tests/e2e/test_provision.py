@@ -176,9 +176,9 @@ Resources:
         Off:
           Type: Schedule
           Properties: {Schedule: rate(1 minute), Enabled: false}
-  Role:
-    Type: AWS::IAM::Role
-    Properties: {AssumeRolePolicyDocument: {}}
+  Alarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {AlarmName: never-made}
 """
 
 
@@ -191,7 +191,37 @@ def test_schedule_events_become_schedule_sources(aws):
     assert [(s.name, s.every_seconds, s.enabled) for s in spec.schedules] == [("Every", 900, True), ("Nightly", None, True), ("Off", 60, False)]
     [source] = stack.schedule_sources(load=lambda path: print, scale=0.01, minimum_seconds=1)
     assert source.every_seconds == 9 and source.input == {"sweep": True}
-    assert [(s.logical_id, s.type) for s in stack.skipped] == [("Role", "AWS::IAM::Role")]
+    assert [(s.logical_id, s.type) for s in stack.skipped] == [("Alarm", "AWS::CloudWatch::Alarm")]
+
+
+ROLE = """
+Resources:
+  Runner:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement: [{Effect: Allow, Principal: {Service: batchoperations.s3.amazonaws.com}, Action: sts:AssumeRole}]
+      Policies:
+        - PolicyName: restore
+          PolicyDocument: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: s3:RestoreObject, Resource: "arn:aws:s3:::b/*"}]}
+Outputs:
+  RoleArn:
+    Value: !GetAtt Runner.Arn
+"""
+
+
+def test_roles_are_made_with_their_trust_and_inline_policies(aws):
+    import boto3
+
+    stack = provision(parse_template(ROLE), stack_name="roles")
+    iam = boto3.client("iam", region_name="us-east-1")
+    name = stack.ref("Runner")
+    role = iam.get_role(RoleName=name)["Role"]
+    assert stack.outputs["RoleArn"] == role["Arn"] and role["Arn"].endswith(f":role/{name}")
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    policy = iam.get_role_policy(RoleName=name, PolicyName="restore")["PolicyDocument"]
+    assert policy["Statement"][0]["Action"] == "s3:RestoreObject"
 
 
 # ---- the real template ------------------------------------------------------------------------

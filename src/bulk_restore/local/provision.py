@@ -284,6 +284,7 @@ class _Provisioner:
             "AWS::S3::Bucket": self._bucket,
             "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::SSM::Parameter": self._ssm_parameter,
+            "AWS::IAM::Role": self._role,
             "AWS::Serverless::Function": self._function,
             "AWS::Serverless::Api": self._api,
         }
@@ -467,6 +468,18 @@ class _Provisioner:
         for arn in p.get("Topics") or []:
             sns.set_topic_attributes(TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(p["PolicyDocument"]))
         return MadeResource(logical_id, "AWS::SNS::TopicPolicy", f"{self.stack.stack_name}-{logical_id}")
+
+    def _role(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
+        """An IAM role with its inline policies (S3 Batch Operations runs the batch engine's jobs with one)."""
+        iam = self.client("iam")
+        name = p.get("RoleName") or self._name(logical_id, 64)
+        document = p.get("AssumeRolePolicyDocument") or {}
+        role = iam.create_role(RoleName=name, Path=p.get("Path", "/"),
+                               AssumeRolePolicyDocument=document if isinstance(document, str) else json.dumps(document))["Role"]
+        for policy in p.get("Policies") or []:
+            body = policy["PolicyDocument"]
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=body if isinstance(body, str) else json.dumps(body))
+        return MadeResource(logical_id, "AWS::IAM::Role", name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
     def _event_bus(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
         arn = self.client("events").create_event_bus(Name=p["Name"])["EventBusArn"]
