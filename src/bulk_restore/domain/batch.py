@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
 from bulk_restore.domain.model import ObjectId, ObjectOutcome, ObjectState, Tier
+from bulk_restore.domain.outcomes import RetryLater, classify
 
 MANIFEST_FORMAT = "S3BatchOperations_CSV_20180820"
 REPORT_FORMAT = "Report_CSV_20180820"
@@ -133,13 +134,21 @@ class TaskResult:
     message: str
 
     def outcome(self) -> ObjectOutcome | None:
-        """What the task says of its object: None when it is restoring (or already restored), as
-        RestoreObject's 202 and 200 say; FAILED with S3's reason otherwise."""
-        if self.succeeded or self.error_code == "RestoreAlreadyInProgress" or self.http_status == 409:
+        """What the task says of its object: None when it is restoring, as a succeeded task or one
+        that found a restore running says (a copy that was already restored is found by the
+        sweeper's HeadObject check: the report does not tell it apart); otherwise what the direct
+        engine makes of the same S3 answer (a non-archived object SKIPPED, a missing one FAILED)."""
+        if self.succeeded:
             return None
-        code = self.error_code or (f"HTTP {self.http_status}" if self.http_status else "TaskFailed")
-        detail = f": {self.message}" if self.message else ""
-        return ObjectOutcome(ObjectState.FAILED, f"{code} (S3 Batch Operations task){detail}")
+        try:
+            outcome = classify(self.http_status or 0, self.error_code, self.message)
+        except RetryLater:  # S3 Batch Operations retried it already: final
+            outcome = ObjectOutcome(ObjectState.FAILED, f"{self.error_code or self.http_status}: S3 was busy")
+        if outcome.state in (ObjectState.RESTORING, ObjectState.RESTORED):
+            return None
+        if outcome.state is ObjectState.FAILED and not self.http_status and not self.error_code:
+            outcome = ObjectOutcome(ObjectState.FAILED, f"TaskFailed: {self.message or 'no reason given'}")
+        return ObjectOutcome(outcome.state, f"{outcome.reason} (S3 Batch Operations task)")
 
 
 def _int(text: str) -> int | None:

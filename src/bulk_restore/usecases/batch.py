@@ -15,7 +15,8 @@ What this engine adds:
    the job: a second launch, after a crash or by the sweeper, finds the same Batch job).
 3. Status changes arrive as CloudTrail ``JobStatusChanged`` events through EventBridge (on the
    completion queue) or, when one is lost, from DescribeJob by the sweeper. When a run ends its
-   completion report is read once: each failed task's object becomes FAILED with S3's error;
+   completion report is read once: each failed task's object becomes FAILED with S3's error
+   (SKIPPED when S3 says it is not archived, as with the direct engine);
    Intelligent-Tiering archive objects the run could not restore with ExpirationInDays (S3
    refuses Days for them) go into a second run of their own, without it. A run that Failed or was
    Cancelled ends the job with its failure codes, and its objects whose tasks never ran become
@@ -192,7 +193,7 @@ class BatchEngine:
 
     def _read_report(self, job: RestoreJob, group: str, run: dict[str, Any]) -> tuple[set[str] | None, list[ObjectId], int]:
         """Apply a run's completion report: (refs of every task reported, or None when the run wrote
-        no report; IT objects to run again without ExpirationInDays; objects made FAILED)."""
+        no report; IT objects to run again without ExpirationInDays; objects made FAILED or SKIPPED)."""
         prefix = f"{self.prefix(job.job_id)}report-{group}/job-{run['id']}/"
         manifest = b"".join(self.s3.read_work_object(self.bucket, f"{prefix}manifest.json"))
         if not manifest:
@@ -200,14 +201,14 @@ class BatchEngine:
         report = parse_report_manifest(manifest)
         reported: set[str] = set()
         it_rows: list[ObjectId] = []
-        pending: dict[str, list[ObjectRecord]] = defaultdict(list)
+        pending: dict[tuple[ObjectState, str], list[ObjectRecord]] = defaultdict(list)
         failed = 0
 
-        def flush(reason: str) -> None:
+        def flush(outcome: tuple[ObjectState, str]) -> None:
             nonlocal failed
-            records = pending.pop(reason, [])
+            records = pending.pop(outcome, [])
             if records:
-                failed += self.store.transition(job.job_id, records, ObjectState.FAILED, reason)
+                failed += self.store.transition(job.job_id, records, outcome[0], outcome[1])
 
         for bucket, key, _ in report.results:
             for task in iter_report_rows(report.schema, text_lines(self.s3.read_work_object(bucket or self.bucket, key))):
@@ -219,10 +220,10 @@ class BatchEngine:
                 if group == ARCHIVE_GROUP and _it_refused_days(task.error_code, task.message):
                     it_rows.append(obj)
                     continue
-                pending[outcome.reason].append(ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id,
-                                                            ObjectState.RESTORING, "", 0))
-                if len(pending[outcome.reason]) >= TRANSITION_BATCH:
-                    flush(outcome.reason)
+                found = (outcome.state, outcome.reason)
+                pending[found].append(ObjectRecord(job.job_id, obj.ref, obj.bucket, obj.key, obj.version_id, ObjectState.RESTORING, "", 0))
+                if len(pending[found]) >= TRANSITION_BATCH:
+                    flush(found)
         for reason in list(pending):
             flush(reason)
         return reported, it_rows, failed
