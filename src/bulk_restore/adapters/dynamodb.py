@@ -179,6 +179,7 @@ class DynamoJobStore:
             "manifest_objects": job.manifest_objects,
             "notes": list(job.notes) or None,
             **{f"batch_{group}": run for group, run in job.batch_runs.items()},
+            "source": dict(job.source) or None,
         }
 
     @staticmethod
@@ -192,6 +193,7 @@ class DynamoJobStore:
             "buckets": list(p.buckets),
             "versioned_line": p.versioned_line,
             "stopped": p.stopped,
+            "cursor": dict(p.cursor),
         }
 
     @staticmethod
@@ -220,6 +222,7 @@ class DynamoJobStore:
                 buckets=list(p.get("buckets", [])),
                 versioned_line=_int(p.get("versioned_line")),
                 stopped=bool(p.get("stopped", False)),
+                cursor={k: _int(v) for k, v in (p.get("cursor") or {}).items()},
             ),
             engine=item.get("engine", "direct"),
             expedited_fallback=bool(item.get("expedited_fallback", False)),
@@ -233,6 +236,7 @@ class DynamoJobStore:
             request=json.loads(item["request"]) if item.get("request") else {},
             manifest_objects=_int(item["manifest_objects"]) if item.get("manifest_objects") is not None else None,
             notes=list(item.get("notes") or []),
+            source=dict(item.get("source") or {}),
             batch_runs={name[len("batch_"):]: {k: (int(v) if isinstance(v, Decimal) else v) for k, v in run.items()}
                         for name, run in item.items() if name.startswith("batch_") and isinstance(run, dict)},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -246,3 +247,64 @@ class S3Gateway:
         except Exception:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             raise
+
+    # ---- S3 Inventory reports ----------------------------------------------------------------
+
+    def read_inventory_manifest(self, bucket: str, key: str) -> tuple[ManifestLocation, bytes]:
+        """An inventory report's manifest.json, whole (it lists files, not objects: small)."""
+        location, sample = self.inspect_manifest(bucket, key)
+        if location.size <= len(sample):
+            return location, sample
+        if location.size > MAX_INVENTORY_MANIFEST:
+            raise ManifestUnreadable(f"s3://{bucket}/{key} is {location.size} bytes: no inventory manifest.json is that large")
+        body = self.client.get_object(Bucket=bucket, Key=key, IfMatch=location.etag)["Body"]
+        return location, body.read()
+
+    def inventory_file(self, bucket: str, key: str, seekable: bool) -> Any:
+        """An inventory data file: byte blocks (CSV), or a seekable file read by ranged GETs (Parquet)."""
+        self.check_manifest_location(bucket)
+        try:
+            if seekable:
+                size = int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+                return io.BufferedReader(RangedObject(self.client, bucket, key, size), buffer_size=RANGED_READ)
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(READ_BLOCK)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status in (403, 404):
+                raise ManifestUnreadable(f"inventory data file s3://{bucket}/{key} cannot be read ({code or status})") from exc
+            raise
+
+
+MAX_INVENTORY_MANIFEST = 64 * 1024 * 1024
+RANGED_READ = 8 * 1024 * 1024
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable view of one S3 object, each read a ranged GET (for Parquet's footer-first reads)."""
+
+    def __init__(self, client: Any, bucket: str, key: str, size: int):
+        self.client, self.bucket, self.key, self.size = client, bucket, key, size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position >= self.size or len(buffer) == 0:
+            return 0
+        end = min(self.size, self.position + len(buffer)) - 1
+        data = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={self.position}-{end}")["Body"].read()
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)

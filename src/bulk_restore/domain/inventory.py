@@ -9,7 +9,7 @@ storage-inventory-location; API reference: InventoryConfiguration):
   ``[{key, size, MD5checksum}]``; the data files live in the destination bucket. Beside it,
   ``manifest.checksum`` holds the MD5 of the manifest's bytes.
 - CSV data files are gzip-compressed, have no header row, quote every field, and URL-encode the
-  key in the form style (a space is "+", a "+" is "%2B"): it is decoded here. The columns are
+  key (a space is "+", a "+" is "%2B"): it is decoded here. The columns are
   those of ``fileSchema`` ("Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, ...") in
   that order; optional fields the configuration left out are absent. Booleans are "true" /
   "false"; an object without a version id has an empty VersionId.
@@ -18,10 +18,13 @@ storage-inventory-location; API reference: InventoryConfiguration):
   ``intelligent_tiering_access_tier``, ...); their keys are not URL-encoded.
 - ORC is not read here: the error says to configure CSV or Parquet.
 - VersionId, IsLatest and IsDeleteMarker are present only in reports of all versions.
-- The Intelligent-Tiering access tier column is documented with the values FREQUENT, INFREQUENT,
+- The Intelligent-Tiering access tier column: the user guide names the tiers but, in the copies
+  checked, not the values. Parsers of real reports read FREQUENT, INFREQUENT,
   ARCHIVE_INSTANT_ACCESS, ARCHIVE and DEEP_ARCHIVE; ARCHIVE_ACCESS and DEEP_ARCHIVE_ACCESS (the
-  API's names for the archive tiers) are accepted as well. Entries carry the API's names, the
-  ones RestoreObject and HeadObject's ArchiveStatus use.
+  API's names for the two archive tiers) are accepted as well. Entries carry the API's names,
+  the ones RestoreObject and HeadObject's ArchiveStatus use.
+- Keys are form-URL-encoded in CSV reports (a space arrives as "+"): that is what reports in the
+  field show (cloud-custodian issue 1997); the user guide says only "URL-encoded".
 
 Reading is streamed and resumable. A CSV data file is decompressed incrementally from an
 iterable of byte blocks (multi-member gzip included) and split into rows with a bounded row
@@ -36,6 +39,7 @@ This module needs no AWS SDK; pyarrow is imported only when a Parquet file is re
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -358,7 +362,7 @@ def read_blocks(stream: IO[bytes], block_size: int = HASH_BLOCK_BYTES) -> Iterat
 # ---- rows ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InventoryRow:
     """One row of a data file, with the fields restoring needs. Absent columns are None."""
 
@@ -386,45 +390,69 @@ class InventoryRowError:
 
 
 _WANTED = (BUCKET, KEY, VERSION_ID, IS_LATEST, IS_DELETE_MARKER, SIZE, STORAGE_CLASS, IT_ACCESS_TIER)
+_BOOLEANS: dict[str, bool | None] = {"true": True, "false": False, "": None}
 
 
-def _bool(text: str) -> bool | None:
+@functools.lru_cache(maxsize=256)
+def _valid_bucket(name: str) -> bool:
+    return _BUCKET_RE.match(name) is not None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value)
+    if text in _BOOLEANS:
+        return _BOOLEANS[text]
     folded = text.strip().lower()
-    if folded == "true":
-        return True
-    if folded == "false":
-        return False
-    if not folded:
-        return None
+    if folded in _BOOLEANS:
+        return _BOOLEANS[folded]
     raise ValueError(f"{text[:20]!r} is not true or false")
 
 
-def _build_row(index: int, values: dict[str, Any], encoded_keys: bool) -> InventoryRow | InventoryRowError:
-    """Check and convert one row's values (strings from CSV, typed values from Parquet)."""
-    raw = f"{values.get(BUCKET) or ''},{values.get(KEY) or ''}"[:200]
-    bucket = (values.get(BUCKET) or "").strip()
-    if not _BUCKET_RE.match(bucket):
-        return InventoryRowError(index, f"{bucket[:80]!r} is not a valid S3 bucket name", raw)
-    key_value = values.get(KEY) or ""
+def _text(value: Any) -> str | None:
+    """A text column's value: None for absent or empty, else stripped and upper-cased."""
+    if not value:
+        return None
+    return str(value).strip().upper() or None
+
+
+def _build_row(
+    index: int,
+    encoded_keys: bool,
+    bucket_value: Any,
+    key_value: Any,
+    version_value: Any,
+    latest_value: Any,
+    marker_value: Any,
+    size_value: Any,
+    class_value: Any,
+    tier_value: Any,
+) -> InventoryRow | InventoryRowError:
+    """Check and convert one row's values (strings from CSV, typed values from Parquet; None: absent)."""
+    bucket = (bucket_value or "").strip()
+    key_value = key_value or ""
+    raw = f"{bucket},{key_value}"
+    if not _valid_bucket(bucket):
+        return InventoryRowError(index, f"{bucket[:80]!r} is not a valid S3 bucket name", raw[:200])
     if not key_value:
-        return InventoryRowError(index, "the Key column is empty", raw)
-    if encoded_keys:
+        return InventoryRowError(index, "the Key column is empty", raw[:200])
+    key = key_value
+    if encoded_keys and ("%" in key_value or "+" in key_value):
         if _BAD_PERCENT_RE.search(key_value):
-            return InventoryRowError(index, "the key has invalid URL-encoding (a % not followed by two hex digits)", raw)
+            return InventoryRowError(index, "the key has invalid URL-encoding (a % not followed by two hex digits)", raw[:200])
         try:
             key = unquote_plus(key_value, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
-            return InventoryRowError(index, "the key's URL-encoding does not decode to UTF-8", raw)
-    else:
-        key = key_value
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        return InventoryRowError(index, f"the key is longer than S3's limit of {MAX_KEY_BYTES} bytes", raw)
+            return InventoryRowError(index, "the key's URL-encoding does not decode to UTF-8", raw[:200])
+    # A character is at most 4 bytes of UTF-8: only long keys need their bytes counted.
+    if len(key) * 4 > MAX_KEY_BYTES and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return InventoryRowError(index, f"the key is longer than S3's limit of {MAX_KEY_BYTES} bytes", raw[:200])
     try:
-        is_latest = _as_bool(values.get(IS_LATEST))
-        is_delete_marker = _as_bool(values.get(IS_DELETE_MARKER))
+        is_latest = _as_bool(latest_value)
+        is_delete_marker = _as_bool(marker_value)
     except ValueError as exc:
-        return InventoryRowError(index, f"IsLatest / IsDeleteMarker: {exc}", raw)
-    size_value = values.get(SIZE)
+        return InventoryRowError(index, f"IsLatest / IsDeleteMarker: {exc}", raw[:200])
     size: int | None
     if size_value is None or size_value == "":
         size = None
@@ -433,28 +461,12 @@ def _build_row(index: int, values: dict[str, Any], encoded_keys: bool) -> Invent
     elif isinstance(size_value, str) and size_value.strip().isdigit():
         size = int(size_value)
     else:
-        return InventoryRowError(index, f"Size {str(size_value)[:30]!r} is not a number of bytes", raw)
-    version_id = (values.get(VERSION_ID) or "").strip() or None
+        return InventoryRowError(index, f"Size {str(size_value)[:30]!r} is not a number of bytes", raw[:200])
+    version_id = (version_value or "").strip() or None
     if version_id is None and is_latest is False:
         # A noncurrent version with no version id is the "null" version (written before versioning).
         version_id = "null"
-    return InventoryRow(
-        index=index,
-        bucket=bucket,
-        key=key,
-        version_id=version_id,
-        is_latest=is_latest,
-        is_delete_marker=is_delete_marker,
-        size=size,
-        storage_class=(values.get(STORAGE_CLASS) or "").strip().upper() or None,
-        access_tier=(values.get(IT_ACCESS_TIER) or "").strip().upper() or None,
-    )
-
-
-def _as_bool(value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    return _bool(str(value))
+    return InventoryRow(index, bucket, key, version_id, is_latest, is_delete_marker, size, _text(class_value), _text(tier_value))
 
 
 # ---- CSV (gzip) ---------------------------------------------------------------------------------
@@ -548,7 +560,7 @@ def _split_rows(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
 @dataclass(frozen=True, slots=True)
 class _CsvLayout:
     width: int
-    index: dict[str, int]  # wanted column -> its position
+    positions: tuple[int, ...]  # for each of _WANTED, its column's position, or -1 when absent
 
     @classmethod
     def of(cls, columns: Sequence[str]) -> "_CsvLayout":
@@ -556,7 +568,22 @@ class _CsvLayout:
         for needed in (BUCKET, KEY):
             if needed not in canonical:
                 raise InventoryDataError(f"the schema has no {needed} column", "fileSchema")
-        return cls(len(canonical), {name: canonical.index(name) for name in _WANTED if name in canonical})
+        return cls(len(canonical), tuple(canonical.index(name) if name in canonical else -1 for name in _WANTED))
+
+
+def split_quoted_row(text: str) -> list[str] | None:
+    """The fields of a row in S3 Inventory's form (every field quoted) when no field holds a quote.
+
+    Then the row is ``"f1","f2",...`` and splitting between the quotes is exact. Otherwise
+    (a doubled quote inside a field, an unquoted field) None: the csv module parses it.
+    """
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return None
+    fields = text[1:-1].split('","')
+    for field in fields:
+        if '"' in field:
+            return None
+    return fields
 
 
 def _parse_csv_row(index: int, data: bytes, layout: _CsvLayout) -> InventoryRow | InventoryRowError:
@@ -565,13 +592,15 @@ def _parse_csv_row(index: int, data: bytes, layout: _CsvLayout) -> InventoryRow 
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return InventoryRowError(index, f"the row is not valid UTF-8 (byte {exc.start})", preview)
-    try:
-        fields = next(csv.reader((text,), strict=True))
-    except (csv.Error, StopIteration) as exc:
-        return InventoryRowError(index, f"the row is not valid CSV ({exc})", preview)
+    fields = split_quoted_row(text)
+    if fields is None:
+        try:
+            fields = next(csv.reader((text,), strict=True))
+        except (csv.Error, StopIteration) as exc:
+            return InventoryRowError(index, f"the row is not valid CSV ({exc})", preview)
     if len(fields) != layout.width:
         return InventoryRowError(index, f"expected {layout.width} columns (the manifest's fileSchema), found {len(fields)}", preview)
-    return _build_row(index, {name: fields[i] for name, i in layout.index.items()}, encoded_keys=True)
+    return _build_row(index, True, *[fields[i] if i >= 0 else None for i in layout.positions])
 
 
 def iter_csv_rows(
@@ -650,10 +679,12 @@ def iter_parquet_rows(
             use_threads=False,
         )
         for batch in batches:
+            absent = [None] * batch.num_rows
             lists = {canonical: batch.column(name).to_pylist() for canonical, name in wanted}
-            for i in range(batch.num_rows):
+            columns = [lists.get(name, absent) for name in _WANTED]
+            for values in zip(*columns):
                 if index >= start_row:
-                    yield _build_row(index, {canonical: values[i] for canonical, values in lists.items()}, encoded_keys=False)
+                    yield _build_row(index, False, *values)
                 index += 1
     except (pa.ArrowException, OSError) as exc:
         raise InventoryDataError(f"the Parquet data file could not be read at row {index} ({exc})") from exc
@@ -818,17 +849,22 @@ def iter_report(
         for row in rows:
             result = row if isinstance(row, InventoryRowError) else classify(row, latest_only, restore_unknown)
             if pending is not None:
-                yield ReportItem(file_index, info.key, pending, InventoryCursor(file_index, _row_of(pending) + 1))
+                yield ReportItem(file_index, info.key, pending, InventoryCursor(file_index, pending.row + 1))
             pending = result
         if pending is not None:
             yield ReportItem(file_index, info.key, pending, InventoryCursor(file_index + 1, 0))
 
 
-def _row_of(result: InventoryResult) -> int:
-    return result.row
-
-
 def _rows_of(
+    manifest: InventoryManifest, info: InventoryFile, source: FileSource, first: int, verify_md5: bool,
+) -> Iterator[InventoryRow | InventoryRowError]:
+    try:
+        yield from _read_file(manifest, info, source, first, verify_md5)
+    except InventoryDataError as exc:
+        raise InventoryDataError(f"data file {info.key}: {exc.message}", info.key) from exc
+
+
+def _read_file(
     manifest: InventoryManifest, info: InventoryFile, source: FileSource, first: int, verify_md5: bool,
 ) -> Iterator[InventoryRow | InventoryRowError]:
     if manifest.file_format is FileFormat.CSV:
@@ -836,7 +872,7 @@ def _rows_of(
         yield from iter_csv_rows(blocks, manifest.columns, first, info if verify_md5 else None)
         return
     if not hasattr(source, "read"):
-        raise InventoryDataError(f"data file {info.key}: a Parquet file must be opened as a seekable binary file")
+        raise InventoryDataError("a Parquet data file must be opened as a seekable binary file, not as byte blocks")
     yield from iter_parquet_rows(source, first)
     if verify_md5:
         stream: Any = source

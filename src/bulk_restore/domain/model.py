@@ -197,6 +197,7 @@ class PlanningState:
     buckets: list[str] = field(default_factory=list)
     versioned_line: int = 0  # the first valid row's line, with a version id (> 0) or without (< 0)
     stopped: bool = False  # the job ended before its manifest was fully planned: no more chunks come
+    cursor: dict[str, int] = field(default_factory=dict)  # an inventory source's place: {"file_index", "row"}
 
     @property
     def over(self) -> bool:
@@ -238,6 +239,12 @@ class RestoreJob:
     # The batch engine's S3 Batch Operations jobs: group ("archive", "intelligent-tiering") ->
     # {"id", "status", "failure", "report": read?, "manifest": key}; see usecases/batch.py.
     batch_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the job restores from: {} (a CSV manifest), or {"type": "s3-inventory", "include_versions": bool}.
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_type(self) -> str:
+        return str(self.source.get("type") or "manifest")
 
     @property
     def batch_job_id(self) -> str:

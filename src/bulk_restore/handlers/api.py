@@ -32,7 +32,7 @@ def create_job() -> dict:
         "Created": created,
         "BatchJobId": job.batch_job_id,
         "Engine": job.engine,
-        "Source": "manifest",
+        "Source": job.source_type,
         "BatchOperation": {"Engine": job.engine, "JobId": job.batch_job_id},
         "Warnings": warnings,
     }

@@ -21,9 +21,9 @@ are written first and manifest.checksum last, as its arrival is S3's signal that
 complete.
 
 The Intelligent-Tiering access tier of an object is its archive status as s3_restore.py models
-it (the ``archive-status`` metadata or ``set_archive_status``), written as the inventory names
-the tiers (ARCHIVE, DEEP_ARCHIVE); other Intelligent-Tiering objects are FREQUENT, as moto does
-not model the automatic tiers.
+it (the ``archive-status`` metadata or ``set_archive_status``), written as reports in the field
+name the tiers (ARCHIVE, DEEP_ARCHIVE; see domain/inventory.py); other Intelligent-Tiering
+objects are FREQUENT, as moto does not model the automatic tiers.
 
 Rows are streamed: the bucket's key names are listed once, then one data file at a time is
 built (at most ``rows_per_file`` rows) and stored before the next one starts.
@@ -176,7 +176,9 @@ def _versions(source: Any, include_versions: bool) -> Iterator[_Version]:
     """
     from moto.s3.models import FakeDeleteMarker
 
-    for name in sorted(list(source.keys.keys())):
+    names = list(source.keys.keys())
+    names.sort()
+    for name in names:
         versions = list(source.keys.getlist(name, []))
         if not versions:
             continue

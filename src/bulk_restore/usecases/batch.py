@@ -78,28 +78,39 @@ class BatchEngine:
     def prefix(job_id: str) -> str:
         return f"batch/{job_id}/"
 
-    def write_fragment(self, job_id: str, step: int, rows: Iterable[ObjectId], versioned: bool) -> int:
-        """One planning step's rows; returns how many. An empty step writes nothing."""
+    def _fragments(self, job_id: str, group: str) -> str:
+        return f"{self.prefix(job_id)}fragments/" if group == ARCHIVE_GROUP else f"{self.prefix(job_id)}fragments-{group}/"
+
+    def write_fragment(self, job_id: str, step: int, rows: Iterable[ObjectId], versioned: bool, group: str = ARCHIVE_GROUP) -> int:
+        """One planning step's rows of one run; returns how many. An empty step writes nothing."""
         body = "".join(manifest_row(obj, versioned) for obj in rows).encode("utf-8")
         if body:
-            self.s3.put_work_object(self.bucket, f"{self.prefix(job_id)}fragments/{step:08d}.csv", body)
+            self.s3.put_work_object(self.bucket, f"{self._fragments(job_id, group)}{step:08d}.csv", body)
         return body.count(b"\n")
 
     def launch(self, job: RestoreJob) -> None:
-        """Create the job's first Batch run from its fragments (idempotent)."""
-        run = job.batch_runs.get(ARCHIVE_GROUP, {})
-        if run.get("id") or run.get("status") in TERMINAL_STATUSES or job.status.is_terminal:
+        """Create the job's Batch runs from their fragments (idempotent): the archive run, and an
+        Intelligent-Tiering run when the source said which objects are Intelligent-Tiering."""
+        if job.status.is_terminal:
             return
-        fragments = self.s3.list_work_objects(self.bucket, f"{self.prefix(job.job_id)}fragments/")
-        if not any(size for _, size in fragments):
-            # Nothing to restore (every row failed or was refused): no Batch job, no fee.
+        made = False
+        for group in (ARCHIVE_GROUP, IT_GROUP):
+            run = job.batch_runs.get(group, {})
+            if run.get("id") or run.get("status") in TERMINAL_STATUSES:
+                made = True
+                continue
+            fragments = self.s3.list_work_objects(self.bucket, self._fragments(job.job_id, group))
+            if not any(size for _, size in fragments):
+                continue
+            key = f"{self.prefix(job.job_id)}manifest-{group}.csv"
+            parts = group_parts([size for _, size in fragments])
+            etag = self.s3.join_work_objects(self.bucket, [[fragments[i][0] for i in part] for part in parts], key)
+            self._create(job, group, key, etag, expiration_days=job.expiration_days if group == ARCHIVE_GROUP else None)
+            made = True
+        if not made:
+            # Nothing to restore (every row failed, was skipped or refused): no Batch job, no fee.
             self._save(job, ARCHIVE_GROUP, {"id": "", "status": "Complete", "report": True, "failure": "", "tasks": 0})
             self.notifier.evaluate(job.job_id)
-            return
-        key = f"{self.prefix(job.job_id)}manifest-{ARCHIVE_GROUP}.csv"
-        parts = group_parts([size for _, size in fragments])
-        etag = self.s3.join_work_objects(self.bucket, [[fragments[i][0] for i in part] for part in parts], key)
-        self._create(job, ARCHIVE_GROUP, key, etag, expiration_days=job.expiration_days)
 
     def _create(self, job: RestoreJob, group: str, key: str, etag: str, expiration_days: int | None) -> None:
         versioned = job.planning.versioned_line > 0

@@ -17,9 +17,12 @@ from bulk_restore.domain.errors import (
     InvalidRequest,
     JobAlreadyFinished,
     JobNotFound,
+    ManifestLocationNotAllowed,
     ManifestUnreadable,
 )
 from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
+from bulk_restore.domain.inventory import FileFormat, InventoryError
+from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
@@ -50,6 +53,16 @@ class CreateJobRequest(BaseModel):
     keep_restored_days: Annotated[int, Field(ge=0, le=365, strict=True)] = 0
     # direct: our functions call RestoreObject; batch: one S3 Batch Operations job; auto: by size
     engine: Literal["auto", "direct", "batch"] = "auto"
+    # csv: the S3 Batch Operations CSV; s3-inventory: ``key`` is an S3 Inventory report's manifest.json
+    manifest_format: Literal["csv", "s3-inventory"] = "csv"
+    include_versions: Annotated[bool, Field(strict=True)] = False  # an inventory's noncurrent versions too
+
+    @field_validator("manifest_format", mode="before")
+    @classmethod
+    def _format(cls, value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in ("csv", "s3-inventory"):
+            raise ValueError("manifest_format must be \"csv\" or \"s3-inventory\" (the manifest.json of an S3 Inventory report)")
+        return value.strip().lower()
 
     @field_validator("engine", mode="before")
     @classmethod
@@ -77,8 +90,9 @@ class CreateJobRequest(BaseModel):
         job give the same document. The idempotency keys are not part of it."""
         doc = self.model_dump(mode="json", exclude={"client_token"})
         doc["tier"] = self.tier.value.upper()
-        if doc.get("engine") == "auto":
-            del doc["engine"]  # as jobs made before the field was known
+        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False)):
+            if doc.get(name) == default:
+                del doc[name]  # as jobs made before the field was known
         return doc
 
     def idempotency_keys(self, header: str | None) -> dict[str, str]:
@@ -150,6 +164,8 @@ class JobService:
         if existing is not None:
             self._ensure_planning(existing)
             return existing, False
+        if request.manifest_format == "s3-inventory":
+            return self._create_from_inventory(request, keys)
         location, sample = self.s3.inspect_manifest(request.bucket, request.key)
         problem = sniff(sample, complete=len(sample) >= location.size)
         if problem is not None:
@@ -187,6 +203,49 @@ class JobService:
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:  # another create with one of these keys stored its job first
+            job = self._repeated(keys, request) or job
+        self._ensure_planning(job)
+        return job, created
+
+    def _create_from_inventory(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
+        """A job whose objects are an S3 Inventory report's archived ones: its manifest.json is read
+        and checked whole; its data files are streamed while planning."""
+        where = f"s3://{request.bucket}/{request.key}"
+        location, data = self.s3.read_inventory_manifest(request.bucket, request.key)
+        try:
+            manifest = parse_inventory_manifest(data)
+        except InventoryError as exc:
+            raise ManifestUnreadable(f"{where} is not a usable S3 Inventory manifest.json: {exc.message}",
+                                     {"bucket": request.bucket, "key": request.key, "field": exc.field}) from exc
+        if manifest.file_format is FileFormat.PARQUET and not parquet_readable():
+            raise ManifestUnreadable(f"{where} lists Parquet data files, and this stack was built without pyarrow: "
+                                     "configure the inventory with the CSV format, or build with the parquet extra")
+        readable = self.s3.manifest_buckets
+        if readable is not None and manifest.destination_bucket not in readable:  # its data files are read from there
+            raise ManifestLocationNotAllowed(
+                f"the inventory's data files are in bucket {manifest.destination_bucket!r}, which this stack does not read: "
+                "add it to the stack's ManifestBuckets parameter (or deliver the inventory to the stack's manifest bucket)",
+                {"bucket": manifest.destination_bucket, "manifest_buckets": list(readable)})
+        if not self.s3.may_touch(manifest.source_bucket):
+            raise BucketNotAllowed(
+                f"this stack may not restore objects of bucket {manifest.source_bucket!r} (the inventory's source): "
+                "add it to the stack's AllowedBuckets parameter",
+                {"bucket": manifest.source_bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+        estimate = sum(f.size for f in manifest.files) // INVENTORY_BYTES_PER_ROW
+        engine = self.choose_engine(request, estimate)
+        stamp = now_iso()
+        job = RestoreJob(
+            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
+            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp, updated_at=stamp, expedited_fallback=request.expedited_fallback,
+            deadline_seconds=(request.deadline_hours or 0) * 3600, keep_restored_days=request.keep_restored_days,
+            request=request.normalised(), manifest_objects=None, engine=engine,
+            notes=[f"S3 Inventory report of bucket {manifest.source_bucket} ({manifest.file_format.value}, {len(manifest.files)} data files, "
+                   f"{'every version' if request.include_versions else 'latest versions'})"],
+            source={"type": "s3-inventory", "include_versions": request.include_versions},
+        )
+        job, created = self.store.create_job(job, list(keys.values()))
+        if not created:
             job = self._repeated(keys, request) or job
         self._ensure_planning(job)
         return job, created
@@ -283,6 +342,9 @@ class JobService:
         }
 
 
+INVENTORY_BYTES_PER_ROW = 25  # a compressed inventory row, about: to estimate a report's objects
+
+
 def estimate_objects(sample: bytes, size: int) -> int | None:
     """Rows of a manifest read only in part: its size over the sample's bytes per row."""
     rows = sample.count(b"\n")
@@ -312,7 +374,7 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
         "BulkJobId": job.job_id,
         "BatchJobId": job.batch_job_id,
         "BatchOperations": batch_runs_document(job),
-        "Source": "manifest",
+        "Source": job.source_type,
         "Status": job.status.value,
         "Tier": job.tier.value.upper(),
         "ExpirationDays": job.expiration_days,
@@ -350,3 +412,10 @@ def batch_runs_document(job: RestoreJob) -> list[dict[str, Any]]:
          "FailureReason": run.get("failure") or None, "ReportRead": bool(run.get("report"))}
         for group, run in sorted(job.batch_runs.items())
     ]
+
+
+def parquet_readable() -> bool:
+    """Whether Parquet inventory files can be read here (pyarrow is an optional extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None

@@ -7,7 +7,7 @@ exactly the chunks it sent before, and the restore workers can drop the copies b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,8 +17,11 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
+from bulk_restore.domain.inventory import FileFormat, InventoryCursor, InventoryEntry, InventoryError, InventoryFile, InventorySkip, iter_report
+from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob
+from bulk_restore.domain.batch import IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
@@ -34,10 +37,14 @@ class _Chunk:
     number: int
     rows: list[list[Any]] = field(default_factory=list)
     errors: list[list[Any]] = field(default_factory=list)
+    skipped: list[list[Any]] = field(default_factory=list)  # [line, bucket, key, version, reason]: not to restore
     refs: set[str] = field(default_factory=set)
 
     def message(self, job_id: str) -> dict[str, Any]:
-        return {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
+        message = {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
+        if self.skipped:
+            message["skipped"] = self.skipped
+        return message
 
 
 class Planner:
@@ -114,16 +121,19 @@ class Planner:
         outgoing: list[dict[str, Any]] = []
         chunks_emitted = start.chunks_emitted
         lines_this_step = 0
-        offset, line_no = start.byte_offset, start.lines_read
+        position: dict[str, Any] = {"byte_offset": start.byte_offset, "cursor": dict(start.cursor)}
+        line_no = start.lines_read
         chunk: _Chunk | None = None
         finished = True
         versioned_line = start.versioned_line
         to_batch: list[ObjectId] = []  # the batch engine's manifest rows of this step
+        to_batch_it: list[ObjectId] = []  # Intelligent-Tiering ones an inventory names: a Batch job of their own
         batch = job.engine == "batch" and self.batch is not None
+        inventory = job.source_type == "s3-inventory"
 
         def flush(c: _Chunk) -> None:
             nonlocal chunks_emitted
-            if not c.rows and not c.errors:
+            if not c.rows and not c.errors and not c.skipped:
                 return
             for _, bucket, _, _ in c.rows:
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
@@ -135,44 +145,48 @@ class Planner:
             if len(outgoing) >= SEND_EVERY_CHUNKS:
                 self._send(job, outgoing, sent)
 
-        for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read):
-            number = (raw.number - 1) // LINES_PER_CHUNK
-            if chunk is None or number != chunk.number:
+        rows = self._inventory_rows(job) if inventory else self._csv_rows(job)
+        for number, row, after, takes_days in rows:
+            chunk_number = (number - 1) // LINES_PER_CHUNK
+            if chunk is None or chunk_number != chunk.number:
                 if chunk is not None:
                     flush(chunk)
                     if lines_this_step >= self.lines_per_step or remaining_ms() < self.reserve_ms:
                         finished = False
                         break
-                chunk = _Chunk(number)
-            if raw.too_long:
-                row = too_long_error(raw.number, raw.data)
-            elif raw.number == 1 and header_row(1, raw.data):
-                row = None  # a header row names the columns, no object (the job's notes say so)
-            else:
-                row = parse_row(raw.number, raw.data)
-            if isinstance(row, ManifestEntry):
+                chunk = _Chunk(chunk_number)
+            if isinstance(row, ManifestEntry) and not inventory:
                 row, versioned_line = check_versioning(row, versioned_line)
+            elif isinstance(row, ManifestEntry) and versioned_line == 0:
+                versioned_line = number if row.object.version_id else -number
             if isinstance(row, ManifestEntry):
                 if row.object.bucket not in buckets and self.s3.may_touch(row.object.bucket) and len(buckets) >= MAX_BUCKETS_PER_JOB:
-                    row = ManifestError(raw.number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
+                    row = ManifestError(number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
                 elif (ref := row.object.ref) not in chunk.refs:
                     chunk.refs.add(ref)
                     chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id])
                     if batch and self.s3.may_touch(row.object.bucket):
-                        to_batch.append(row.object)
+                        (to_batch if takes_days else to_batch_it).append(row.object)
             if isinstance(row, ManifestError):
                 chunk.errors.append([row.line, row.message, row.raw])
+            elif isinstance(row, InventorySkip):
+                obj = ObjectId(row.bucket, row.key, row.version_id)
+                if obj.ref not in chunk.refs:
+                    chunk.refs.add(obj.ref)
+                    chunk.skipped.append([number, row.bucket, row.key, row.version_id, row.reason])
             lines_this_step += 1
-            offset, line_no = raw.end_offset, raw.number
+            position, line_no = after, number
         else:
             if chunk is not None:
                 flush(chunk)
         if batch and self.batch is not None:
             self.batch.write_fragment(job.job_id, start.step, to_batch, versioned_line > 0)
+            self.batch.write_fragment(job.job_id, start.step, to_batch_it, versioned_line > 0, group=IT_GROUP)
         self._send(job, outgoing, sent)
         return replace(
             start,
-            byte_offset=offset,
+            byte_offset=int(position.get("byte_offset", start.byte_offset)),
+            cursor=dict(position.get("cursor") or {}),
             lines_read=line_no,
             chunks_emitted=chunks_emitted,
             step=start.step + 1,
@@ -180,6 +194,54 @@ class Planner:
             buckets=buckets,
             versioned_line=versioned_line,
         )
+
+    def _csv_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
+        """(line, parsed row or None for a header, where the next line starts, True) of a CSV manifest."""
+        start = job.planning
+        for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read):
+            if raw.too_long:
+                row: Any = too_long_error(raw.number, raw.data)
+            elif raw.number == 1 and header_row(1, raw.data):
+                row = None  # a header row names the columns, no object (the job's notes say so)
+            else:
+                row = parse_row(raw.number, raw.data)
+            yield raw.number, row, {"byte_offset": raw.end_offset}, True
+
+    def _inventory_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
+        """(row number over the whole report, entry / skip / error, the cursor after it, whether a
+        restore of it takes Days: not an Intelligent-Tiering one) of an S3 Inventory report."""
+        start = job.planning
+        _, data = self.s3.read_inventory_manifest(job.manifest.bucket, job.manifest.key)
+        try:
+            manifest = parse_inventory_manifest(data)
+        except InventoryError as exc:
+            raise ManifestUnreadable(f"the inventory manifest.json can no longer be read: {exc.message}") from exc
+        parquet = manifest.file_format is FileFormat.PARQUET
+
+        def opener(info: InventoryFile) -> Any:
+            return self.s3.inventory_file(manifest.destination_bucket, info.key, seekable=parquet)
+
+        latest_only = not job.source.get("include_versions")
+        number = start.lines_read
+        try:
+            for item in iter_report(manifest, opener, InventoryCursor.from_dict(start.cursor), latest_only=latest_only):
+                number += 1
+                result = item.result
+                row: Any
+                takes_days = True
+                if isinstance(result, InventoryEntry):
+                    takes_days = result.takes_days is not False
+                    obj = result.object
+                    if manifest.has_versions and obj.version_id is None:
+                        obj = ObjectId(obj.bucket, obj.key, "null")  # an object stored before versioning
+                    row = ManifestEntry(number, obj)
+                elif isinstance(result, InventorySkip):
+                    row = result
+                else:
+                    row = result.as_manifest_error(number)
+                yield number, row, {"cursor": item.next_cursor.as_dict()}, takes_days
+        except InventoryError as exc:
+            raise ManifestUnreadable(f"the inventory report can no longer be read: {exc.message}") from exc
 
     def _send(self, job: RestoreJob, outgoing: list[dict[str, Any]], sent: list[int]) -> None:
         if not outgoing:

@@ -39,7 +39,8 @@ class RestoreWorker:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
         rows = [(int(line), ObjectId(bucket, key, version or None)) for line, bucket, key, version in message.get("rows", [])]
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
-        refs = [obj.ref for _, obj in rows] + [e.ref for e in errors]
+        skipped = [(int(line), ObjectId(bucket, key, version or None), str(reason)) for line, bucket, key, version, reason in message.get("skipped", [])]
+        refs = [obj.ref for _, obj in rows] + [e.ref for e in errors] + [obj.ref for _, obj, _ in skipped]
         job, done, existing = self.store.chunk_state(job_id, chunk, refs)
         if job is None:
             logger.warning("restore chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
@@ -61,6 +62,8 @@ class RestoreWorker:
                 for e in errors
                 if e.ref not in existing
             ]
+            records += [self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason)) for line, obj, reason in skipped
+                        if obj.ref not in existing]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
             restoring = [r for r in records if r.state is ObjectState.RESTORING and r.ref not in taken] if applied else []
