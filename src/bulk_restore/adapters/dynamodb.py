@@ -75,6 +75,17 @@ def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _de.deserialize(v) for k, v in item.items()}
 
 
+def _plain(value: Any) -> Any:
+    """A stored map as plain Python: DynamoDB's numbers as int (or float when not whole)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 def _int(value: Any, default: int = 0) -> int:
     return int(value) if value is not None else default
 
@@ -222,7 +233,7 @@ class DynamoJobStore:
                 buckets=list(p.get("buckets", [])),
                 versioned_line=_int(p.get("versioned_line")),
                 stopped=bool(p.get("stopped", False)),
-                cursor={k: _int(v) for k, v in (p.get("cursor") or {}).items()},
+                cursor=_plain(p.get("cursor") or {}),
             ),
             engine=item.get("engine", "direct"),
             expedited_fallback=bool(item.get("expedited_fallback", False)),

@@ -248,6 +248,52 @@ class S3Gateway:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             raise
 
+    # ---- prefixes ----------------------------------------------------------------------------
+
+    def check_listable(self, bucket: str) -> None:
+        """Raise ManifestUnreadable saying why the stack cannot list ``bucket``."""
+        try:
+            self.client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 404 or code == "NoSuchBucket":
+                raise ManifestUnreadable(f"bucket {bucket} does not exist", {"bucket": bucket}) from exc
+            if status == 403 or code in ("AccessDenied", "Forbidden"):
+                raise ManifestUnreadable(f"no access to list bucket {bucket}: allow this stack's functions s3:ListBucket on it",
+                                         {"bucket": bucket}) from exc
+            raise
+
+    def list_page(self, bucket: str, prefix: str, versions: bool, marker: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """One page of a prefix's objects (every version with ``versions``): each {"Key", "VersionId",
+        "StorageClass", "IsLatest", "DeleteMarker"}, and the marker of the next page (None: the last)."""
+        if not self.may_touch(bucket):
+            raise BucketNotAllowed(f"this stack may not list bucket {bucket!r} (AllowedBuckets)", {"bucket": bucket})
+        try:
+            if versions:
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+                if marker.get("key"):
+                    kwargs.update(KeyMarker=marker["key"], VersionIdMarker=marker.get("version", ""))
+                page = self.client.list_object_versions(**kwargs)
+                items = [{"Key": v["Key"], "VersionId": v.get("VersionId"), "StorageClass": v.get("StorageClass", "STANDARD"),
+                          "IsLatest": v.get("IsLatest", True), "DeleteMarker": False} for v in page.get("Versions", [])]
+                items += [{"Key": d["Key"], "VersionId": d.get("VersionId"), "StorageClass": None, "IsLatest": d.get("IsLatest", True),
+                           "DeleteMarker": True} for d in page.get("DeleteMarkers", [])]
+                items.sort(key=lambda i: (i["Key"], not i["IsLatest"]))
+                following = {"key": page["NextKeyMarker"], "version": page.get("NextVersionIdMarker", "")} if page.get("IsTruncated") else None
+                return items, following
+            kwargs = {"Bucket": bucket, "Prefix": prefix}
+            if marker.get("token"):
+                kwargs["ContinuationToken"] = marker["token"]
+            page = self.client.list_objects_v2(**kwargs)
+            items = [{"Key": o["Key"], "VersionId": None, "StorageClass": o.get("StorageClass", "STANDARD"), "IsLatest": True,
+                      "DeleteMarker": False} for o in page.get("Contents", [])]
+            return items, ({"token": page["NextContinuationToken"]} if page.get("IsTruncated") else None)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status in (403, 404):
+                raise ManifestUnreadable(f"bucket {bucket} can no longer be listed ({code or status})") from exc
+            raise
+
     # ---- S3 Inventory reports ----------------------------------------------------------------
 
     def read_inventory_manifest(self, bucket: str, key: str) -> tuple[ManifestLocation, bytes]:

@@ -197,7 +197,7 @@ class PlanningState:
     buckets: list[str] = field(default_factory=list)
     versioned_line: int = 0  # the first valid row's line, with a version id (> 0) or without (< 0)
     stopped: bool = False  # the job ended before its manifest was fully planned: no more chunks come
-    cursor: dict[str, int] = field(default_factory=dict)  # an inventory source's place: {"file_index", "row"}
+    cursor: dict[str, Any] = field(default_factory=dict)  # an inventory's or a prefix's place: where the next row is
 
     @property
     def over(self) -> bool:

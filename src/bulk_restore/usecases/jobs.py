@@ -6,7 +6,7 @@ import difflib
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.s3 import S3Gateway
@@ -24,12 +24,30 @@ from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
 from bulk_restore.domain.inventory import FileFormat, InventoryError
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
-from bulk_restore.domain.model import Counts, JobStatus, ObjectState, RestoreJob, Tier, is_job_id
+from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
 MAX_WARNINGS = 20
+
+
+class PrefixSource(BaseModel):
+    """``source`` of create-job: every object under ``prefix`` in ``bucket``, listed while planning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
+    prefix: Annotated[str, Field(max_length=1024)] = ""
+    storage_classes: list[Literal["GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"]] | None = None
+    include_versions: Annotated[bool, Field(strict=True)] = False
+
+    @field_validator("storage_classes", mode="before")
+    @classmethod
+    def _classes(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(v).strip().upper() if isinstance(v, str) else v for v in value]
+        return value
 
 
 class CreateJobRequest(BaseModel):
@@ -41,8 +59,10 @@ class CreateJobRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # no stripping: "manifest.csv " is a valid S3 key
 
-    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
-    key: Annotated[str, Field(min_length=1, max_length=1024)]
+    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")] = None
+    key: Annotated[str | None, Field(min_length=1, max_length=1024)] = None
+    # Instead of a manifest: the objects under a prefix of a bucket.
+    source: PrefixSource | None = None
     tier: Tier = Tier.STANDARD
     expiration_days: Annotated[int, Field(ge=1, le=3650, strict=True)] = 1
     client_tag: Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")] = ""
@@ -56,6 +76,17 @@ class CreateJobRequest(BaseModel):
     # csv: the S3 Batch Operations CSV; s3-inventory: ``key`` is an S3 Inventory report's manifest.json
     manifest_format: Literal["csv", "s3-inventory"] = "csv"
     include_versions: Annotated[bool, Field(strict=True)] = False  # an inventory's noncurrent versions too
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CreateJobRequest":
+        if self.source is not None:
+            if self.bucket is not None or self.key is not None:
+                raise ValueError("give either bucket and key (a manifest) or source (a prefix), not both")
+            if self.manifest_format != "csv":
+                raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
+        elif self.bucket is None or self.key is None:
+            raise ValueError("bucket and key (where the manifest is) are required, unless source names a bucket and prefix")
+        return self
 
     @field_validator("manifest_format", mode="before")
     @classmethod
@@ -90,8 +121,8 @@ class CreateJobRequest(BaseModel):
         job give the same document. The idempotency keys are not part of it."""
         doc = self.model_dump(mode="json", exclude={"client_token"})
         doc["tier"] = self.tier.value.upper()
-        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False)):
-            if doc.get(name) == default:
+        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None)):
+            if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
 
@@ -158,6 +189,9 @@ class JobService:
 
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
+        if request.source is not None:
+            return self._create_from_prefix(request, request.idempotency_keys(idempotency_key))
+        assert request.bucket is not None and request.key is not None
         self.s3.check_manifest_location(request.bucket)  # a manifest anywhere else is never read (403)
         keys = request.idempotency_keys(idempotency_key)
         existing = self._repeated(keys, request)
@@ -203,6 +237,38 @@ class JobService:
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:  # another create with one of these keys stored its job first
+            job = self._repeated(keys, request) or job
+        self._ensure_planning(job)
+        return job, created
+
+    def _create_from_prefix(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
+        """A job whose objects are listed from a bucket's prefix while planning."""
+        source = request.source
+        assert source is not None
+        existing = self._repeated(keys, request)
+        if existing is not None:
+            self._ensure_planning(existing)
+            return existing, False
+        if not self.s3.may_touch(source.bucket):
+            raise BucketNotAllowed(f"this stack may not restore objects of bucket {source.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                                   {"bucket": source.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+        self.s3.check_listable(source.bucket)
+        engine = self.choose_engine(request, None)
+        stamp = now_iso()
+        classes = ", ".join(source.storage_classes) if source.storage_classes else "every archived class"
+        job = RestoreJob(
+            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days,
+            manifest=ManifestLocation(source.bucket, source.prefix), client_tag=request.client_tag,
+            progress_step_percent=request.progress_step_percent or self.default_step, created_at=stamp, updated_at=stamp,
+            expedited_fallback=request.expedited_fallback, deadline_seconds=(request.deadline_hours or 0) * 3600,
+            keep_restored_days=request.keep_restored_days, request=request.normalised(), manifest_objects=None, engine=engine,
+            notes=[f"objects under s3://{source.bucket}/{source.prefix} ({classes}; "
+                   f"{'every version' if source.include_versions else 'latest versions'})"],
+            source={"type": "prefix", "bucket": source.bucket, "prefix": source.prefix,
+                    "storage_classes": list(source.storage_classes or []), "include_versions": source.include_versions},
+        )
+        job, created = self.store.create_job(job, list(keys.values()))
+        if not created:
             job = self._repeated(keys, request) or job
         self._ensure_planning(job)
         return job, created

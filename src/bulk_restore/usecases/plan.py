@@ -17,7 +17,16 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
-from bulk_restore.domain.inventory import FileFormat, InventoryCursor, InventoryEntry, InventoryError, InventoryFile, InventorySkip, iter_report
+from bulk_restore.domain.inventory import (
+    FileFormat,
+    InventoryCursor,
+    InventoryEntry,
+    InventoryError,
+    InventoryFile,
+    InventorySkip,
+    SkipCode,
+    iter_report,
+)
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob
@@ -145,7 +154,8 @@ class Planner:
             if len(outgoing) >= SEND_EVERY_CHUNKS:
                 self._send(job, outgoing, sent)
 
-        rows = self._inventory_rows(job) if inventory else self._csv_rows(job)
+        source = job.source_type
+        rows = self._inventory_rows(job) if inventory else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job)
         for number, row, after, takes_days in rows:
             chunk_number = (number - 1) // LINES_PER_CHUNK
             if chunk is None or chunk_number != chunk.number:
@@ -155,7 +165,7 @@ class Planner:
                         finished = False
                         break
                 chunk = _Chunk(chunk_number)
-            if isinstance(row, ManifestEntry) and not inventory:
+            if isinstance(row, ManifestEntry) and source == "manifest":
                 row, versioned_line = check_versioning(row, versioned_line)
             elif isinstance(row, ManifestEntry) and versioned_line == 0:
                 versioned_line = number if row.object.version_id else -number
@@ -206,6 +216,39 @@ class Planner:
             else:
                 row = parse_row(raw.number, raw.data)
             yield raw.number, row, {"byte_offset": raw.end_offset}, True
+
+    def _prefix_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
+        """(row number, entry or skip, the cursor after it, whether a restore takes Days) of the
+        objects under a prefix, page by page. The cursor is the page's marker and the place in it:
+        a step that stops mid-page lists that page again and goes on after the same entry."""
+        start = job.planning
+        src = job.source
+        bucket, prefix, versions = str(src["bucket"]), str(src.get("prefix", "")), bool(src.get("include_versions"))
+        wanted = set(src.get("storage_classes") or ()) or {"GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"}
+        marker = dict(start.cursor.get("marker") or {}) if isinstance(start.cursor.get("marker"), dict) else {}
+        skip = int(start.cursor.get("index", 0))
+        number = start.lines_read
+        while True:
+            items, following = self.s3.list_page(bucket, prefix, versions, marker)
+            for index in range(skip, len(items)):
+                item = items[index]
+                number += 1
+                after = {"cursor": {"marker": marker, "index": index + 1}} if index + 1 < len(items) else {"cursor": {"marker": following or {}, "index": 0, "end": following is None}}
+                obj = ObjectId(bucket, item["Key"], item["VersionId"] if versions else None)
+                storage_class = item["StorageClass"]
+                row: Any
+                if item["DeleteMarker"]:
+                    row = InventorySkip(number, bucket, obj.key, obj.version_id, SkipCode.DELETE_MARKER, "a delete marker: it has no data to restore")
+                elif storage_class not in wanted:
+                    archived = storage_class in ("GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING")
+                    why = f"{storage_class} is not one of the storage classes asked for" if archived else f"not archived: {storage_class} is readable at once"
+                    row = InventorySkip(number, bucket, obj.key, obj.version_id, SkipCode.NOT_ARCHIVED, why, storage_class)
+                else:
+                    row = ManifestEntry(number, obj)
+                yield number, row, after, storage_class != "INTELLIGENT_TIERING"
+            if following is None:
+                return
+            marker, skip = following, 0
 
     def _inventory_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
         """(row number over the whole report, entry / skip / error, the cursor after it, whether a
