@@ -140,6 +140,10 @@ class Stack:
         events.put_rule(Name="restore-completed",
                         EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}))
         events.put_targets(Rule="restore-completed", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
+        events.put_rule(Name="batch-job-status", EventPattern=json.dumps({  # as template.yaml's BatchJobStatusRule
+            "source": ["aws.s3"], "detail-type": ["AWS Service Event via CloudTrail"],
+            "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": ["JobStatusChanged"]}}))
+        events.put_targets(Rule="batch-job-status", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
         s3.create_bucket(Bucket=MANIFEST_BUCKET)
         s3.create_bucket(Bucket=DATA_BUCKET)
         s3.create_bucket(Bucket=REPORT_BUCKET)

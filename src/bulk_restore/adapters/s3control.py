@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
@@ -11,19 +13,28 @@ from botocore.exceptions import ClientError
 from bulk_restore.domain.batch import MANIFEST_FORMAT, OPERATION, REPORT_FORMAT, manifest_fields
 
 
+def _without_account_label(request: Any, **_: Any) -> None:
+    parts = urlsplit(request.url)
+    label, dot, rest = parts.netloc.partition(".")
+    if dot and re.fullmatch(r"\d{12}", label):
+        request.url = urlunsplit(parts._replace(netloc=rest))
+
+
 class BatchOperations:
     """One account's S3 Batch Operations jobs, run with ``role_arn``.
 
-    ``endpoint_url`` (the local stack's AWS endpoint) turns off botocore's ``{AccountId}.`` host
-    prefix: an address such as 127.0.0.1 takes none.
+    With ``endpoint_url`` (the local stack's AWS endpoint) requests go to that host itself:
+    botocore's endpoint rules put the account in front of it (``123456789012.127.0.0.1``, which
+    does not resolve), and the label is taken off again before the request is signed.
     """
 
     def __init__(self, account_id: str, role_arn: str, client: Any = None, endpoint_url: str | None = None):
         self.account_id = account_id
         self.role_arn = role_arn
         if client is None:
-            config = Config(retries={"max_attempts": 8, "mode": "standard"}, inject_host_prefix=endpoint_url is None)
-            client = boto3.client("s3control", config=config, endpoint_url=endpoint_url)
+            client = boto3.client("s3control", config=Config(retries={"max_attempts": 8, "mode": "standard"}), endpoint_url=endpoint_url)
+            if endpoint_url:
+                client.meta.events.register("before-sign.s3-control", _without_account_label)
         self.client = client
 
     def create_restore_job(self, *, token: str, manifest_bucket: str, manifest_key: str, manifest_etag: str, versioned: bool,

@@ -39,7 +39,10 @@ def all_accounted(job: RestoreJob, counts: Counts) -> bool:
 
 
 def is_finished(job: RestoreJob, counts: Counts) -> bool:
-    return job.planning.done and all_accounted(job, counts) and counts.restoring == 0
+    """Planned, accounted, nothing restoring; with the batch engine also its Batch jobs ended and
+    their reports read (a report can still fail objects, or send some to a second Batch job)."""
+    batch_done = job.engine != "batch" or job.batch_ended
+    return job.planning.done and all_accounted(job, counts) and counts.restoring == 0 and batch_done
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.endpoint import API_APP_ID, AwsEndpoint
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
+from bulk_restore.local.s3_batch import S3BatchEmulator
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
 from bulk_restore.local.template import TemplateError, load_template, parse_parameters
 
@@ -176,6 +177,7 @@ class LocalStack:
         self.stop_event = threading.Event()
         self.moto: Any = None
         self.emulator: S3RestoreEmulator | None = None
+        self.batch: S3BatchEmulator | None = None
         self.dynamodb = DynamoDBEmulation()
         self.stack: ProvisionedStack | None = None
         self.api: LocalRestApi | None = None
@@ -195,6 +197,9 @@ class LocalStack:
         self.moto = AwsEndpoint(config.host, config.aws_port).start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
         self.emulator.start_clock(interval=min(0.1, max(config.restore_seconds / 20, 0.02)))
+        # S3 Batch Operations jobs (the batch engine's), their tasks run through the restore emulation
+        self.batch = S3BatchEmulator(self.emulator, gate=self.moto.application.gate).install()
+        self.batch.start_clock()
         log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
 
         import boto3
@@ -351,6 +356,9 @@ class LocalStack:
             return False
         self.pollers = []
         self.scheduler = None
+        if self.batch is not None:
+            self.batch.uninstall()
+            self.batch = None
         if self.emulator is not None:
             self.emulator.uninstall()
             self.emulator = None
