@@ -65,7 +65,7 @@ def test_storage_classes_and_versions_narrow_a_prefix(stack: Stack, emulator) ->
 
 @pytest.mark.parametrize("body, status, says", [
     ({"bucket": "manifests-bkt", "key": "m.csv", "source": {"bucket": DATA_BUCKET}}, 400, "not both"),
-    ({"tier": "BULK"}, 400, "bucket and key (where the manifest is) are required"),
+    ({"tier": "BULK"}, 400, "or give source, a bucket and prefix"),
     ({"source": {"bucket": "no-such-bucket-here"}}, 422, "does not exist"),
     ({"source": {"bucket": DATA_BUCKET, "storage_classes": ["STANDARD"]}}, 400, "storage_classes"),
     ({"source": {"bucket": DATA_BUCKET, "prefixx": "a/"}}, 400, "prefixx"),

@@ -32,7 +32,7 @@ REGION = "us-east-1"
 DATA_BUCKET = "bench-archive"
 
 # create-job fields that select each engine the project has; the direct engine is the default.
-ENGINES: dict[str, dict[str, Any]] = {"direct": {}}
+ENGINES: dict[str, dict[str, Any]] = {"direct": {}, "batch": {"engine": "batch"}}
 
 ARRIVALS = ("burst", "spread")
 STANDARD_WINDOW_S = (3 * 3600, 5 * 3600)  # Flexible Retrieval, Standard tier: "within 3-5 hours"
@@ -151,6 +151,11 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     low, high = STANDARD_WINDOW_S
     timings = RestoreTimings.scaled(high, spread=1 - low / high, seed=7)
     emulator = S3RestoreEmulator(timings, clock=lambda: now[0]).install()
+    batch = None
+    if engine == "batch":
+        from bulk_restore.local.s3_batch import S3BatchEmulator
+
+        batch = S3BatchEmulator(emulator, clock=lambda: now[0]).install()  # S3 Batch Operations runs the tasks
     try:
         s3 = session.client("s3")  # the benchmark's own client: not metered
         s3.create_bucket(Bucket=DATA_BUCKET)
@@ -169,6 +174,8 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
             services.completions.clock = lambda: now[0]
         for name in ("store", "s3", "queues", "publisher"):
             meter.attach(getattr(services, name).client, "code")
+        if services.batch is not None:
+            meter.attach(services.batch.operations.client, "code")
         esm = session.client("sqs")
         meter.attach(esm, "esm")
 
@@ -188,17 +195,34 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
         job_id = json.loads(response["body"])["JobId"]
 
         drain([sources["PlannerFunction"], sources["RestoreFunction"]], esm, max_rounds=1_000_000)
+        batch_tasks = batch_jobs = 0
+        if batch is not None:
+            batch.run_until_idle()  # the Batch job's tasks: S3 bills their restore requests, Batch Operations its fee
+            meter.paused = True  # the benchmark's own look at the Batch jobs
+            for run in services.store.get_job(job_id).batch_runs.values():
+                if run.get("id"):
+                    batch_jobs += 1
+                    described = services.batch.operations.describe(str(run["id"]))
+                    batch_tasks += int(described["ProgressSummary"]["TotalNumberOfTasks"])
+            meter.paused = False
         completion = sources["CompletionFunction"]
         completion_spec = stack.functions["CompletionFunction"].sqs[0]
         batches = _deliver_completions(emulator, completion, esm, now, arrival, completion_spec.batch_size, completion_spec.window_seconds)
+        while completion.poll_once(esm):  # what is left: the Batch job's last status events
+            batches += 1
         delivered = emulator.completed
 
         meter.paused = True
         job, counts = services.store.get_job_and_counts(job_id)
     finally:
+        if batch is not None:
+            batch.uninstall()
         emulator.uninstall()
     assert job.status.value == "Complete" and counts.restored == objects, (job.status, counts)
     profile = summarise(meter, objects, engine, arrival, sink, job_id, delivered, batches, services.settings.restore_concurrency)
+    profile["requests"]["batch_tasks"] = batch_tasks
+    profile["requests"]["batch_jobs"] = batch_jobs
+    profile["s3_restore_requests_by_tier"]["GLACIER.Standard"] += batch_tasks
     profile["completion_batch"] = {"size": completion_spec.batch_size, "window_s": completion_spec.window_seconds}
     return profile
 

@@ -29,7 +29,10 @@ def dollars(profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard
     invocations = sum(f["invocations"] for f in functions)
     log_bytes = profile["logs"]["app_bytes"] + profile["logs"]["platform_bytes"]
     items = {
-        "s3_restore_requests": requests["restore_object"] * p["s3"]["restore_requests_per_thousand"][restore_class_tier] / 1000,
+        "s3_restore_requests": (requests["restore_object"] + requests.get("batch_tasks", 0))
+        * p["s3"]["restore_requests_per_thousand"][restore_class_tier] / 1000,
+        "s3_batch_operations": (requests.get("batch_jobs", 0) * p["s3_batch_operations"]["per_job"]
+                                + requests.get("batch_tasks", 0) * p["s3_batch_operations"]["per_million_objects"] / 1e6),
         "s3_other_requests": s3_get * p["s3"]["get_head_per_thousand"] / 1000 + s3_put * p["s3"]["put_post_list_per_thousand"] / 1000,
         "dynamodb_writes": profile["dynamodb"]["wru"] * p["dynamodb"]["per_million_write_request_units"] / 1e6,
         "dynamodb_reads": profile["dynamodb"]["rru"] * p["dynamodb"]["per_million_read_request_units"] / 1e6,

@@ -239,6 +239,7 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
 
     operations = sorted({op for r in runs for op in r["requests"]["code_by_operation"]})
     rows = [row("**AWS requests by our code**", lambda r: r["requests"]["code_per_object"])]
+    rows += [row("S3 Batch Operations tasks (RestoreObject by S3, not our code)", lambda r: r["requests"].get("batch_tasks", 0) / r["objects"])]
     rows += [row(f"&nbsp;&nbsp;{op}", lambda r, op=op: r["requests"]["code_by_operation"].get(op, 0) / r["objects"]) for op in operations]
     rows += [
         row("ESM SQS receives (with messages)", lambda r: r["requests"]["esm_receives_with_messages"] / r["objects"]),
@@ -288,6 +289,7 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
         "sns": "SNS", "lambda_requests": "Lambda requests", "lambda_compute": "Lambda compute (arm64, modelled GB-s)",
         "cloudwatch_logs": "CloudWatch Logs ingestion", "xray_upper_bound": "X-Ray (upper bound: every invocation traced)",
         "s3_other_requests": "S3 requests other than RestoreObject", "api_gateway": "API Gateway (one create-job)",
+        "s3_batch_operations": "S3 Batch Operations ($0.25 a job + $1.00 per million tasks)",
         "orchestration": "**orchestration total**", "s3_restore_requests": "S3 restore request fees (GLACIER, Standard: $0.05/1,000)",
         "total": "**total with restore request fees**",
     }

@@ -6,7 +6,8 @@ import difflib
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.s3 import S3Gateway
@@ -59,10 +60,12 @@ class CreateJobRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # no stripping: "manifest.csv " is a valid S3 key
 
-    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")] = None
-    key: Annotated[str | None, Field(min_length=1, max_length=1024)] = None
-    # Instead of a manifest: the objects under a prefix of a bucket.
+    # Instead of a manifest: the objects under a prefix of a bucket (declared first: bucket and key
+    # are required without it).
     source: PrefixSource | None = None
+    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$",
+                                        validate_default=True)] = None
+    key: Annotated[str | None, Field(min_length=1, max_length=1024, validate_default=True)] = None
     tier: Tier = Tier.STANDARD
     expiration_days: Annotated[int, Field(ge=1, le=3650, strict=True)] = 1
     client_tag: Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")] = ""
@@ -77,15 +80,20 @@ class CreateJobRequest(BaseModel):
     manifest_format: Literal["csv", "s3-inventory"] = "csv"
     include_versions: Annotated[bool, Field(strict=True)] = False  # an inventory's noncurrent versions too
 
+    @field_validator("bucket", "key", mode="after")
+    @classmethod
+    def _manifest_or_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if value is None and source is None:
+            raise PydanticCustomError("missing", "Field required (where the manifest is; or give source, a bucket and prefix)")
+        if value is not None and source is not None:
+            raise ValueError("give either bucket and key (a manifest) or source (a prefix), not both")
+        return value
+
     @model_validator(mode="after")
-    def _one_source(self) -> "CreateJobRequest":
-        if self.source is not None:
-            if self.bucket is not None or self.key is not None:
-                raise ValueError("give either bucket and key (a manifest) or source (a prefix), not both")
-            if self.manifest_format != "csv":
-                raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
-        elif self.bucket is None or self.key is None:
-            raise ValueError("bucket and key (where the manifest is) are required, unless source names a bucket and prefix")
+    def _format_of_a_manifest(self) -> "CreateJobRequest":
+        if self.source is not None and self.manifest_format != "csv":
+            raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         return self
 
     @field_validator("manifest_format", mode="before")
