@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--restore-seconds", type=float, default=3.0, help="seconds a Standard restore takes locally (default 3)")
     demo.add_argument("--tier", default="BULK", choices=["STANDARD", "BULK", "EXPEDITED"], type=str.upper,
                       help="retrieval tier of the job (default BULK, the usual one for bulk restores)")
+    demo.add_argument("--engine", default="auto", choices=["auto", "direct", "batch"], type=str.lower,
+                      help="who sends the restore requests: direct (the functions), batch (one S3 Batch Operations job); default auto")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job to finish (default 120)")
     demo.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
     return parser
@@ -129,7 +131,7 @@ def _demo(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
     options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=args.tier, timeout=args.timeout,
-                          template=args.template)
+                          template=args.template, engine=args.engine)
     return run_demo(options)
 
 

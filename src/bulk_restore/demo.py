@@ -62,6 +62,7 @@ class DemoOptions:
     objects: int = 50
     restore_seconds: float = 3.0
     tier: str = "BULK"
+    engine: str = "auto"
     timeout: float = 120.0
     template: Path | None = None
     out: IO[str] = field(default_factory=lambda: sys.stdout)
@@ -261,13 +262,14 @@ def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
     api = ApiClient(info["api_url"], info["api_key"])
     status, created = api.call("POST", "/create-job",
                                {"bucket": info["manifest_bucket"], "key": manifest_key, "tier": options.tier, "expiration_days": 1,
-                                "client_tag": "demo"},
+                                "client_tag": "demo", "engine": options.engine},
                                headers={"Idempotency-Key": f"demo-{plan.bucket}"})
     if status != 200:
         out.write(f"create-job answered {status}: {created}\n")
         return False
     job_id = created["JobId"]
-    out.write(f"job {job_id} created ({options.tier}); following its events on {info['events_queue_url']}\n")
+    out.write(f"job {job_id} created ({options.tier}, engine {created.get('Engine', 'direct')});"
+              f" following its events on {info['events_queue_url']}\n")
 
     terminal = _follow(sqs, info["events_queue_url"], job_id, options, started)
     if terminal is None:
@@ -302,7 +304,10 @@ def _summary(api: ApiClient, s3: Any, plan: Plan, job_id: str, terminal: dict[st
     counts = {k: job["Counts"].get(k) for k in ("Total", "Restoring", "Restored", "Skipped", "Failed")}
     expected = plan.expected
     out.write("\n=== summary ===\n")
-    out.write(f"job {job_id}: {job['Status']} in {elapsed:.1f} s (tier {job['Tier']})\n")
+    out.write(f"job {job_id}: {job['Status']} in {elapsed:.1f} s (tier {job['Tier']}, engine {job.get('Engine')})\n")
+    for run in job.get("BatchOperations") or []:
+        out.write(f"  S3 Batch Operations job {run['JobId']} ({run['Group']}): {run['Status']}"
+                  f"\n")
     out.write("counts:   " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
     out.write("expected: " + ", ".join(f"{k} {v}" for k, v in expected.items()) + "\n")
     for record in skipped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -335,3 +336,16 @@ def test_the_demo_restores_a_bulk_job_and_says_so():
     assert "counts:   Total 16, Restoring 0, Restored 14, Skipped 1, Failed 1" in result.stdout
     assert "FAILED  'missing/never uploaded ✗.txt'" in result.stdout
     assert "local stack stopped (exit 0)" in result.stdout
+
+
+def test_the_demo_with_the_batch_engine_runs_its_restores_as_s3_batch_operations_jobs():
+    result = subprocess.run(command("demo", "--engine", "batch", "--objects", "12", "--restore-seconds", "1", "--timeout", "90"),
+                            capture_output=True, text=True, timeout=150, env=clean_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "engine batch" in result.stdout and "RESULT: OK" in result.stdout
+    assert "counts:   Total 14, Restoring 0, Restored 12, Skipped 1, Failed 1" in result.stdout
+    # Glacier and Intelligent-Tiering archive objects cannot share one Batch job: two, both Complete
+    assert re.search(r"S3 Batch Operations job [0-9a-f-]{36} \(archive\): Complete", result.stdout), result.stdout
+    assert re.search(r"S3 Batch Operations job [0-9a-f-]{36} \(intelligent-tiering\): Complete", result.stdout), result.stdout
+    assert "NoSuchKey: no such key in the bucket (S3 Batch Operations task)" in result.stdout
