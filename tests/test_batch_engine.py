@@ -196,3 +196,50 @@ def test_a_stack_without_the_batch_role_runs_direct_and_refuses_batch(stack: Sta
     assert stack.create_job(bucket, key)["Engine"] == "direct"
     status, body = call_api("POST", "/create-job", {"bucket": bucket, "key": key, "engine": "batch"})
     assert status == 400 and "Batch Operations role" in body["error"]["message"]
+
+
+def test_a_batch_job_cancelled_outside_ends_the_job_as_cancelled_with_its_reason(stack: Stack, batch: S3BatchEmulator) -> None:
+    objects = put(stack, 20)
+    job_id = stack.create_job(*stack.put_manifest(objects), engine="batch")["BulkJobId"]
+    stack.drain()
+    (run,) = s3control().list_jobs(AccountId=ACCOUNT)["Jobs"]
+    s3control().update_job_status(AccountId=ACCOUNT, JobId=run["JobId"], RequestedJobStatus="Cancelled",
+                                  StatusUpdateReason="stopped in the console")
+    settle(stack, batch)
+    ledger = JobLedger.read(stack, job_id)
+    assert ledger.status == "Cancelled"
+    terminal = assert_one_terminal_event(stack.events_of(job_id), job_id).message
+    assert run["JobId"] in terminal["FailureReason"] and "Cancelled" in terminal["FailureReason"]
+    assert not ledger.states()["RESTORING"]
+    assert_counters_match(ledger)
+
+
+def test_a_suspended_batch_job_is_confirmed_not_left_waiting(stack: Stack, batch: S3BatchEmulator) -> None:
+    objects = put(stack, 6)
+    bucket, key = stack.put_manifest(objects)
+    job_id = stack.create_job(bucket, key, engine="batch")["BulkJobId"]
+    stack.drain()
+    services = stack.services()
+    (ours,) = s3control().list_jobs(AccountId=ACCOUNT)["Jobs"]
+    # The same Batch job as if it had been made to wait for confirmation: one that waits, linked in its place.
+    job = services.store.get_job(job_id)
+    manifest = job.batch_runs["archive"]["manifest"]
+    etag = stack.s3.head_object(Bucket=stack.report_bucket, Key=manifest)["ETag"]
+    waiting = s3control().create_job(
+        AccountId=ACCOUNT, ConfirmationRequired=True, Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1, "GlacierJobTier": "STANDARD"}},
+        Report={"Bucket": f"arn:aws:s3:::{stack.report_bucket}", "Prefix": f"batch/{job_id}/report-archive", "Format": "Report_CSV_20180820",
+                "Enabled": True, "ReportScope": "AllTasks"},
+        Manifest={"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                  "Location": {"ObjectArn": f"arn:aws:s3:::{stack.report_bucket}/{manifest}", "ETag": etag}},
+        Priority=10, RoleArn=BATCH["BATCH_ROLE_ARN"], ClientRequestToken="waiting")["JobId"]
+    s3control().update_job_status(AccountId=ACCOUNT, JobId=ours["JobId"], RequestedJobStatus="Cancelled")
+    services.store.link_batch_job(waiting, job_id, "archive")
+    services.store.save_batch_run(job_id, "archive", {**job.batch_runs["archive"], "id": waiting, "status": "New"})
+    stack.sqs.purge_queue(QueueUrl=stack.completion_queue_url)
+    batch.run_until_idle()  # New -> Preparing -> Suspended: waits
+    assert s3control().describe_job(AccountId=ACCOUNT, JobId=waiting)["Job"]["Status"] == "Suspended"
+    stack.drain()  # the Suspended event: confirmed
+    settle(stack, batch)
+    assert s3control().describe_job(AccountId=ACCOUNT, JobId=waiting)["Job"]["Status"] == "Complete"
+    ledger = JobLedger.read(stack, job_id)
+    assert ledger.status == "Complete" and ledger.states() == Counter({"RESTORED": 6})

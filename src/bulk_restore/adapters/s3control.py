@@ -71,6 +71,17 @@ class BatchOperations:
                 return {}
             raise
 
+    def confirm(self, batch_job_id: str) -> bool:
+        """Let a Batch job waiting for confirmation (Suspended) run; False when it is not waiting."""
+        try:
+            self.client.update_job_status(AccountId=self.account_id, JobId=batch_job_id, RequestedJobStatus="Ready",
+                                          StatusUpdateReason="confirmed by bulk-restore")
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("JobStatusException", "NoSuchJob", "NotFoundException"):
+                return False
+            raise
+
     def cancel(self, batch_job_id: str, reason: str) -> bool:
         """Ask the Batch job to stop; False when it has already ended (nothing to cancel)."""
         try:

@@ -141,11 +141,22 @@ class BatchEngine:
         if job is None:
             return True
         run = dict(job.batch_runs.get(group) or {"id": batch_job_id})
+        if run.get("id") and run["id"] != batch_job_id:
+            return True  # a Batch job this run no longer follows
+        run["id"] = batch_job_id
         if run.get("report"):
             return True  # ended and read already: a late or repeated event
         if status not in TERMINAL_STATUSES:
             if run.get("status") != status:
                 self._save(job, group, {**run, "status": status})
+            if status == "Suspended":
+                # Waiting for a confirmation ours never asks for (someone paused it): confirmed, never left hanging;
+                # a job that has ended has its Batch job cancelled instead.
+                if job.status.is_terminal:
+                    self.operations.cancel(batch_job_id, f"the bulk-restore job has ended ({job.status.value})")
+                else:
+                    self.operations.confirm(batch_job_id)
+                    logger.info("Suspended S3 Batch Operations job confirmed", extra={"job_id": job_id, "batch_job_id": batch_job_id})
             return True
         failure = failure_summary(list(failure_codes)) if status != "Complete" else ""
         if reason and status != "Complete":
