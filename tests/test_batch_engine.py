@@ -76,7 +76,7 @@ def test_a_batch_job_restores_every_object_through_one_s3_batch_operations_job(s
     described = s3control().describe_job(AccountId=ACCOUNT, JobId=job["JobId"])["Job"]
     assert described["Status"] == "Complete"
     assert described["Operation"]["S3InitiateRestoreObject"] == {"ExpirationInDays": 1, "GlacierJobTier": "BULK"}
-    assert described["ProgressSummary"]["TotalNumberOfTasks"] == 453  # the duplicates of other chunks are tasks too
+    assert described["ProgressSummary"]["TotalNumberOfTasks"] == 450  # each object once, duplicates of other chunks too
     tags = s3control().get_job_tagging(AccountId=ACCOUNT, JobId=job["JobId"])["Tags"]
     assert {"Key": "bulk-restore:client-tag", "Value": "finance"} in tags and {"Key": "bulk-restore:job", "Value": job_id} in tags
     status, body = call_api("GET", f"/jobs/{job_id}")
@@ -85,17 +85,25 @@ def test_a_batch_job_restores_every_object_through_one_s3_batch_operations_job(s
     assert terminal["BatchJobId"] == job["JobId"] and terminal["Engine"] == "batch"
 
 
-def test_failed_tasks_become_failed_or_skipped_objects_from_the_report(stack: Stack, batch: S3BatchEmulator) -> None:
+def test_objects_settled_before_any_task_and_failed_tasks_from_the_report(stack: Stack, batch: S3BatchEmulator) -> None:
     good = put(stack, 5)
     hot = put(stack, 2, prefix="hot", storage_class="STANDARD")
     missing = [ObjectId(DATA_BUCKET, "gone/never-written.bin")]
-    job_id = stack.create_job(*stack.put_manifest(good + hot + missing), engine="batch")["BulkJobId"]
+    later = put(stack, 1, prefix="deleted-later")
+    job_id = stack.create_job(*stack.put_manifest(good + hot + missing + later), engine="batch")["BulkJobId"]
+    stack.drain()  # planned, each object looked at, the Batch job created
+    (run,) = s3control().list_jobs(AccountId=ACCOUNT)["Jobs"]
+    described = s3control().describe_job(AccountId=ACCOUNT, JobId=run["JobId"])["Job"]
+    stack.s3.delete_object(Bucket=DATA_BUCKET, Key=later[0].key)  # gone before its task runs
     settle(stack, batch)
+    assert described["Status"] in ("New", "Preparing") and batch  # the job was created before the deletion ran
+    assert s3control().describe_job(AccountId=ACCOUNT, JobId=run["JobId"])["Job"]["ProgressSummary"]["TotalNumberOfTasks"] == 6
     ledger = JobLedger.read(stack, job_id)
     assert ledger.status == "Complete"
-    assert ledger.states() == Counter({"RESTORED": 5, "SKIPPED": 2, "FAILED": 1})
-    assert ledger.record_of(missing[0])["reason"].startswith("NoSuchKey")
-    assert "S3 Batch Operations task" in ledger.record_of(hot[0])["reason"]
+    assert ledger.states() == Counter({"RESTORED": 5, "SKIPPED": 2, "FAILED": 2})
+    assert ledger.record_of(missing[0])["reason"].startswith("NoSuchKey")  # by its HeadObject: never a task
+    assert ledger.record_of(hot[0])["reason"] == "readable now: not in an archive storage class"
+    assert ledger.record_of(later[0])["reason"].startswith("NoSuchKey") and "S3 Batch Operations task" in ledger.record_of(later[0])["reason"]
     assert_counters_match(ledger)
 
 
@@ -119,15 +127,18 @@ def test_intelligent_tiering_archive_objects_run_in_a_batch_job_of_their_own(sta
 
 
 def test_a_batch_job_that_fails_ends_the_job_with_its_failure_codes_and_untried_objects_say_so(stack: Stack, batch: S3BatchEmulator) -> None:
-    hot = put(stack, 1_100, prefix="hot", storage_class="STANDARD")  # every task fails: the 50 % rule after 1,000
-    job_id = stack.create_job(*stack.put_manifest(hot), engine="batch")["BulkJobId"]
+    objects = put(stack, 1_100, prefix="doomed")
+    job_id = stack.create_job(*stack.put_manifest(objects), engine="batch")["BulkJobId"]
+    stack.drain()  # recorded, the Batch job created; then the objects go: every task fails, the 50 % rule after 1,000
+    stack.s3.delete_objects(Bucket=DATA_BUCKET, Delete={"Objects": [{"Key": o.key} for o in objects[:1000]]})
+    stack.s3.delete_objects(Bucket=DATA_BUCKET, Delete={"Objects": [{"Key": o.key} for o in objects[1000:]]})
     settle(stack, batch)
     ledger = JobLedger.read(stack, job_id)
     assert ledger.status == "Failed"
     terminal = assert_one_terminal_event(stack.events_of(job_id), job_id).message
     assert "TaskFailureThresholdExceeded" in terminal["FailureReason"]
     states = ledger.states()
-    assert states["SKIPPED"] >= 1_000 and states["SKIPPED"] + states["CANCELLED"] == 1_100 and not states["RESTORING"]
+    assert states["FAILED"] >= 1_000 and states["FAILED"] + states["CANCELLED"] == 1_100 and not states["RESTORING"]
     untried = [r for r in ledger.objects if r["state"] == "CANCELLED"]
     assert all("its S3 Batch Operations task never ran" in r["reason"] for r in untried)
     assert_counters_match(ledger)

@@ -63,7 +63,7 @@ def build_services(settings: Settings) -> Services:
         jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
                         batch),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer),
+        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch),
         completions=CompletionRecorder(store, notifier, s3),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch),
         batch=batch,

@@ -181,6 +181,26 @@ class S3Gateway:
             return "restored"
         return "ongoing"
 
+    def archive_class(self, obj: ObjectId) -> tuple[str, ObjectOutcome | None]:
+        """One HeadObject: the object's class for the batch engine (see ``_head_class``), or
+        ("failed", outcome) for an object S3 cannot restore (missing, refused). Raises RetryLater
+        on throttling. An object this stack may not head is left to the Batch job ("archive")."""
+        if not self.may_touch(obj.bucket):
+            return "failed", BUCKET_REFUSED
+        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            kwargs["VersionId"] = obj.version_id
+        try:
+            return _head_class(self.client.head_object(**kwargs)), None
+        except ClientError as exc:
+            status, code, message = _code(exc)
+            if code in THROTTLING or status in (500, 503):
+                raise RetryLater(code or str(status)) from exc
+            if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"):
+                what = "NoSuchBucket" if code == "NoSuchBucket" else "NoSuchVersion" if obj.version_id else "NoSuchKey"
+                return "failed", classify(404, what, message)
+            return "archive", None  # 403 and others: the Batch task will say
+
     # ---- notifications ---------------------------------------------------------------------
 
     def ensure_eventbridge(self, bucket: str) -> bool:
@@ -354,3 +374,18 @@ class RangedObject(io.RawIOBase):
         buffer[: len(data)] = data
         self.position += len(data)
         return len(data)
+
+
+def _head_class(head: dict[str, Any]) -> str:
+    """What a HeadObject answer says of an object, for the batch engine's manifests: "restoring",
+    "restored", "archive" (GLACIER, DEEP_ARCHIVE), "intelligent-tiering" (an archive access tier)
+    or "readable" (in no archive)."""
+    restore = head.get("Restore", "")
+    if 'ongoing-request="true"' in restore:
+        return "restoring"
+    storage_class = head.get("StorageClass") or "STANDARD"
+    if storage_class in ("GLACIER", "DEEP_ARCHIVE"):
+        return "restored" if 'ongoing-request="false"' in restore else "archive"
+    if storage_class == "INTELLIGENT_TIERING" and head.get("ArchiveStatus"):
+        return "intelligent-tiering"
+    return "readable"

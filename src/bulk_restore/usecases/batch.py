@@ -5,14 +5,20 @@ chunks; the restore workers record each chunk's objects as RESTORING (without ca
 restore-completed events move them to RESTORED through the same transactions; one terminal event.
 What this engine adds:
 
-1. While planning, each step writes its cleaned rows (allow-listed, valid, de-duplicated within
-   their chunk) as one fragment: ``batch/<job>/fragments/<step>.csv`` in the stack's report
-   bucket, in the ``S3BatchOperations_CSV_20180820`` format. A replayed step writes the same
-   fragment again.
-2. Once planning is done, ``launch`` joins the fragments into ``batch/<job>/manifest-archive.csv``
-   and creates the Batch job (S3InitiateRestoreObject at the job's tier, ExpirationInDays, the
-   completion report, the job's client tag as a Batch job tag, a ClientRequestToken derived from
-   the job: a second launch, after a crash or by the sweeper, finds the same Batch job).
+1. The restore workers, for each chunk the planner cleaned (valid rows, allowed buckets, each
+   object once), learn each object's class: from the source when it says (an S3 Inventory
+   report, a prefix's listing), else by one HeadObject. A missing object is FAILED and one in no
+   archive SKIPPED at once (never a Batch task); one already restoring waits for its event;
+   GLACIER and DEEP_ARCHIVE objects go to the "archive" run, Intelligent-Tiering archive objects
+   (which take no ExpirationInDays and may not share a Batch job with them) to the
+   "intelligent-tiering" run. Each chunk's rows are written, before the chunk is recorded, as
+   ``batch/<job>/fragments/<run>/<chunk>.csv`` in the stack's report bucket, in the
+   ``S3BatchOperations_CSV_20180820`` format; a replayed chunk writes the same.
+2. Once the manifest is planned and every chunk accounted, ``launch`` joins each run's fragments
+   into ``batch/<job>/manifest-<run>.csv`` and creates its Batch job (S3InitiateRestoreObject at
+   the job's tier, ExpirationInDays for the archive run, the completion report, the job's client
+   tag as a Batch job tag, a ClientRequestToken derived from the job and run: a second launch,
+   after a crash or by the sweeper, finds the same Batch job).
 3. Status changes arrive as CloudTrail ``JobStatusChanged`` events through EventBridge (on the
    completion queue) or, when one is lost, from DescribeJob by the sweeper. When a run ends its
    completion report is read once: each failed task's object becomes FAILED with S3's error
@@ -49,6 +55,7 @@ from bulk_restore.domain.batch import (
     text_lines,
 )
 from bulk_restore.domain.model import JobStatus, ObjectId, ObjectState, RestoreJob
+from bulk_restore.domain.progress import all_accounted
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -79,14 +86,24 @@ class BatchEngine:
         return f"batch/{job_id}/"
 
     def _fragments(self, job_id: str, group: str) -> str:
-        return f"{self.prefix(job_id)}fragments/" if group == ARCHIVE_GROUP else f"{self.prefix(job_id)}fragments-{group}/"
+        return f"{self.prefix(job_id)}fragments/{group}/"
 
-    def write_fragment(self, job_id: str, step: int, rows: Iterable[ObjectId], versioned: bool, group: str = ARCHIVE_GROUP) -> int:
-        """One planning step's rows of one run; returns how many. An empty step writes nothing."""
+    def write_fragment(self, job_id: str, chunk: int, rows: Iterable[ObjectId], versioned: bool, group: str = ARCHIVE_GROUP) -> int:
+        """One chunk's rows for one run; returns how many. An empty one writes nothing."""
         body = "".join(manifest_row(obj, versioned) for obj in rows).encode("utf-8")
         if body:
-            self.s3.put_work_object(self.bucket, f"{self._fragments(job_id, group)}{step:08d}.csv", body)
+            self.s3.put_work_object(self.bucket, f"{self._fragments(job_id, group)}{chunk:010d}.csv", body)
         return body.count(b"\n")
+
+    def launch_when_accounted(self, job_id: str) -> None:
+        """Launch the job's Batch runs once its manifest is planned and every chunk is accounted
+        (the restore workers write the chunks' manifest rows): called after each chunk, idempotent."""
+        loaded = self.store.get_job_and_counts(job_id)
+        if loaded is None:
+            return
+        job, counts = loaded
+        if job.engine == "batch" and not job.batch_runs and all_accounted(job, counts) and not job.status.is_terminal:
+            self.launch(job)
 
     def launch(self, job: RestoreJob) -> None:
         """Create the job's Batch runs from their fragments (idempotent): the archive run, and an
@@ -167,7 +184,7 @@ class BatchEngine:
     def check(self, job: RestoreJob) -> None:
         """The sweeper's look: launch a run planning finished without, ask S3 for runs not ended."""
         if job.planning.done and not job.batch_runs and not job.status.is_terminal:
-            self.launch(job)
+            self.launch_when_accounted(job.job_id)
             return
         for group, run in list(job.batch_runs.items()):
             if run.get("report") or not run.get("id"):

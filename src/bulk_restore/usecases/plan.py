@@ -30,7 +30,7 @@ from bulk_restore.domain.inventory import (
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob
-from bulk_restore.domain.batch import IT_GROUP
+from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
@@ -113,7 +113,7 @@ class Planner:
 
     def _launch(self, job: RestoreJob) -> None:
         if job.engine == "batch" and self.batch is not None:
-            self.batch.launch(job)
+            self.batch.launch_when_accounted(job.job_id)
 
     def _stop(self, job: RestoreJob) -> None:
         """The job has ended (cancelled, timed out): plan no more of it, and say so, so that its
@@ -135,16 +135,14 @@ class Planner:
         chunk: _Chunk | None = None
         finished = True
         versioned_line = start.versioned_line
-        to_batch: list[ObjectId] = []  # the batch engine's manifest rows of this step
-        to_batch_it: list[ObjectId] = []  # Intelligent-Tiering ones an inventory names: a Batch job of their own
-        batch = job.engine == "batch" and self.batch is not None
         inventory = job.source_type == "s3-inventory"
 
         def flush(c: _Chunk) -> None:
             nonlocal chunks_emitted
             if not c.rows and not c.errors and not c.skipped:
                 return
-            for _, bucket, _, _ in c.rows:
+            for row in c.rows:
+                bucket = row[1]
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
                 if bucket not in buckets and self.s3.may_touch(bucket):
                     self._register_bucket(job.job_id, bucket)
@@ -156,7 +154,7 @@ class Planner:
 
         source = job.source_type
         rows = self._inventory_rows(job) if inventory else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job)
-        for number, row, after, takes_days in rows:
+        for number, row, after, kind in rows:
             chunk_number = (number - 1) // LINES_PER_CHUNK
             if chunk is None or chunk_number != chunk.number:
                 if chunk is not None:
@@ -174,9 +172,8 @@ class Planner:
                     row = ManifestError(number, f"more than {MAX_BUCKETS_PER_JOB} distinct buckets in one job: split the manifest")
                 elif (ref := row.object.ref) not in chunk.refs:
                     chunk.refs.add(ref)
-                    chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id])
-                    if batch and self.s3.may_touch(row.object.bucket):
-                        (to_batch if takes_days else to_batch_it).append(row.object)
+                    # The object's kind for the batch engine's manifests, when the source says it.
+                    chunk.rows.append([row.line, row.object.bucket, row.object.key, row.object.version_id] + ([kind] if kind else []))
             if isinstance(row, ManifestError):
                 chunk.errors.append([row.line, row.message, row.raw])
             elif isinstance(row, InventorySkip):
@@ -189,9 +186,6 @@ class Planner:
         else:
             if chunk is not None:
                 flush(chunk)
-        if batch and self.batch is not None:
-            self.batch.write_fragment(job.job_id, start.step, to_batch, versioned_line > 0)
-            self.batch.write_fragment(job.job_id, start.step, to_batch_it, versioned_line > 0, group=IT_GROUP)
         self._send(job, outgoing, sent)
         return replace(
             start,
@@ -205,8 +199,8 @@ class Planner:
             versioned_line=versioned_line,
         )
 
-    def _csv_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
-        """(line, parsed row or None for a header, where the next line starts, True) of a CSV manifest."""
+    def _csv_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
+        """(line, parsed row or None for a header, where the next line starts, "": the kind unknown) of a CSV manifest."""
         start = job.planning
         for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read):
             if raw.too_long:
@@ -215,10 +209,11 @@ class Planner:
                 row = None  # a header row names the columns, no object (the job's notes say so)
             else:
                 row = parse_row(raw.number, raw.data)
-            yield raw.number, row, {"byte_offset": raw.end_offset}, True
+            yield raw.number, row, {"byte_offset": raw.end_offset}, ""
 
-    def _prefix_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
-        """(row number, entry or skip, the cursor after it, whether a restore takes Days) of the
+    def _prefix_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
+        """(row number, entry or skip, the cursor after it, the object's kind: "archive" or "" when
+        the listing cannot tell, as for Intelligent-Tiering, whose access tier it does not give) of the
         objects under a prefix, page by page. The cursor is the page's marker and the place in it:
         a step that stops mid-page lists that page again and goes on after the same entry."""
         start = job.planning
@@ -245,14 +240,14 @@ class Planner:
                     row = InventorySkip(number, bucket, obj.key, obj.version_id, SkipCode.NOT_ARCHIVED, why, storage_class)
                 else:
                     row = ManifestEntry(number, obj)
-                yield number, row, after, storage_class != "INTELLIGENT_TIERING"
+                yield number, row, after, ARCHIVE_GROUP if storage_class in ("GLACIER", "DEEP_ARCHIVE") else ""
             if following is None:
                 return
             marker, skip = following, 0
 
-    def _inventory_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], bool]]:
-        """(row number over the whole report, entry / skip / error, the cursor after it, whether a
-        restore of it takes Days: not an Intelligent-Tiering one) of an S3 Inventory report."""
+    def _inventory_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
+        """(row number over the whole report, entry / skip / error, the cursor after it, the
+        object's kind: "archive", "intelligent-tiering" or "" when the report cannot tell) of an S3 Inventory report."""
         start = job.planning
         _, data = self.s3.read_inventory_manifest(job.manifest.bucket, job.manifest.key)
         try:
@@ -271,9 +266,9 @@ class Planner:
                 number += 1
                 result = item.result
                 row: Any
-                takes_days = True
+                kind = ""
                 if isinstance(result, InventoryEntry):
-                    takes_days = result.takes_days is not False
+                    kind = {True: ARCHIVE_GROUP, False: IT_GROUP if result.access_tier else ""}.get(result.takes_days, "")
                     obj = result.object
                     if manifest.has_versions and obj.version_id is None:
                         obj = ObjectId(obj.bucket, obj.key, "null")  # an object stored before versioning
@@ -282,7 +277,7 @@ class Planner:
                     row = result
                 else:
                     row = result.as_manifest_error(number)
-                yield number, row, {"cursor": item.next_cursor.as_dict()}, takes_days
+                yield number, row, {"cursor": item.next_cursor.as_dict()}, kind
         except InventoryError as exc:
             raise ManifestUnreadable(f"the inventory report can no longer be read: {exc.message}") from exc
 

@@ -13,8 +13,10 @@ from aws_lambda_powertools import Logger
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
 from bulk_restore.adapters.s3 import BUCKET_REFUSED, S3Gateway
 from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier
-from bulk_restore.domain.outcomes import NO_CAPACITY, RetryLater
+from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
+from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
+from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 
@@ -23,21 +25,24 @@ logger = Logger(child=True)
 STATUS_CHECK_SECONDS = 1.0
 CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
 BATCH_REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")
+NOT_ARCHIVED = ObjectOutcome(ObjectState.SKIPPED, "readable now: not in an archive storage class")
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
 
 
 class RestoreWorker:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
-                 pacer: Pacer | None = None):
+                 pacer: Pacer | None = None, batch: BatchEngine | None = None):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
         self.concurrency = concurrency
         self.pacer = pacer
+        self.batch = batch
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
-        rows = [(int(line), ObjectId(bucket, key, version or None)) for line, bucket, key, version in message.get("rows", [])]
+        rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in message.get("rows", [])]
+        known = {ObjectId(row[1], row[2], row[3] or None).ref: row[4] for row in message.get("rows", []) if len(row) > 4}
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
         skipped = [(int(line), ObjectId(bucket, key, version or None), str(reason)) for line, bucket, key, version, reason in message.get("skipped", [])]
         refs = [obj.ref for _, obj in rows] + [e.ref for e in errors] + [obj.ref for _, obj, _ in skipped]
@@ -51,9 +56,8 @@ class RestoreWorker:
             refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
             todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
             if job.engine == "batch":
-                # Its S3 Batch Operations job requests the restores; the objects wait for their events.
-                outcome = NOT_REQUESTED if job.status.is_terminal else BATCH_REQUESTED
-                requested = [self._record(job, line, obj, outcome, now_iso()) for line, obj in todo]
+                # Its S3 Batch Operations jobs request the restores; the objects wait for their events.
+                requested = self._for_batch(job, chunk, todo, known)
             else:
                 requested = self._request_paced(job, todo)
             records = requested + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
@@ -71,7 +75,55 @@ class RestoreWorker:
             # Accounted before; that delivery may have died before looking for early completions.
             restoring = [r for r in existing.values() if r.state is ObjectState.RESTORING]
         self._complete_early(job_id, restoring)
+        if job.engine == "batch" and self.batch is not None:
+            self.batch.launch_when_accounted(job_id)
         self.notifier.evaluate(job_id)
+
+    def _for_batch(self, job: RestoreJob, chunk: int, todo: list[tuple[int, ObjectId]], known: dict[str, str]) -> list[ObjectRecord]:
+        """The batch engine's part of a chunk: each object's class (from the source, or HeadObject),
+        and the chunk's manifest rows per Batch job, written before the chunk is recorded (a replay
+        writes the same). Missing and non-archived objects never reach a Batch job."""
+        if job.status.is_terminal or self.batch is None:
+            return [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
+
+        def look(item: tuple[int, ObjectId]) -> tuple[int, ObjectId, str, ObjectOutcome | None]:
+            line, obj = item
+            kind = known.get(obj.ref)
+            if kind:
+                return line, obj, kind, None
+            for attempt in range(6):
+                try:
+                    kind, failed = self.s3.archive_class(obj)
+                    return line, obj, kind, failed
+                except RetryLater:
+                    time.sleep(min(5.0, 0.1 * 2**attempt))
+            return line, obj, ARCHIVE_GROUP, None  # S3 kept saying "slow down": the Batch task will say
+
+        if len(todo) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
+                looked = list(pool.map(look, todo))
+        else:
+            looked = [look(item) for item in todo]
+        groups: dict[str, list[ObjectId]] = {ARCHIVE_GROUP: [], IT_GROUP: []}
+        records = []
+        for line, obj, kind, failed in looked:
+            at = now_iso()
+            if failed is not None:
+                records.append(self._record(job, line, obj, failed, at))
+            elif kind == "readable":
+                records.append(self._record(job, line, obj, NOT_ARCHIVED, at))
+            elif kind == "restoring":
+                records.append(self._record(job, line, obj, IN_PROGRESS, at))
+            else:
+                if kind == "restored":  # a restored copy: its task moves the expiry; S3 sends no event for it
+                    records.append(self._record(job, line, obj, ALREADY_RESTORED, at))
+                else:
+                    records.append(self._record(job, line, obj, BATCH_REQUESTED, at))
+                groups[IT_GROUP if kind == IT_GROUP else ARCHIVE_GROUP].append(obj)
+        versioned = job.planning.versioned_line > 0
+        for group, objects in groups.items():
+            self.batch.write_fragment(job.job_id, chunk, objects, versioned, group=group)
+        return records
 
     def _complete_early(self, job_id: str, records: list[ObjectRecord]) -> None:
         """Complete the objects whose restore-completed event came before they were recorded: the
