@@ -166,3 +166,32 @@ def test_the_dispatcher_finds_each_host_s_backend_as_moto_does_and_looks_it_up_o
     assert first > 0 and expected[3] == "dynamodb" and expected[4] == "sqs"
     assert [cached.get_backend_for_host(h) for h in hosts * 3] == expected * 3
     assert len(listings) == first  # each host looked up once
+
+
+def test_the_endpoint_writes_an_inventory_report_of_a_bucket_on_request() -> None:
+    import json as json_module
+    from urllib.request import Request, urlopen
+
+    from bulk_restore.domain.inventory import parse_manifest
+    from bulk_restore.local.dynamodb import DynamoDBEmulation
+
+    port = free_port()
+    with DynamoDBEmulation():
+        endpoint = AwsEndpoint("127.0.0.1", port).start()
+        try:
+            url = f"http://127.0.0.1:{port}"
+            s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+            for bucket in ("source", "reports"):
+                s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket="source", Key="a b.bin", Body=b"x", StorageClass="GLACIER")
+            s3.put_object(Bucket="source", Key="hot.txt", Body=b"x")
+            answer = json_module.loads(urlopen(Request(f"{url}/_bulk_restore/inventory?bucket=source&destination=reports&prefix=inv",
+                                                       method="POST"), timeout=10).read())
+            manifest = parse_manifest(s3.get_object(Bucket="reports", Key=answer["manifest_key"])["Body"].read())
+            assert manifest.source_bucket == "source" and manifest.destination_bucket == "reports" and len(manifest.files) == 1
+            assert answer["manifest_key"].startswith("inv/source/")
+            with pytest.raises(Exception) as refused:
+                urlopen(Request(f"{url}/_bulk_restore/inventory?bucket=nope&destination=reports", method="POST"), timeout=10)
+            assert refused.value.code == 400  # type: ignore[attr-defined]
+        finally:
+            endpoint.stop()

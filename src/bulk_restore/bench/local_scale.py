@@ -101,8 +101,14 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def runs_started(doc: dict[str, Any]) -> bool:
+    """A batch-engine job has its S3 Batch Operations jobs (a direct one needs none)."""
+    return doc.get("Engine") != "batch" or bool(doc.get("BatchOperations"))
+
+
 def run_job(api: ApiClient, manifest: dict[str, str], objects: int, timeout: float) -> dict[str, Any]:
-    """Create the job and follow it: the moment its last request is accounted, and its end."""
+    """Create the job and follow it: the moment its last request is accounted (with the batch
+    engine: its S3 Batch Operations jobs have run every task), and its end."""
     started = time.monotonic()
     status, created = api.call("POST", "/create-job", {**manifest, "tier": "STANDARD", "expiration_days": 1})
     if status != 200:
@@ -113,8 +119,10 @@ def run_job(api: ApiClient, manifest: dict[str, str], objects: int, timeout: flo
     try:
         while time.monotonic() - started < timeout:
             doc = poller.last
+            runs = doc.get("BatchOperations") or []
+            batch_done = all(r.get("Status") == "Complete" for r in runs) if doc.get("Engine") == "batch" else True
             if issued_at is None and doc.get("Planning", {}).get("Complete") and doc.get("RequestedCount") == objects \
-                    and doc["Planning"]["ChunksAccounted"] >= doc["Planning"]["ChunksPlanned"]:
+                    and doc["Planning"]["ChunksAccounted"] >= doc["Planning"]["ChunksPlanned"] and runs_started(doc) and batch_done:
                 issued_at = time.monotonic()
             if doc.get("Status") in ("Complete", "Failed", "Cancelled", "Timeout"):
                 break
@@ -169,8 +177,19 @@ def concurrent_creates(api: ApiClient, s3: Any, info: dict[str, Any], calls: int
     return {"calls": calls, "outcomes": dict(sorted(outcomes.items())), "seconds": round(time.monotonic() - started, 2)}
 
 
+def _inventory(info: dict[str, Any], bucket: str) -> str:
+    """An S3 Inventory report of ``bucket`` in the stack's manifest bucket, made by the local endpoint."""
+    from urllib.request import Request, urlopen
+
+    url = f"{info['aws_endpoint_url']}/_bulk_restore/inventory?bucket={bucket}&destination={info['manifest_bucket']}&prefix=inventory"
+    with urlopen(Request(url, method="POST"), timeout=600) as answer:
+        return str(json.loads(answer.read())["manifest_key"])
+
+
 def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: float = 5.0, concurrent: int = 200,
-        timeout: float = 3600.0) -> dict[str, Any]:
+        timeout: float = 3600.0, source: str = "manifest", engine: str = "direct") -> dict[str, Any]:
+    """``source``: the job's objects from a CSV manifest, or from an S3 Inventory report of the
+    bucket (made by the local stack); ``engine``: direct or batch."""
     with tempfile.TemporaryDirectory(prefix="bulk-restore-scale-") as workdir:
         stats_path = Path(workdir) / "endpoint.json"
         stack = LocalStackProcess(restore_seconds, Path(workdir), extra=["--endpoint-stats", str(stats_path)])
@@ -182,12 +201,16 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
             job_keys = [f"job/{i:07d} photo.bin" for i in range(objects)]
             _seed(s3, "scale-loop", loop_keys)
             seeded = _seed(s3, "scale-job", job_keys)
-            manifest_key = "scale/manifest.csv"
-            body = "".join(f"scale-job,job/{i:07d}%20photo.bin\n" for i in range(objects)).encode()
-            s3.put_object(Bucket=info["manifest_bucket"], Key=manifest_key, Body=body)
+            fields: dict[str, Any] = {"bucket": info["manifest_bucket"], "engine": engine}
+            if source == "s3-inventory":
+                fields |= {"key": _inventory(info, "scale-job"), "manifest_format": "s3-inventory"}
+            else:
+                fields["key"] = "scale/manifest.csv"
+                body = "".join(f"scale-job,job/{i:07d}%20photo.bin\n" for i in range(objects)).encode()
+                s3.put_object(Bucket=info["manifest_bucket"], Key=fields["key"], Body=body)
 
             loop = threaded_loop(s3, "scale-loop", loop_keys)
-            job = run_job(api, {"bucket": info["manifest_bucket"], "key": manifest_key}, objects, timeout)
+            job = run_job(api, fields, objects, timeout)
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
@@ -195,6 +218,8 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
         endpoint = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     return {
         "objects": objects,
+        "source": source,
+        "engine": engine,
         "restore_seconds": restore_seconds,
         "seeded_per_second": round(seeded, 1),
         "loop": loop,

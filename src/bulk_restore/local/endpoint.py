@@ -141,6 +141,11 @@ def dispatcher(create_app: Callable[[str], Any]) -> Any:
             super().__init__(create)
             self._backends: dict[str | None, Any] = {}
 
+        def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if environ.get("PATH_INFO") == INVENTORY_PATH:
+                return inventory_request(environ, start_response)
+            return super().__call__(environ, start_response)
+
         def get_backend_for_host(self, host: str | None) -> Any:
             try:
                 return self._backends[host]
@@ -151,6 +156,34 @@ def dispatcher(create_app: Callable[[str], Any]) -> Any:
                 return backend
 
     return Dispatcher(create_app)
+
+
+INVENTORY_PATH = "/_bulk_restore/inventory"
+
+
+def inventory_request(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """POST /_bulk_restore/inventory?bucket=B&destination=D[&prefix=P][&format=CSV|Parquet][&versions=true]:
+    write an S3 Inventory report of bucket B into D, in AWS's layout, as S3 would deliver it (the
+    local stack's S3 never writes one by itself); answers {"manifest_key": ...}."""
+    import json
+    from urllib.parse import parse_qs
+
+    from bulk_restore.local.inventory import write_inventory_report
+
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    status, body = "200 OK", {}
+    if environ.get("REQUEST_METHOD") != "POST" or not query.get("bucket") or not query.get("destination"):
+        status, body = "400 Bad Request", {"error": "POST with ?bucket=<source bucket>&destination=<bucket for the report>"}
+    else:
+        try:
+            key = write_inventory_report(query["bucket"], query["destination"], query.get("prefix", "inventory"),
+                                         file_format=query.get("format", "CSV"), include_versions=query.get("versions") == "true")
+            body = {"manifest_key": key, "bucket": query["destination"]}
+        except Exception as exc:  # noqa: BLE001 - any reason is the caller's to read
+            status, body = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 class AwsEndpoint:
