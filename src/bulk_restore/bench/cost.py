@@ -32,7 +32,10 @@ REGION = "us-east-1"
 DATA_BUCKET = "bench-archive"
 
 # create-job fields that select each engine the project has; the direct engine is the default.
-ENGINES: dict[str, dict[str, Any]] = {"direct": {}, "batch": {"engine": "batch"}}
+# "batch+inventory": the batch engine with the job's objects from an S3 Inventory report, which
+# says each object's class (no HeadObject per object).
+ENGINES: dict[str, dict[str, Any]] = {"direct": {}, "batch": {"engine": "batch"},
+                                      "batch+inventory": {"engine": "batch", "manifest_format": "s3-inventory"}}
 
 ARRIVALS = ("burst", "spread")
 STANDARD_WINDOW_S = (3 * 3600, 5 * 3600)  # Flexible Retrieval, Standard tier: "within 3-5 hours"
@@ -152,7 +155,7 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     timings = RestoreTimings.scaled(high, spread=1 - low / high, seed=7)
     emulator = S3RestoreEmulator(timings, clock=lambda: now[0]).install()
     batch = None
-    if engine == "batch":
+    if ENGINES[engine].get("engine") == "batch":
         from bulk_restore.local.s3_batch import S3BatchEmulator
 
         batch = S3BatchEmulator(emulator, clock=lambda: now[0]).install()  # S3 Batch Operations runs the tasks
@@ -189,7 +192,12 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
         api_spec = stack.functions["ApiFunction"]
         api = meter.wrap("ApiFunction", api_spec.memory, load_handler(api_spec.handler), sink)
 
-        body = {"bucket": manifest_bucket, "key": "manifest.csv", "tier": "STANDARD", **ENGINES[engine]}
+        manifest_key = "manifest.csv"
+        if ENGINES[engine].get("manifest_format") == "s3-inventory":
+            from bulk_restore.local.inventory import write_inventory_report
+
+            manifest_key = write_inventory_report(DATA_BUCKET, manifest_bucket, "inventory", account_id=stack.account_id)
+        body = {"bucket": manifest_bucket, "key": manifest_key, "tier": "STANDARD", **ENGINES[engine]}
         response = api(_api_event(body), LambdaContext("ApiFunction", api_spec.timeout))
         assert response["statusCode"] == 200, response
         job_id = json.loads(response["body"])["JobId"]
