@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -349,3 +350,23 @@ def test_the_demo_with_the_batch_engine_runs_its_restores_as_s3_batch_operations
     assert re.search(r"S3 Batch Operations job [0-9a-f-]{36} \(archive\): Complete", result.stdout), result.stdout
     assert re.search(r"S3 Batch Operations job [0-9a-f-]{36} \(intelligent-tiering\): Complete", result.stdout), result.stdout
     assert "NoSuchKey: no such key in the bucket" in result.stdout  # found by its HeadObject: never a Batch task
+
+
+def test_a_vault_uploaded_with_boto3_s_glacier_client_to_the_local_stack_is_retrievable(local):
+    from botocore.utils import calculate_tree_hash
+
+    glacier = local.client("glacier")
+    glacier.create_vault(vaultName="old-backups")
+    body = b"tape image " * 300_000  # over 3 MiB: a tree of several leaves
+    archive = glacier.upload_archive(vaultName="old-backups", body=body, archiveDescription="<m><v>4</v><p>ZGlyL2EudHh0</p></m>",
+                                     checksum=calculate_tree_hash(io.BytesIO(body)))
+    job = glacier.initiate_job(vaultName="old-backups", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive["archiveId"],
+                                                                      "Tier": "Expedited"})
+    deadline = time.monotonic() + 60
+    while glacier.describe_job(vaultName="old-backups", jobId=job["jobId"])["StatusCode"] != "Succeeded":
+        assert time.monotonic() < deadline, "the retrieval job did not complete"
+        time.sleep(0.5)
+    whole = glacier.get_job_output(vaultName="old-backups", jobId=job["jobId"])
+    assert whole["body"].read() == body and whole["checksum"] == calculate_tree_hash(io.BytesIO(body))
+    part = glacier.get_job_output(vaultName="old-backups", jobId=job["jobId"], range="bytes=0-1048575")
+    assert part["status"] == 206 and part["body"].read() == body[:1048576]

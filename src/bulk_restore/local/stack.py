@@ -32,6 +32,7 @@ from bulk_restore.local.dynamodb import DynamoDBEmulation
 from bulk_restore.local.endpoint import API_APP_ID, AwsEndpoint
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
+from bulk_restore.local.glacier import GlacierEmulator
 from bulk_restore.local.s3_batch import S3BatchEmulator
 from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator
 from bulk_restore.local.template import TemplateError, load_template, parse_parameters
@@ -178,6 +179,7 @@ class LocalStack:
         self.moto: Any = None
         self.emulator: S3RestoreEmulator | None = None
         self.batch: S3BatchEmulator | None = None
+        self.glacier: GlacierEmulator | None = None
         self.dynamodb = DynamoDBEmulation()
         self.stack: ProvisionedStack | None = None
         self.api: LocalRestApi | None = None
@@ -200,6 +202,10 @@ class LocalStack:
         # S3 Batch Operations jobs (the batch engine's), their tasks run through the restore emulation
         self.batch = S3BatchEmulator(self.emulator, gate=self.moto.application.gate).install()
         self.batch.start_clock()
+        # Glacier vaults (upload, multipart, retrieval jobs by tier with SNS notices, ranged output)
+        self.glacier = GlacierEmulator(durations=GlacierEmulator.scaled_durations(config.time_scale),
+                                       gate=self.moto.application.gate).install()
+        self.glacier.start_clock(interval=0.1)
         log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
 
         import boto3
@@ -356,6 +362,9 @@ class LocalStack:
             return False
         self.pollers = []
         self.scheduler = None
+        if self.glacier is not None:
+            self.glacier.uninstall()
+            self.glacier = None
         if self.batch is not None:
             self.batch.uninstall()
             self.batch = None
