@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from bulk_restore.domain.batch import MANIFEST_FORMAT, OPERATION, REPORT_FORMAT, manifest_fields
 
 
-def _without_account_label(request: Any, **_: Any) -> None:
+def without_account_label(request: Any, **_: Any) -> None:
+    """before-sign handler: send to the endpoint's own host, without the ``{account}.`` label."""
     parts = urlsplit(request.url)
     label, dot, rest = parts.netloc.partition(".")
     if dot and re.fullmatch(r"\d{12}", label):
@@ -34,7 +35,7 @@ class BatchOperations:
         if client is None:
             client = boto3.client("s3control", config=Config(retries={"max_attempts": 8, "mode": "standard"}), endpoint_url=endpoint_url)
             if endpoint_url:
-                client.meta.events.register("before-sign.s3-control", _without_account_label)
+                client.meta.events.register("before-sign.s3-control", without_account_label)
         self.client = client
 
     def create_restore_job(self, *, token: str, manifest_bucket: str, manifest_key: str, manifest_etag: str, versioned: bool,

@@ -220,6 +220,8 @@ from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bulk_restore.local.ticker import Ticker
+
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
@@ -1094,8 +1096,7 @@ class GlacierEmulator:
         self._faults: dict[str, list[tuple[str, str | None]]] = {}
         self._closed_accounts: set[str] = set()
         self.completed = 0
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._clock = Ticker("glacier-clock", self.tick, join_timeout=10)
 
     @staticmethod
     def scaled_durations(scale: float) -> dict[str, float]:
@@ -1181,25 +1182,10 @@ class GlacierEmulator:
 
     def start_clock(self, interval: float = 0.1) -> None:
         """Tick in a background thread every ``interval`` seconds."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.tick()
-                except Exception:  # noqa: BLE001 - keep the clock running; log what broke
-                    log.exception("glacier clock tick failed")
-
-        self._thread = threading.Thread(target=run, name="glacier-clock", daemon=True)
-        self._thread.start()
+        self._clock.start(interval)
 
     def stop_clock(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._clock.stop()
 
     def pending(self) -> int:
         """Jobs still in progress."""

@@ -153,8 +153,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
+from bulk_restore.local.ticker import Ticker
 from bulk_restore.local.s3_restore import _STATE_ATTR, S3RestoreEmulator, _S3Error
 
 log = logging.getLogger(__name__)
@@ -633,14 +634,9 @@ def reach_local_endpoint(client: Any) -> Any:
     """Make an s3control client send to its endpoint_url's host itself, without the ``{account}.`` label
     botocore's endpoint rules put in front of it (``123456789012.127.0.0.1`` does not resolve).
     Returns the client."""
+    from bulk_restore.adapters.s3control import without_account_label
 
-    def strip_account_label(request: Any, **_: Any) -> None:
-        parts = urlsplit(request.url)
-        label, dot, rest = parts.netloc.partition(".")
-        if dot and re.fullmatch(r"\d{12}", label):
-            request.url = urlunsplit(parts._replace(netloc=rest))
-
-    client.meta.events.register("before-sign.s3-control", strip_account_label)
+    client.meta.events.register("before-sign.s3-control", without_account_label)
     return client
 
 
@@ -681,8 +677,7 @@ class S3BatchEmulator:
         self._sequence = itertools.count(1)
         self._credit = 0.0
         self._last_tick: float | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._clock = Ticker("s3-batch-clock", self.tick, join_timeout=10)
 
     # ---- installation --------------------------------------------------------------------------
 
@@ -739,25 +734,10 @@ class S3BatchEmulator:
 
     def start_clock(self, interval: float = 0.1) -> None:
         """Tick in a background thread every ``interval`` seconds."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.tick()
-                except Exception:  # noqa: BLE001 - keep the clock running; log what broke
-                    log.exception("batch operations clock tick failed")
-
-        self._thread = threading.Thread(target=run, name="s3-batch-clock", daemon=True)
-        self._thread.start()
+        self._clock.start(interval)
 
     def stop_clock(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._clock.stop()
 
     def tick(self, now: float | None = None, max_tasks: int | None = None) -> int:
         """Move every job one step: one status change, or (Active) up to the tick's task budget.

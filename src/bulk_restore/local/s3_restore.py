@@ -43,6 +43,8 @@ from typing import Any
 from urllib.parse import quote_plus
 from xml.sax.saxutils import escape
 
+from bulk_restore.local.ticker import Ticker
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -256,8 +258,7 @@ class S3RestoreEmulator:
         self.timings = timings or RestoreTimings.scaled(0)
         self.clock = clock
         self._pending: list[_RestoreState] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._clock = Ticker("s3-restore-clock", self.tick, join_timeout=5)
         self._sequence = itertools.count(int(time.time() * 1000))
         self.completed = 0
 
@@ -325,25 +326,10 @@ class S3RestoreEmulator:
 
     def start_clock(self, interval: float = 0.1) -> None:
         """Complete due restores in a background thread every ``interval`` seconds."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.tick()
-                except Exception:  # noqa: BLE001 - keep the clock running; log what broke
-                    log.exception("restore clock tick failed")
-
-        self._thread = threading.Thread(target=run, name="s3-restore-clock", daemon=True)
-        self._thread.start()
+        self._clock.start(interval)
 
     def stop_clock(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._clock.stop()
 
     def pending(self) -> int:
         """Restores still running."""

@@ -41,8 +41,10 @@ class RestoreWorker:
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
-        rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in message.get("rows", [])]
-        known = {ObjectId(row[1], row[2], row[3] or None).ref: row[4] for row in message.get("rows", []) if len(row) > 4}
+        raw_rows = message.get("rows", [])
+        rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in raw_rows]
+        # the object's kind for the batch engine, where the source said it (a 5th field)
+        known = {obj.ref: row[4] for row, (_, obj) in zip(raw_rows, rows) if len(row) > 4}
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
         skipped = [(int(line), ObjectId(bucket, key, version or None), str(reason)) for line, bucket, key, version, reason in message.get("skipped", [])]
         refs = [obj.ref for _, obj in rows] + [e.ref for e in errors] + [obj.ref for _, obj, _ in skipped]
