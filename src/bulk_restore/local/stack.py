@@ -29,7 +29,7 @@ from bulk_restore.local.apigw import LocalRestApi
 from bulk_restore.local import function_host
 from bulk_restore.local import sqs as sqs_layer
 from bulk_restore.local.dynamodb import DynamoDBEmulation
-from bulk_restore.local.endpoint import API_APP_ID, AwsEndpoint
+from bulk_restore.local.endpoint import API_APP_ID, AwsEndpoint, tune_interpreter
 from bulk_restore.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore.local.provision import ProvisionedStack, provision
 from bulk_restore.local.glacier import GlacierEmulator
@@ -434,6 +434,7 @@ def run(config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] |
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    tune_interpreter()  # this process holds the emulated state: see local/endpoint.py
     local = LocalStack(config)
     finished = True
     try:
