@@ -143,3 +143,34 @@ def test_receipt_handles_have_moto_s_form_and_differ_per_receive() -> None:
         plain = sqs.receive_message(QueueUrl=url)["Messages"][0]["ReceiptHandle"]
     assert len(set(handles)) == 3
     assert all(len(h) == len(plain) == sqs_layer.RECEIPT_HANDLE_LENGTH and h.isalpha() and h.islower() for h in handles)
+
+
+class _ChangingWhileIterated(set):
+    """An in-flight set that another thread changes while it is walked: what a receive met when a
+    gated delete ran between two steps of its walk."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for n, item in enumerate(list(set.__iter__(self))):
+            if n == 0:
+                raise RuntimeError("Set changed size during iteration")
+            yield item
+
+
+@pytest.mark.parametrize("layer", [True, False])
+def test_a_receive_reads_the_in_flight_groups_from_a_copy_of_the_set(layer: bool) -> None:
+    from moto.sqs.models import sqs_backends
+
+    with sqs_client(layer=layer) as sqs:
+        url = sqs.create_queue(QueueName="plan.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+        for group in ("a", "b"):
+            sqs.send_message(QueueUrl=url, MessageBody=f"step of {group}", MessageGroupId=group)
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)  # group a in flight
+        queue = sqs_backends["123456789012"][REGION].queues["plan.fifo"]
+        queue._pending_messages = _ChangingWhileIterated(queue._pending_messages)
+        if not layer:  # moto walks the live set: the receive fails (a 500 over HTTP)
+            with pytest.raises(RuntimeError, match="changed size"):
+                _ = queue.pending_message_groups
+            return
+        assert queue.pending_message_groups == {"a"}
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in received] == ["step of b"]

@@ -130,6 +130,7 @@ def install() -> None:
             attributes=Queue.__dict__["attributes"], messages=Queue.__dict__["messages"], add_message=Queue.add_message,
             delete_message=Queue.delete_message, mark_received=Message.mark_received,
             retention=SQSBackend.is_message_valid_based_on_retention_period,
+            pending_groups=Queue.__dict__["pending_message_groups"],
         )
         original_add, original_delete, original_mark = Queue.add_message, Queue.delete_message, Message.mark_received
 
@@ -162,12 +163,21 @@ def install() -> None:
 
         Queue.attributes = property(_attributes)  # type: ignore[assignment]
         Queue.messages = property(_VisibleMessages)  # type: ignore[assignment]
+        Queue.pending_message_groups = property(_pending_groups)  # type: ignore[assignment]
         Queue.add_message = add_message  # type: ignore[method-assign]
         Queue.delete_message = delete_message  # type: ignore[method-assign]
         Message.mark_received = mark_received  # type: ignore[method-assign]
         SQSBackend.is_message_valid_based_on_retention_period = retention_ok  # type: ignore[method-assign]
         models.generate_receipt_handle = receipt_handle
         models.deepcopy = _received_copy
+
+
+def _pending_groups(queue: Any) -> set[str]:
+    """``Queue.pending_message_groups`` from a copy of the in-flight set (``set.copy`` runs in C,
+    under the interpreter lock): a receive is not gated (a long poll waits inside moto), and moto's
+    comprehension over the live set failed with "Set changed size during iteration" when a gated
+    request received or deleted a message meanwhile (24 receives answered 500 in a 100,000-object run)."""
+    return {message.group_id for message in set.copy(queue._pending_messages) if message.group_id is not None}
 
 
 def _received_copy(value: Any, memo: Any = None) -> Any:
@@ -204,6 +214,7 @@ def uninstall() -> None:
         models.deepcopy = _installed["deepcopy"]
         Queue.attributes = _installed["attributes"]  # type: ignore[assignment]
         Queue.messages = _installed["messages"]  # type: ignore[assignment]
+        Queue.pending_message_groups = _installed["pending_groups"]  # type: ignore[assignment]
         Queue.add_message = _installed["add_message"]  # type: ignore[method-assign]
         Queue.delete_message = _installed["delete_message"]  # type: ignore[method-assign]
         Message.mark_received = _installed["mark_received"]  # type: ignore[method-assign]
