@@ -6,13 +6,18 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bulk_restore.local import sqs as sqs_layer  # noqa: E402
-from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches  # noqa: E402
+from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches, restore_emulation  # noqa: E402
+
+if TYPE_CHECKING:
+    from bulk_restore.local.endpoint import AwsEndpoint
+    from bulk_restore.local.s3_restore import S3RestoreEmulator
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -70,3 +75,20 @@ def stack(aws: None, stack_settings: dict[str, object]) -> Iterator[Stack]:
     """The stack's resources on moto, with the functions configured to use them."""
     with configured_stack(**stack_settings) as built:
         yield built
+
+
+@pytest.fixture
+def emulator(stack: Stack) -> Iterator[S3RestoreEmulator]:
+    """S3 restores as AWS documents them on the stack (support.stack.restore_emulation)."""
+    with restore_emulation(stack) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[AwsEndpoint]:
+    """One local AWS endpoint for the module (stopping one takes half a second); each test names
+    its own resources. Clients of it: support.endpoint.endpoint_client."""
+    from support.endpoint import running_endpoint
+
+    with running_endpoint() as served:
+        yield served

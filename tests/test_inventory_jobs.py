@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,13 +25,6 @@ from support.stack import DATA_BUCKET, MANIFEST_BUCKET, Stack
 @pytest.fixture
 def stack_settings() -> dict[str, object]:
     return {"PLAN_LINES_PER_STEP": 98}
-
-
-@pytest.fixture
-def emulator(stack: Stack) -> Iterator[s3_restore.S3RestoreEmulator]:
-    with s3_restore.S3RestoreEmulator() as running:
-        stack.restore_emulator = running
-        yield running
 
 
 def fill(stack: Stack) -> dict[str, list[str]]:

@@ -15,7 +15,6 @@ import json
 import time
 import types
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,14 +45,6 @@ def stack_settings() -> dict[str, object]:
 def settings(**extra: object) -> list[dict[str, object]]:
     """For ``pytest.mark.parametrize("stack_settings", settings(...))``."""
     return [{**BASE, **extra}]
-
-
-@pytest.fixture
-def emulator(stack: Stack) -> Iterator[s3_restore.S3RestoreEmulator]:
-    """S3 as AWS documents it: restores run until completed (complete_all), a repeat meanwhile gets 409."""
-    with s3_restore.S3RestoreEmulator() as running:
-        stack.restore_emulator = running
-        yield running
 
 
 def start(stack: Stack, prefix: str, n: int, storage_class: str = "GLACIER", **fields: Any) -> tuple[str, list[ObjectId]]:

@@ -19,13 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.utils import calculate_tree_hash
 
-from bulk_restore.demo import free_port
 from bulk_restore.local import glacier as glacier_module
 from bulk_restore.local.endpoint import AwsEndpoint
 from bulk_restore.local.glacier import (
@@ -38,11 +35,12 @@ from bulk_restore.local.glacier import (
     tree_hash_of_hashes,
 )
 
+from support.endpoint import endpoint_client
+
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 T0 = dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=dt.UTC)
 DURATIONS = {"Expedited": 60.0, "Standard": 3600.0, "Bulk": 7200.0, "inventory": 1800.0}
-NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 class FakeClock:
@@ -128,16 +126,6 @@ class Env:
         return answer
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[AwsEndpoint]:
-    """One endpoint for the module (stopping one takes half a second); each test names its own vaults."""
-    served = AwsEndpoint("127.0.0.1", free_port()).start()
-    try:
-        yield served
-    finally:
-        served.stop()
-
-
 def _emulator(clock: FakeClock, **options: Any) -> GlacierEmulator:
     options.setdefault("durations", DURATIONS)
     return GlacierEmulator(clock=clock, start_time=T0, seed=7, **options)
@@ -150,13 +138,13 @@ def env(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Env]:
     emulator = _emulator(clock).install()
     try:
         if request.param == "endpoint":
-            url = f"http://127.0.0.1:{request.getfixturevalue('endpoint').port}"
-            yield Env(emulator, clock, lambda service: boto3.client(service, endpoint_url=url, region_name=REGION, config=NO_RETRIES))
+            endpoint = request.getfixturevalue("endpoint")
+            yield Env(emulator, clock, lambda service: endpoint_client(service, endpoint))
         else:
             from moto import mock_aws
 
             with mock_aws():
-                yield Env(emulator, clock, lambda service: boto3.client(service, region_name=REGION, config=NO_RETRIES))
+                yield Env(emulator, clock, endpoint_client)
     finally:
         emulator.uninstall()
 
@@ -166,9 +154,8 @@ def local(endpoint: AwsEndpoint, aws_env: None) -> Iterator[Env]:
     """Through the endpoint only (tests whose point is not the transport)."""
     clock = FakeClock()
     emulator = _emulator(clock).install()
-    url = f"http://127.0.0.1:{endpoint.port}"
     try:
-        yield Env(emulator, clock, lambda service: boto3.client(service, endpoint_url=url, region_name=REGION, config=NO_RETRIES))
+        yield Env(emulator, clock, lambda service: endpoint_client(service, endpoint))
     finally:
         emulator.uninstall()
 
@@ -646,7 +633,7 @@ def test_a_retrieval_range_is_megabyte_aligned_and_its_checksums_follow_its_alig
 def test_the_megabyte_rule_can_be_chosen_for_download_checksums(endpoint: AwsEndpoint, aws_env: None) -> None:
     clock = FakeClock()
     with _emulator(clock, checksum_ranges="megabyte") as emulator:
-        client = boto3.client("glacier", endpoint_url=f"http://127.0.0.1:{endpoint.port}", region_name=REGION, config=NO_RETRIES)
+        client = endpoint_client("glacier", endpoint)
         client.create_vault(vaultName="mb-rule")
         data = data_of(6 * MiB + 5)
         archive = client.upload_archive(vaultName="mb-rule", body=data)["archiveId"]
@@ -959,12 +946,12 @@ def test_a_data_retrieval_policy_refuses_standard_retrievals_over_its_quota(loca
 
 def test_the_vault_limit_is_enforced(endpoint: AwsEndpoint, aws_env: None) -> None:
     with _emulator(FakeClock(), vault_limit=2):
-        client = boto3.client("glacier", endpoint_url=f"http://127.0.0.1:{endpoint.port}", region_name=REGION, config=NO_RETRIES)
+        client = endpoint_client("glacier", endpoint)
         client.create_vault(vaultName="one")
         client.create_vault(vaultName="two")
         client.create_vault(vaultName="two")  # idempotent, no new vault
         assert error_of(lambda: client.create_vault(vaultName="three"))[:2] == (400, "LimitExceededException")
-        other = boto3.client("glacier", endpoint_url=f"http://127.0.0.1:{endpoint.port}", region_name="eu-west-1", config=NO_RETRIES)
+        other = endpoint_client("glacier", endpoint, region="eu-west-1")
         other.create_vault(vaultName="three")  # per Region
         assert error_of(lambda: client.describe_vault(vaultName="three"))[0] == 404
 
@@ -976,9 +963,8 @@ def test_install_is_idempotent_and_coexists_with_the_other_emulations(endpoint: 
     from bulk_restore.local.s3_batch import S3BatchEmulator
     from bulk_restore.local.s3_restore import S3RestoreEmulator
 
-    url = f"http://127.0.0.1:{endpoint.port}"
-    client = boto3.client("glacier", endpoint_url=url, region_name=REGION, config=NO_RETRIES)
-    s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, config=NO_RETRIES)
+    client = endpoint_client("glacier", endpoint)
+    s3 = endpoint_client("s3", endpoint)
     for order in ("glacier first", "glacier last"):
         restore = S3RestoreEmulator().install()
         emulator = GlacierEmulator(seed=1)
@@ -1011,7 +997,7 @@ def test_the_clock_thread_completes_jobs_on_its_own() -> None:
     from moto import mock_aws
 
     with mock_aws(), emulator:
-        client = boto3.client("glacier", region_name=REGION, config=NO_RETRIES)
+        client = endpoint_client("glacier")
         job = client.initiate_job(vaultName="clocked", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive, "Tier": "Expedited"})["jobId"]
         emulator.start_clock(interval=0.01)
         try:
@@ -1027,16 +1013,15 @@ def test_the_clock_thread_completes_jobs_on_its_own() -> None:
         assert client.get_job_output(vaultName="clocked", jobId=job)["body"].read() == b"tick tock"
 
 
-def test_concurrent_uploads_and_jobs_from_many_threads(local: Env) -> None:
+def test_concurrent_uploads_and_jobs_from_many_threads(local: Env, endpoint: AwsEndpoint) -> None:
     vault = local.vault()
-    url = local.glacier.meta.endpoint_url
     ids: list[str] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
 
     def work(n: int) -> None:
         try:
-            client = boto3.client("glacier", endpoint_url=url, region_name=REGION, config=NO_RETRIES)
+            client = endpoint_client("glacier", endpoint)
             for i in range(8):
                 archive = client.upload_archive(vaultName=vault, body=f"{n}-{i}".encode() * 1000)["archiveId"]
                 client.initiate_job(vaultName=vault, jobParameters={"Type": "archive-retrieval", "ArchiveId": archive})
@@ -1072,8 +1057,7 @@ def test_the_lines_the_local_stack_needs_start_it(endpoint: AwsEndpoint, aws_env
     try:
         assert emulator.durations["Standard"] == pytest.approx(5 * 3600 * config.time_scale)
         assert emulator.durations["output_window"] == pytest.approx(24 * 3600 * config.time_scale)
-        env = Env(emulator, FakeClock(), lambda service: boto3.client(service, endpoint_url=f"http://127.0.0.1:{endpoint.port}",
-                                                                        region_name=REGION, config=NO_RETRIES))
+        env = Env(emulator, FakeClock(), lambda service: endpoint_client(service, endpoint))
         vault = env.vault()
         archive = env.upload(vault, b"through the gate")
         topic, queue = env.topic_and_queue()

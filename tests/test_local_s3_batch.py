@@ -26,15 +26,17 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bulk_restore.demo import free_port
 from bulk_restore.local.endpoint import AwsEndpoint
 from bulk_restore.local.s3_batch import REPORT_SCHEMA, S3BatchEmulator, reach_local_endpoint
 from bulk_restore.local.s3_restore import S3RestoreEmulator, set_archive_status
+
+from support.endpoint import endpoint_client, endpoint_url
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/batch-operations"
 CLOUDTRAIL_PATTERN = {"source": ["aws.s3"], "detail-type": ["AWS Service Event via CloudTrail"]}
+ONE_RETRY = Config(retries={"max_attempts": 1})  # the legacy mode's count: one retry after the first attempt
 
 
 class FakeClock:
@@ -54,13 +56,12 @@ class Local:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.endpoint.port}"
+        return endpoint_url(self.endpoint)
 
     def client(self, service: str, region: str = REGION) -> Any:
         """A plain boto3 client of the endpoint (made once: making one takes longer than most calls)."""
         if (service, region) not in self.clients:
-            client = boto3.session.Session(region_name=region).client(
-                service, endpoint_url=self.url, config=Config(retries={"max_attempts": 1}))
+            client = endpoint_client(service, self.endpoint, region=region, config=ONE_RETRY)
             self.clients[(service, region)] = reach_local_endpoint(client) if service == "s3control" else client
         return self.clients[(service, region)]
 
@@ -133,16 +134,6 @@ def error_of(call: Callable[[], Any]) -> tuple[int, str, str]:
         call()
     response = caught.value.response
     return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[AwsEndpoint]:
-    """One endpoint for the module (stopping one takes half a second); each test names its own buckets and queues."""
-    served = AwsEndpoint("127.0.0.1", free_port()).start()
-    try:
-        yield served
-    finally:
-        served.stop()
 
 
 @pytest.fixture
@@ -686,8 +677,7 @@ def test_describe_and_list_cost_the_same_whatever_the_job_s_size(local: Local) -
 
 def test_both_hosts_reach_it_through_the_endpoint_as_a_proxy_and_with_the_account_label_dropped(local: Local) -> None:
     data = local.bucket("data")
-    proxied = boto3.session.Session(region_name=REGION).client(
-        "s3control", endpoint_url=local.url, config=Config(proxies={"http": local.url}, retries={"max_attempts": 1}))
+    proxied = endpoint_client("s3control", local.endpoint, config=ONE_RETRY.merge(Config(proxies={"http": local.url})))
     hosts: list[str] = []
     proxied.meta.events.register("before-send.s3-control", lambda request, **_: hosts.append(request.url))
 

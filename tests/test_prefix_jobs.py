@@ -7,11 +7,8 @@ a job of any size streams; each object is counted once whatever the steps and pa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
-
-from bulk_restore.local import s3_restore
 
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
@@ -21,13 +18,6 @@ from support.stack import DATA_BUCKET, Stack
 @pytest.fixture
 def stack_settings() -> dict[str, object]:
     return {"PLAN_LINES_PER_STEP": 98}
-
-
-@pytest.fixture
-def emulator(stack: Stack) -> Iterator[s3_restore.S3RestoreEmulator]:
-    with s3_restore.S3RestoreEmulator() as running:
-        stack.restore_emulator = running
-        yield running
 
 
 def test_a_prefix_job_restores_what_is_archived_under_it_once_each_across_steps_and_pages(stack: Stack, emulator) -> None:

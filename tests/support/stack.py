@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto import mock_aws
@@ -28,6 +28,9 @@ from bulk_restore.local.lambda_runtime import ScheduleSource, SqsEventSource, dr
 
 from support.api import call_api
 from support.faults import InvocationFailed, crash_as_invocation_error
+
+if TYPE_CHECKING:
+    from bulk_restore.local.s3_restore import S3RestoreEmulator
 
 Transform = Callable[[list[str]], list[str]]
 REGION = "us-east-1"
@@ -390,6 +393,17 @@ def configured_stack(**settings: Any) -> Iterator[Stack]:
         os.environ.clear()
         os.environ.update(saved)
         reset_caches()
+
+
+@contextmanager
+def restore_emulation(stack: Stack) -> Iterator[S3RestoreEmulator]:
+    """S3 as AWS documents it, on the stack's moto (an S3RestoreEmulator): restores run until
+    completed (``complete_all``, or the stack's ``settle``), a repeat meanwhile gets 409."""
+    from bulk_restore.local import s3_restore
+
+    with s3_restore.S3RestoreEmulator() as running:
+        stack.restore_emulator = running
+        yield running
 
 
 @contextmanager

@@ -220,6 +220,9 @@ from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bulk_restore.domain.vault import TreeHasher, is_tree_hash_node, tree_hash_from_leaves
+from bulk_restore.domain.vault import is_tree_hash_aligned as _megabyte_aligned
+from bulk_restore.domain.vault import tree_hash as _tree_hash_of_bytes
 from bulk_restore.local.ticker import Ticker
 
 log = logging.getLogger(__name__)
@@ -376,17 +379,17 @@ def tree_of_runs(runs: Iterable[tuple[bytes, int]]) -> bytes:
 def tree_hash(data: bytes | bytearray | memoryview | BinaryIO) -> str:
     """The SHA-256 tree hash (hex) of bytes or of a binary stream read 1 MiB at a time."""
     if isinstance(data, (bytes, bytearray, memoryview)):
-        view = memoryview(data)
-        leaves = [(_sha256(view[i:i + MiB]).digest(), 1) for i in range(0, len(view), MiB)]
-    else:
-        leaves = [(_sha256(chunk).digest(), 1) for chunk in iter(lambda: _read_exactly(data, MiB), b"")]
-    return tree_of_runs(leaves).hex()
+        return _tree_hash_of_bytes(data)
+    hasher = TreeHasher()
+    while chunk := data.read(MiB):
+        hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def tree_hash_of_hashes(hashes: Sequence[str]) -> str:
     """The tree hash of tree hashes (hex), as CompleteMultipartUpload wants it: each a part's tree
     hash, the parts of one power-of-two MiB size in order."""
-    return tree_of_runs((bytes.fromhex(h), 1) for h in hashes).hex() if hashes else EMPTY_HASH.hex()
+    return tree_hash_from_leaves(bytes.fromhex(h) for h in hashes).hex()
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:
@@ -409,23 +412,17 @@ def _chunks(size: int) -> int:
 
 def is_tree_hash_aligned(start: int, stop: int, size: int) -> bool:
     """Whether bytes [start, stop) of an archive of ``size`` bytes are tree-hash aligned: the root of
-    their tree hash is a node of the archive's tree (checksum-calculations-range)."""
-    if not 0 <= start < stop <= size or start % MiB or (stop != size and stop % MiB):
+    their tree hash is a node of the archive's tree (checksum-calculations-range, the domain's
+    ``is_tree_hash_node``). The whole of an empty archive is; a range outside the archive is not."""
+    if not 0 <= start < stop <= size:
         return start == 0 and stop == size == 0
-    first, end, total = start // MiB, _chunks(stop), _chunks(size)
-    span = 1
-    while first % span == 0:
-        if min(first + span, total) == end:
-            return True
-        if first + span >= total:
-            return False
-        span <<= 1
-    return False
+    return is_tree_hash_node(start, stop - 1, size)
 
 
 def is_megabyte_aligned(start: int, stop: int, size: int) -> bool:
-    """Bytes [start, stop): starting on a MiB and ending on one or at the archive's end."""
-    return 0 <= start < stop <= size and start % MiB == 0 and (stop % MiB == 0 or stop == size)
+    """Bytes [start, stop): starting on a MiB and ending on one or at the archive's end (the API
+    reference's rule, the domain's ``is_tree_hash_aligned``)."""
+    return 0 <= start < stop <= size and _megabyte_aligned(start, stop - 1, size)
 
 
 # ---- archive content ---------------------------------------------------------------------------
