@@ -140,3 +140,17 @@ def test_the_command_writes_the_report_and_the_json_results(tmp_path: Path) -> N
     again = tmp_path / "again.md"
     assert main(["--render", str(tmp_path / "results" / "latest.json"), "--markdown", str(again)]) == 0
     assert again.read_text() == text
+
+
+def test_the_vault_benchmark_moves_every_archive_and_counts_bytes_and_requests() -> None:
+    from bulk_restore.bench import report, vault
+
+    result = vault.run(archives=1, archive_mib=20, small_archives=2, part_mib=8, tier="Standard")
+    assert result["status"] == "Complete" and result["counts"]["Restored"] == 3
+    assert result["bytes"] == 20 * (1 << 20) + 2 * (1 << 20) + 1  # 20 MiB, then 1 MiB and 1 MiB + 1
+    # one retrieval per archive; the 20 MiB archive in three 8 MiB parts, the others in one each
+    assert result["requests_per_archive"]["glacier:InitiateJob"] == 1
+    assert result["requests_per_archive"]["s3:UploadPart"] == round(5 / 3, 3)
+    assert result["transfer_invocations"] == 5 and result["transfer_bytes_per_second"] > 0
+    assert result["dollars_per_tib"]["glacier_retrieval"] > 10.24  # Standard: $0.01 per GB, plus requests
+    assert "## 8. Glacier vaults into S3" in report.vault_section(result)

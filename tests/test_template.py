@@ -117,7 +117,7 @@ def settings_variables() -> dict[str, str]:
 def test_every_function_handler_imports_and_is_callable(template):
     # Given the functions of the template, whose code is src/ (the installed bulk_restore package)
     found = functions(template)
-    assert set(found) == {"ApiFunction", "PlannerFunction", "RestoreFunction", "CompletionFunction", "SweeperFunction"}
+    assert set(found) == {"ApiFunction", "PlannerFunction", "RestoreFunction", "CompletionFunction", "SweeperFunction", "TransferFunction"}
     for name, function in found.items():
         assert function_property(template, function, "CodeUri") == "src/"
         # When its handler path is imported
@@ -141,7 +141,7 @@ def test_api_function_answers_within_the_api_gateway_limit(template):
 
 def test_every_sqs_event_source_reports_batch_item_failures(template):
     sources = list(sqs_event_sources(template))
-    assert {f for f, _, _ in sources} == {"PlannerFunction", "RestoreFunction", "CompletionFunction"}
+    assert {f for f, _, _ in sources} == {"PlannerFunction", "RestoreFunction", "CompletionFunction", "TransferFunction"}
     for fname, ename, props in sources:
         assert "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []), f"{fname}.{ename}"
 
@@ -215,7 +215,7 @@ def test_queue_visibility_timeout_is_six_times_its_consumer_timeout(template):
         assert visibility >= 6 * timeout, f"{queue_id} ({visibility} s) is consumed by {fname} (timeout {timeout} s)"
 
 
-def test_completion_queue_accepts_eventbridge_rule_and_s3_only(template):
+def test_completion_queue_accepts_eventbridge_rules_s3_and_the_vault_topic_only(template):
     rule = template["Resources"]["RestoreCompletedRule"]["Properties"]
     assert rule["EventPattern"] == {"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}
     assert [referenced_id(t["Arn"]) for t in rule["Targets"]] == ["CompletionQueue"]
@@ -223,10 +223,21 @@ def test_completion_queue_accepts_eventbridge_rule_and_s3_only(template):
     policy = template["Resources"]["CompletionQueuePolicy"]["Properties"]
     assert policy["Queues"] == [{"Ref": "CompletionQueue"}]
     by_service = {s["Principal"]["Service"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert set(by_service) == {"events.amazonaws.com", "s3.amazonaws.com"}
+    assert set(by_service) == {"events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com"}
+    assert by_service["sns.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "VaultNotificationTopic"}}}
     assert by_service["events.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": [
         {"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}, {"Fn::GetAtt": ["BatchJobStatusRule", "Arn"]}]}}
     assert by_service["s3.amazonaws.com"]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_glacier_notifies_the_vault_topic_whose_notices_reach_the_completion_queue(template):
+    res = template["Resources"]
+    (statement,) = res["VaultNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "glacier.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    sub = res["VaultNoticesSubscription"]["Properties"]
+    assert sub["TopicArn"] == {"Ref": "VaultNotificationTopic"} and sub["Endpoint"] == {"Fn::GetAtt": ["CompletionQueue", "Arn"]}
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["VAULT_TOPIC_ARN"] == {"Ref": "VaultNotificationTopic"}
 
 
 def test_job_events_queue_receives_the_topic_in_the_sns_envelope_as_the_sample_s(template):
@@ -294,6 +305,20 @@ def test_function_permissions_cover_what_their_code_calls(template):
     assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem", "s3:RestoreObject"} <= function_actions(template, "RestoreFunction")
     assert {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:Query"} <= function_actions(template, "CompletionFunction")
     assert {"dynamodb:Query", "dynamodb:UpdateItem", "s3:GetObject", "s3:GetObjectVersion", "s3:RestoreObject", "sqs:SendMessage"} <= function_actions(template, "SweeperFunction")
+    # Vault jobs: the API checks the vault, the restore workers initiate retrievals, the completion
+    # worker starts uploads and queues parts, the transfer worker reads job output and writes parts,
+    # the sweeper asks DescribeJob and retrieves again.
+    assert "glacier:DescribeVault" in function_actions(template, "ApiFunction")
+    assert "glacier:InitiateJob" in function_actions(template, "RestoreFunction")
+    assert {"s3:PutObject", "s3:AbortMultipartUpload", "sqs:SendMessage"} <= function_actions(template, "CompletionFunction")
+    assert {"glacier:GetJobOutput", "glacier:InitiateJob", "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:GetItem",
+            "dynamodb:UpdateItem"} <= function_actions(template, "TransferFunction")
+    assert {"glacier:DescribeJob", "glacier:InitiateJob", "sqs:SendMessage"} <= function_actions(template, "SweeperFunction")
+    for name in functions(template):
+        if name not in ("RestoreFunction", "SweeperFunction", "TransferFunction"):
+            assert "glacier:InitiateJob" not in function_actions(template, name), name
+        if name != "TransferFunction":
+            assert "glacier:GetJobOutput" not in function_actions(template, name), name
     # Every function can end a job (the API by cancelling it): publish the event, drop the
     # job's bucket registrations and its running-job marker.
     for name in functions(template):

@@ -93,8 +93,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo.add_argument("--objects", type=int, default=50, help="archived objects to restore (default 50)")
     demo.add_argument("--restore-seconds", type=float, default=3.0, help="seconds a Standard restore takes locally (default 3)")
-    demo.add_argument("--tier", default="BULK", choices=["STANDARD", "BULK", "EXPEDITED"], type=str.upper,
-                      help="retrieval tier of the job (default BULK, the usual one for bulk restores)")
+    demo.add_argument("--tier", default=None, choices=["STANDARD", "BULK", "EXPEDITED"], type=str.upper,
+                      help="retrieval tier of the job (default BULK, the usual one for bulk restores; EXPEDITED with --vault)")
+    demo.add_argument("--vault", action="store_true",
+                      help="move a Glacier vault's archives (uploaded with boto3's glacier client) into a bucket instead")
     demo.add_argument("--engine", default="auto", choices=["auto", "direct", "batch"], type=str.lower,
                       help="who sends the restore requests: direct (the functions), batch (one S3 Batch Operations job); default auto")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job to finish (default 120)")
@@ -130,8 +132,9 @@ def _demo(args: argparse.Namespace) -> int:
         find_template(args.template)  # the demo's stack runs in a subprocess: say it here, not in its log
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
-    options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=args.tier, timeout=args.timeout,
-                          template=args.template, engine=args.engine)
+    tier = args.tier or ("EXPEDITED" if args.vault else "BULK")  # a local Bulk vault retrieval takes minutes
+    options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=tier, timeout=args.timeout,
+                          template=args.template, engine=args.engine, vault=args.vault)
     return run_demo(options)
 
 

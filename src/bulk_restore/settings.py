@@ -39,6 +39,16 @@ class Settings(BaseModel):
     account_id: str = ""
     batch_role_arn: str = ""
     batch_min_objects: int = Field(0, ge=0)
+    # Glacier vaults: the topic vault jobs notify (subscribed by the completion queue), the queue
+    # of archive parts to move, and the smallest part (AWS's rule: 1 GiB, larger for large archives).
+    vault_topic_arn: str = ""
+    transfer_queue_url: str = ""
+    vault_part_mib: int = Field(1024, ge=8, le=4096)  # a power of two (domain.vault.part_size_for)
+    transfer_attempts: int = Field(3, ge=1)  # a part whose tree hash keeps failing is FAILED after this many
+
+    @property
+    def vault_part_bytes(self) -> int:
+        return self.vault_part_mib << 20
 
     @property
     def manifest_bucket_list(self) -> tuple[str, ...]:
@@ -80,6 +90,10 @@ class Settings(BaseModel):
             "account_id": "ACCOUNT_ID",
             "batch_role_arn": "BATCH_ROLE_ARN",
             "batch_min_objects": "BATCH_MIN_OBJECTS",
+            "vault_topic_arn": "VAULT_TOPIC_ARN",
+            "transfer_queue_url": "TRANSFER_QUEUE_URL",
+            "vault_part_mib": "VAULT_PART_MIB",
+            "transfer_attempts": "TRANSFER_ATTEMPTS",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

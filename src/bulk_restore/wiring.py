@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
+from bulk_restore.adapters.glacier import GlacierVaults
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.s3control import BatchOperations
 from bulk_restore.adapters.sns import EventPublisher
@@ -20,6 +21,7 @@ from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.plan import Planner
 from bulk_restore.usecases.restore import RestoreWorker
 from bulk_restore.usecases.sweep import Sweeper
+from bulk_restore.usecases.vault import VaultMover
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Services:
     completions: CompletionRecorder
     sweeper: Sweeper
     batch: BatchEngine | None = None
+    vault: VaultMover | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -44,7 +47,7 @@ def build_services(settings: Settings) -> Services:
                            max_connections=settings.restore_concurrency)
     s3 = S3Gateway(max_connections=settings.restore_concurrency, allowed_buckets=settings.allowed_bucket_set,
                    manifest_buckets=settings.manifest_bucket_list)
-    queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url)
+    queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url, transfer_queue_url=settings.transfer_queue_url)
     publisher = EventPublisher(settings.topic_arn)
     notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
     pacer = Pacer(store, settings.restore_rate_per_second)
@@ -53,6 +56,11 @@ def build_services(settings: Settings) -> Services:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3CONTROL") or os.environ.get("AWS_ENDPOINT_URL") or None
         batch = BatchEngine(store, s3, BatchOperations(settings.account_id, settings.batch_role_arn, endpoint_url=endpoint), notifier,
                             settings.report_bucket)
+    vaults = vault = None
+    if settings.transfer_queue_url:
+        vaults = GlacierVaults()
+        vault = VaultMover(store, s3, vaults, queues, notifier, settings.vault_topic_arn, settings.vault_part_bytes,
+                           settings.transfer_attempts, settings.restore_concurrency)
     return Services(
         settings=settings,
         store=store,
@@ -60,13 +68,15 @@ def build_services(settings: Settings) -> Services:
         queues=queues,
         publisher=publisher,
         notifier=notifier,
-        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects),
+        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects,
+                        vaults),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
                         batch),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch),
+        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault),
         completions=CompletionRecorder(store, notifier, s3),
-        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch),
+        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault),
         batch=batch,
+        vault=vault,
     )
 
 

@@ -352,6 +352,18 @@ def test_the_demo_with_the_batch_engine_runs_its_restores_as_s3_batch_operations
     assert "NoSuchKey: no such key in the bucket" in result.stdout  # found by its HeadObject: never a Batch task
 
 
+def test_the_vault_demo_moves_a_vault_into_a_bucket_over_the_api_and_reads_every_archive_back():
+    # Archives uploaded with a plain boto3 glacier client to the local endpoint, one create-job over HTTP
+    result = subprocess.run(command("demo", "--vault", "--restore-seconds", "1", "--timeout", "90"),
+                            capture_output=True, text=True, timeout=150, env=clean_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RESULT: OK" in result.stdout
+    assert "all 6 archives read back byte for byte, tree hashes in their metadata" in result.stdout
+    assert re.search(r"Complete in [\d.]+ s, 48,538,601 bytes moved", result.stdout), result.stdout
+    assert "the archive is not in the vault" in result.stdout  # the made-up id: FAILED, saying why
+
+
 def test_a_vault_uploaded_with_boto3_s_glacier_client_to_the_local_stack_is_retrievable(local):
     from botocore.utils import calculate_tree_hash
 

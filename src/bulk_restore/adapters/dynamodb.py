@@ -27,7 +27,7 @@ import random
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -112,9 +112,12 @@ class ObjectRecord:
     reason: str = ""
     line: int = 0
     updated_at: str = ""
+    # A vault archive's own fields: {"id", "vault", "glacier_job", "size", "tree_hash", "upload",
+    # "part_size", "parts_total", "parts": {number: {"etag", "sha256", "tree_hash"}}, ...}
+    archive: dict[str, Any] = field(default_factory=dict)
 
     def as_item(self, expires_at: int) -> dict[str, Any]:
-        return {
+        return ({"archive": self.archive} if self.archive else {}) | {
             **object_key(self.job_id, self.ref),
             "job_id": self.job_id,
             "bucket": self.bucket,
@@ -139,6 +142,7 @@ class ObjectRecord:
             reason=item.get("reason", ""),
             line=_int(item.get("line")),
             updated_at=item.get("updated_at", ""),
+            archive=_plain(item.get("archive") or {}),
         )
 
 
@@ -723,11 +727,12 @@ class DynamoJobStore:
     def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
         return [ObjectRecord.from_item(i) for i in self.get_items(keys) if "state" in i]
 
-    def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "") -> int:
+    def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "",
+                   sizes: dict[str, int] | None = None) -> int:
         """Move objects from RESTORING to ``to`` with the counter change, each object at most once.
 
         Objects another delivery already moved are dropped from the transaction. Returns how many
-        this call moved.
+        this call moved. ``sizes``: bytes each object moved (vault archives), added to the counters.
         """
         moved = 0
         batch_size = MAX_TRANSACT_ITEMS - 1
@@ -739,6 +744,7 @@ class DynamoJobStore:
                 counts = Counts()
                 counts.restoring = -len(pending)
                 counts.count_state(to, len(pending))
+                counts.bytes = sum((sizes or {}).get(r.ref, 0) for r in pending)
                 stamp = now_iso()
                 actions = [
                     {
@@ -774,6 +780,64 @@ class DynamoJobStore:
             else:
                 raise TransactionConflict(f"objects of job {job_id} kept conflicting")
         return moved
+
+    # ---- vault archives: their transfer state lives on their own object item (never the job's)
+
+    def get_object(self, job_id: str, ref: str) -> ObjectRecord | None:
+        item = self.client.get_item(TableName=self.table, Key=_to_ddb(object_key(job_id, ref)), ConsistentRead=True).get("Item")
+        return ObjectRecord.from_item(_from_ddb(item)) if item else None
+
+    def _archive_update(self, job_id: str, ref: str, update: str, condition: str, values: dict[str, Any],
+                        names: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """One conditional update of an archive's fields; its new ``archive`` map, or None when the condition failed."""
+        try:
+            answer = self.client.update_item(
+                TableName=self.table, Key=_to_ddb(object_key(job_id, ref)), UpdateExpression=update,
+                ConditionExpression=condition, ExpressionAttributeNames={"#s": "state", "#a": "archive", **(names or {})},
+                ExpressionAttributeValues=_to_ddb(values | {":restoring": ObjectState.RESTORING.value}), ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return dict(_plain(_from_ddb(answer["Attributes"]).get("archive") or {}))
+
+    def set_glacier_job(self, job_id: str, ref: str, glacier_job: str) -> bool:
+        """The archive's retrieval job, once initiated; not once its transfer has begun (a notice came first)."""
+        return self._archive_update(job_id, ref, "SET #a.glacier_job = :g, updated_at = :u",
+                                    "#s = :restoring AND attribute_not_exists(#a.upload)", {":g": glacier_job, ":u": now_iso()}) is not None
+
+    def start_transfer(self, job_id: str, ref: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Record an archive's multipart upload and plan; only the first caller does (None for the others)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        sets = ", ".join(f"#a.#f{i} = :f{i}" for i in range(len(fields)))
+        values = {f":f{i}": value for i, value in enumerate(fields.values())} | {":u": now_iso()}
+        return self._archive_update(job_id, ref, f"SET {sets}, updated_at = :u", "#s = :restoring AND attribute_not_exists(#a.upload)",
+                                    values, names)
+
+    def record_part(self, job_id: str, ref: str, upload_id: str, part: int, info: dict[str, Any]) -> dict[str, Any] | None:
+        """One verified part of an archive's upload; the archive's fields after it (None: the upload is no longer this one)."""
+        return self._archive_update(job_id, ref, "SET #a.parts.#p = :info, updated_at = :u", "#s = :restoring AND #a.upload = :up",
+                                    {":info": info, ":up": upload_id, ":u": now_iso()}, {"#p": str(part)})
+
+    def switch_glacier_job(self, job_id: str, ref: str, old: str, new: str) -> bool:
+        """A new retrieval job for an archive whose output expired (or was about to): the parts stored so far stay."""
+        return self._archive_update(job_id, ref, "SET #a.glacier_job = :new, #a.reinitiated = if_not_exists(#a.reinitiated, :zero) + :one, updated_at = :u",
+                                    "#s = :restoring AND #a.glacier_job = :old",
+                                    {":new": new, ":old": old, ":zero": 0, ":one": 1, ":u": now_iso()}) is not None
+
+    def mark_output_ready(self, job_id: str, ref: str, glacier_job: str) -> dict[str, Any] | None:
+        """The archive's current retrieval job has its output ready (its notice came); the archive's fields after it."""
+        return self._archive_update(job_id, ref, "SET #a.ready_job = :g, updated_at = :u", "#s = :restoring AND #a.glacier_job = :g",
+                                    {":g": glacier_job, ":u": now_iso()})
+
+    def note_attempt(self, job_id: str, ref: str, what: str) -> int:
+        """Count one failed attempt at ``what`` (a part's tree hash check...) on the archive; the count after it."""
+        fields = self._archive_update(job_id, ref, "SET #a.attempts.#w = if_not_exists(#a.attempts.#w, :zero) + :one",
+                                      "#s = :restoring AND attribute_exists(#a.attempts)", {":zero": 0, ":one": 1}, {"#w": what})
+        if fields is None:
+            fields = self._archive_update(job_id, ref, "SET #a.attempts = :first", "#s = :restoring AND attribute_not_exists(#a.attempts)",
+                                          {":first": {what: 1}})
+        return int(((fields or {}).get("attempts") or {}).get(what, 0))
 
     def _counter_update(self, job_id: str, counts: Counts) -> dict[str, Any]:
         fields = {k: v for k, v in counts.as_dict().items() if v}

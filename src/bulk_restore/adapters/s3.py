@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from bulk_restore.domain.errors import BucketNotAllowed, ManifestChanged, ManifestLocationNotAllowed, ManifestUnreadable
 from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, ObjectState, Tier
 from bulk_restore.domain.outcomes import THROTTLING, RetryLater, classify
+from bulk_restore.domain.vault import META_TREE_HASH as TREE_HASH_METADATA
 
 SAMPLE_BYTES = 64 * 1024
 READ_BLOCK = 256 * 1024
@@ -267,6 +268,51 @@ class S3Gateway:
         except Exception:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             raise
+
+    # ---- vault archives into S3 ------------------------------------------------------------
+
+    def begin_upload(self, bucket: str, key: str, storage_class: str, metadata: dict[str, str]) -> str:
+        """CreateMultipartUpload with SHA-256 part checksums; the upload id."""
+        return str(self.client.create_multipart_upload(Bucket=bucket, Key=key, StorageClass=storage_class, Metadata=metadata,
+                                                       ChecksumAlgorithm="SHA256")["UploadId"])
+
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes, sha256_b64: str) -> str:
+        """UploadPart with its SHA-256 (S3 checks it on arrival); the part's ETag."""
+        return str(self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                                           ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64)["ETag"])
+
+    def complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str, str]], tree_hash: str) -> None:
+        """CompleteMultipartUpload of ``parts`` (number, ETag, SHA-256). Done already (another
+        delivery completed it) is fine when the object there has this archive's tree hash."""
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag, "ChecksumSHA256": sha} for n, etag, sha in parts]})
+        except ClientError as exc:
+            _, code, _ = _code(exc)
+            if code != "NoSuchUpload" or self.stored_tree_hash(bucket, key) != tree_hash:
+                raise
+
+    def put_small_object(self, bucket: str, key: str, body: bytes, storage_class: str, metadata: dict[str, str]) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class, Metadata=metadata,
+                               ChecksumAlgorithm="SHA256")
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc)[1] != "NoSuchUpload":
+                raise
+
+    def stored_tree_hash(self, bucket: str, key: str) -> str | None:
+        """The archive tree hash in the metadata of the object at ``key``, or None (no object)."""
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc)[0] == 404:
+                return None
+            raise
+        return str((head.get("Metadata") or {}).get(TREE_HASH_METADATA, "")) or None
 
     # ---- prefixes ----------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ import boto3
 
 
 class QueueGateway:
-    def __init__(self, plan_queue_url: str, restore_queue_url: str, client: Any = None):
+    def __init__(self, plan_queue_url: str, restore_queue_url: str, client: Any = None, transfer_queue_url: str = ""):
         self.plan_queue_url = plan_queue_url
         self.restore_queue_url = restore_queue_url
+        self.transfer_queue_url = transfer_queue_url
         self.client = client or boto3.client("sqs")
 
     def send_plan_step(self, job_id: str, step: int) -> None:
@@ -25,19 +26,26 @@ class QueueGateway:
 
     def send_chunks(self, chunks: list[dict[str, Any]]) -> None:
         """Send restore chunks, ten to a request, resending any the batch call did not take."""
-        for i in range(0, len(chunks), 10):
+        self._send_all(self.restore_queue_url, chunks, "restore chunk")
+
+    def send_transfer_parts(self, parts: list[dict[str, Any]]) -> None:
+        """Queue vault archive parts to move, one message each (each a unit of work of its own)."""
+        self._send_all(self.transfer_queue_url, parts, "archive part")
+
+    def _send_all(self, queue_url: str, bodies: list[dict[str, Any]], what: str) -> None:
+        for i in range(0, len(bodies), 10):
             entries = [
-                {"Id": str(n), "MessageBody": json.dumps(chunk, separators=(",", ":"), ensure_ascii=False)}
-                for n, chunk in enumerate(chunks[i : i + 10])
+                {"Id": str(n), "MessageBody": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
+                for n, body in enumerate(bodies[i : i + 10])
             ]
             for _ in range(8):
-                result = self.client.send_message_batch(QueueUrl=self.restore_queue_url, Entries=entries)
+                result = self.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
                 failed = {f["Id"] for f in result.get("Failed", [])}
                 entries = [e for e in entries if e["Id"] in failed]
                 if not entries:
                     break
             else:
-                raise RuntimeError(f"SQS did not accept {len(entries)} restore chunk(s)")
+                raise RuntimeError(f"SQS did not accept {len(entries)} {what}(s)")
 
 
 def move_messages(client: Any, source_url: str, target_url: str, limit: int | None = None) -> int:

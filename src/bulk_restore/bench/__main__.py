@@ -18,7 +18,7 @@ from typing import Any
 
 from bulk_restore.bench import report
 
-PARTS = ("cost", "planner", "completion", "issuance", "latency", "local-scale")
+PARTS = ("cost", "planner", "completion", "issuance", "latency", "local-scale", "vault")
 COMPLETION_BATCH_SIZES = (10, 100, 1000)
 
 
@@ -76,6 +76,10 @@ def run_part(name: str, args: dict[str, Any]) -> Any:
         from bulk_restore.bench import local_scale
 
         return local_scale.run(**args)
+    if name == "vault":
+        from bulk_restore.bench import vault
+
+        return vault.run(**args)
     raise ValueError(f"unknown part {name!r}")
 
 
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     if "local-scale" in parts:
         results["local_scale"] = _in_fresh_process("local-scale", {"objects": args.scale_objects, "loop_objects": args.scale_loop_objects,
                                                                    "concurrent": args.scale_concurrent})
+    if "vault" in parts:
+        results["vault"] = _in_fresh_process("vault", {})
     results["finished"] = report.now_iso()
     results["targets"] = [vars(t) | {"verdict": t.verdict} for t in report.targets(results)]
 

@@ -217,6 +217,7 @@ def markdown(results: dict[str, Any]) -> str:
     out += _issuance_section(results)
     out += _latency_section(results)
     out += _local_scale_section(results)
+    out += vault_section(results.get("vault"))
     return "\n".join(out) + "\n"
 
 
@@ -419,6 +420,29 @@ def _local_scale_section(results: dict[str, Any]) -> list[str]:
         ]))
     if r.get("stack_exit") not in (0, None):
         out += ["", f"The local stack did not stop within 15 s of SIGTERM and was killed (exit {r['stack_exit']})."]
+    return out + [""]
+
+
+def vault_section(r: dict[str, Any] | None) -> list[str]:
+    """A Glacier vault moved into S3 (bench/vault.py)."""
+    if not r:
+        return []
+    gib = r["bytes"] / (1 << 30)
+    cost = r["dollars_per_tib"]
+    out = ["## 8. Glacier vaults into S3", "",
+           f"{r['archives']} archives, {r['bytes']:,} bytes ({gib:.2f} GiB), tier {r['tier']}, parts of {r['part_mib']} MiB, moved by one "
+           f"vault job in this process on moto with the Glacier emulation: {r['status']}, counts {r['counts']}, {r['seconds']:.1f} s.", "",
+           _table(["figure", "value"], [
+               ["bytes per second through one transfer worker (its invocations' wall time; GetJobOutput and UploadPart are local calls)",
+                f"{r['transfer_bytes_per_second'] / (1 << 20):,.0f} MiB/s"],
+               ["transfer worker CPU per GiB, emulation's server side included", f"{r['transfer_cpu_seconds_per_gib']:.1f} s"],
+               ["the worker's own hashing per GiB (tree hash and SHA-256 of every byte)", f"{r['worker_hashing_cpu_seconds_per_gib']:.1f} s"],
+               ["Lambda GB-seconds per GiB, every function (3,008 MB transfer function)", f"{r['lambda_gb_s_per_gib']:.1f}"],
+               ["dollars per TiB: our requests and Lambda, at this run's archive count", f"${cost['ours']:.2f}"],
+               [f"dollars per TiB: Glacier's {r['tier']} retrieval alone (per GB and per request)", f"${cost['glacier_retrieval']:.2f}"],
+           ]), "", "AWS requests per archive, by operation:", "",
+           _table(["operation", "per archive", "per GiB"],
+                  [[f"`{name}`", f"{n:g}", f"{r['requests_per_gib'][name]:g}"] for name, n in r["requests_per_archive"].items()])]
     return out + [""]
 
 

@@ -131,3 +131,46 @@ def parse_batch_status(body: str) -> BatchStatusChanged | None:
     if isinstance(codes, str):
         codes = [codes]
     return BatchStatusChanged(job_id, status, tuple(str(c) for c in codes), str(service.get("statusChangeReason") or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class VaultJobNotice:
+    """A Glacier vault job's completion notice: the DescribeJob document Glacier publishes to the
+    job's SNS topic (Glacier developer guide, "Configuring Vault Notifications"), delivered to SQS
+    in SNS's envelope or raw."""
+
+    job_id: str
+    action: str  # ArchiveRetrieval, InventoryRetrieval
+    vault: str  # the vault's name, from VaultARN
+    archive_id: str
+    succeeded: bool
+    status_message: str = ""
+    size: int = 0  # ArchiveSizeInBytes, or InventorySizeInBytes
+    tree_hash: str = ""  # ArchiveSHA256TreeHash: the whole archive's, as Glacier stored it
+    byte_range: str = ""
+
+
+def vault_name(vault_arn: str) -> str:
+    """``arn:aws:glacier:<region>:<account>:vaults/<name>`` -> ``<name>``."""
+    return vault_arn.split(":vaults/", 1)[1] if ":vaults/" in vault_arn else ""
+
+
+def parse_vault_notice(body: str) -> VaultJobNotice | None:
+    """The vault job notice a queue message carries, or None when it carries none."""
+    try:
+        doc = json.loads(body)
+        if isinstance(doc, dict) and doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str):
+            doc = json.loads(doc["Message"])
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("Action") not in ("ArchiveRetrieval", "InventoryRetrieval") or not doc.get("JobId"):
+        return None
+    archive = doc.get("Action") == "ArchiveRetrieval"
+    size = doc.get("ArchiveSizeInBytes") if archive else doc.get("InventorySizeInBytes")
+    return VaultJobNotice(
+        job_id=str(doc["JobId"]), action=str(doc["Action"]), vault=vault_name(str(doc.get("VaultARN") or "")),
+        archive_id=str(doc.get("ArchiveId") or ""), succeeded=doc.get("StatusCode") == "Succeeded",
+        status_message=str(doc.get("StatusMessage") or ""), size=int(size or 0),
+        tree_hash=str(doc.get("ArchiveSHA256TreeHash") or doc.get("SHA256TreeHash") or ""),
+        byte_range=str(doc.get("RetrievalByteRange") or ""),
+    )

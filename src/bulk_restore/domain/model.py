@@ -70,6 +70,16 @@ def object_ref(bucket: str, key: str, version_id: str | None) -> str:
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
+def vault_link(vault: str) -> str:
+    """What a vault job registers instead of a bucket: the notices of that vault's jobs find it."""
+    return f"vault:{vault}"
+
+
+def archive_ref(vault: str, archive_id: str) -> str:
+    """An archive's identity in a job: its vault and archive id (its S3 key may change with its name)."""
+    return object_ref(vault_link(vault), archive_id, None)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectId:
     """One archived object named by a manifest row."""
@@ -131,6 +141,7 @@ class Counts:
     failed: int = 0
     cancelled: int = 0
     chunks_done: int = 0
+    bytes: int = 0  # bytes moved into S3 (vault jobs: each archive's size once it is stored)
 
     @property
     def finished(self) -> int:
@@ -150,6 +161,7 @@ class Counts:
             failed=self.failed + other.failed,
             cancelled=self.cancelled + other.cancelled,
             chunks_done=self.chunks_done + other.chunks_done,
+            bytes=self.bytes + other.bytes,
         )
 
     def count_state(self, state: ObjectState, n: int = 1) -> None:
@@ -164,6 +176,7 @@ class Counts:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "chunks_done": self.chunks_done,
+            "bytes": self.bytes,
         }
 
     def document(self) -> dict[str, int]:
@@ -245,6 +258,11 @@ class RestoreJob:
     @property
     def source_type(self) -> str:
         return str(self.source.get("type") or "manifest")
+
+    @property
+    def is_vault(self) -> bool:
+        """A job moving Glacier vault archives into S3 (``source["type"] == "vault"``)."""
+        return self.source_type == "vault"
 
     @property
     def batch_job_id(self) -> str:

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
+from bulk_restore.domain.timing import event_epoch
 
 EVENT_NAMESPACE = uuid.UUID("6b0b7e1e-6a53-4c1a-9d0e-2f6c1c9d6a11")
 
@@ -105,4 +106,10 @@ def build_message(
         "PlanningComplete": planned,
         "FailureReason": job.failure_reason,
         "Time": at,
-    }
+    } | (_bytes_moved(job, counts, at) if job.is_vault else {})
+
+
+def _bytes_moved(job: RestoreJob, counts: Counts, at: str) -> dict:
+    """A vault job's events: bytes moved into S3 so far, and their rate since the job was created."""
+    elapsed = (event_epoch(at) or 0.0) - (event_epoch(job.created_at) or 0.0)
+    return {"BytesMoved": counts.bytes, "BytesPerSecond": round(counts.bytes / elapsed) if elapsed > 0 else 0}

@@ -1,12 +1,20 @@
 """Completion queue: S3 "restore completed" events, in either shape, for a whole batch at once;
-and the status changes of the batch engine's S3 Batch Operations jobs."""
+the status changes of the batch engine's S3 Batch Operations jobs; and Glacier vault job notices."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bulk_restore.domain.events import BatchStatusChanged, RestoreCompleted, UnrecognisedEvent, parse_batch_status, parse_message
+from bulk_restore.domain.events import (
+    BatchStatusChanged,
+    RestoreCompleted,
+    UnrecognisedEvent,
+    VaultJobNotice,
+    parse_batch_status,
+    parse_message,
+    parse_vault_notice,
+)
 from bulk_restore.handlers import inject_function_context
 from bulk_restore.wiring import services
 
@@ -18,7 +26,12 @@ def handler(event: dict, context: LambdaContext) -> dict:
     failures: list[dict[str, str]] = []
     completions: list[RestoreCompleted] = []
     carried: list[str] = []
+    notices: list[tuple[str, VaultJobNotice]] = []
     for record in event["Records"]:
+        notice = parse_vault_notice(record["body"])
+        if notice is not None:
+            notices.append((record["messageId"], notice))
+            continue
         status = parse_batch_status(record["body"])
         if status is not None:
             if not _batch_status(status):
@@ -33,12 +46,31 @@ def handler(event: dict, context: LambdaContext) -> dict:
         if found:
             completions.extend(found)
             carried.append(record["messageId"])
+    if notices:
+        failures.extend(_vault_notices(notices))
     try:
         services().completions.record(completions)
     except Exception:
         logger.exception("completions not recorded; the batch will be retried", extra={"events": len(completions)})
         failures.extend({"itemIdentifier": m} for m in carried)
     return {"batchItemFailures": failures}
+
+
+def _vault_notices(notices: list[tuple[str, VaultJobNotice]]) -> list[dict[str, str]]:
+    """Apply Glacier vault job notices; the failures to retry."""
+    mover = services().vault
+    if mover is None:
+        logger.warning("Glacier job notices, but this stack moves no vaults", extra={"notices": len(notices)})
+        return []
+    failures = []
+    for message_id, notice in notices:  # one at a time: a failed one is retried alone
+        try:
+            for job_id in sorted(mover.on_notices([notice])):
+                services().notifier.evaluate(job_id)
+        except Exception:
+            logger.exception("Glacier job notice not applied; it will be retried", extra={"glacier_job": notice.job_id})
+            failures.append({"itemIdentifier": message_id})
+    return failures
 
 
 def _batch_status(status: BatchStatusChanged) -> bool:

@@ -46,8 +46,9 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 # windows, polling), about 20 seconds.
 EXPEDITED_WINDOW_SECONDS = 5 * 60
 # Template parameters the local stack runs with unless told otherwise: restores take seconds
-# here, not hours, so completions are not worth gathering for a minute.
-LOCAL_PARAMETERS = {"CompletionBatchingWindowSeconds": "1"}
+# here, not hours, so completions are not worth gathering for a minute; vault archives move in
+# parts of 8 MiB (the least S3 and the tree hash allow; larger archives in larger ones).
+LOCAL_PARAMETERS = {"CompletionBatchingWindowSeconds": "1", "VaultPartMiB": "8"}
 LOCAL_FIXED_DELAY_SECONDS = 20.0
 # How long, after SIGTERM or Ctrl-C, invocations under way may take to finish before the
 # process ends under them: the whole stop stays within 5 seconds.

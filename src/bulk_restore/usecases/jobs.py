@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
+from bulk_restore.adapters.glacier import GlacierVaults
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.errors import (
@@ -27,6 +28,7 @@ from bulk_restore.domain.inventory import parse_manifest as parse_inventory_mani
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
+from bulk_restore.domain.vault_jobs import MAX_INLINE_ARCHIVES
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 
@@ -51,6 +53,26 @@ class PrefixSource(BaseModel):
         return value
 
 
+class VaultSource(BaseModel):
+    """``vault`` of create-job: a Glacier vault whose archives go into S3."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    account_id: Annotated[str, Field(pattern=r"^(-|\d{12})$")] = "-"
+
+
+class VaultTarget(BaseModel):
+    """``target`` of a vault job: where its archives land."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
+    prefix: Annotated[str, Field(max_length=512)] = ""
+    storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER",
+                           "DEEP_ARCHIVE"] = "STANDARD"
+
+
 class CreateJobRequest(BaseModel):
     """The body of POST /create-job: the seed contract's fields, plus optional ones of ours.
 
@@ -63,6 +85,10 @@ class CreateJobRequest(BaseModel):
     # Instead of a manifest: the objects under a prefix of a bucket (declared first: bucket and key
     # are required without it).
     source: PrefixSource | None = None
+    # A Glacier vault's archives into S3: the ids here, or a manifest of ids (bucket and key).
+    vault: VaultSource | None = None
+    archives: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,1024}$")]] | None,
+                        Field(min_length=1, max_length=MAX_INLINE_ARCHIVES)] = None
     bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$",
                                         validate_default=True)] = None
     key: Annotated[str | None, Field(min_length=1, max_length=1024, validate_default=True)] = None
@@ -79,21 +105,45 @@ class CreateJobRequest(BaseModel):
     # csv: the S3 Batch Operations CSV; s3-inventory: ``key`` is an S3 Inventory report's manifest.json
     manifest_format: Literal["csv", "s3-inventory"] = "csv"
     include_versions: Annotated[bool, Field(strict=True)] = False  # an inventory's noncurrent versions too
+    target: VaultTarget | None = None  # a vault job's S3 destination
+    key_from: Literal["archive_id"] | None = None
+    max_archives: Annotated[int | None, Field(ge=1, strict=True)] = None
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
     def _manifest_or_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         source = info.data.get("source")
+        if info.data.get("archives") is not None:
+            if value is not None:
+                raise ValueError("give either archives (ids) or bucket and key (a manifest of archive ids), not both")
+            return value
         if value is None and source is None:
             raise PydanticCustomError("missing", "Field required (where the manifest is; or give source, a bucket and prefix)")
         if value is not None and source is not None:
             raise ValueError("give either bucket and key (a manifest) or source (a prefix), not both")
         return value
 
+    @field_validator("key_from", mode="before")
+    @classmethod
+    def _key_from(cls, value: Any) -> Any:
+        if value == "description":
+            raise ValueError("key_from \"description\" needs the archives' descriptions, which come with a vault inventory: "
+                             "this version names archives by their ids (key_from \"archive_id\")")
+        return value
+
     @model_validator(mode="after")
     def _format_of_a_manifest(self) -> "CreateJobRequest":
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
+        if self.vault is None:
+            for name in ("archives", "target", "key_from", "max_archives"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
+            return self
+        if self.target is None:
+            raise ValueError("a vault job needs target: the S3 bucket (and prefix) its archives go to")
+        if self.source is not None or self.manifest_format != "csv" or self.engine == "batch":
+            raise ValueError("a vault job takes archives or a manifest of archive ids; not source, manifest_format or the batch engine")
         return self
 
     @field_validator("manifest_format", mode="before")
@@ -129,7 +179,8 @@ class CreateJobRequest(BaseModel):
         job give the same document. The idempotency keys are not part of it."""
         doc = self.model_dump(mode="json", exclude={"client_token"})
         doc["tier"] = self.tier.value.upper()
-        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None)):
+        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
+                              ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
@@ -167,7 +218,8 @@ def request_differences(job: dict[str, Any], request: dict[str, Any]) -> list[di
 
 class JobService:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
-                 notifier: Notifier | None = None, batch: BatchEngine | None = None, batch_min_objects: int = 0):
+                 notifier: Notifier | None = None, batch: BatchEngine | None = None, batch_min_objects: int = 0,
+                 vaults: GlacierVaults | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -176,6 +228,7 @@ class JobService:
         self.notifier = notifier
         self.batch = batch  # None: this stack runs no S3 Batch Operations job (no role for it)
         self.batch_min_objects = batch_min_objects  # auto picks the batch engine from this many objects (0: never)
+        self.vaults = vaults  # None: this stack moves no vaults
 
     def choose_engine(self, request: CreateJobRequest, objects: int | None) -> str:
         """The engine a job runs on. ``objects``: the manifest's rows, counted or estimated."""
@@ -199,6 +252,8 @@ class JobService:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
         if request.source is not None:
             return self._create_from_prefix(request, request.idempotency_keys(idempotency_key))
+        if request.vault is not None:
+            return self._create_from_vault(request, request.idempotency_keys(idempotency_key))
         assert request.bucket is not None and request.key is not None
         self.s3.check_manifest_location(request.bucket)  # a manifest anywhere else is never read (403)
         keys = request.idempotency_keys(idempotency_key)
@@ -274,6 +329,48 @@ class JobService:
                    f"{'every version' if source.include_versions else 'latest versions'})"],
             source={"type": "prefix", "bucket": source.bucket, "prefix": source.prefix,
                     "storage_classes": list(source.storage_classes or []), "include_versions": source.include_versions},
+        )
+        job, created = self.store.create_job(job, list(keys.values()))
+        if not created:
+            job = self._repeated(keys, request) or job
+        self._ensure_planning(job)
+        return job, created
+
+    def _create_from_vault(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
+        """A job moving a Glacier vault's archives into S3: the vault must exist, the target be allowed."""
+        vault, target = request.vault, request.target
+        assert vault is not None and target is not None
+        if request.bucket is not None:
+            self.s3.check_manifest_location(request.bucket)
+        existing = self._repeated(keys, request)
+        if existing is not None:
+            self._ensure_planning(existing)
+            return existing, False
+        if self.vaults is None:
+            raise InvalidRequest("this stack moves no Glacier vaults (it was deployed without the vault topic and transfer queue)",
+                                 {"vault": vault.name})
+        if not self.s3.may_touch(target.bucket):
+            raise BucketNotAllowed(f"this stack may not write to bucket {target.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                                   {"bucket": target.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+        found = self.vaults.describe_vault(vault.name)
+        if found is None:
+            raise InvalidRequest(f"no vault {vault.name!r} in this account and region: check the name (ListVaults)", {"vault": vault.name})
+        location = ManifestLocation("", "")
+        if request.bucket is not None and request.key is not None:
+            location, _ = self.s3.inspect_manifest(request.bucket, request.key)
+        stamp = now_iso()
+        count = len(request.archives) if request.archives is not None else None
+        what = f"{count} archives named in the request" if count is not None else f"archive ids listed in s3://{request.bucket}/{request.key}"
+        job = RestoreJob(
+            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
+            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp, updated_at=stamp, deadline_seconds=(request.deadline_hours or 0) * 3600,
+            request=request.normalised(), manifest_objects=count, engine="vault",
+            notes=[f"Glacier vault {vault.name} ({_inventoried(found)}): {what}, into s3://{target.bucket}/{target.prefix} "
+                   f"({target.storage_class}), named by archive id"],
+            source={"type": "vault", "vault": vault.name, "account_id": vault.account_id, "vault_arn": found["arn"],
+                    "target": target.model_dump(), "key_from": "archive_id", "archives": request.archives,
+                    "max_archives": request.max_archives},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:
@@ -416,6 +513,12 @@ class JobService:
         }
 
 
+def _inventoried(vault: dict[str, Any]) -> str:
+    if vault.get("archives") is None:
+        return "no inventory yet"
+    return f"{vault['archives']:,} archives, {vault.get('size') or 0:,} bytes at its last inventory"
+
+
 INVENTORY_BYTES_PER_ROW = 25  # a compressed inventory row, about: to estimate a report's objects
 
 
@@ -476,7 +579,15 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
         "FinishedAt": job.finished_at or None,
         "Notes": list(job.notes),
         "SNSTopic": topic_arn,
-    }
+    } | (vault_document(job, counts) if job.is_vault else {})
+
+
+def vault_document(job: RestoreJob, counts: Counts) -> dict[str, Any]:
+    """What a vault job adds to its status: the vault, the target, and the bytes moved so far."""
+    target = job.source.get("target") or {}
+    return {"Vault": {"Name": job.source.get("vault"), "ARN": job.source.get("vault_arn")},
+            "Target": {"Bucket": target.get("bucket"), "Prefix": target.get("prefix", ""), "StorageClass": target.get("storage_class")},
+            "BytesMoved": counts.bytes}
 
 
 def batch_runs_document(job: RestoreJob) -> list[dict[str, Any]]:

@@ -29,7 +29,8 @@ from bulk_restore.domain.inventory import (
 )
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
-from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob
+from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob, vault_link
+from bulk_restore.domain.vault_jobs import VaultRow, vault_manifest_row
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
@@ -48,8 +49,11 @@ class _Chunk:
     errors: list[list[Any]] = field(default_factory=list)
     skipped: list[list[Any]] = field(default_factory=list)  # [line, bucket, key, version, reason]: not to restore
     refs: set[str] = field(default_factory=set)
+    vault: dict[str, str] | None = None  # a vault job's {"vault", "bucket"}: its rows are [line, archive id, key, fields]
 
     def message(self, job_id: str) -> dict[str, Any]:
+        if self.vault is not None:
+            return {"job_id": job_id, "chunk": self.number, **self.vault, "archives": self.rows, "errors": self.errors}
         message = {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
         if self.skipped:
             message["skipped"] = self.skipped
@@ -141,7 +145,7 @@ class Planner:
             nonlocal chunks_emitted
             if not c.rows and not c.errors and not c.skipped:
                 return
-            for row in c.rows:
+            for row in (c.rows if c.vault is None else []):
                 bucket = row[1]
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
                 if bucket not in buckets and self.s3.may_touch(bucket):
@@ -153,7 +157,12 @@ class Planner:
                 self._send(job, outgoing, sent)
 
         source = job.source_type
-        rows = self._inventory_rows(job) if inventory else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job)
+        vault = {"vault": str(job.source["vault"]), "bucket": str(job.source["target"]["bucket"])} if job.is_vault else None
+        if vault is not None and vault["bucket"] not in buckets:
+            self._register_bucket(job.job_id, vault_link(vault["vault"]), eventbridge=False)  # its notices find the job
+            buckets.append(vault["bucket"])
+        rows = (self._vault_rows(job) if vault is not None else self._inventory_rows(job) if inventory
+                else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job))
         for number, row, after, kind in rows:
             chunk_number = (number - 1) // LINES_PER_CHUNK
             if chunk is None or chunk_number != chunk.number:
@@ -162,7 +171,14 @@ class Planner:
                     if lines_this_step >= self.lines_per_step or remaining_ms() < self.reserve_ms:
                         finished = False
                         break
-                chunk = _Chunk(chunk_number)
+                chunk = _Chunk(chunk_number, vault=vault)
+            if isinstance(row, VaultRow):
+                if row.archive_id not in chunk.refs:
+                    chunk.refs.add(row.archive_id)
+                    chunk.rows.append([row.line, row.archive_id, row.key, row.fields])
+                lines_this_step += 1
+                position, line_no = after, number
+                continue
             if isinstance(row, ManifestEntry) and source == "manifest":
                 row, versioned_line = check_versioning(row, versioned_line)
             elif isinstance(row, ManifestEntry) and versioned_line == 0:
@@ -245,6 +261,25 @@ class Planner:
                 return
             marker, skip = following, 0
 
+    def _vault_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
+        """(number, VaultRow or ManifestError, the position after it, "") of a vault job's archives:
+        the ids given in the request, or a manifest of archive ids (one per line; the first column of
+        a CSV such as a vault inventory's, its header skipped)."""
+        start = job.planning
+        src = job.source
+        prefix = str(src["target"].get("prefix") or "")
+        limit = int(src.get("max_archives") or 0)
+        if src.get("archives") is not None:
+            ids: Iterator[tuple[int, str, int]] = ((n, str(a), 0) for n, a in enumerate(src["archives"][start.lines_read:], start.lines_read + 1))
+        else:
+            ids = ((raw.number, raw.data.decode("utf-8", "replace"), raw.end_offset)
+                   for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read))
+        for number, text, end in ids:
+            if limit and number > limit:
+                return
+            # None: a header or an empty line, no archive
+            yield number, vault_manifest_row(number, text, prefix), {"byte_offset": end}, ""
+
     def _inventory_rows(self, job: RestoreJob) -> Iterator[tuple[int, Any, dict[str, Any], str]]:
         """(row number over the whole report, entry / skip / error, the cursor after it, the
         object's kind: "archive", "intelligent-tiering" or "" when the report cannot tell) of an S3 Inventory report."""
@@ -291,10 +326,10 @@ class Planner:
         sent.extend(int(message["chunk"]) for message in outgoing)
         outgoing.clear()
 
-    def _register_bucket(self, job_id: str, bucket: str) -> None:
+    def _register_bucket(self, job_id: str, bucket: str, eventbridge: bool = True) -> None:
         """Before the first restore in a bucket: completion events must find this job, and must be sent."""
         self.store.register_bucket(job_id, bucket)
-        if self.manage_eventbridge:
+        if self.manage_eventbridge and eventbridge:
             try:
                 self.s3.ensure_eventbridge(bucket)
             except Exception as exc:  # noqa: BLE001 - a bucket we may not configure still restores

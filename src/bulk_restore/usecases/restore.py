@@ -12,13 +12,14 @@ from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
 from bulk_restore.adapters.s3 import BUCKET_REFUSED, S3Gateway
-from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier
+from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier, archive_ref
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
+from bulk_restore.usecases.vault import VaultMover
 
 logger = Logger(child=True)
 
@@ -31,16 +32,20 @@ NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had
 
 class RestoreWorker:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
-                 pacer: Pacer | None = None, batch: BatchEngine | None = None):
+                 pacer: Pacer | None = None, batch: BatchEngine | None = None, vault: VaultMover | None = None):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
         self.concurrency = concurrency
         self.pacer = pacer
         self.batch = batch
+        self.vault = vault
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
+        if "archives" in message:
+            self._vault_chunk(job_id, chunk, message)
+            return
         raw_rows = message.get("rows", [])
         rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in raw_rows]
         # the object's kind for the batch engine, where the source said it (a 5th field)
@@ -79,6 +84,36 @@ class RestoreWorker:
         self._complete_early(job_id, restoring)
         if job.engine == "batch" and self.batch is not None:
             self.batch.launch_when_accounted(job_id)
+        self.notifier.evaluate(job_id)
+
+    def _vault_chunk(self, job_id: str, chunk: int, message: dict[str, Any]) -> None:
+        """A vault job's chunk: its archives recorded RESTORING first, then a retrieval job initiated
+        for each (usecases/vault.py); a replay initiates what a crash left without one."""
+        vault, bucket = str(message["vault"]), str(message["bucket"])
+        archives = [(int(line), str(archive_id), str(key), dict(extra or {})) for line, archive_id, key, extra in message["archives"]]
+        errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
+        refs = [archive_ref(vault, archive_id) for _, archive_id, _, _ in archives] + [e.ref for e in errors]
+        job, done, existing = self.store.chunk_state(job_id, chunk, refs)
+        if job is None:
+            logger.warning("vault chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
+            return
+        if not done:
+            state = ObjectState.CANCELLED if job.status.is_terminal or self.vault is None else ObjectState.RESTORING
+            why = "" if state is ObjectState.RESTORING else NOT_REQUESTED.reason
+            records = [
+                ObjectRecord(job_id, archive_ref(vault, archive_id), bucket, key, None, state, why, line, now_iso(),
+                             {"id": archive_id, "vault": vault, **extra})
+                for line, archive_id, key, extra in archives if archive_ref(vault, archive_id) not in existing
+            ]
+            records += [ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
+                        for e in errors if e.ref not in existing]
+            applied, taken = self.store.record_chunk(job_id, chunk, records)
+            logger.info("vault chunk accounted", extra={"job_id": job_id, "chunk": chunk, "archives": len(records), "applied": applied})
+            todo = [r for r in records if r.ref not in taken] if applied else []
+        else:
+            todo = list(existing.values())
+        if self.vault is not None and not job.status.is_terminal:
+            self.vault.request(job, todo)
         self.notifier.evaluate(job_id)
 
     def _for_batch(self, job: RestoreJob, chunk: int, todo: list[tuple[int, ObjectId]], known: dict[str, str]) -> list[ObjectRecord]:

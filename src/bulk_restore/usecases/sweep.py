@@ -26,6 +26,7 @@ from bulk_restore.settings import Settings
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
+from bulk_restore.usecases.vault import VaultMover
 
 logger = Logger(child=True)
 
@@ -35,7 +36,7 @@ GONE = "the object was deleted (or its version removed) while it was restoring"
 class Sweeper:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier, settings: Settings,
                  pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 batch: BatchEngine | None = None):
+                 batch: BatchEngine | None = None, vault: VaultMover | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -45,6 +46,7 @@ class Sweeper:
         self.clock = clock
         self.sleep = sleep
         self.batch = batch
+        self.vault = vault
 
     def run(self, remaining_ms: Callable[[], int], reserve_ms: int = 20_000) -> dict[str, int]:
         report = {"jobs": 0, "checked": 0, "completed": 0, "timed_out": 0}
@@ -140,6 +142,11 @@ class Sweeper:
         restored: list[ObjectRecord] = []
         gone: list[ObjectRecord] = []
         pause = 1.0 / self.settings.sweep_heads_per_second
+        if job.is_vault:  # no S3 object to look at yet: ask Glacier about the archives' retrievals
+            if self.vault is not None:
+                self.vault.check(job.job_id, records)
+                report["checked"] += len(records)
+            records = []
         for record in records:
             status = self.s3.restore_status(ObjectId(record.bucket, record.key, record.version_id))
             report["checked"] += 1

@@ -1,0 +1,28 @@
+"""Transfer queue: move one part of a Glacier vault archive into S3 per message."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bulk_restore.handlers import inject_function_context
+from bulk_restore.wiring import services
+
+logger = Logger(service="bulk-restore")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def transfer_part(record: SQSRecord) -> None:
+    mover = services().vault
+    if mover is None:
+        raise RuntimeError("an archive part to move, but this stack has no transfer queue configured (TRANSFER_QUEUE_URL)")
+    mover.transfer(json.loads(record.body))
+
+
+@inject_function_context(logger)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=transfer_part, processor=processor, context=context)

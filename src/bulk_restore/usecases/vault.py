@@ -1,0 +1,269 @@
+"""Glacier vault archives into S3: retrieval jobs, their notices, and part-by-part transfers.
+
+An archive of a vault job is an object of the job like any other (one item, one state, the same
+counters), named by its vault and archive id (``domain.model.archive_ref``). Its way:
+
+1. **Requested** (restore worker): the chunk's archives are recorded RESTORING first, then an
+   archive-retrieval job is initiated for each (InitiateJob at the job's tier, notifying the
+   stack's vault topic) and its id noted on the archive. Recording first means a notice always
+   finds its archive, and a chunk replayed after a crash initiates only the archives that have no
+   retrieval job yet. Capacity, policy and throttling answers are retried with backoff, then the
+   chunk is retried; an archive the vault does not have is FAILED with that reason.
+2. **Output ready** (completion worker): Glacier's notice (SNS to the completion queue) starts the
+   transfer once: a multipart upload under the target with the archive's metadata, its plan
+   (tree-hash-aligned parts, AWS's part size rule) recorded on the archive with a condition, so a
+   second notice or delivery starts nothing; then one queue message per part.
+3. **Parts** (transfer worker, one part per message): a ranged GetJobOutput, its tree hash checked
+   against Glacier's header, UploadPart with the part's SHA-256 (S3 checks it), the part's ETag,
+   checksum and tree hash recorded on the archive. A part already recorded is not moved again, so
+   an interrupted transfer resumes from its last verified part. A part whose tree hash does not
+   match is retried; after ``attempts`` mismatches the archive is FAILED and its upload aborted:
+   never stored as good. An expired output is retrieved again (a new job; the parts stored stay).
+4. **Complete**: when every part is recorded, the parts' tree hashes are combined into the
+   archive's and compared with the one Glacier holds; only then CompleteMultipartUpload, and the
+   archive becomes RESTORED with its bytes added to the job's counters, in one transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord
+from bulk_restore.adapters.glacier import ArchiveNotFound, ArchiveRefused, GlacierVaults, OutputExpired
+from bulk_restore.adapters.s3 import S3Gateway
+from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.events import VaultJobNotice, parse_vault_notice
+from bulk_restore.domain.model import ObjectState, RestoreJob, archive_ref, vault_link
+from bulk_restore.domain.vault import (
+    ArchiveTooLarge,
+    TransferPlan,
+    TreeHashMismatch,
+    VaultArchive,
+    VaultError,
+    object_metadata,
+    plan_archive,
+)
+from bulk_restore.usecases.notify import Notifier
+
+logger = Logger(child=True)
+
+
+class VaultMover:
+    def __init__(self, store: DynamoJobStore, s3: S3Gateway, glacier: GlacierVaults, queues: QueueGateway, notifier: Notifier,
+                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16):
+        self.store = store
+        self.s3 = s3
+        self.glacier = glacier
+        self.queues = queues
+        self.notifier = notifier
+        self.topic_arn = topic_arn  # the stack's vault notification topic
+        self.part_bytes = part_bytes
+        self.attempts = attempts
+        self.concurrency = concurrency
+
+    # ---- 1. requested ---------------------------------------------------------------------
+
+    def request(self, job: RestoreJob, records: Iterable[ObjectRecord]) -> None:
+        """Initiate a retrieval job for each RESTORING archive that has none yet."""
+        todo = [r for r in records if r.state is ObjectState.RESTORING and not r.archive.get("glacier_job") and not r.archive.get("upload")]
+        if not todo:
+            return
+
+        def one(record: ObjectRecord) -> tuple[ObjectRecord, str]:
+            archive = record.archive
+            try:
+                glacier_job = self.glacier.initiate_with_retries(
+                    archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
+                    description=f"bulk-restore {job.job_id}")
+            except ArchiveNotFound:
+                return record, "the archive is not in the vault (ResourceNotFoundException)"
+            except ArchiveRefused as exc:
+                return record, f"Glacier refused the retrieval: {exc}"
+            self.store.set_glacier_job(job.job_id, record.ref, glacier_job)
+            return record, ""
+
+        if len(todo) > 1 and self.concurrency > 1:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
+                results = list(pool.map(one, todo))
+        else:
+            results = [one(r) for r in todo]
+        for record, reason in results:
+            if reason:
+                self.store.transition(job.job_id, [record], ObjectState.FAILED, reason)
+        logger.info("vault retrievals initiated", extra={"job_id": job.job_id, "archives": len(todo)})
+
+    # ---- 2. output ready ------------------------------------------------------------------
+
+    def on_notices(self, notices: list[VaultJobNotice]) -> set[str]:
+        """Apply archive-retrieval notices; the jobs they concern."""
+        touched: set[str] = set()
+        links = {vault: self.store.jobs_for_bucket(vault_link(vault)) for vault in {n.vault for n in notices}}
+        for notice in notices:
+            if notice.action != "ArchiveRetrieval":
+                continue
+            for job_id in links[notice.vault]:
+                record = self.store.get_object(job_id, archive_ref(notice.vault, notice.archive_id))
+                if record is None or record.state is not ObjectState.RESTORING:
+                    continue
+                touched.add(job_id)
+                self._output_ready(job_id, record, notice)
+        return touched
+
+    def _output_ready(self, job_id: str, record: ObjectRecord, notice: VaultJobNotice) -> None:
+        archive = record.archive
+        if archive.get("upload"):
+            # Started already. A retrieval made again (the first output expired) resends the parts still to move.
+            if notice.succeeded and notice.job_id == archive.get("glacier_job") and notice.job_id != archive.get("ready_job"):
+                ready = self.store.mark_output_ready(job_id, record.ref, notice.job_id)
+                if ready is not None:
+                    self._send_parts(job_id, record.ref, ready)
+            return
+        if not notice.succeeded:
+            self._fail(job_id, record, f"the vault's retrieval job {notice.job_id} failed: {notice.status_message or 'no reason given'}")
+            return
+        try:
+            plan = plan_archive(notice.size, min_part_size=self.part_bytes).objects[0]
+        except (ArchiveTooLarge, VaultError) as exc:
+            self._fail(job_id, record, str(exc))
+            return
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        target = job.source.get("target") or {}
+        storage_class = str(target.get("storage_class") or "STANDARD")
+        metadata = object_metadata(self._archive(archive, notice), vault_arn=str(archive.get("vault_arn") or ""),
+                                   key_prefix=str(target.get("prefix") or ""))
+        if plan.part_count == 0:  # an empty archive: nothing to retrieve
+            self.s3.put_small_object(record.bucket, record.key, b"", storage_class, metadata.metadata)
+            self._stored(job_id, record, 0)
+            return
+        upload = self.s3.begin_upload(record.bucket, record.key, storage_class, metadata.metadata)
+        fields = {"glacier_job": notice.job_id, "ready_job": notice.job_id, "size": notice.size, "tree_hash": notice.tree_hash.lower(), "upload": upload,
+                  "part_size": plan.part_size, "parts_total": plan.part_count, "parts": {}}
+        started = self.store.start_transfer(job_id, record.ref, fields)
+        if started is None:  # another delivery of the notice started it
+            self.s3.abort_upload(record.bucket, record.key, upload)
+            return
+        if metadata.sidecar_key and metadata.sidecar_body is not None:
+            self.s3.put_small_object(record.bucket, metadata.sidecar_key, metadata.sidecar_body, "STANDARD", {})
+        self._send_parts(job_id, record.ref, started)
+        logger.info("archive transfer started", extra={"job_id": job_id, "archive_id": archive.get("id"), "bytes": notice.size,
+                                                       "parts": plan.part_count})
+
+    @staticmethod
+    def _archive(archive: dict[str, Any], notice: VaultJobNotice) -> VaultArchive:
+        created = str(archive.get("created") or "")
+        return VaultArchive(index=0, archive_id=str(archive["id"]), description=str(archive.get("description") or ""),
+                            creation_date=created, created_at=datetime.now(UTC), size=notice.size, tree_hash=notice.tree_hash.lower())
+
+    def _send_parts(self, job_id: str, ref: str, archive: dict[str, Any]) -> None:
+        done = set(archive.get("parts") or {})
+        parts = [{"job_id": job_id, "ref": ref, "part": n} for n in range(1, int(archive["parts_total"]) + 1) if str(n) not in done]
+        if parts:
+            self.queues.send_transfer_parts(parts)
+
+    def check(self, job_id: str, records: Iterable[ObjectRecord]) -> None:
+        """The sweeper's look at archives still RESTORING (a notice or a part's message may be lost):
+        DescribeJob for those waiting on their output; the parts not stored yet sent again for those
+        being moved (a part already stored is not moved twice)."""
+        for record in records:
+            archive = record.archive
+            if archive.get("upload") and archive.get("ready_job") == archive.get("glacier_job"):
+                self._send_parts(job_id, record.ref, archive)
+            elif archive.get("glacier_job"):
+                described = self.glacier.describe_job(archive["vault"], archive["glacier_job"])
+                if described is None:  # unknown to Glacier (expired or never made): retrieve again
+                    job = self.store.get_job(job_id)
+                    if job is not None:
+                        self.request(job, [replace(record, archive={k: v for k, v in archive.items() if k != "glacier_job"})])
+                    continue
+                notice = parse_vault_notice(json.dumps(described, default=str))
+                if notice is not None and described.get("Completed"):
+                    self._output_ready(job_id, record, notice)
+
+    # ---- 3. parts -------------------------------------------------------------------------
+
+    def transfer(self, message: dict[str, Any]) -> None:
+        """Move one part of an archive (a message of the transfer queue). Raises to be retried."""
+        job_id, ref, number = str(message["job_id"]), str(message["ref"]), int(message["part"])
+        record = self.store.get_object(job_id, ref)
+        if record is None or record.state is not ObjectState.RESTORING or not record.archive.get("upload"):
+            return  # ended meanwhile, or a message of an upload that is no more
+        archive = record.archive
+        if archive.get("ready_job") != archive.get("glacier_job"):
+            return  # retrieved again after its output expired: the new job's notice sends the parts still to move
+        if str(number) not in archive["parts"]:
+            plan = self._plan(archive)
+            part = plan.part(number)
+            try:
+                data, tree_hash = self.glacier.get_verified_range(archive["vault"], archive["glacier_job"], part.output_start,
+                                                                  part.output_start + part.length - 1, plan.archive_size)
+            except TreeHashMismatch as exc:
+                tries = self.store.note_attempt(job_id, ref, f"part-{number}")
+                if tries >= self.attempts:
+                    self._fail(job_id, record, f"part {number} (bytes {part.archive_range}) failed its tree hash check {tries} times: {exc}")
+                    return
+                raise
+            except OutputExpired:
+                self._retrieve_again(job_id, record)
+                return
+            checksum = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+            etag = self.s3.upload_part(record.bucket, record.key, archive["upload"], number, data, checksum)
+            after = self.store.record_part(job_id, ref, archive["upload"], number, {"etag": etag, "sha256": checksum, "tree_hash": tree_hash})
+            if after is None:
+                return
+            archive = after
+        if len(archive["parts"]) >= int(archive["parts_total"]):
+            self._complete(job_id, record, archive)
+
+    def _plan(self, archive: dict[str, Any]) -> TransferPlan:
+        size = int(archive["size"])
+        return TransferPlan(size, 0, size, int(archive["part_size"]))
+
+    def _retrieve_again(self, job_id: str, record: ObjectRecord) -> None:
+        """The retrieval job's output has expired: a new job; its notice resends the parts not stored yet.
+        The other parts' messages find the archive switched to the new job and wait for its notice."""
+        job = self.store.get_job(job_id)
+        now = self.store.get_object(job_id, record.ref)
+        if job is None or now is None or now.archive.get("glacier_job") != record.archive.get("glacier_job"):
+            return
+        archive = record.archive
+        new = self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
+                                                 description=f"bulk-restore {job_id}")
+        if self.store.switch_glacier_job(job_id, record.ref, archive["glacier_job"], new):
+            logger.info("archive output expired: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"], "glacier_job": new})
+
+    # ---- 4. complete ----------------------------------------------------------------------
+
+    def _complete(self, job_id: str, record: ObjectRecord, archive: dict[str, Any]) -> None:
+        plan = self._plan(archive)
+        numbers = range(1, plan.part_count + 1)
+        combined = plan.object_tree_hash(archive["parts"][str(n)]["tree_hash"] for n in numbers)
+        if combined != archive["tree_hash"]:
+            self._fail(job_id, record, f"the parts' tree hashes combine to {combined}, not the archive's {archive['tree_hash']}: not stored")
+            return
+        parts = [(n, archive["parts"][str(n)]["etag"], archive["parts"][str(n)]["sha256"]) for n in numbers]
+        self.s3.complete_upload(record.bucket, record.key, archive["upload"], parts, archive["tree_hash"])
+        self._stored(job_id, record, plan.archive_size)
+
+    def _stored(self, job_id: str, record: ObjectRecord, size: int) -> None:
+        if self.store.transition(job_id, [record], ObjectState.RESTORED, sizes={record.ref: size}):
+            logger.info("archive stored", extra={"job_id": job_id, "archive_id": record.archive.get("id"), "bytes": size})
+        self.notifier.evaluate(job_id)
+
+    def _fail(self, job_id: str, record: ObjectRecord, reason: str) -> None:
+        upload = record.archive.get("upload")
+        if upload:
+            self.s3.abort_upload(record.bucket, record.key, str(upload))
+        self.store.transition(job_id, [record], ObjectState.FAILED, reason)
+        logger.warning("archive failed", extra={"job_id": job_id, "archive_id": record.archive.get("id"), "reason": reason})
+        self.notifier.evaluate(job_id)

@@ -1,0 +1,266 @@
+"""Vault jobs: a Glacier vault's archives into S3, on the stack's moto with the Glacier emulation.
+
+The emulation (local/glacier.py) keeps real tree hashes, ranged output with Glacier's header on
+tree-hash-aligned ranges, notices to SNS, and hooks to corrupt or expire an output. Parts are
+8 MiB here (VAULT_PART_MIB=8, the least S3 and the tree hash allow), so a 17 MiB archive crosses three parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.utils import calculate_tree_hash
+
+from bulk_restore.domain.model import archive_ref
+from bulk_restore.local.glacier import GlacierEmulator
+from bulk_restore.local.lambda_runtime import SqsEventSource, drain
+from support.api import call_api
+from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
+from support.faults import crash_as_invocation_error
+from support.stack import REGION, Stack, reset_caches
+
+VAULT = "family-photos"
+TARGET = "vault-copies"
+MIB = 1 << 20
+
+
+@dataclass
+class Vault:
+    stack: Stack
+    glacier: GlacierEmulator
+    transfer: SqsEventSource
+    client: Any
+
+    def upload(self, body: bytes, description: str = "") -> str:
+        return str(self.client.upload_archive(vaultName=VAULT, body=body, archiveDescription=description)["archiveId"])
+
+    def create(self, archives: list[str], **fields: Any) -> dict[str, Any]:
+        body = {"vault": {"name": VAULT}, "archives": archives, "target": {"bucket": TARGET, "prefix": "from-vault/"}, "tier": "BULK"}
+        status, answer = call_api("POST", "/create-job", body | fields)
+        assert status == 200, answer
+        self.stack.job_ids.append(answer["BulkJobId"])
+        return answer
+
+    def settle(self, rounds: int = 60, before_transfer: Any = None) -> None:
+        """Drain the functions, complete the vault's jobs, move the parts; until nothing moves."""
+        for _ in range(rounds):
+            moved = self.stack.drain()
+            moved += self.glacier.complete_all()
+            moved += self.stack.drain()
+            if before_transfer is not None:
+                before_transfer()
+            moved += drain([self.transfer], self.stack.sqs)
+            if not moved:
+                return
+        raise AssertionError("the vault job did not settle")
+
+    def object(self, key: str) -> tuple[bytes, dict[str, str]]:
+        answer = self.stack.s3.get_object(Bucket=TARGET, Key=key)
+        return answer["Body"].read(), answer["Metadata"]
+
+
+@pytest.fixture
+def stack_settings() -> dict[str, object]:
+    return {"VAULT_PART_MIB": 8, "TRANSFER_ATTEMPTS": 3}
+
+
+@pytest.fixture
+def vault(stack: Stack) -> Iterator[Vault]:
+    from bulk_restore.handlers import transfer
+
+    topic = stack.sns.create_topic(Name="vault-notices")["TopicArn"]
+    stack.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=stack.queue_arn(stack.completion_queue_url))  # SNS envelope
+    dlq = stack.sqs.create_queue(QueueName="transfer-dlq")["QueueUrl"]
+    redrive = json.dumps({"deadLetterTargetArn": stack.queue_arn(dlq), "maxReceiveCount": 8})
+    queue = stack.sqs.create_queue(QueueName="transfer", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    os.environ.update({"VAULT_TOPIC_ARN": topic, "TRANSFER_QUEUE_URL": queue})
+    reset_caches()
+    stack.s3.create_bucket(Bucket=TARGET)
+    source = SqsEventSource("transfer", crash_as_invocation_error("transfer", transfer.handler), queue, stack.queue_arn(queue),
+                            batch_size=1, report_failures=True, timeout_s=900, retry_delay=0, region=REGION)
+    with GlacierEmulator(seed=11) as glacier:
+        client = boto3.client("glacier", region_name=REGION)
+        client.create_vault(vaultName=VAULT)
+        yield Vault(stack, glacier, source, client)
+
+
+def _body(size: int, seed: int) -> bytes:
+    block = hashlib.sha256(str(seed).encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault) -> None:
+    bodies = {"big": _body(17 * MIB + 5, 1), "two": _body(2 * MIB, 2), "one": b"x"}
+    ids = {name: vault.upload(body, f"{name}.bin") for name, body in bodies.items()}
+    created = vault.create(list(ids.values()))
+    job_id = created["BulkJobId"]
+    vault.settle()
+
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert status == 200 and doc["Status"] == "Complete", doc
+    assert doc["Counts"]["Restored"] == 3, [o.get("reason") for o in JobLedger.read(vault.stack, job_id).objects]
+    assert doc["BytesMoved"] == sum(len(b) for b in bodies.values())
+    assert doc["Vault"]["Name"] == VAULT and doc["Target"]["Bucket"] == TARGET
+    for name, archive_id in ids.items():
+        data, metadata = vault.object(f"from-vault/{archive_id}")
+        assert data == bodies[name]
+        assert metadata["glacier-archive-id"] == archive_id
+        assert metadata["glacier-sha256-tree-hash"] == calculate_tree_hash(__import__("io").BytesIO(bodies[name]))
+        assert metadata["glacier-size"] == str(len(bodies[name]))
+    # The 17 MiB archive went in three parts, each with its SHA-256 checked by S3
+    head = vault.stack.s3.head_object(Bucket=TARGET, Key=f"from-vault/{ids['big']}", ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart object's ETag ends with its part count
+    ledger = JobLedger.read(vault.stack, job_id)
+    assert_counters_match(ledger)
+    events = vault.stack.events_of(job_id)
+    assert_one_terminal_event(events, job_id)
+    final = [e for e in events if e.is_terminal][0].message
+    assert final["BytesMoved"] == sum(len(b) for b in bodies.values()) and final["BytesPerSecond"] >= 0
+
+
+def test_a_range_that_keeps_failing_its_tree_hash_fails_the_archive_and_stores_nothing(vault: Vault) -> None:
+    good, bad = vault.upload(_body(MIB, 3)), vault.upload(_body(24 * MIB, 4))
+    job_id = vault.create([good, bad])["BulkJobId"]
+
+    def corrupt() -> None:
+        jobs = vault.client.list_jobs(vaultName=VAULT, completed="true")["JobList"]
+        for job in jobs:
+            if job.get("ArchiveId") == bad and not corrupt.done:
+                vault.glacier.corrupt_output(job["JobId"], 8 * MIB + 10, 8 * MIB + 20)  # inside part 2
+                corrupt.done = True
+
+    corrupt.done = False
+    vault.settle(before_transfer=corrupt)
+    objects = {r["archive"]["id"]: r for r in JobLedger.read(vault.stack, job_id).objects}
+    assert objects[good]["state"] == "RESTORED"
+    assert objects[bad]["state"] == "FAILED"
+    assert "part 2" in objects[bad]["reason"] and "tree hash" in objects[bad]["reason"]
+    keys = [o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET).get("Contents", [])]
+    assert keys == [f"from-vault/{good}"]
+    assert not vault.stack.s3.list_multipart_uploads(Bucket=TARGET).get("Uploads")  # aborted
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete" and doc["Counts"]["Failed"] == 1 and doc["BytesMoved"] == MIB
+
+
+def test_an_expired_output_is_retrieved_again_and_the_transfer_resumes(vault: Vault) -> None:
+    body = _body(24 * MIB, 5)
+    archive_id = vault.upload(body)
+    job_id = vault.create([archive_id])["BulkJobId"]
+    expired: list[dict[str, Any]] = []
+
+    def expire_after_two_parts() -> None:
+        (record,) = JobLedger.read(vault.stack, job_id).objects
+        if expired or not record["archive"].get("upload"):
+            return
+        # Two parts move, then the output expires before the others
+        assert vault.transfer.poll_once(vault.stack.sqs) == 1 and vault.transfer.poll_once(vault.stack.sqs) == 1
+        (record,) = JobLedger.read(vault.stack, job_id).objects
+        expired.append(record["archive"])
+        vault.glacier.expire_output(record["archive"]["glacier_job"])
+
+    vault.settle(before_transfer=expire_after_two_parts)
+    (record,) = JobLedger.read(vault.stack, job_id).objects
+    assert record["state"] == "RESTORED"
+    assert record["archive"]["reinitiated"] == 1 and record["archive"]["glacier_job"] != expired[0]["glacier_job"]
+    # the two parts stored before the output expired were kept, not moved again
+    assert {n: record["archive"]["parts"][n] for n in expired[0]["parts"]} == expired[0]["parts"] and len(expired[0]["parts"]) == 2
+    assert vault.object(f"from-vault/{archive_id}")[0] == body
+
+
+def test_an_archive_the_vault_does_not_have_fails_with_the_reason(vault: Vault) -> None:
+    real = vault.upload(b"abc")
+    job_id = vault.create([real, "NoSuchArchive0123456789"])["BulkJobId"]
+    vault.settle()
+    states = {r["archive"]["id"]: (r["state"], r.get("reason")) for r in JobLedger.read(vault.stack, job_id).objects}
+    assert states[real] == ("RESTORED", None)
+    assert states["NoSuchArchive0123456789"][0] == "FAILED" and "not in the vault" in states["NoSuchArchive0123456789"][1]
+
+
+def test_a_lost_notice_is_made_up_by_the_sweeper_s_describe_job(vault: Vault) -> None:
+    body = _body(2 * MIB + 1, 6)
+    archive_id = vault.upload(body)
+    job_id = vault.create([archive_id])["BulkJobId"]
+    vault.stack.drain()
+    assert vault.glacier.complete_all() == 1
+    vault.stack.sqs.purge_queue(QueueUrl=vault.stack.completion_queue_url)  # the notice is lost
+    vault.stack.drain()
+    (record,) = JobLedger.read(vault.stack, job_id).objects
+    assert record["state"] == "RESTORING" and "upload" not in record["archive"]
+    vault.stack.services().vault.check(job_id, [vault.stack.services().store.get_object(job_id, archive_ref(VAULT, archive_id))])
+    vault.settle()
+    assert vault.object(f"from-vault/{archive_id}")[0] == body
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete"
+
+
+def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault) -> None:
+    bodies = [_body(MIB * 9 + n, 10 + n) for n in range(3)]
+    ids = [vault.upload(b) for b in bodies]
+    job_id = vault.create(ids)["BulkJobId"]
+    vault.stack.drain()
+    vault.glacier.complete_all()
+    # every notice twice
+    messages = vault.stack.sqs.receive_message(QueueUrl=vault.stack.completion_queue_url, MaxNumberOfMessages=10)["Messages"]
+    for message in messages:
+        vault.stack.sqs.send_message(QueueUrl=vault.stack.completion_queue_url, MessageBody=message["Body"])
+        vault.stack.sqs.change_message_visibility(QueueUrl=vault.stack.completion_queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                                  VisibilityTimeout=0)
+    vault.stack.drain()
+    # every part twice
+    parts = []
+    while batch := vault.stack.sqs.receive_message(QueueUrl=vault.transfer.queue_url, MaxNumberOfMessages=10).get("Messages"):
+        parts.extend(batch)
+    for message in parts:
+        for _ in range(2):
+            vault.stack.sqs.send_message(QueueUrl=vault.transfer.queue_url, MessageBody=message["Body"])
+        vault.stack.sqs.delete_message(QueueUrl=vault.transfer.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    vault.settle()
+    ledger = JobLedger.read(vault.stack, job_id)
+    assert Counter(r["state"] for r in ledger.objects) == Counter({"RESTORED": 3})
+    assert_counters_match(ledger)
+    assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["BytesMoved"] == sum(len(b) for b in bodies)
+    assert len(vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == 3
+
+
+@pytest.mark.parametrize("fields, status, says", [
+    ({"vault": {"name": "no-such-vault"}}, 400, "ListVaults"),
+    ({"archives": ["bad id!"]}, 400, "archives"),
+    ({"target": None}, 400, "target"),
+    ({"key_from": "description"}, 400, "inventory"),
+    ({"bucket": "x-bucket", "key": "m.csv"}, 400, "not both"),
+    ({"target": {"bucket": TARGET, "storage_class": "SHELF"}}, 400, "storage_class"),
+])
+def test_a_bad_vault_job_is_refused_saying_what_to_fix(vault: Vault, fields: dict, status: int, says: str) -> None:
+    body = {"vault": {"name": VAULT}, "archives": ["A" * 20], "target": {"bucket": TARGET}} | fields
+    body = {k: v for k, v in body.items() if v is not None}
+    answer, error = call_api("POST", "/create-job", body)
+    assert answer == status, error
+    assert says in error["error"]["message"], error
+
+
+@pytest.mark.parametrize("stack_settings", [{"ALLOWED_BUCKETS": "some-other-bucket", "VAULT_PART_MIB": 8}])
+def test_a_target_outside_the_allow_list_is_refused(vault: Vault) -> None:
+    answer, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "archives": ["A" * 20], "target": {"bucket": TARGET}})
+    assert answer == 403 and error["error"]["code"] == "BucketNotAllowed"
+
+
+def test_a_manifest_of_archive_ids_is_read_line_by_line(vault: Vault) -> None:
+    ids = [vault.upload(_body(100 + n, n)) for n in range(5)]
+    bucket, key = vault.stack.put_manifest_bytes(("ArchiveId,Size\n" + "".join(f"{i},1\n" for i in ids) + "not an id\n").encode(), "ids.csv")
+    status, answer = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "bucket": bucket, "key": key, "target": {"bucket": TARGET}})
+    assert status == 200, answer
+    vault.stack.job_ids.append(answer["BulkJobId"])
+    vault.settle()
+    ledger = JobLedger.read(vault.stack, answer["BulkJobId"])
+    assert Counter(r["state"] for r in ledger.objects) == Counter({"RESTORED": 5, "FAILED": 1})
+    assert sorted(o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == sorted(ids)
