@@ -237,6 +237,8 @@ def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault)
     ({"archives": ["bad id!"]}, 400, "archives"),
     ({"target": None}, 400, "target"),
     ({"key_from": "description"}, 400, "inventory"),
+    ({"inventory": True}, 400, "archives and inventory given"),
+    ({"archives": None}, 400, "none given"),
     ({"bucket": "x-bucket", "key": "m.csv"}, 400, "not both"),
     ({"target": {"bucket": TARGET, "storage_class": "SHELF"}}, 400, "storage_class"),
 ])
@@ -264,3 +266,68 @@ def test_a_manifest_of_archive_ids_is_read_line_by_line(vault: Vault) -> None:
     ledger = JobLedger.read(vault.stack, answer["BulkJobId"])
     assert Counter(r["state"] for r in ledger.objects) == Counter({"RESTORED": 5, "FAILED": 1})
     assert sorted(o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == sorted(ids)
+
+
+def test_a_vault_job_from_its_inventory_names_archives_from_their_descriptions_and_never_overwrites_one(vault: Vault) -> None:
+    # Given a vault whose archives were written by backup tools: two with one name, one FastGlacier-encoded,
+    # one with a Windows path in JSON, one without a description
+    uploads = {
+        "first": (_body(9 * MIB, 20), "photos/beach.jpg"),
+        "second": (_body(100, 21), "photos/beach.jpg"),
+        "fastglacier": (_body(200, 22), "<m><v>4</v><p>ZG9jcy/Qv9C40YHRjNC80L4udHh0</p><lm>20190101T000000Z</lm></m>"),
+        "windows": (_body(300, 23), '{"Path": "C:\\\\Users\\\\ana\\\\tax 2018.pdf"}'),
+        "nameless": (_body(400, 24), ""),
+    }
+    ids = {name: vault.upload(body, description) for name, (body, description) in uploads.items()}
+    vault.glacier.take_inventory(VAULT)
+    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "tier": "STANDARD",
+                                                        "target": {"bucket": TARGET, "prefix": "from-vault/"}})
+    assert status == 200, created
+    job_id = created["BulkJobId"]
+    vault.stack.job_ids.append(job_id)
+    # When the stack runs: the inventory is retrieved, read and named, then every archive moved
+    vault.settle()
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 5, doc
+    keys = {o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]}
+    beach = sorted(k for k in keys if k.startswith("from-vault/photos/beach.jpg"))
+    # Then the two archives named alike are both there: one keeps the name, the other gets its creation date
+    assert len(beach) == 2 and beach[0] == "from-vault/photos/beach.jpg" and beach[1].startswith("from-vault/photos/beach.jpg.")
+    bodies = {vault.object(k)[0] for k in beach}
+    assert bodies == {uploads["first"][0], uploads["second"][0]}
+    assert vault.object("from-vault/docs/письмо.txt")[0] == uploads["fastglacier"][0]
+    assert vault.object("from-vault/C:/Users/ana/tax 2018.pdf")[0] == uploads["windows"][0]
+    nameless, metadata = vault.object(f"from-vault/00undefined/{ids['nameless']}")
+    assert nameless == uploads["nameless"][0] and metadata["glacier-archive-id"] == ids["nameless"]
+    # and each object keeps its description and creation date from the inventory
+    _, metadata = vault.object("from-vault/C:/Users/ana/tax 2018.pdf")
+    assert metadata["glacier-description"] == uploads["windows"][1] and metadata["glacier-creation-date"]
+    assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
+
+
+def test_a_failed_inventory_retrieval_fails_the_job_saying_so(vault: Vault) -> None:
+    vault.upload(b"x")
+    vault.glacier.take_inventory(VAULT)
+    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}})
+    job_id = created["BulkJobId"]
+    vault.stack.job_ids.append(job_id)
+    vault.stack.drain()
+    (job,) = vault.client.list_jobs(vaultName=VAULT)["JobList"]
+    from bulk_restore.domain.events import VaultJobNotice
+
+    # Glacier's notice says the inventory job failed
+    vault.stack.services().vault.on_notices([VaultJobNotice(job["JobId"], "InventoryRetrieval", VAULT, "", False, "Internal failure")])
+    vault.stack.drain()
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Failed" and "inventory retrieval" in doc["FailureReason"] and "Internal failure" in doc["FailureReason"]
+    assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
+
+
+def test_a_vault_without_an_inventory_yet_fails_the_job_saying_when_to_come_back(vault: Vault) -> None:
+    vault.upload(b"x")  # no inventory taken yet: Glacier takes one about a day later
+    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}})
+    assert status == 200, created
+    vault.stack.job_ids.append(created["BulkJobId"])
+    vault.stack.drain()
+    status, doc = call_api("GET", f"/jobs/{created['BulkJobId']}")
+    assert doc["Status"] == "Failed" and "no inventory yet" in doc["FailureReason"] and "archives" in doc["FailureReason"]

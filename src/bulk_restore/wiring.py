@@ -60,7 +60,7 @@ def build_services(settings: Settings) -> Services:
     if settings.transfer_queue_url:
         vaults = GlacierVaults()
         vault = VaultMover(store, s3, vaults, queues, notifier, settings.vault_topic_arn, settings.vault_part_bytes,
-                           settings.transfer_attempts, settings.restore_concurrency)
+                           settings.transfer_attempts, settings.restore_concurrency, work_bucket=settings.report_bucket)
     return Services(
         settings=settings,
         store=store,
@@ -71,7 +71,7 @@ def build_services(settings: Settings) -> Services:
         jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects,
                         vaults),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
-                        batch),
+                        batch, vault),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault),
         completions=CompletionRecorder(store, notifier, s3),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault),

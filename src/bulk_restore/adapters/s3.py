@@ -239,13 +239,14 @@ class S3Gateway:
             found += [(item["Key"], int(item["Size"])) for item in page.get("Contents", [])]
         return sorted(found)
 
-    def read_work_object(self, bucket: str, key: str) -> Iterator[bytes]:
-        """One of the stack's objects, block by block; empty when it does not exist."""
+    def read_work_object(self, bucket: str, key: str, offset: int = 0) -> Iterator[bytes]:
+        """One of the stack's objects (from byte ``offset``), block by block; empty when it does not exist."""
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            ranged = {"Range": f"bytes={offset}-"} if offset else {}
+            body = self.client.get_object(Bucket=bucket, Key=key, **ranged)["Body"]
         except ClientError as exc:
             status, code, _ = _code(exc)
-            if status == 404 or code in ("NoSuchKey", "NotFound"):
+            if status in (404, 416) or code in ("NoSuchKey", "NotFound", "InvalidRange"):
                 return iter(())
             raise
         return body.iter_chunks(READ_BLOCK)

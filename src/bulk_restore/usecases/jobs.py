@@ -106,7 +106,8 @@ class CreateJobRequest(BaseModel):
     manifest_format: Literal["csv", "s3-inventory"] = "csv"
     include_versions: Annotated[bool, Field(strict=True)] = False  # an inventory's noncurrent versions too
     target: VaultTarget | None = None  # a vault job's S3 destination
-    key_from: Literal["archive_id"] | None = None
+    inventory: Annotated[bool | None, Field(strict=True)] = None  # a vault job of every archive its inventory lists
+    key_from: Literal["description", "archive_id"] | None = None
     max_archives: Annotated[int | None, Field(ge=1, strict=True)] = None
 
     @field_validator("bucket", "key", mode="after")
@@ -117,18 +118,12 @@ class CreateJobRequest(BaseModel):
             if value is not None:
                 raise ValueError("give either archives (ids) or bucket and key (a manifest of archive ids), not both")
             return value
+        if info.data.get("vault") is not None and value is None:
+            return value  # a vault job from its inventory (checked below)
         if value is None and source is None:
             raise PydanticCustomError("missing", "Field required (where the manifest is; or give source, a bucket and prefix)")
         if value is not None and source is not None:
             raise ValueError("give either bucket and key (a manifest) or source (a prefix), not both")
-        return value
-
-    @field_validator("key_from", mode="before")
-    @classmethod
-    def _key_from(cls, value: Any) -> Any:
-        if value == "description":
-            raise ValueError("key_from \"description\" needs the archives' descriptions, which come with a vault inventory: "
-                             "this version names archives by their ids (key_from \"archive_id\")")
         return value
 
     @model_validator(mode="after")
@@ -136,7 +131,7 @@ class CreateJobRequest(BaseModel):
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives"):
+            for name in ("archives", "target", "key_from", "max_archives", "inventory"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -144,6 +139,14 @@ class CreateJobRequest(BaseModel):
             raise ValueError("a vault job needs target: the S3 bucket (and prefix) its archives go to")
         if self.source is not None or self.manifest_format != "csv" or self.engine == "batch":
             raise ValueError("a vault job takes archives or a manifest of archive ids; not source, manifest_format or the batch engine")
+        given = [name for name, there in (("archives", self.archives is not None), ("bucket and key", self.bucket is not None),
+                                          ("inventory", bool(self.inventory))) if there]
+        if len(given) != 1:
+            raise ValueError("a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
+                             f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given")
+        if self.key_from == "description" and not self.inventory:
+            raise ValueError("key_from \"description\" needs the archives' descriptions, which come with the vault's inventory: "
+                             "add inventory: true, or name archives by their ids (key_from \"archive_id\")")
         return self
 
     @field_validator("manifest_format", mode="before")
@@ -180,7 +183,8 @@ class CreateJobRequest(BaseModel):
         doc = self.model_dump(mode="json", exclude={"client_token"})
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
-                              ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None)):
+                              ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
+                              ("inventory", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
@@ -360,17 +364,21 @@ class JobService:
             location, _ = self.s3.inspect_manifest(request.bucket, request.key)
         stamp = now_iso()
         count = len(request.archives) if request.archives is not None else None
-        what = f"{count} archives named in the request" if count is not None else f"archive ids listed in s3://{request.bucket}/{request.key}"
+        key_from = request.key_from or ("description" if request.inventory else "archive_id")
+        what = (f"{count} archives named in the request" if count is not None else
+                "every archive of the vault's inventory (retrieved first)" if request.inventory else
+                f"archive ids listed in s3://{request.bucket}/{request.key}")
+        naming = "named from their descriptions, duplicates settled by age" if key_from == "description" else "named by archive id"
         job = RestoreJob(
             job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
             client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
             created_at=stamp, updated_at=stamp, deadline_seconds=(request.deadline_hours or 0) * 3600,
             request=request.normalised(), manifest_objects=count, engine="vault",
             notes=[f"Glacier vault {vault.name} ({_inventoried(found)}): {what}, into s3://{target.bucket}/{target.prefix} "
-                   f"({target.storage_class}), named by archive id"],
+                   f"({target.storage_class}), {naming}"],
             source={"type": "vault", "vault": vault.name, "account_id": vault.account_id, "vault_arn": found["arn"],
-                    "target": target.model_dump(), "key_from": "archive_id", "archives": request.archives,
-                    "max_archives": request.max_archives},
+                    "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
+                    "max_archives": request.max_archives, "inventory": bool(request.inventory)},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:

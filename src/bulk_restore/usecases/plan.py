@@ -7,6 +7,7 @@ exactly the chunks it sent before, and the restore workers can drop the copies b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +35,7 @@ from bulk_restore.domain.vault_jobs import VaultRow, vault_manifest_row
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
+from bulk_restore.usecases.vault import InventoryFailed, VaultMover
 
 logger = Logger(child=True)
 
@@ -62,7 +64,8 @@ class _Chunk:
 
 class Planner:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier,
-                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True, batch: BatchEngine | None = None):
+                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True, batch: BatchEngine | None = None,
+                 vault: VaultMover | None = None):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -71,6 +74,7 @@ class Planner:
         self.reserve_ms = reserve_ms
         self.manage_eventbridge = manage_eventbridge
         self.batch = batch
+        self.vault = vault
 
     def run_step(self, job_id: str, step: int, remaining_ms: Callable[[], int]) -> None:
         job = self.store.get_job(job_id)
@@ -90,6 +94,9 @@ class Planner:
             # A late copy of a step already taken: make sure the step after it was asked for.
             if step < job.planning.step:
                 self.queues.send_plan_step(job_id, job.planning.step)
+            return
+        if job.is_vault and job.source.get("inventory") and not job.planning.cursor.get("named") and self.vault is not None:
+            self._vault_inventory_step(job, step)
             return
         sent: list[int] = []  # chunks of this step already queued, should it fail half-way
         try:
@@ -114,6 +121,26 @@ class Planner:
             self.notifier.evaluate(job_id)
         else:
             self.queues.send_plan_step(job_id, planning.step)
+
+    def _vault_inventory_step(self, job: RestoreJob, step: int) -> None:
+        """A vault job from the vault's inventory: retrieve it, then name its archives (usecases/vault.py).
+        The step after the retrieval is asked for by the inventory's notice (or the sweeper)."""
+        assert self.vault is not None
+        vault = str(job.source["vault"])
+        if vault_link(vault) not in job.planning.buckets:
+            self._register_bucket(job.job_id, vault_link(vault), eventbridge=False)  # the inventory's notice finds the job
+        try:
+            cursor = self.vault.inventory_step(job)
+        except InventoryFailed as exc:
+            self.store.save_planning(job.job_id, step, replace(job.planning, stopped=True))
+            self.notifier.fail(job.job_id, str(exc))
+            return
+        if cursor is None or cursor == job.planning.cursor:
+            return  # waiting for the inventory's notice
+        buckets = sorted(set(job.planning.buckets) | {vault_link(vault)})
+        planning = replace(job.planning, cursor=cursor, step=step + 1, buckets=buckets)
+        if self.store.save_planning(job.job_id, step, planning) and cursor.get("named"):
+            self.queues.send_plan_step(job.job_id, step + 1)  # the archives are named: plan them
 
     def _launch(self, job: RestoreJob) -> None:
         if job.engine == "batch" and self.batch is not None:
@@ -158,9 +185,9 @@ class Planner:
 
         source = job.source_type
         vault = {"vault": str(job.source["vault"]), "bucket": str(job.source["target"]["bucket"])} if job.is_vault else None
-        if vault is not None and vault["bucket"] not in buckets:
+        if vault is not None and vault_link(vault["vault"]) not in buckets:
             self._register_bucket(job.job_id, vault_link(vault["vault"]), eventbridge=False)  # its notices find the job
-            buckets.append(vault["bucket"])
+            buckets.append(vault_link(vault["vault"]))
         rows = (self._vault_rows(job) if vault is not None else self._inventory_rows(job) if inventory
                 else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job))
         for number, row, after, kind in rows:
@@ -269,6 +296,17 @@ class Planner:
         src = job.source
         prefix = str(src["target"].get("prefix") or "")
         limit = int(src.get("max_archives") or 0)
+        named = start.cursor.get("named")
+        if named and self.vault is not None:  # the vault's inventory, named: [archive id, key, fields] per line
+            for raw in iter_lines(self.s3.read_work_object(self.vault.work_bucket, str(named), start.byte_offset),
+                                  start.byte_offset, start.lines_read):
+                if limit and raw.number > limit:
+                    return
+                archive_id, key, fields = json.loads(raw.data)
+                row: Any = (VaultRow(raw.number, archive_id, key, fields) if archive_id
+                            else ManifestError(raw.number, str(fields.get("error")), str(fields.get("raw", ""))))
+                yield raw.number, row, {"byte_offset": raw.end_offset, "cursor": dict(start.cursor)}, ""
+            return
         if src.get("archives") is not None:
             ids: Iterator[tuple[int, str, int]] = ((n, str(a), 0) for n, a in enumerate(src["archives"][start.lines_read:], start.lines_read + 1))
         else:

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord
 from bulk_restore.adapters.glacier import ArchiveNotFound, ArchiveRefused, GlacierVaults, OutputExpired
@@ -45,6 +46,12 @@ from bulk_restore.domain.events import VaultJobNotice, parse_vault_notice
 from bulk_restore.domain.model import ObjectState, RestoreJob, archive_ref, vault_link
 from bulk_restore.domain.vault import (
     ArchiveTooLarge,
+    KeyFrom,
+    KeyRules,
+    VaultRowError,
+    archive_key_for,
+    assign_unique_keys,
+    iter_vault_inventory,
     TransferPlan,
     TreeHashMismatch,
     VaultArchive,
@@ -57,9 +64,13 @@ from bulk_restore.usecases.notify import Notifier
 logger = Logger(child=True)
 
 
+class InventoryFailed(Exception):
+    """The vault's inventory could not be retrieved: the job fails with this reason."""
+
+
 class VaultMover:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, glacier: GlacierVaults, queues: QueueGateway, notifier: Notifier,
-                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16):
+                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16, work_bucket: str = ""):
         self.store = store
         self.s3 = s3
         self.glacier = glacier
@@ -69,6 +80,7 @@ class VaultMover:
         self.part_bytes = part_bytes
         self.attempts = attempts
         self.concurrency = concurrency
+        self.work_bucket = work_bucket  # the stack's report bucket: a vault job's named archive list
 
     # ---- 1. requested ---------------------------------------------------------------------
 
@@ -101,6 +113,86 @@ class VaultMover:
                 self.store.transition(job.job_id, [record], ObjectState.FAILED, reason)
         logger.info("vault retrievals initiated", extra={"job_id": job.job_id, "archives": len(todo)})
 
+    # ---- 0. the vault's inventory (a job with "inventory": true) ---------------------------
+
+    def inventory_step(self, job: RestoreJob) -> dict[str, Any] | None:
+        """The planner's step before any archive is planned: the planning cursor to save next, or
+        None when the archives can be planned (the named list is written). First an inventory
+        retrieval is initiated; its notice (or, when the notice is lost, DescribeJob at the next
+        step the sweeper asks for) lets the next step read the inventory and name every archive."""
+        cursor = dict(job.planning.cursor)
+        vault = str(job.source["vault"])
+        if cursor.get("named"):
+            return None
+        if not cursor.get("inventory_job"):
+            try:
+                glacier_job = self.glacier.initiate_inventory_retrieval(vault, "JSON", topic_arn=self.topic_arn or None,
+                                                                        description=f"bulk-restore {job.job_id}")
+            except ClientError as exc:  # throttling was raised as RetryLater: the step is retried
+                error = exc.response.get("Error", {})
+                if error.get("Code") == "ResourceNotFoundException":
+                    raise InventoryFailed(f"vault {vault} has no inventory yet (Glacier takes one about a day after a vault's first "
+                                          "upload): create the job again then, or name the archives (archives, or a manifest of "
+                                          "archive ids)") from exc
+                raise InventoryFailed(f"Glacier refused the inventory retrieval of vault {vault}: {error.get('Code')}: "
+                                      f"{error.get('Message')}") from exc
+            return {"inventory_job": glacier_job}
+        if not cursor.get("inventory_ready"):
+            described = self.glacier.describe_job(vault, str(cursor["inventory_job"]))
+            if described is None or not described.get("Completed"):
+                return cursor  # still waiting (or gone: its notice or the sweeper's next ask starts again)
+            if described.get("StatusCode") != "Succeeded":
+                raise InventoryFailed(f"the vault's inventory retrieval {cursor['inventory_job']} failed: "
+                                      f"{described.get('StatusMessage') or 'no reason given'}")
+        key, count = self.name_archives(job, str(cursor["inventory_job"]))
+        return {"named": key, "archives": count}
+
+    def on_inventory_notice(self, notice: VaultJobNotice) -> set[str]:
+        """An inventory retrieval finished: the job waiting for it plans its next step now."""
+        touched = set()
+        for job_id in self.store.jobs_for_bucket(vault_link(notice.vault)):
+            job = self.store.get_job(job_id)
+            if job is None or not job.is_vault or job.planning.cursor.get("inventory_job") != notice.job_id:
+                continue
+            if job.planning.cursor.get("inventory_ready") or job.planning.cursor.get("named"):
+                continue
+            touched.add(job_id)
+            if not notice.succeeded:
+                self.store.save_planning(job_id, job.planning.step, replace(job.planning, stopped=True))
+                self.notifier.fail(job_id, f"the vault's inventory retrieval {notice.job_id} failed: {notice.status_message or 'no reason given'}")
+                continue
+            ready = replace(job.planning, cursor={**job.planning.cursor, "inventory_ready": True, "inventory_bytes": notice.size})
+            if self.store.save_planning(job_id, job.planning.step, ready):
+                self.queues.send_plan_step(job_id, job.planning.step)
+        return touched
+
+    def name_archives(self, job: RestoreJob, inventory_job: str) -> tuple[str, int]:
+        """Read the vault's inventory (streamed), name every archive (from its description, or its
+        id), settle duplicate names (the oldest keeps the name), and write the list the planner
+        plans from: one JSON line per inventory entry, in inventory order. Returns (its key, entries)."""
+        vault = str(job.source["vault"])
+        target = job.source["target"]
+        rules = KeyRules(prefix=str(target.get("prefix") or ""), key_from=KeyFrom(str(job.source.get("key_from") or "description")))
+        entries: list[VaultArchive | VaultRowError] = []
+        for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)):
+            entries.append(item.result)
+        archives = [e for e in entries if isinstance(e, VaultArchive)]
+        named = {record.archive_id: key for record, key in
+                 assign_unique_keys(a.naming(archive_key_for(a, rules).key) for a in archives)}
+        lines = []
+        for entry in entries:
+            if isinstance(entry, VaultArchive):
+                lines.append(json.dumps([entry.archive_id, named[entry.archive_id], {
+                    "size": entry.size, "created": entry.creation_date, "tree_hash": entry.tree_hash, "description": entry.description}],
+                    ensure_ascii=False))
+            else:
+                lines.append(json.dumps(["", "", {"error": f"inventory entry {entry.index + 1}: {entry.message}", "raw": entry.raw[:200]}],
+                                        ensure_ascii=False))
+        key = f"vault/{job.job_id}/archives.jsonl"
+        self.s3.put_work_object(self.work_bucket, key, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
+        logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": len(archives), "entries": len(entries)})
+        return key, len(entries)
+
     # ---- 2. output ready ------------------------------------------------------------------
 
     def on_notices(self, notices: list[VaultJobNotice]) -> set[str]:
@@ -108,6 +200,9 @@ class VaultMover:
         touched: set[str] = set()
         links = {vault: self.store.jobs_for_bucket(vault_link(vault)) for vault in {n.vault for n in notices}}
         for notice in notices:
+            if notice.action == "InventoryRetrieval":
+                touched |= self.on_inventory_notice(notice)
+                continue
             if notice.action != "ArchiveRetrieval":
                 continue
             for job_id in links[notice.vault]:
