@@ -310,14 +310,15 @@ def test_function_permissions_cover_what_their_code_calls(template):
     # the sweeper asks DescribeJob and retrieves again.
     assert "glacier:DescribeVault" in function_actions(template, "ApiFunction")
     assert "glacier:InitiateJob" in function_actions(template, "RestoreFunction")
-    assert {"s3:PutObject", "s3:AbortMultipartUpload", "sqs:SendMessage"} <= function_actions(template, "CompletionFunction")
+    assert {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucketMultipartUploads", "sqs:SendMessage"} <= function_actions(template, "CompletionFunction")
+    assert {"glacier:InitiateJob", "glacier:DescribeJob", "glacier:GetJobOutput", "s3:PutObject"} <= function_actions(template, "PlannerFunction")
     assert {"glacier:GetJobOutput", "glacier:InitiateJob", "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:GetItem",
             "dynamodb:UpdateItem"} <= function_actions(template, "TransferFunction")
-    assert {"glacier:DescribeJob", "glacier:InitiateJob", "sqs:SendMessage"} <= function_actions(template, "SweeperFunction")
+    assert {"glacier:DescribeJob", "glacier:InitiateJob", "sqs:SendMessage", "s3:PutObject", "s3:ListBucketMultipartUploads"} <= function_actions(template, "SweeperFunction")
     for name in functions(template):
-        if name not in ("RestoreFunction", "SweeperFunction", "TransferFunction"):
+        if name not in ("RestoreFunction", "SweeperFunction", "TransferFunction", "PlannerFunction"):
             assert "glacier:InitiateJob" not in function_actions(template, name), name
-        if name != "TransferFunction":
+        if name not in ("TransferFunction", "PlannerFunction"):
             assert "glacier:GetJobOutput" not in function_actions(template, name), name
     # Every function can end a job (the API by cancelling it): publish the event, drop the
     # job's bucket registrations and its running-job marker.

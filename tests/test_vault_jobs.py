@@ -7,94 +7,34 @@ tree-hash-aligned ranges, notices to SNS, and hooks to corrupt or expire an outp
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import io
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.utils import calculate_tree_hash
 
 from bulk_restore.domain.model import archive_ref
-from bulk_restore.local.glacier import GlacierEmulator
-from bulk_restore.local.lambda_runtime import SqsEventSource, drain
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
-from support.faults import crash_as_invocation_error
-from support.stack import REGION, Stack, reset_caches
+from support.stack import Stack
+from support.vault import MIB, TARGET, VAULT, VAULT_SETTINGS, Vault, body_of, vault_on
 
-VAULT = "family-photos"
-TARGET = "vault-copies"
-MIB = 1 << 20
-
-
-@dataclass
-class Vault:
-    stack: Stack
-    glacier: GlacierEmulator
-    transfer: SqsEventSource
-    client: Any
-
-    def upload(self, body: bytes, description: str = "") -> str:
-        return str(self.client.upload_archive(vaultName=VAULT, body=body, archiveDescription=description)["archiveId"])
-
-    def create(self, archives: list[str], **fields: Any) -> dict[str, Any]:
-        body = {"vault": {"name": VAULT}, "archives": archives, "target": {"bucket": TARGET, "prefix": "from-vault/"}, "tier": "BULK"}
-        status, answer = call_api("POST", "/create-job", body | fields)
-        assert status == 200, answer
-        self.stack.job_ids.append(answer["BulkJobId"])
-        return answer
-
-    def settle(self, rounds: int = 60, before_transfer: Any = None) -> None:
-        """Drain the functions, complete the vault's jobs, move the parts; until nothing moves."""
-        for _ in range(rounds):
-            moved = self.stack.drain()
-            moved += self.glacier.complete_all()
-            moved += self.stack.drain()
-            if before_transfer is not None:
-                before_transfer()
-            moved += drain([self.transfer], self.stack.sqs)
-            if not moved:
-                return
-        raise AssertionError("the vault job did not settle")
-
-    def object(self, key: str) -> tuple[bytes, dict[str, str]]:
-        answer = self.stack.s3.get_object(Bucket=TARGET, Key=key)
-        return answer["Body"].read(), answer["Metadata"]
 
 
 @pytest.fixture
 def stack_settings() -> dict[str, object]:
-    return {"VAULT_PART_MIB": 8, "TRANSFER_ATTEMPTS": 3}
+    return dict(VAULT_SETTINGS)
 
 
 @pytest.fixture
 def vault(stack: Stack) -> Iterator[Vault]:
-    from bulk_restore.handlers import transfer
-
-    topic = stack.sns.create_topic(Name="vault-notices")["TopicArn"]
-    stack.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=stack.queue_arn(stack.completion_queue_url))  # SNS envelope
-    dlq = stack.sqs.create_queue(QueueName="transfer-dlq")["QueueUrl"]
-    redrive = json.dumps({"deadLetterTargetArn": stack.queue_arn(dlq), "maxReceiveCount": 8})
-    queue = stack.sqs.create_queue(QueueName="transfer", Attributes={"RedrivePolicy": redrive})["QueueUrl"]
-    os.environ.update({"VAULT_TOPIC_ARN": topic, "TRANSFER_QUEUE_URL": queue})
-    reset_caches()
-    stack.s3.create_bucket(Bucket=TARGET)
-    source = SqsEventSource("transfer", crash_as_invocation_error("transfer", transfer.handler), queue, stack.queue_arn(queue),
-                            batch_size=1, report_failures=True, timeout_s=900, retry_delay=0, region=REGION)
-    with GlacierEmulator(seed=11) as glacier:
-        client = boto3.client("glacier", region_name=REGION)
-        client.create_vault(vaultName=VAULT)
-        yield Vault(stack, glacier, source, client)
+    with vault_on(stack) as running:
+        yield running
 
 
-def _body(size: int, seed: int) -> bytes:
-    block = hashlib.sha256(str(seed).encode()).digest()
-    return (block * (size // len(block) + 1))[:size]
+_body = body_of
 
 
 def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault) -> None:
@@ -113,7 +53,7 @@ def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault)
         data, metadata = vault.object(f"from-vault/{archive_id}")
         assert data == bodies[name]
         assert metadata["glacier-archive-id"] == archive_id
-        assert metadata["glacier-sha256-tree-hash"] == calculate_tree_hash(__import__("io").BytesIO(bodies[name]))
+        assert metadata["glacier-sha256-tree-hash"] == calculate_tree_hash(io.BytesIO(bodies[name]))
         assert metadata["glacier-size"] == str(len(bodies[name]))
     # The 17 MiB archive went in three parts, each with its SHA-256 checked by S3
     head = vault.stack.s3.head_object(Bucket=TARGET, Key=f"from-vault/{ids['big']}", ChecksumMode="ENABLED")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -251,6 +251,40 @@ class S3Gateway:
             raise
         return body.iter_chunks(READ_BLOCK)
 
+    def write_work_object_stream(self, bucket: str, key: str, chunks: Iterable[bytes], part_bytes: int = 8 << 20) -> str:
+        """Write one of the stack's own objects from ``chunks`` without holding it whole: one
+        PutObject when it fits in one part, else a multipart upload of ``part_bytes`` parts (at
+        least 5 MiB, S3's least but for the last), aborted when anything fails. Returns its ETag."""
+        part_bytes = max(int(part_bytes), 5 << 20)
+        buffer = bytearray()
+        upload: str | None = None
+        done: list[dict[str, Any]] = []
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                while len(buffer) > part_bytes:  # more than a part: this one is not the last
+                    if upload is None:
+                        upload = str(self.client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv")["UploadId"])
+                    number = len(done) + 1
+                    etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number,
+                                                   Body=bytes(buffer[:part_bytes]))["ETag"]
+                    done.append({"PartNumber": number, "ETag": etag})
+                    del buffer[:part_bytes]
+            if upload is None:
+                return str(self.client.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), ContentType="text/csv")["ETag"])
+            number = len(done) + 1
+            etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=bytes(buffer))["ETag"]
+            done.append({"PartNumber": number, "ETag": etag})
+            return str(self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                                             MultipartUpload={"Parts": done})["ETag"])
+        except BaseException:
+            if upload is not None:
+                try:
+                    self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+                except ClientError:
+                    pass  # the error that stopped the upload is the one to report
+            raise
+
     def join_work_objects(self, bucket: str, parts: list[list[str]], key: str) -> str:
         """Write ``key`` as the concatenation of the objects named, ``parts`` giving which go into
         each multipart part (each at least 5 MiB but the last); returns the new object's ETag."""
@@ -293,6 +327,12 @@ class S3Gateway:
             _, code, _ = _code(exc)
             if code != "NoSuchUpload" or self.stored_tree_hash(bucket, key) != tree_hash:
                 raise
+
+    def pending_uploads(self, bucket: str, key: str) -> list[str]:
+        """Upload ids of the multipart uploads in progress for exactly ``key``, oldest first."""
+        answer = self.client.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        uploads = sorted((u for u in answer.get("Uploads", []) if u["Key"] == key), key=lambda u: u["Initiated"])
+        return [str(u["UploadId"]) for u in uploads]
 
     def put_small_object(self, bucket: str, key: str, body: bytes, storage_class: str, metadata: dict[str, str]) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class, Metadata=metadata,

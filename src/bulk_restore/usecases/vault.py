@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,15 +46,18 @@ from bulk_restore.adapters.glacier import ArchiveNotFound, ArchiveRefused, Glaci
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.events import VaultJobNotice, parse_vault_notice
+from bulk_restore.domain.external_sort import RUN_LINES, RunWriter, merge_runs, read_lines
 from bulk_restore.domain.model import ObjectState, RestoreJob, archive_ref, vault_link
 from bulk_restore.domain.vault import (
     ArchiveTooLarge,
     KeyFrom,
     KeyRules,
+    NamingRecord,
     VaultRowError,
     archive_key_for,
-    assign_unique_keys,
     iter_vault_inventory,
+    looks_like_dedup_key,
+    name_group,
     TransferPlan,
     TreeHashMismatch,
     VaultArchive,
@@ -66,6 +72,56 @@ logger = Logger(child=True)
 
 class InventoryFailed(Exception):
     """The vault's inventory could not be retrieved: the job fails with this reason."""
+
+
+def name_inventory(items: Iterable[VaultArchive | VaultRowError], rules: KeyRules, workdir: str,
+                   run_lines: int = RUN_LINES) -> tuple[int, int, Iterator[str]]:
+    """Name a vault's archives in flat memory, whatever its size: (archives, entries, the named
+    list's lines), one JSON line per entry: ``[archive id, unique key, fields]``, or
+    ``["", "", {"error", "raw"}]`` for an entry that is no archive.
+
+    Pass 1 (now) reads ``items`` once: each archive's key (``archive_key_for``) and its line go, as
+    ``<NamingRecord.sort_key>\\t<JSON>``, into sorted runs of ``run_lines`` in ``workdir``; the keys
+    that ``looks_like_dedup_key`` are kept (``reserved``, a few); error lines go to a file as they
+    come. Pass 2 (as the lines are read) merges the runs, names each group of archives sharing a
+    key with ``name_group`` and yields their lines in key order, then the error lines. Memory: one
+    run, then the largest group sharing a key. ``workdir`` must outlive the lines' reading."""
+    runs = RunWriter(workdir, run_lines)
+    reserved: set[str] = set()
+    errors = os.path.join(workdir, "errors")
+    archives = entries = 0
+    with open(errors, "w", encoding="utf-8", errors="surrogatepass", newline="\n") as out:
+        for entry in items:
+            entries += 1
+            if isinstance(entry, VaultArchive):
+                archives += 1
+                record = entry.naming(archive_key_for(entry, rules).key)
+                if looks_like_dedup_key(record.key):
+                    reserved.add(record.key)
+                fields = {"size": entry.size, "created": entry.creation_date, "tree_hash": entry.tree_hash, "description": entry.description}
+                runs.add(f"{record.sort_key}\t{json.dumps([record.created_at.isoformat(), fields], ensure_ascii=False)}")
+            else:
+                out.write(json.dumps(["", "", {"error": f"inventory entry {entry.index + 1}: {entry.message}", "raw": entry.raw[:200]}],
+                                     ensure_ascii=False) + "\n")
+    return archives, entries, _named_lines(merge_runs(runs.finish()), reserved, errors)
+
+
+def _named_lines(merged: Iterator[str], reserved: set[str], errors: str) -> Iterator[str]:
+    # A sort key is "<key>\0<creation time>\0<archive id>" (keys hold no control characters), so
+    # the lines of one key come together.
+    for _, group in itertools.groupby(merged, key=lambda line: line.split("\x00", 1)[0]):
+        members: list[NamingRecord] = []
+        fields: dict[int, Any] = {}
+        for line in group:
+            sort_key, payload = line.split("\t", 1)
+            key, _, archive_id = sort_key.split("\x00")
+            created, fields_of = json.loads(payload)
+            record = NamingRecord(key, datetime.fromisoformat(created), archive_id)
+            members.append(record)
+            fields[id(record)] = fields_of
+        for record, unique in name_group(members, reserved):
+            yield json.dumps([record.archive_id, unique, fields[id(record)]], ensure_ascii=False)
+    yield from read_lines(errors)
 
 
 class VaultMover:
@@ -169,29 +225,19 @@ class VaultMover:
     def name_archives(self, job: RestoreJob, inventory_job: str) -> tuple[str, int]:
         """Read the vault's inventory (streamed), name every archive (from its description, or its
         id), settle duplicate names (the oldest keeps the name), and write the list the planner
-        plans from: one JSON line per inventory entry, in inventory order. Returns (its key, entries)."""
+        plans from: one JSON line per inventory entry, archives in key order, then the entries
+        that are no archive. In flat memory (``name_inventory``: sorted runs in /tmp, merged while
+        the list is uploaded part by part). Returns (its key, entries)."""
         vault = str(job.source["vault"])
         target = job.source["target"]
         rules = KeyRules(prefix=str(target.get("prefix") or ""), key_from=KeyFrom(str(job.source.get("key_from") or "description")))
-        entries: list[VaultArchive | VaultRowError] = []
-        for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)):
-            entries.append(item.result)
-        archives = [e for e in entries if isinstance(e, VaultArchive)]
-        named = {record.archive_id: key for record, key in
-                 assign_unique_keys(a.naming(archive_key_for(a, rules).key) for a in archives)}
-        lines = []
-        for entry in entries:
-            if isinstance(entry, VaultArchive):
-                lines.append(json.dumps([entry.archive_id, named[entry.archive_id], {
-                    "size": entry.size, "created": entry.creation_date, "tree_hash": entry.tree_hash, "description": entry.description}],
-                    ensure_ascii=False))
-            else:
-                lines.append(json.dumps(["", "", {"error": f"inventory entry {entry.index + 1}: {entry.message}", "raw": entry.raw[:200]}],
-                                        ensure_ascii=False))
         key = f"vault/{job.job_id}/archives.jsonl"
-        self.s3.put_work_object(self.work_bucket, key, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
-        logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": len(archives), "entries": len(entries)})
-        return key, len(entries)
+        with tempfile.TemporaryDirectory(prefix="naming-") as workdir:
+            items = (item.result for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)))
+            archives, entries, lines = name_inventory(items, rules, workdir)
+            self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode("utf-8") for line in lines))
+        logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": archives, "entries": entries})
+        return key, entries
 
     # ---- 2. output ready ------------------------------------------------------------------
 
@@ -216,9 +262,11 @@ class VaultMover:
     def _output_ready(self, job_id: str, record: ObjectRecord, notice: VaultJobNotice) -> None:
         archive = record.archive
         if archive.get("upload"):
-            # Started already. A retrieval made again (the first output expired) resends the parts still to move.
-            if notice.succeeded and notice.job_id == archive.get("glacier_job") and notice.job_id != archive.get("ready_job"):
-                ready = self.store.mark_output_ready(job_id, record.ref, notice.job_id)
+            # Started already: by an earlier delivery of this notice, which may have died before it sent
+            # the parts; or this is the notice of a retrieval made again after the output expired. Either
+            # way the parts still to move are sent (a part already stored is not moved twice).
+            if notice.succeeded and notice.job_id == archive.get("glacier_job"):
+                ready = archive if notice.job_id == archive.get("ready_job") else self.store.mark_output_ready(job_id, record.ref, notice.job_id)
                 if ready is not None:
                     self._send_parts(job_id, record.ref, ready)
             return
@@ -241,7 +289,11 @@ class VaultMover:
             self.s3.put_small_object(record.bucket, record.key, b"", storage_class, metadata.metadata)
             self._stored(job_id, record, 0)
             return
-        upload = self.s3.begin_upload(record.bucket, record.key, storage_class, metadata.metadata)
+        # An upload a delivery of this notice began before it died (unrecorded) is taken up again, not left behind.
+        pending = self.s3.pending_uploads(record.bucket, record.key)
+        upload = pending[0] if pending else self.s3.begin_upload(record.bucket, record.key, storage_class, metadata.metadata)
+        for extra in pending[1:]:
+            self.s3.abort_upload(record.bucket, record.key, extra)
         fields = {"glacier_job": notice.job_id, "ready_job": notice.job_id, "size": notice.size, "tree_hash": notice.tree_hash.lower(), "upload": upload,
                   "part_size": plan.part_size, "parts_total": plan.part_count, "parts": {}}
         started = self.store.start_transfer(job_id, record.ref, fields)
@@ -291,8 +343,13 @@ class VaultMover:
         """Move one part of an archive (a message of the transfer queue). Raises to be retried."""
         job_id, ref, number = str(message["job_id"]), str(message["ref"]), int(message["part"])
         record = self.store.get_object(job_id, ref)
-        if record is None or record.state is not ObjectState.RESTORING or not record.archive.get("upload"):
-            return  # ended meanwhile, or a message of an upload that is no more
+        if record is not None and record.state.is_final:
+            # Stored (or failed) by an earlier delivery, which may have died before the job was
+            # evaluated: evaluate it (idempotent), or the job would wait for nothing.
+            self.notifier.evaluate(job_id)
+            return
+        if record is None or not record.archive.get("upload"):
+            return  # a message of an upload that is no more
         archive = record.archive
         if archive.get("ready_job") != archive.get("glacier_job"):
             return  # retrieved again after its output expired: the new job's notice sends the parts still to move
