@@ -271,3 +271,39 @@ def test_a_vault_without_an_inventory_yet_fails_the_job_saying_when_to_come_back
     vault.stack.drain()
     status, doc = call_api("GET", f"/jobs/{created['BulkJobId']}")
     assert doc["Status"] == "Failed" and "no inventory yet" in doc["FailureReason"] and "archives" in doc["FailureReason"]
+
+
+def test_an_output_nearing_its_24_hours_is_retrieved_again_before_it_expires_and_the_parts_go_on(vault: Vault) -> None:
+    body = _body(24 * MIB, 30)
+    archive_id = vault.upload(body)
+    job_id = vault.create([archive_id])["BulkJobId"]
+    mover = vault.stack.services().vault
+    ref = archive_ref(VAULT, archive_id)
+    renewed: list[dict[str, Any]] = []
+
+    def nineteen_hours_later() -> None:
+        record = mover.store.get_object(job_id, ref)
+        if renewed or record is None or not record.archive.get("upload"):
+            return
+        assert vault.transfer.poll_once(vault.stack.sqs) == 1  # one part moved from the first output
+        record = mover.store.get_object(job_id, ref)
+        ready_at = float(record.archive["ready_at"])
+        mover.clock = lambda: ready_at + 19 * 3600 - 1
+        mover.check(job_id, [record])  # the sweeper before the 19th hour: nothing new
+        assert "spare_job" not in mover.store.get_object(job_id, ref).archive
+        mover.clock = lambda: ready_at + 19 * 3600
+        mover.check(job_id, [mover.store.get_object(job_id, ref)])  # at the 19th hour: a spare retrieval
+        record = mover.store.get_object(job_id, ref)
+        renewed.append(record.archive)
+        assert record.archive["spare_job"] != record.archive["glacier_job"]
+        assert vault.transfer.poll_once(vault.stack.sqs) == 1  # the parts go on from the current output meanwhile
+        vault.glacier.expire_output(record.archive["glacier_job"])  # then the first output ends
+
+    vault.settle(before_transfer=nineteen_hours_later)
+    record = mover.store.get_object(job_id, ref)
+    assert record.state.value == "RESTORED"
+    assert record.archive["glacier_job"] == renewed[0]["spare_job"] and "spare_job" not in record.archive
+    assert record.archive["reinitiated"] == 1
+    jobs = [j for j in vault.client.list_jobs(vaultName=VAULT)["JobList"] if j.get("ArchiveId") == archive_id]
+    assert len(jobs) <= 2  # the first retrieval's (gone once expired) and the spare: no third one
+    assert vault.object(f"from-vault/{archive_id}")[0] == body

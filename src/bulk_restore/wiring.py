@@ -60,7 +60,8 @@ def build_services(settings: Settings) -> Services:
     if settings.transfer_queue_url:
         vaults = GlacierVaults()
         vault = VaultMover(store, s3, vaults, queues, notifier, settings.vault_topic_arn, settings.vault_part_bytes,
-                           settings.transfer_attempts, settings.restore_concurrency, work_bucket=settings.report_bucket)
+                           settings.transfer_attempts, settings.restore_concurrency, work_bucket=settings.report_bucket,
+                           time_scale=settings.time_scale)
     return Services(
         settings=settings,
         store=store,

@@ -825,10 +825,23 @@ class DynamoJobStore:
                                     "#s = :restoring AND #a.glacier_job = :old",
                                     {":new": new, ":old": old, ":zero": 0, ":one": 1, ":u": now_iso()}) is not None
 
-    def mark_output_ready(self, job_id: str, ref: str, glacier_job: str) -> dict[str, Any] | None:
+    def mark_output_ready(self, job_id: str, ref: str, glacier_job: str, at: int = 0) -> dict[str, Any] | None:
         """The archive's current retrieval job has its output ready (its notice came); the archive's fields after it."""
-        return self._archive_update(job_id, ref, "SET #a.ready_job = :g, updated_at = :u", "#s = :restoring AND #a.glacier_job = :g",
-                                    {":g": glacier_job, ":u": now_iso()})
+        return self._archive_update(job_id, ref, "SET #a.ready_job = :g, #a.ready_at = :at, updated_at = :u",
+                                    "#s = :restoring AND #a.glacier_job = :g", {":g": glacier_job, ":at": at or int(time.time()), ":u": now_iso()})
+
+    def set_spare_job(self, job_id: str, ref: str, current: str, spare: str) -> bool:
+        """A second retrieval of an archive whose current output nears its end; one at a time."""
+        return self._archive_update(job_id, ref, "SET #a.spare_job = :s, updated_at = :u",
+                                    "#s = :restoring AND #a.glacier_job = :g AND attribute_not_exists(#a.spare_job)",
+                                    {":s": spare, ":g": current, ":u": now_iso()}) is not None
+
+    def adopt_spare_job(self, job_id: str, ref: str, spare: str, at: int) -> dict[str, Any] | None:
+        """The spare retrieval's output is ready: it becomes the archive's current one (the stored parts stay)."""
+        return self._archive_update(
+            job_id, ref, "SET #a.glacier_job = :s, #a.ready_job = :s, #a.ready_at = :at, "
+            "#a.reinitiated = if_not_exists(#a.reinitiated, :zero) + :one, updated_at = :u REMOVE #a.spare_job",
+            "#s = :restoring AND #a.spare_job = :s", {":s": spare, ":at": at, ":zero": 0, ":one": 1, ":u": now_iso()})
 
     def note_attempt(self, job_id: str, ref: str, what: str) -> int:
         """Count one failed attempt at ``what`` (a part's tree hash check...) on the archive; the count after it."""

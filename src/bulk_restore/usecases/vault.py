@@ -32,7 +32,8 @@ import itertools
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -68,6 +69,9 @@ from bulk_restore.domain.vault import (
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
+
+
+RENEW_AFTER_SECONDS = 19 * 3600
 
 
 class InventoryFailed(Exception):
@@ -126,7 +130,8 @@ def _named_lines(merged: Iterator[str], reserved: set[str], errors: str) -> Iter
 
 class VaultMover:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, glacier: GlacierVaults, queues: QueueGateway, notifier: Notifier,
-                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16, work_bucket: str = ""):
+                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16, work_bucket: str = "",
+                 time_scale: float = 1.0, clock: Callable[[], float] = time.time):
         self.store = store
         self.s3 = s3
         self.glacier = glacier
@@ -137,6 +142,10 @@ class VaultMover:
         self.attempts = attempts
         self.concurrency = concurrency
         self.work_bucket = work_bucket  # the stack's report bucket: a vault job's named archive list
+        # A retrieval's output is kept 24 h: one whose parts are not all moved 19 h after it was ready
+        # is retrieved again beforehand (AWS's vault-transfer solution does the same at 19 h).
+        self.renew_after_seconds = RENEW_AFTER_SECONDS * time_scale
+        self.clock = clock
 
     # ---- 1. requested ---------------------------------------------------------------------
 
@@ -263,8 +272,14 @@ class VaultMover:
         archive = record.archive
         if archive.get("upload"):
             # Started already: by an earlier delivery of this notice, which may have died before it sent
-            # the parts; or this is the notice of a retrieval made again after the output expired. Either
-            # way the parts still to move are sent (a part already stored is not moved twice).
+            # the parts; or this is the notice of a retrieval made again after the output expired, or of
+            # the spare made before it would. Either way the parts still to move are sent (a part
+            # already stored is not moved twice).
+            if notice.succeeded and notice.job_id == archive.get("spare_job"):
+                adopted = self.store.adopt_spare_job(job_id, record.ref, notice.job_id, int(self.clock()))
+                if adopted is not None:
+                    self._send_parts(job_id, record.ref, adopted)
+                return
             if notice.succeeded and notice.job_id == archive.get("glacier_job"):
                 ready = archive if notice.job_id == archive.get("ready_job") else self.store.mark_output_ready(job_id, record.ref, notice.job_id)
                 if ready is not None:
@@ -294,7 +309,7 @@ class VaultMover:
         upload = pending[0] if pending else self.s3.begin_upload(record.bucket, record.key, storage_class, metadata.metadata)
         for extra in pending[1:]:
             self.s3.abort_upload(record.bucket, record.key, extra)
-        fields = {"glacier_job": notice.job_id, "ready_job": notice.job_id, "size": notice.size, "tree_hash": notice.tree_hash.lower(), "upload": upload,
+        fields = {"glacier_job": notice.job_id, "ready_job": notice.job_id, "ready_at": int(self.clock()), "size": notice.size, "tree_hash": notice.tree_hash.lower(), "upload": upload,
                   "part_size": plan.part_size, "parts_total": plan.part_count, "parts": {}}
         started = self.store.start_transfer(job_id, record.ref, fields)
         if started is None:  # another delivery of the notice started it
@@ -326,6 +341,8 @@ class VaultMover:
             archive = record.archive
             if archive.get("upload") and archive.get("ready_job") == archive.get("glacier_job"):
                 self._send_parts(job_id, record.ref, archive)
+                if not archive.get("spare_job") and self.clock() - float(archive.get("ready_at") or 0) >= self.renew_after_seconds:
+                    self._spare(job_id, record)
             elif archive.get("glacier_job"):
                 described = self.glacier.describe_job(archive["vault"], archive["glacier_job"])
                 if described is None:  # unknown to Glacier (expired or never made): retrieve again
@@ -336,6 +353,19 @@ class VaultMover:
                 notice = parse_vault_notice(json.dumps(described, default=str))
                 if notice is not None and described.get("Completed"):
                     self._output_ready(job_id, record, notice)
+
+    def _spare(self, job_id: str, record: ObjectRecord) -> None:
+        """A new retrieval of an archive whose output will expire before its parts are all moved;
+        the parts go on from the current output meanwhile, and from the spare's once it is ready."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        archive = record.archive
+        spare = self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
+                                                   description=f"bulk-restore {job_id}")
+        if self.store.set_spare_job(job_id, record.ref, archive["glacier_job"], spare):
+            logger.info("archive output near its 24-hour end: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"],
+                                                                                      "glacier_job": spare})
 
     # ---- 3. parts -------------------------------------------------------------------------
 
@@ -388,6 +418,8 @@ class VaultMover:
         now = self.store.get_object(job_id, record.ref)
         if job is None or now is None or now.archive.get("glacier_job") != record.archive.get("glacier_job"):
             return
+        if now.archive.get("spare_job"):
+            return  # a spare retrieval is on its way: its notice sends the parts still to move
         archive = record.archive
         new = self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
                                                  description=f"bulk-restore {job_id}")
