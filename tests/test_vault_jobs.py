@@ -307,3 +307,33 @@ def test_an_output_nearing_its_24_hours_is_retrieved_again_before_it_expires_and
     jobs = [j for j in vault.client.list_jobs(vaultName=VAULT)["JobList"] if j.get("ArchiveId") == archive_id]
     assert len(jobs) <= 2  # the first retrieval's (gone once expired) and the spare: no third one
     assert vault.object(f"from-vault/{archive_id}")[0] == body
+
+
+def test_a_filter_leaves_archives_in_the_vault_as_skipped_with_the_reason(vault: Vault) -> None:
+    small, large = vault.upload(_body(100, 40), "small.txt"), vault.upload(_body(5000, 41), "large.txt")
+    vault.glacier.take_inventory(VAULT)
+    status, created = call_api("POST", "/create-job", {
+        "vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
+        "filter": {"min_size": 1000, "created_before": "2100-01-01T00:00:00Z"}})
+    assert status == 200, created
+    job_id = created["BulkJobId"]
+    vault.stack.job_ids.append(job_id)
+    vault.settle()
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 1 and doc["Counts"]["Skipped"] == 1, doc
+    assert doc["BytesMoved"] == 5000
+    records = {r["archive"]["id"]: r for r in JobLedger.read(vault.stack, job_id).objects}
+    assert records[small]["state"] == "SKIPPED" and "fewer than the minimum of 1,000" in records[small]["reason"]
+    assert records[large]["state"] == "RESTORED"
+    assert [o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]] == ["large.txt"]
+
+
+@pytest.mark.parametrize("fields, says", [
+    ({"archives": ["A" * 20], "filter": {"min_size": 1}}, "inventory: true"),
+    ({"inventory": True, "filter": {"created_from": "2020-01-01T00:00:00"}}, "timezone"),
+    ({"inventory": True, "filter": {"min_size": 10, "max_size": 5}}, "max_size must be at least min_size"),
+])
+def test_a_bad_filter_is_refused_saying_what_to_fix(vault: Vault, fields: dict, says: str) -> None:
+    answer, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "target": {"bucket": TARGET}} | fields)
+    assert answer == 400, error
+    assert says in error["error"]["message"], error

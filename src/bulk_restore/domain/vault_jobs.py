@@ -29,6 +29,15 @@ class VaultRow:
     fields: dict[str, Any] = field(default_factory=dict)  # what else is known of it (description, size...)
 
 
+@dataclass(frozen=True, slots=True)
+class VaultSkip:
+    """An archive the job leaves in the vault (its filter said so): SKIPPED with the reason."""
+
+    line: int
+    archive_id: str
+    reason: str
+
+
 def vault_manifest_row(number: int, text: str, prefix: str = "") -> VaultRow | ManifestError | None:
     """A manifest line as an archive (named by its id under ``prefix``), an error saying what is
     wrong with it, or None for a header or an empty line."""

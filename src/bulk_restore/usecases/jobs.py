@@ -6,7 +6,7 @@ import difflib
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
@@ -73,6 +73,25 @@ class VaultTarget(BaseModel):
                            "DEEP_ARCHIVE"] = "STANDARD"
 
 
+class VaultFilter(BaseModel):
+    """``filter`` of a vault job from its inventory: which archives to move (the others SKIPPED)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    created_from: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    min_size: Annotated[int, Field(ge=0, strict=True)] = 0
+    max_size: Annotated[int | None, Field(ge=0, strict=True)] = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "VaultFilter":
+        if self.created_from and self.created_before and self.created_from >= self.created_before:
+            raise ValueError("created_from must be before created_before")
+        if self.max_size is not None and self.max_size < self.min_size:
+            raise ValueError("max_size must be at least min_size")
+        return self
+
+
 class CreateJobRequest(BaseModel):
     """The body of POST /create-job: the seed contract's fields, plus optional ones of ours.
 
@@ -109,6 +128,7 @@ class CreateJobRequest(BaseModel):
     inventory: Annotated[bool | None, Field(strict=True)] = None  # a vault job of every archive its inventory lists
     key_from: Literal["description", "archive_id"] | None = None
     max_archives: Annotated[int | None, Field(ge=1, strict=True)] = None
+    filter: VaultFilter | None = None  # with "inventory": true: by creation date and size
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -131,7 +151,7 @@ class CreateJobRequest(BaseModel):
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives", "inventory"):
+            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -144,6 +164,8 @@ class CreateJobRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
                              f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given")
+        if self.filter is not None and not self.inventory:
+            raise ValueError("filter needs the archives' creation dates and sizes, which come with the vault's inventory: add inventory: true")
         if self.key_from == "description" and not self.inventory:
             raise ValueError("key_from \"description\" needs the archives' descriptions, which come with the vault's inventory: "
                              "add inventory: true, or name archives by their ids (key_from \"archive_id\")")
@@ -184,7 +206,7 @@ class CreateJobRequest(BaseModel):
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
                               ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
-                              ("inventory", None)):
+                              ("inventory", None), ("filter", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
@@ -378,7 +400,8 @@ class JobService:
                    f"({target.storage_class}), {naming}"],
             source={"type": "vault", "vault": vault.name, "account_id": vault.account_id, "vault_arn": found["arn"],
                     "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
-                    "max_archives": request.max_archives, "inventory": bool(request.inventory)},
+                    "max_archives": request.max_archives, "inventory": bool(request.inventory),
+                    "filter": request.filter.model_dump(mode="json") if request.filter else None},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:

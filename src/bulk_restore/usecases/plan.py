@@ -31,7 +31,7 @@ from bulk_restore.domain.inventory import (
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob, vault_link
-from bulk_restore.domain.vault_jobs import VaultRow, vault_manifest_row
+from bulk_restore.domain.vault_jobs import VaultRow, VaultSkip, vault_manifest_row
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
@@ -55,7 +55,8 @@ class _Chunk:
 
     def message(self, job_id: str) -> dict[str, Any]:
         if self.vault is not None:
-            return {"job_id": job_id, "chunk": self.number, **self.vault, "archives": self.rows, "errors": self.errors}
+            return {"job_id": job_id, "chunk": self.number, **self.vault, "archives": self.rows, "errors": self.errors,
+                    **({"skipped": self.skipped} if self.skipped else {})}
         message = {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
         if self.skipped:
             message["skipped"] = self.skipped
@@ -199,6 +200,11 @@ class Planner:
                         finished = False
                         break
                 chunk = _Chunk(chunk_number, vault=vault)
+            if isinstance(row, VaultSkip):
+                chunk.skipped.append([row.line, row.archive_id, row.reason])
+                lines_this_step += 1
+                position, line_no = after, number
+                continue
             if isinstance(row, VaultRow):
                 if row.archive_id not in chunk.refs:
                     chunk.refs.add(row.archive_id)
@@ -303,7 +309,8 @@ class Planner:
                 if limit and raw.number > limit:
                     return
                 archive_id, key, fields = json.loads(raw.data)
-                row: Any = (VaultRow(raw.number, archive_id, key, fields) if archive_id
+                row: Any = (VaultSkip(raw.number, archive_id, str(fields["skip"])) if "skip" in fields
+                            else VaultRow(raw.number, archive_id, key, fields) if archive_id
                             else ManifestError(raw.number, str(fields.get("error")), str(fields.get("raw", ""))))
                 yield raw.number, row, {"byte_offset": raw.end_offset, "cursor": dict(start.cursor)}, ""
             return

@@ -92,7 +92,9 @@ class RestoreWorker:
         vault, bucket = str(message["vault"]), str(message["bucket"])
         archives = [(int(line), str(archive_id), str(key), dict(extra or {})) for line, archive_id, key, extra in message["archives"]]
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
-        refs = [archive_ref(vault, archive_id) for _, archive_id, _, _ in archives] + [e.ref for e in errors]
+        skipped = [(int(line), str(archive_id), str(reason)) for line, archive_id, reason in message.get("skipped", [])]
+        refs = ([archive_ref(vault, archive_id) for _, archive_id, _, _ in archives] + [e.ref for e in errors]
+                + [archive_ref(vault, archive_id) for _, archive_id, _ in skipped])
         job, done, existing = self.store.chunk_state(job_id, chunk, refs)
         if job is None:
             logger.warning("vault chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
@@ -107,6 +109,9 @@ class RestoreWorker:
             ]
             records += [ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
                         for e in errors if e.ref not in existing]
+            records += [ObjectRecord(job_id, archive_ref(vault, archive_id), bucket, "", None, ObjectState.SKIPPED, reason, line, now_iso(),
+                                     {"id": archive_id, "vault": vault})
+                        for line, archive_id, reason in skipped if archive_ref(vault, archive_id) not in existing]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
             logger.info("vault chunk accounted", extra={"job_id": job_id, "chunk": chunk, "archives": len(records), "applied": applied})
             todo = [r for r in records if r.ref not in taken] if applied else []

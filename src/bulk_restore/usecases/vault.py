@@ -50,6 +50,7 @@ from bulk_restore.domain.events import VaultJobNotice, parse_vault_notice
 from bulk_restore.domain.external_sort import RUN_LINES, RunWriter, merge_runs, read_lines
 from bulk_restore.domain.model import ObjectState, RestoreJob, archive_ref, vault_link
 from bulk_restore.domain.vault import (
+    ArchiveFilter,
     ArchiveTooLarge,
     KeyFrom,
     KeyRules,
@@ -72,6 +73,15 @@ logger = Logger(child=True)
 
 
 RENEW_AFTER_SECONDS = 19 * 3600
+
+
+def archive_filter(spec: dict[str, Any] | None) -> ArchiveFilter | None:
+    """The job's ``filter`` (created_from, created_before: ISO 8601; min_size, max_size: bytes)."""
+    if not spec:
+        return None
+    when = {name: datetime.fromisoformat(str(spec[name]).replace("Z", "+00:00")) for name in ("created_from", "created_before") if spec.get(name)}
+    return ArchiveFilter(**when, min_size=int(spec.get("min_size") or 0),
+                         max_size=int(spec["max_size"]) if spec.get("max_size") is not None else None)
 
 
 class InventoryFailed(Exception):
@@ -241,10 +251,23 @@ class VaultMover:
         target = job.source["target"]
         rules = KeyRules(prefix=str(target.get("prefix") or ""), key_from=KeyFrom(str(job.source.get("key_from") or "description")))
         key = f"vault/{job.job_id}/archives.jsonl"
+        chosen = archive_filter(job.source.get("filter"))
         with tempfile.TemporaryDirectory(prefix="naming-") as workdir:
-            items = (item.result for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)))
-            archives, entries, lines = name_inventory(items, rules, workdir)
-            self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode("utf-8") for line in lines))
+            left_out = os.path.join(workdir, "left-out")
+            with open(left_out, "w", encoding="utf-8", errors="surrogatepass", newline="\n") as skipped:
+                def selected() -> Iterator[VaultArchive | VaultRowError]:
+                    for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)):
+                        entry = item.result
+                        reason = chosen.exclusion(entry) if chosen is not None and isinstance(entry, VaultArchive) else None
+                        if reason is None:
+                            yield entry
+                        else:  # left out by the job's filter: SKIPPED with the reason, never named
+                            skipped.write(json.dumps([entry.archive_id, "", {"skip": f"left out by the filter: {reason}"}]) + "\n")
+
+                archives, entries, lines = name_inventory(selected(), rules, workdir)
+            with open(left_out, encoding="utf-8", errors="surrogatepass") as skipped_lines:
+                everything = itertools.chain(lines, (line.rstrip("\n") for line in skipped_lines))
+                self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode("utf-8") for line in everything))
         logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": archives, "entries": entries})
         return key, entries
 
