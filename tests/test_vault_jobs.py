@@ -340,3 +340,35 @@ def test_a_bad_filter_is_refused_saying_what_to_fix(vault: Vault, fields: dict, 
     answer, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "target": {"bucket": TARGET}} | fields)
     assert answer == 400, error
     assert says in error["error"]["message"], error
+
+
+def test_a_daily_byte_quota_paces_retrievals_and_the_next_day_goes_on(vault: Vault) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ids = [vault.upload(_body(100, 100 + n), f"small/{n:03d}.bin") for n in range(200)]  # three chunks of up to 98
+    vault.glacier.take_inventory(VAULT)
+    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
+                                                        "max_bytes_per_day": 10_000})
+    assert status == 200, created
+    job_id = created["BulkJobId"]
+    vault.stack.job_ids.append(job_id)
+    planner = vault.stack.services().planner
+    today = datetime.now(UTC)
+    planner.now = lambda: today
+    vault.settle()
+    # Day one: chunks went out while under 10,000 bytes (98 archives of 100 bytes, then 98 more), then planning paused
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Restoring" and doc["Counts"]["Restored"] == 196 and doc["BytesMoved"] == 19_600, doc
+    job = vault.stack.services().store.get_job(job_id)
+    assert job.planning.cursor["paused_until"] == (datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), UTC)).isoformat()
+    # A step asked again the same day (the sweeper re-asks stalled planning) does nothing
+    vault.stack.services().queues.send_plan_step(job_id, job.planning.step)
+    vault.settle()
+    assert call_api("GET", f"/jobs/{job_id}")[1]["Counts"]["Restored"] == 196
+    # The next UTC day, the next ask goes on
+    planner.now = lambda: today + timedelta(days=1)
+    vault.stack.services().queues.send_plan_step(job_id, job.planning.step)
+    vault.settle()
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 200 and doc["BytesMoved"] == 20_000, doc
+    assert len(vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == len(ids)

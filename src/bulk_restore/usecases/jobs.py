@@ -129,6 +129,7 @@ class CreateJobRequest(BaseModel):
     key_from: Literal["description", "archive_id"] | None = None
     max_archives: Annotated[int | None, Field(ge=1, strict=True)] = None
     filter: VaultFilter | None = None  # with "inventory": true: by creation date and size
+    max_bytes_per_day: Annotated[int | None, Field(ge=1, strict=True)] = None  # with "inventory": true: a daily retrieval quota
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -151,7 +152,7 @@ class CreateJobRequest(BaseModel):
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter"):
+            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -164,6 +165,8 @@ class CreateJobRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
                              f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given")
+        if self.max_bytes_per_day is not None and not self.inventory:
+            raise ValueError("max_bytes_per_day needs the archives' sizes, which come with the vault's inventory: add inventory: true")
         if self.filter is not None and not self.inventory:
             raise ValueError("filter needs the archives' creation dates and sizes, which come with the vault's inventory: add inventory: true")
         if self.key_from == "description" and not self.inventory:
@@ -206,7 +209,7 @@ class CreateJobRequest(BaseModel):
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
                               ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
-                              ("inventory", None), ("filter", None)):
+                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
@@ -401,7 +404,8 @@ class JobService:
             source={"type": "vault", "vault": vault.name, "account_id": vault.account_id, "vault_arn": found["arn"],
                     "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
                     "max_archives": request.max_archives, "inventory": bool(request.inventory),
-                    "filter": request.filter.model_dump(mode="json") if request.filter else None},
+                    "filter": request.filter.model_dump(mode="json") if request.filter else None,
+                    "max_bytes_per_day": request.max_bytes_per_day},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,6 +78,7 @@ class Planner:
         self.manage_eventbridge = manage_eventbridge
         self.batch = batch
         self.vault = vault
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def run_step(self, job_id: str, step: int, remaining_ms: Callable[[], int]) -> None:
         job = self.store.get_job(job_id)
@@ -96,6 +99,9 @@ class Planner:
             if step < job.planning.step:
                 self.queues.send_plan_step(job_id, job.planning.step)
             return
+        paused_until = job.planning.cursor.get("paused_until")
+        if paused_until and self.now() < datetime.fromisoformat(str(paused_until)):
+            return  # the day's byte quota is used; the next day's first ask goes on
         if job.is_vault and job.source.get("inventory") and not job.planning.cursor.get("named") and self.vault is not None:
             self._vault_inventory_step(job, step)
             return
@@ -111,6 +117,11 @@ class Planner:
             return
         if not self.store.save_planning(job_id, step, planning):
             logger.info("another planner moved this job on", extra={"job_id": job_id, "step": step})
+            return
+        if planning.cursor.get("paused_until"):
+            # The day's byte quota is used: the sweeper asks for this step again (stalled planning)
+            # until the next UTC day begins.
+            logger.info("planning paused by the daily byte quota", extra={"job_id": job_id, "until": planning.cursor["paused_until"]})
             return
         logger.info(
             "plan step done",
@@ -186,6 +197,12 @@ class Planner:
 
         source = job.source_type
         vault = {"vault": str(job.source["vault"]), "bucket": str(job.source["target"]["bucket"])} if job.is_vault else None
+        # A vault job's daily byte quota: chunks go out while the day's bytes are under it (checked
+        # between chunks, so a day may pass it by one chunk's archives), then planning pauses to the next UTC day.
+        quota = int(job.source.get("max_bytes_per_day") or 0) if vault is not None else 0
+        today = self.now().date().isoformat()
+        day_bytes = int(start.cursor.get("day_bytes") or 0) if start.cursor.get("day") == today else 0
+        paused = False
         if vault is not None and vault_link(vault["vault"]) not in buckets:
             self._register_bucket(job.job_id, vault_link(vault["vault"]), eventbridge=False)  # its notices find the job
             buckets.append(vault_link(vault["vault"]))
@@ -196,9 +213,15 @@ class Planner:
             if chunk is None or chunk_number != chunk.number:
                 if chunk is not None:
                     flush(chunk)
+                    if quota and day_bytes >= quota:
+                        finished, paused = False, True
+                        break
                     if lines_this_step >= self.lines_per_step or remaining_ms() < self.reserve_ms:
                         finished = False
                         break
+                elif quota and day_bytes >= quota:  # the day's quota was used before this step
+                    finished, paused = False, True
+                    break
                 chunk = _Chunk(chunk_number, vault=vault)
             if isinstance(row, VaultSkip):
                 chunk.skipped.append([row.line, row.archive_id, row.reason])
@@ -209,6 +232,7 @@ class Planner:
                 if row.archive_id not in chunk.refs:
                     chunk.refs.add(row.archive_id)
                     chunk.rows.append([row.line, row.archive_id, row.key, row.fields])
+                    day_bytes += int(row.fields.get("size") or 0)
                 lines_this_step += 1
                 position, line_no = after, number
                 continue
@@ -236,10 +260,16 @@ class Planner:
             if chunk is not None:
                 flush(chunk)
         self._send(job, outgoing, sent)
+        cursor = dict(position.get("cursor") or {})
+        if quota:
+            cursor.pop("paused_until", None)
+            cursor |= {"day": today, "day_bytes": day_bytes}
+            if paused:
+                cursor["paused_until"] = (datetime.combine(self.now().date() + timedelta(days=1), dt_time(0), UTC)).isoformat()
         return replace(
             start,
             byte_offset=int(position.get("byte_offset", start.byte_offset)),
-            cursor=dict(position.get("cursor") or {}),
+            cursor=cursor,
             lines_read=line_no,
             chunks_emitted=chunks_emitted,
             step=start.step + 1,
