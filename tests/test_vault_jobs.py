@@ -372,3 +372,21 @@ def test_a_daily_byte_quota_paces_retrievals_and_the_next_day_goes_on(vault: Vau
     status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 200 and doc["BytesMoved"] == 20_000, doc
     assert len(vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == len(ids)
+
+
+def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming_its_line(vault: Vault) -> None:
+    renamed, kept = vault.upload(_body(300, 50), "scan-0001.tif"), vault.upload(_body(400, 51), "scan-0002.tif")
+    vault.glacier.take_inventory(VAULT)
+    bucket, key = vault.stack.put_manifest_bytes(f"archive_id,key\n{renamed},Family/Grandma 1962.tif\n".encode(), "names.csv")
+    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
+                                                        "overrides": {"bucket": bucket, "key": key}})
+    assert status == 200, created
+    vault.stack.job_ids.append(created["BulkJobId"])
+    vault.settle()
+    assert vault.object("Family/Grandma 1962.tif")[0] == _body(300, 50)
+    assert vault.object("scan-0002.tif")[0] == _body(400, 51)  # not listed: named from its description
+    assert kept
+    bad_bucket, bad_key = vault.stack.put_manifest_bytes(b"archive_id,key\nnot an id!,x.tif\n", "bad-names.csv")
+    status, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
+                                                      "overrides": {"bucket": bad_bucket, "key": bad_key}})
+    assert status == 422 and "line 2" in error["error"]["message"] and "archive id" in error["error"]["message"], error

@@ -28,6 +28,7 @@ from bulk_restore.domain.inventory import parse_manifest as parse_inventory_mani
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectState, RestoreJob, Tier, is_job_id
 from bulk_restore.domain.progress import reported_percent
+from bulk_restore.domain.vault import read_name_overrides
 from bulk_restore.domain.vault_jobs import MAX_INLINE_ARCHIVES
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
@@ -71,6 +72,15 @@ class VaultTarget(BaseModel):
     prefix: Annotated[str, Field(max_length=512)] = ""
     storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER",
                            "DEEP_ARCHIVE"] = "STANDARD"
+
+
+class ObjectLocation(BaseModel):
+    """An object of the manifest bucket (a vault job's names CSV)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
+    key: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class VaultFilter(BaseModel):
@@ -130,6 +140,7 @@ class CreateJobRequest(BaseModel):
     max_archives: Annotated[int | None, Field(ge=1, strict=True)] = None
     filter: VaultFilter | None = None  # with "inventory": true: by creation date and size
     max_bytes_per_day: Annotated[int | None, Field(ge=1, strict=True)] = None  # with "inventory": true: a daily retrieval quota
+    overrides: ObjectLocation | None = None  # with "inventory": true: a CSV of archive_id,key naming archives
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -152,7 +163,7 @@ class CreateJobRequest(BaseModel):
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day"):
+            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day", "overrides"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -165,6 +176,8 @@ class CreateJobRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
                              f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given")
+        if self.overrides is not None and not self.inventory:
+            raise ValueError("overrides names archives of the vault's inventory: add inventory: true (or name archives by id)")
         if self.max_bytes_per_day is not None and not self.inventory:
             raise ValueError("max_bytes_per_day needs the archives' sizes, which come with the vault's inventory: add inventory: true")
         if self.filter is not None and not self.inventory:
@@ -209,7 +222,7 @@ class CreateJobRequest(BaseModel):
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
                               ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
-                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None)):
+                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None), ("overrides", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         return doc
@@ -387,6 +400,7 @@ class JobService:
         location = ManifestLocation("", "")
         if request.bucket is not None and request.key is not None:
             location, _ = self.s3.inspect_manifest(request.bucket, request.key)
+        overrides = self._check_overrides(request.overrides) if request.overrides is not None else None
         stamp = now_iso()
         count = len(request.archives) if request.archives is not None else None
         key_from = request.key_from or ("description" if request.inventory else "archive_id")
@@ -405,13 +419,24 @@ class JobService:
                     "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
                     "max_archives": request.max_archives, "inventory": bool(request.inventory),
                     "filter": request.filter.model_dump(mode="json") if request.filter else None,
-                    "max_bytes_per_day": request.max_bytes_per_day},
+                    "max_bytes_per_day": request.max_bytes_per_day, "overrides": overrides},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:
             job = self._repeated(keys, request) or job
         self._ensure_planning(job)
         return job, created
+
+    def _check_overrides(self, where: ObjectLocation) -> dict[str, Any]:
+        """Read a names CSV whole and check every row: a bad one is a 422 that names its line."""
+        self.s3.check_manifest_location(where.bucket)
+        location, _ = self.s3.inspect_manifest(where.bucket, where.key)
+        overrides, errors = read_name_overrides(self.s3.stream_manifest(location, 0))
+        if errors:
+            shown = "; ".join(f"line {e.line}: {e.message}" for e in errors[:5])
+            raise ManifestUnreadable(f"the names CSV s3://{where.bucket}/{where.key} has {len(errors)} bad rows: {shown}",
+                                     {"bucket": where.bucket, "key": where.key, "bad_rows": len(errors)})
+        return {"bucket": location.bucket, "key": location.key, "etag": location.etag, "size": location.size, "names": len(overrides)}
 
     def _create_from_inventory(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
         """A job whose objects are an S3 Inventory report's archived ones: its manifest.json is read

@@ -33,7 +33,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -48,7 +48,7 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.events import VaultJobNotice, parse_vault_notice
 from bulk_restore.domain.external_sort import RUN_LINES, RunWriter, merge_runs, read_lines
-from bulk_restore.domain.model import ObjectState, RestoreJob, archive_ref, vault_link
+from bulk_restore.domain.model import ManifestLocation, ObjectState, RestoreJob, archive_ref, vault_link
 from bulk_restore.domain.vault import (
     ArchiveFilter,
     ArchiveTooLarge,
@@ -57,6 +57,7 @@ from bulk_restore.domain.vault import (
     NamingRecord,
     VaultRowError,
     archive_key_for,
+    read_name_overrides,
     iter_vault_inventory,
     looks_like_dedup_key,
     name_group,
@@ -89,7 +90,7 @@ class InventoryFailed(Exception):
 
 
 def name_inventory(items: Iterable[VaultArchive | VaultRowError], rules: KeyRules, workdir: str,
-                   run_lines: int = RUN_LINES) -> tuple[int, int, Iterator[str]]:
+                   run_lines: int = RUN_LINES, overrides: Mapping[str, str] | None = None) -> tuple[int, int, Iterator[str]]:
     """Name a vault's archives in flat memory, whatever its size: (archives, entries, the named
     list's lines), one JSON line per entry: ``[archive id, unique key, fields]``, or
     ``["", "", {"error", "raw"}]`` for an entry that is no archive.
@@ -109,7 +110,7 @@ def name_inventory(items: Iterable[VaultArchive | VaultRowError], rules: KeyRule
             entries += 1
             if isinstance(entry, VaultArchive):
                 archives += 1
-                record = entry.naming(archive_key_for(entry, rules).key)
+                record = entry.naming(archive_key_for(entry, rules, overrides).key)
                 if looks_like_dedup_key(record.key):
                     reserved.add(record.key)
                 fields = {"size": entry.size, "created": entry.creation_date, "tree_hash": entry.tree_hash, "description": entry.description}
@@ -264,12 +265,21 @@ class VaultMover:
                         else:  # left out by the job's filter: SKIPPED with the reason, never named
                             skipped.write(json.dumps([entry.archive_id, "", {"skip": f"left out by the filter: {reason}"}]) + "\n")
 
-                archives, entries, lines = name_inventory(selected(), rules, workdir)
+                archives, entries, lines = name_inventory(selected(), rules, workdir, overrides=self._overrides(job))
             with open(left_out, encoding="utf-8", errors="surrogatepass") as skipped_lines:
                 everything = itertools.chain(lines, (line.rstrip("\n") for line in skipped_lines))
                 self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode("utf-8") for line in everything))
         logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": archives, "entries": entries})
         return key, entries
+
+    def _overrides(self, job: RestoreJob) -> dict[str, str] | None:
+        """The job's names CSV (archive id -> key), read again as checked at create (same ETag)."""
+        spec = job.source.get("overrides")
+        if not spec:
+            return None
+        location = ManifestLocation(str(spec["bucket"]), str(spec["key"]), str(spec.get("etag") or ""), int(spec.get("size") or 0))
+        overrides, _ = read_name_overrides(self.s3.stream_manifest(location, 0))
+        return overrides
 
     # ---- 2. output ready ------------------------------------------------------------------
 
