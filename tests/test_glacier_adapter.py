@@ -7,7 +7,6 @@ the emulator's clock. Tree hashes are checked against botocore.utils.calculate_t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from bulk_restore.adapters.glacier import ArchiveNotFound, ArchiveRefused, Glaci
 from bulk_restore.domain.outcomes import RetryLater
 from bulk_restore.domain.vault import MIB, TreeHashMismatch, VaultArchive, iter_vault_inventory
 from bulk_restore.local.glacier import GlacierEmulator
+from support.glacier_data import FakeClock, data_of
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -31,19 +31,6 @@ T0 = dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=dt.UTC)
 DURATIONS = {"Expedited": 60.0, "Standard": 3600.0, "Bulk": 7200.0, "inventory": 1800.0}
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 SIZE = 3 * MIB + 5
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def data_of(size: int, seed: int = 0) -> bytes:
-    """Deterministic test bytes (distinct per MiB)."""
-    return b"".join(hashlib.shake_256(b"%d:%d" % (seed, k)).digest(min(MIB, size - k * MIB)) for k in range(-(-size // MIB)))
 
 
 def botocore_tree_hash(data: bytes) -> str:

@@ -36,24 +36,12 @@ from bulk_restore.local.glacier import (
 )
 
 from support.endpoint import endpoint_client
+from support.glacier_data import FakeClock, data_of
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 T0 = dt.datetime(2026, 1, 5, 12, 0, 0, tzinfo=dt.UTC)
 DURATIONS = {"Expedited": 60.0, "Standard": 3600.0, "Bulk": 7200.0, "inventory": 1800.0}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def data_of(size: int, seed: int = 0) -> bytes:
-    """Deterministic test bytes (distinct per MiB)."""
-    return b"".join(hashlib.shake_256(b"%d:%d" % (seed, k)).digest(min(MiB, size - k * MiB)) for k in range(-(-size // MiB)))
 
 
 def error_of(call: Callable[[], Any]) -> tuple[int, str, str]:
