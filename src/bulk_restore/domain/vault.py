@@ -86,7 +86,7 @@ SPLIT_OBJECT_BYTES = 4 * TIB  # the largest power of two MiB within S3's object 
 EMPTY_TREE_HASH = hashlib.sha256(b"").hexdigest()
 
 _HEX64_RE = re.compile(r"[0-9a-fA-F]{64}")
-_ARCHIVE_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,1024}")
+ARCHIVE_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,1024}")
 
 
 # ---- errors -------------------------------------------------------------------------------------
@@ -828,7 +828,7 @@ def iter_name_overrides(blocks: Iterable[bytes]) -> Iterator[NameOverride | Over
         archive_id, key = fields[0].strip(), fields[1]
         if not archive_id and not key.strip():
             continue
-        if not _ARCHIVE_ID_RE.fullmatch(archive_id):
+        if not ARCHIVE_ID_RE.fullmatch(archive_id):
             yield OverrideError(raw.number, f"{archive_id[:80]!r} is not a Glacier archive id (letters, digits, - and _)", preview)
             continue
         if not clean_name(key):
@@ -1036,7 +1036,7 @@ def _build_archive(
     def error(message: str) -> VaultRowError:
         return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): {message}: no archive can be moved from this entry", raw[:200])
 
-    if not isinstance(archive_id, str) or not _ARCHIVE_ID_RE.fullmatch(archive_id):
+    if not isinstance(archive_id, str) or not ARCHIVE_ID_RE.fullmatch(archive_id):
         return error(f"ArchiveId {str(archive_id)[:60]!r} is not a Glacier archive id")
     if description is None:
         description = ""
@@ -1108,7 +1108,7 @@ def _csv_row(index: int, offset: int, data: bytes) -> VaultArchive | VaultRowErr
         return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): expected 5 columns ({','.join(CSV_COLUMNS)}): no archive can be moved from this entry", text[:200])
     description, created, size, tree = rest
     archive_id = _unquote(text[:first])
-    if not description_valid and not _ARCHIVE_ID_RE.fullmatch(archive_id):
+    if not description_valid and not ARCHIVE_ID_RE.fullmatch(archive_id):
         return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): the row is not valid UTF-8", text[:200])
     return _build_archive(index, offset, archive_id, _unquote_description(description), _unquote(created), _unquote(size), _unquote(tree), text, description_valid)
 

@@ -3,14 +3,12 @@ a manifest (the first column of a CSV, as a vault inventory's CSV has it), each 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulk_restore.domain.model import ManifestError
-from bulk_restore.domain.vault import KeyFrom, KeyRules, archive_key
+from bulk_restore.domain.vault import ARCHIVE_ID_RE, KeyFrom, KeyRules, archive_key
 
-ARCHIVE_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,1024}")
 MAX_INLINE_ARCHIVES = 1000  # ids in the create-job request itself; more go in a manifest
 _HEADERS = {"archiveid", "archive_id", "archive id"}
 

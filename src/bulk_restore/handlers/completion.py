@@ -62,15 +62,14 @@ def _vault_notices(notices: list[tuple[str, VaultJobNotice]]) -> list[dict[str, 
     if mover is None:
         logger.warning("Glacier job notices, but this stack moves no vaults", extra={"notices": len(notices)})
         return []
-    failures = []
-    for message_id, notice in notices:  # one at a time: a failed one is retried alone
-        try:
-            for job_id in sorted(mover.on_notices([notice])):
-                services().notifier.evaluate(job_id)
-        except Exception:
-            logger.exception("Glacier job notice not applied; it will be retried", extra={"glacier_job": notice.job_id})
-            failures.append({"itemIdentifier": message_id})
-    return failures
+    touched, failed = mover.on_notices([notice for _, notice in notices])
+    try:
+        for job_id in sorted(touched):
+            services().notifier.evaluate(job_id)
+    except Exception:
+        logger.exception("jobs of Glacier notices not evaluated; the notices will be retried", extra={"jobs": len(touched)})
+        return [{"itemIdentifier": message_id} for message_id, _ in notices]
+    return [{"itemIdentifier": message_id} for message_id, notice in notices if any(notice is f for f in failed)]
 
 
 def _batch_status(status: BatchStatusChanged) -> bool:

@@ -1750,6 +1750,16 @@ class GlacierEmulator:
         except ValueError as exc:
             raise _invalid(f"Invalid marker: {raw}") from exc
 
+    @classmethod
+    def _page(cls, items: Iterable[tuple[int, Any]], limit: int, kind: str, document: Callable[[Any], Any]) -> tuple[list[Any], str | None]:
+        """Up to ``limit`` documents of (seq, item) pairs, and the marker of the next item when there is one."""
+        listed: list[Any] = []
+        for seq, item in items:
+            if len(listed) == limit:
+                return listed, cls._make_marker(kind, seq)
+            listed.append(document(item))
+        return listed, None
+
     @staticmethod
     def _make_marker(kind: str, seq: int) -> str:
         return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode("ascii").rstrip("=")
@@ -2239,12 +2249,7 @@ class GlacierEmulator:
         start = self._marker(request.param("marker"), "upload")
         with self._lock:
             vault = self._vault(request)
-            listed, marker = [], None
-            for seq, upload in vault.uploads.iter_from(start):
-                if len(listed) == limit:
-                    marker = self._make_marker("upload", seq)
-                    break
-                listed.append(self._upload_document(upload))
+            listed, marker = self._page(vault.uploads.iter_from(start), limit, "upload", self._upload_document)
         return self._json(200, {"UploadsList": listed, "Marker": marker})
 
     # ---- jobs ----------------------------------------------------------------------------------
@@ -2440,14 +2445,8 @@ class GlacierEmulator:
                 sources = [indexes["all"]]
             merged = heapq.merge(*(index.iter_from(start) for index in sources), key=lambda item: item[0])
             now = self.clock()
-            listed, marker = [], None
-            for seq, job in merged:
-                if job.expires is not None and job.expires <= now:
-                    continue
-                if len(listed) == limit:
-                    marker = self._make_marker("job", seq)
-                    break
-                listed.append(self._describe(job))
+            live = ((seq, job) for seq, job in merged if job.expires is None or job.expires > now)
+            listed, marker = self._page(live, limit, "job", self._describe)
         return self._json(200, {"JobList": listed, "Marker": marker})
 
     def _op_GetJobOutput(self, request: _Request) -> Answer:

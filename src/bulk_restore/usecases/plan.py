@@ -139,8 +139,7 @@ class Planner:
         The step after the retrieval is asked for by the inventory's notice (or the sweeper)."""
         assert self.vault is not None
         vault = str(job.source["vault"])
-        if vault_link(vault) not in job.planning.buckets:
-            self._register_bucket(job.job_id, vault_link(vault), eventbridge=False)  # the inventory's notice finds the job
+        self._register_vault(job.job_id, vault, list(job.planning.buckets))  # the inventory's notice finds the job
         try:
             cursor = self.vault.inventory_step(job)
         except InventoryFailed as exc:
@@ -203,9 +202,8 @@ class Planner:
         today = self.now().date().isoformat()
         day_bytes = int(start.cursor.get("day_bytes") or 0) if start.cursor.get("day") == today else 0
         paused = False
-        if vault is not None and vault_link(vault["vault"]) not in buckets:
-            self._register_bucket(job.job_id, vault_link(vault["vault"]), eventbridge=False)  # its notices find the job
-            buckets.append(vault_link(vault["vault"]))
+        if vault is not None:
+            self._register_vault(job.job_id, vault["vault"], buckets)  # its notices find the job
         rows = (self._vault_rows(job) if vault is not None else self._inventory_rows(job) if inventory
                 else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job))
         for number, row, after, kind in rows:
@@ -400,6 +398,12 @@ class Planner:
         self.queues.send_chunks(outgoing)
         sent.extend(int(message["chunk"]) for message in outgoing)
         outgoing.clear()
+
+    def _register_vault(self, job_id: str, vault: str, buckets: list[str]) -> None:
+        """Link the job to its vault, once (``buckets``: the links made so far, extended): Glacier's notices find it."""
+        if vault_link(vault) not in buckets:
+            self._register_bucket(job_id, vault_link(vault), eventbridge=False)
+            buckets.append(vault_link(vault))
 
     def _register_bucket(self, job_id: str, bucket: str, eventbridge: bool = True) -> None:
         """Before the first restore in a bucket: completion events must find this job, and must be sent."""

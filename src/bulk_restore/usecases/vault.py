@@ -160,6 +160,11 @@ class VaultMover:
 
     # ---- 1. requested ---------------------------------------------------------------------
 
+    def _retrieve(self, job: RestoreJob, archive: dict[str, Any]) -> str:
+        """InitiateJob for an archive at the job's tier, notifying the stack's vault topic; the Glacier job id."""
+        return self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
+                                                  description=f"bulk-restore {job.job_id}")
+
     def request(self, job: RestoreJob, records: Iterable[ObjectRecord]) -> None:
         """Initiate a retrieval job for each RESTORING archive that has none yet."""
         todo = [r for r in records if r.state is ObjectState.RESTORING and not r.archive.get("glacier_job") and not r.archive.get("upload")]
@@ -169,9 +174,7 @@ class VaultMover:
         def one(record: ObjectRecord) -> tuple[ObjectRecord, str]:
             archive = record.archive
             try:
-                glacier_job = self.glacier.initiate_with_retries(
-                    archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
-                    description=f"bulk-restore {job.job_id}")
+                glacier_job = self._retrieve(job, archive)
             except ArchiveNotFound:
                 return record, "the archive is not in the vault (ResourceNotFoundException)"
             except ArchiveRefused as exc:
@@ -223,10 +226,10 @@ class VaultMover:
         key, count = self.name_archives(job, str(cursor["inventory_job"]))
         return {"named": key, "archives": count}
 
-    def on_inventory_notice(self, notice: VaultJobNotice) -> set[str]:
-        """An inventory retrieval finished: the job waiting for it plans its next step now."""
+    def on_inventory_notice(self, notice: VaultJobNotice, job_ids: Iterable[str]) -> set[str]:
+        """An inventory retrieval finished: the job waiting for it (among ``job_ids``, the vault's) plans its next step now."""
         touched = set()
-        for job_id in self.store.jobs_for_bucket(vault_link(notice.vault)):
+        for job_id in job_ids:
             job = self.store.get_job(job_id)
             if job is None or not job.is_vault or job.planning.cursor.get("inventory_job") != notice.job_id:
                 continue
@@ -283,22 +286,30 @@ class VaultMover:
 
     # ---- 2. output ready ------------------------------------------------------------------
 
-    def on_notices(self, notices: list[VaultJobNotice]) -> set[str]:
-        """Apply archive-retrieval notices; the jobs they concern."""
+    def on_notices(self, notices: list[VaultJobNotice]) -> tuple[set[str], list[VaultJobNotice]]:
+        """Apply a batch of vault job notices (the vaults' jobs read once per batch): the jobs they
+        concern, and the notices that failed (each applied alone, so one failure retries only itself)."""
         touched: set[str] = set()
+        failed: list[VaultJobNotice] = []
         links = {vault: self.store.jobs_for_bucket(vault_link(vault)) for vault in {n.vault for n in notices}}
         for notice in notices:
-            if notice.action == "InventoryRetrieval":
-                touched |= self.on_inventory_notice(notice)
+            try:
+                touched |= self._on_notice(notice, links[notice.vault])
+            except Exception:
+                logger.exception("Glacier job notice not applied; it will be retried", extra={"glacier_job": notice.job_id})
+                failed.append(notice)
+        return touched, failed
+
+    def _on_notice(self, notice: VaultJobNotice, job_ids: Iterable[str]) -> set[str]:
+        if notice.action == "InventoryRetrieval":
+            return self.on_inventory_notice(notice, job_ids)
+        touched = set()
+        for job_id in job_ids:
+            record = self.store.get_object(job_id, archive_ref(notice.vault, notice.archive_id))
+            if record is None or record.state is not ObjectState.RESTORING:
                 continue
-            if notice.action != "ArchiveRetrieval":
-                continue
-            for job_id in links[notice.vault]:
-                record = self.store.get_object(job_id, archive_ref(notice.vault, notice.archive_id))
-                if record is None or record.state is not ObjectState.RESTORING:
-                    continue
-                touched.add(job_id)
-                self._output_ready(job_id, record, notice)
+            touched.add(job_id)
+            self._output_ready(job_id, record, notice)
         return touched
 
     def _output_ready(self, job_id: str, record: ObjectRecord, notice: VaultJobNotice) -> None:
@@ -394,8 +405,7 @@ class VaultMover:
         if job is None:
             return
         archive = record.archive
-        spare = self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
-                                                   description=f"bulk-restore {job_id}")
+        spare = self._retrieve(job, archive)
         if self.store.set_spare_job(job_id, record.ref, archive["glacier_job"], spare):
             logger.info("archive output near its 24-hour end: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"],
                                                                                       "glacier_job": spare})
@@ -454,8 +464,7 @@ class VaultMover:
         if now.archive.get("spare_job"):
             return  # a spare retrieval is on its way: its notice sends the parts still to move
         archive = record.archive
-        new = self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
-                                                 description=f"bulk-restore {job_id}")
+        new = self._retrieve(job, archive)
         if self.store.switch_glacier_job(job_id, record.ref, archive["glacier_job"], new):
             logger.info("archive output expired: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"], "glacier_job": new})
 
