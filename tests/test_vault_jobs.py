@@ -390,3 +390,11 @@ def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming
     status, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
                                                       "overrides": {"bucket": bad_bucket, "key": bad_key}})
     assert status == 422 and "line 2" in error["error"]["message"] and "archive id" in error["error"]["message"], error
+
+
+def test_each_object_names_the_vault_it_came_from(vault: Vault) -> None:
+    archive_id = vault.upload(b"from the old vault")
+    vault.create([archive_id])
+    vault.settle()
+    arn = vault.client.describe_vault(vaultName=VAULT)["VaultARN"]
+    assert vault.object(f"from-vault/{archive_id}")[1]["glacier-vault-arn"] == arn

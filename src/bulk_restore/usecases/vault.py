@@ -342,7 +342,7 @@ class VaultMover:
             return
         target = job.source.get("target") or {}
         storage_class = str(target.get("storage_class") or "STANDARD")
-        metadata = object_metadata(self._archive(archive, notice), vault_arn=str(archive.get("vault_arn") or ""),
+        metadata = object_metadata(self._archive(archive, notice), vault_arn=str(job.source.get("vault_arn") or ""),
                                    key_prefix=str(target.get("prefix") or ""))
         if plan.part_count == 0:  # an empty archive: nothing to retrieve
             self.s3.put_small_object(record.bucket, record.key, b"", storage_class, metadata.metadata)
