@@ -35,11 +35,9 @@ def vault(stack: Stack) -> Iterator[Vault]:
         yield running
 
 
-_body = body_of
-
 
 def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault) -> None:
-    bodies = {"big": _body(17 * MIB + 5, 1), "two": _body(2 * MIB, 2), "one": b"x"}
+    bodies = {"big": body_of(17 * MIB + 5, 1), "two": body_of(2 * MIB, 2), "one": b"x"}
     ids = {name: vault.upload(body, f"{name}.bin") for name, body in bodies.items()}
     created = vault.create(list(ids.values()))
     job_id = created["BulkJobId"]
@@ -68,7 +66,7 @@ def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault)
 
 
 def test_a_range_that_keeps_failing_its_tree_hash_fails_the_archive_and_stores_nothing(vault: Vault) -> None:
-    good, bad = vault.upload(_body(MIB, 3)), vault.upload(_body(24 * MIB, 4))
+    good, bad = vault.upload(body_of(MIB, 3)), vault.upload(body_of(24 * MIB, 4))
     job_id = vault.create([good, bad])["BulkJobId"]
 
     def corrupt() -> None:
@@ -92,7 +90,7 @@ def test_a_range_that_keeps_failing_its_tree_hash_fails_the_archive_and_stores_n
 
 
 def test_an_expired_output_is_retrieved_again_and_the_transfer_resumes(vault: Vault) -> None:
-    body = _body(24 * MIB, 5)
+    body = body_of(24 * MIB, 5)
     archive_id = vault.upload(body)
     job_id = vault.create([archive_id])["BulkJobId"]
     expired: list[dict[str, Any]] = []
@@ -127,7 +125,7 @@ def test_an_archive_the_vault_does_not_have_fails_with_the_reason(vault: Vault) 
 
 @pytest.mark.parametrize("stack_settings", [{**VAULT_SETTINGS, "TIME_SCALE": 0.001}])  # Expedited: a window of 0.3 s, a deadline of 4.2 s
 def test_a_lost_notice_is_made_up_by_the_sweeper_s_describe_job(vault: Vault) -> None:
-    body = _body(9 * MIB + 1, 6)
+    body = body_of(9 * MIB + 1, 6)
     archive_id = vault.upload(body)
     job_id = vault.create([archive_id], tier="EXPEDITED")["BulkJobId"]
     vault.stack.drain()
@@ -145,7 +143,7 @@ def test_a_lost_notice_is_made_up_by_the_sweeper_s_describe_job(vault: Vault) ->
 
 
 def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault) -> None:
-    bodies = [_body(MIB * 9 + n, 10 + n) for n in range(3)]
+    bodies = [body_of(MIB * 9 + n, 10 + n) for n in range(3)]
     ids = [vault.upload(b) for b in bodies]
     job_id = vault.create(ids)["BulkJobId"]
     vault.stack.drain()
@@ -200,7 +198,7 @@ def test_a_target_outside_the_allow_list_is_refused(vault: Vault) -> None:
 
 
 def test_a_manifest_of_archive_ids_is_read_line_by_line(vault: Vault) -> None:
-    ids = [vault.upload(_body(100 + n, n)) for n in range(5)]
+    ids = [vault.upload(body_of(100 + n, n)) for n in range(5)]
     bucket, key = vault.stack.put_manifest_bytes(("ArchiveId,Size\n" + "".join(f"{i},1\n" for i in ids) + "not an id\n").encode(), "ids.csv")
     status, answer = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "bucket": bucket, "key": key, "target": {"bucket": TARGET}})
     assert status == 200, answer
@@ -215,11 +213,11 @@ def test_a_vault_job_from_its_inventory_names_archives_from_their_descriptions_a
     # Given a vault whose archives were written by backup tools: two with one name, one FastGlacier-encoded,
     # one with a Windows path in JSON, one without a description
     uploads = {
-        "first": (_body(9 * MIB, 20), "photos/beach.jpg"),
-        "second": (_body(100, 21), "photos/beach.jpg"),
-        "fastglacier": (_body(200, 22), "<m><v>4</v><p>ZG9jcy/Qv9C40YHRjNC80L4udHh0</p><lm>20190101T000000Z</lm></m>"),
-        "windows": (_body(300, 23), '{"Path": "C:\\\\Users\\\\ana\\\\tax 2018.pdf"}'),
-        "nameless": (_body(400, 24), ""),
+        "first": (body_of(9 * MIB, 20), "photos/beach.jpg"),
+        "second": (body_of(100, 21), "photos/beach.jpg"),
+        "fastglacier": (body_of(200, 22), "<m><v>4</v><p>ZG9jcy/Qv9C40YHRjNC80L4udHh0</p><lm>20190101T000000Z</lm></m>"),
+        "windows": (body_of(300, 23), '{"Path": "C:\\\\Users\\\\ana\\\\tax 2018.pdf"}'),
+        "nameless": (body_of(400, 24), ""),
     }
     ids = {name: vault.upload(body, description) for name, (body, description) in uploads.items()}
     vault.glacier.take_inventory(VAULT)
@@ -277,7 +275,7 @@ def test_a_vault_without_an_inventory_yet_fails_the_job_saying_when_to_come_back
 
 
 def test_an_output_nearing_its_24_hours_is_retrieved_again_before_it_expires_and_the_parts_go_on(vault: Vault) -> None:
-    body = _body(24 * MIB, 30)
+    body = body_of(24 * MIB, 30)
     archive_id = vault.upload(body)
     job_id = vault.create([archive_id])["BulkJobId"]
     mover = vault.stack.services().vault
@@ -313,7 +311,7 @@ def test_an_output_nearing_its_24_hours_is_retrieved_again_before_it_expires_and
 
 
 def test_a_filter_leaves_archives_in_the_vault_as_skipped_with_the_reason(vault: Vault) -> None:
-    small, large = vault.upload(_body(100, 40), "small.txt"), vault.upload(_body(5000, 41), "large.txt")
+    small, large = vault.upload(body_of(100, 40), "small.txt"), vault.upload(body_of(5000, 41), "large.txt")
     vault.glacier.take_inventory(VAULT)
     status, created = call_api("POST", "/create-job", {
         "vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
@@ -345,7 +343,7 @@ def test_a_bad_filter_is_refused_saying_what_to_fix(vault: Vault, fields: dict, 
 def test_a_daily_byte_quota_paces_retrievals_and_the_next_day_goes_on(vault: Vault) -> None:
     from datetime import UTC, datetime, timedelta
 
-    ids = [vault.upload(_body(100, 100 + n), f"small/{n:03d}.bin") for n in range(200)]  # three chunks of up to 98
+    ids = [vault.upload(body_of(100, 100 + n), f"small/{n:03d}.bin") for n in range(200)]  # three chunks of up to 98
     vault.glacier.take_inventory(VAULT)
     status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
                                                         "max_bytes_per_day": 10_000})
@@ -375,7 +373,7 @@ def test_a_daily_byte_quota_paces_retrievals_and_the_next_day_goes_on(vault: Vau
 
 
 def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming_its_line(vault: Vault) -> None:
-    renamed, kept = vault.upload(_body(300, 50), "scan-0001.tif"), vault.upload(_body(400, 51), "scan-0002.tif")
+    renamed, kept = vault.upload(body_of(300, 50), "scan-0001.tif"), vault.upload(body_of(400, 51), "scan-0002.tif")
     vault.glacier.take_inventory(VAULT)
     bucket, key = vault.stack.put_manifest_bytes(f"archive_id,key\n{renamed},Family/Grandma 1962.tif\n".encode(), "names.csv")
     status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
@@ -383,8 +381,8 @@ def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming
     assert status == 200, created
     vault.stack.job_ids.append(created["BulkJobId"])
     vault.settle()
-    assert vault.object("Family/Grandma 1962.tif")[0] == _body(300, 50)
-    assert vault.object("scan-0002.tif")[0] == _body(400, 51)  # not listed: named from its description
+    assert vault.object("Family/Grandma 1962.tif")[0] == body_of(300, 50)
+    assert vault.object("scan-0002.tif")[0] == body_of(400, 51)  # not listed: named from its description
     assert kept
     bad_bucket, bad_key = vault.stack.put_manifest_bytes(b"archive_id,key\nnot an id!,x.tif\n", "bad-names.csv")
     status, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},

@@ -139,14 +139,21 @@ class Sweeper:
         records, token = self.store.list_objects(
             job.job_id, ObjectState.RESTORING, self.settings.sweep_objects_per_job, job.sweep.get("token")
         )
-        restored: list[ObjectRecord] = []
-        gone: list[ObjectRecord] = []
-        pause = 1.0 / self.settings.sweep_heads_per_second
         if job.is_vault:  # no S3 object to look at yet: ask Glacier about the archives' retrievals
             if self.vault is not None:
                 self.vault.check(job.job_id, records)
                 report["checked"] += len(records)
-            records = []
+        else:
+            self._head_restoring(job, records, report)
+        next_at = 0.0 if token else self.clock() + self.settings.sweep_interval_seconds * self.settings.time_scale
+        self.store.save_sweep(job.job_id, {**job.sweep, "token": token, "next_at": int(next_at)})
+        self.notifier.evaluate(job.job_id)
+
+    def _head_restoring(self, job: RestoreJob, records: list[ObjectRecord], report: dict[str, int]) -> None:
+        """HeadObject each object still restoring: the restored ones and the missing ones settle now."""
+        restored: list[ObjectRecord] = []
+        gone: list[ObjectRecord] = []
+        pause = 1.0 / self.settings.sweep_heads_per_second
         for record in records:
             status = self.s3.restore_status(ObjectId(record.bucket, record.key, record.version_id))
             report["checked"] += 1
@@ -160,9 +167,6 @@ class Sweeper:
         report["completed"] += moved
         if moved:
             logger.info("sweep completed objects whose events were missed", extra={"job_id": job.job_id, "objects": moved})
-        next_at = 0.0 if token else self.clock() + self.settings.sweep_interval_seconds * self.settings.time_scale
-        self.store.save_sweep(job.job_id, {**job.sweep, "token": token, "next_at": int(next_at)})
-        self.notifier.evaluate(job.job_id)
 
     def _renew(self, job: RestoreJob, now: datetime, report: dict[str, int]) -> None:
         """Keep a finished job's restored copies readable: S3 answers 200 and moves the expiry."""
