@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from botocore.utils import calculate_tree_hash
 
-from bulk_restore.domain.model import archive_ref
+from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, _to_ddb, object_key
+from bulk_restore.domain.model import ObjectState, archive_ref
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
 from support.stack import Stack
@@ -102,7 +103,7 @@ def test_an_expired_output_is_retrieved_again_and_the_transfer_resumes(vault: Va
         # Two parts move, then the output expires before the others
         assert vault.transfer.poll_once(vault.stack.sqs) == 1 and vault.transfer.poll_once(vault.stack.sqs) == 1
         (record,) = JobLedger.read(vault.stack, job_id).objects
-        expired.append(record["archive"])
+        expired.append(record["archive"] | {"stored": vault.parts(job_id, archive_id)})
         vault.glacier.expire_output(record["archive"]["glacier_job"])
 
     vault.settle(before_transfer=expire_after_two_parts)
@@ -110,7 +111,9 @@ def test_an_expired_output_is_retrieved_again_and_the_transfer_resumes(vault: Va
     assert record["state"] == "RESTORED"
     assert record["archive"]["reinitiated"] == 1 and record["archive"]["glacier_job"] != expired[0]["glacier_job"]
     # the two parts stored before the output expired were kept, not moved again
-    assert {n: record["archive"]["parts"][n] for n in expired[0]["parts"]} == expired[0]["parts"] and len(expired[0]["parts"]) == 2
+    stored_before, stored = expired[0]["stored"], vault.parts(job_id, archive_id)
+    assert len(stored_before) == 2 and expired[0]["parts_done"] == 2
+    assert {n: stored[n] for n in stored_before} == stored_before and len(stored) == 3 and record["archive"]["parts_done"] == 3
     assert vault.object(f"from-vault/{archive_id}")[0] == body
 
 
@@ -182,6 +185,7 @@ def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault)
     ({"archives": None}, 400, "none given"),
     ({"bucket": "x-bucket", "key": "m.csv"}, 400, "not both"),
     ({"target": {"bucket": TARGET, "storage_class": "SHELF"}}, 400, "storage_class"),
+    ({"split_large_archives": "yes"}, 400, "split_large_archives"),
 ])
 def test_a_bad_vault_job_is_refused_saying_what_to_fix(vault: Vault, fields: dict, status: int, says: str) -> None:
     body = {"vault": {"name": VAULT}, "archives": ["A" * 20], "target": {"bucket": TARGET}} | fields
@@ -396,3 +400,106 @@ def test_each_object_names_the_vault_it_came_from(vault: Vault) -> None:
     vault.settle()
     arn = vault.client.describe_vault(vaultName=VAULT)["VaultARN"]
     assert vault.object(f"from-vault/{archive_id}")[1]["glacier-vault-arn"] == arn
+
+
+def test_split_large_archives_applies_to_vault_jobs_only(vault: Vault) -> None:
+    answer, error = call_api("POST", "/create-job", {"bucket": TARGET, "key": "m.csv", "split_large_archives": True})
+    assert answer == 400 and "split_large_archives applies to a vault job" in error["error"]["message"], error
+
+
+# An archive over S3's object limit, made small: the limit at 32 MiB and split objects of 16 MiB
+# (parts of 8 MiB), so a 40 MiB archive becomes three objects of two parts each.
+SPLIT_SIZE = 40 * MIB + 5
+
+
+@pytest.fixture
+def small_object_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulk_restore.domain import vault as rules
+
+    monkeypatch.setattr(rules, "S3_MAX_OBJECT_BYTES", 32 * MIB)
+    monkeypatch.setattr(rules, "SPLIT_OBJECT_BYTES", 16 * MIB)
+
+
+def test_an_archive_over_the_object_limit_fails_saying_how_to_ask_for_a_split(vault: Vault, small_object_limit: None) -> None:
+    archive_id = vault.upload(body_of(SPLIT_SIZE, 21))
+    job_id = vault.create([archive_id])["BulkJobId"]
+    vault.settle()
+    (record,) = JobLedger.read(vault.stack, job_id).objects
+    assert record["state"] == "FAILED" and "over S3's object limit" in record["reason"] and "split_large_archives" in record["reason"]
+    assert not vault.stack.s3.list_objects_v2(Bucket=TARGET).get("Contents")
+    assert not vault.stack.s3.list_multipart_uploads(Bucket=TARGET).get("Uploads")
+
+
+def test_a_split_archive_becomes_objects_that_concatenate_to_it_each_verified(vault: Vault, small_object_limit: None) -> None:
+    body = body_of(SPLIT_SIZE, 22)
+    small = body_of(3 * MIB, 23)
+    big_id, small_id = vault.upload(body, "disk.img"), vault.upload(small)
+    job_id = vault.create([big_id, small_id], split_large_archives=True)["BulkJobId"]
+    vault.settle()
+
+    status, doc = call_api("GET", f"/jobs/{job_id}")
+    assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 2, doc
+    assert doc["BytesMoved"] == len(body) + len(small)
+    keys = sorted(o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"])
+    pieces = [f"from-vault/{big_id}.part-{i:03d}-of-003" for i in (1, 2, 3)]
+    assert keys == sorted(pieces + [f"from-vault/{small_id}"])  # the archive under its limit stays whole
+    joined = b""
+    for index, key in enumerate(pieces):
+        data, metadata = vault.object(key)
+        start = index * 16 * MIB
+        assert data == body[start : start + 16 * MIB]
+        assert metadata["glacier-split"] == f"{index + 1}/3"
+        assert metadata["glacier-split-range"] == f"{start}-{start + len(data) - 1}"
+        assert metadata["glacier-archive-id"] == big_id and metadata["glacier-size"] == str(len(body))
+        assert metadata["glacier-sha256-tree-hash"] == calculate_tree_hash(io.BytesIO(body))
+        head = vault.stack.s3.head_object(Bucket=TARGET, Key=key)
+        assert head["ETag"].strip('"').endswith("-2")  # two parts of 8 MiB each
+        joined += data
+    assert joined == body
+    assert vault.object(f"from-vault/{small_id}")[0] == small
+    assert len(vault.parts(job_id, big_id)) == 6
+    ledger = JobLedger.read(vault.stack, job_id)
+    assert_counters_match(ledger)
+    assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
+
+
+def test_a_split_archive_with_a_range_that_keeps_failing_stores_none_of_its_objects(vault: Vault, small_object_limit: None) -> None:
+    body = body_of(SPLIT_SIZE, 24)
+    archive_id = vault.upload(body)
+    job_id = vault.create([archive_id], split_large_archives=True)["BulkJobId"]
+
+    def corrupt() -> None:
+        for job in vault.client.list_jobs(vaultName=VAULT, completed="true")["JobList"]:
+            if not corrupt.done:
+                vault.glacier.corrupt_output(job["JobId"], 24 * MIB + 10, 24 * MIB + 20)  # object 2, part 2
+                corrupt.done = True
+
+    corrupt.done = False
+    vault.settle(before_transfer=corrupt)
+    (record,) = JobLedger.read(vault.stack, job_id).objects
+    assert record["state"] == "FAILED" and "part 2 of object 2 of 3" in record["reason"] and "tree hash" in record["reason"]
+    assert not vault.stack.s3.list_objects_v2(Bucket=TARGET).get("Contents")
+    assert not vault.stack.s3.list_multipart_uploads(Bucket=TARGET).get("Uploads")  # all three aborted
+
+
+def test_an_archive_of_thousands_of_parts_records_each_on_an_item_of_its_own_once(vault: Vault) -> None:
+    # 2,500 parts of 1 GiB (a 2.5 TiB archive): their ETags, checksums and tree hashes are some
+    # 425 KB, more than DynamoDB's 400 KB item limit, so none of them is kept on the archive's item.
+    store = DynamoJobStore(vault.stack.table_name, client=vault.stack.ddb)
+    ref = archive_ref(VAULT, "A" * 40)
+    record = ObjectRecord("job-1", ref, TARGET, "big.img", None, ObjectState.RESTORING, archive={"id": "A" * 40, "vault": VAULT})
+    vault.stack.ddb.put_item(TableName=vault.stack.table_name, Item=_to_ddb(record.as_item(0)))
+    assert store.start_transfer("job-1", ref, {"upload": "upload-1", "size": 2500 << 30, "part_size": 1 << 30, "parts_total": 2500,
+                                               "parts_done": 0})
+    for number in range(1, 2501):
+        info = {"etag": f'"{number:032x}"', "sha256": f"{number:043d}=", "tree_hash": f"{number:064x}"}
+        assert store.record_part("job-1", ref, 0, number, info) is True
+    assert store.record_part("job-1", ref, 0, 7, {"etag": "again", "sha256": "", "tree_hash": ""}) is False  # counted once
+    archive = store.get_object("job-1", ref).archive
+    assert archive["parts_done"] == 2500 and "parts" not in archive
+    parts = list(store.archive_parts("job-1", ref))
+    assert [n for _, n, _ in parts] == list(range(1, 2501)) and parts[6][2]["etag"] == f'"{7:032x}"'
+    vault.stack.ddb.update_item(TableName=vault.stack.table_name, Key=_to_ddb(object_key("job-1", ref)),
+                                UpdateExpression="SET #s = :f", ExpressionAttributeNames={"#s": "state"},
+                                ExpressionAttributeValues={":f": {"S": "FAILED"}})
+    assert store.record_part("job-1", ref, 1, 1, {"etag": "x", "sha256": "", "tree_hash": ""}) is None  # no longer moving

@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 
+from bulk_restore.adapters.dynamodb import DynamoJobStore
+from bulk_restore.domain.model import archive_ref
 from bulk_restore.local.glacier import GlacierEmulator
 from bulk_restore.local.lambda_runtime import SqsEventSource, drain
 from support.api import call_api
@@ -55,6 +57,12 @@ class Vault:
             if not moved:
                 return
         raise AssertionError("the vault job did not settle")
+
+    def parts(self, job_id: str, archive_id: str) -> dict[tuple[int, int], dict[str, Any]]:
+        """The recorded parts of an archive's transfer: (object, part number) -> ETag, SHA-256 and tree hash."""
+        store = DynamoJobStore(self.stack.table_name, client=self.stack.ddb)
+        return {(obj, number): {k: info[k] for k in ("etag", "sha256", "tree_hash")}
+                for obj, number, info in store.archive_parts(job_id, archive_ref(VAULT, archive_id))}
 
     def object(self, key: str) -> tuple[bytes, dict[str, str]]:
         answer = self.stack.s3.get_object(Bucket=TARGET, Key=key)

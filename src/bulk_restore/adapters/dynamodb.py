@@ -99,6 +99,12 @@ def object_key(job_id: str, ref: str) -> dict[str, str]:
     return {"pk": f"JOB#{job_id}#O#{shard:02d}", "sk": ref}
 
 
+def archive_part_key(job_id: str, ref: str, obj: int, part: int) -> dict[str, str]:
+    """A vault archive's transfer part: a partition per archive (a part per item, so an archive of
+    thousands of parts never nears DynamoDB's 400 KB item limit), sorted by object and part."""
+    return {"pk": f"JOB#{job_id}#A#{ref}", "sk": f"{obj:03d}#{part:05d}"}
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectRecord:
     """One object of a job as stored."""
@@ -113,7 +119,8 @@ class ObjectRecord:
     line: int = 0
     updated_at: str = ""
     # A vault archive's own fields: {"id", "vault", "glacier_job", "size", "tree_hash", "upload",
-    # "part_size", "parts_total", "parts": {number: {"etag", "sha256", "tree_hash"}}, ...}
+    # "part_size", "parts_total", "parts_done", "objects" (a split archive's), ...}; each moved
+    # part is an item of its own (``archive_part_key``)
     archive: dict[str, Any] = field(default_factory=dict)
 
     def as_item(self, expires_at: int) -> dict[str, Any]:
@@ -814,10 +821,37 @@ class DynamoJobStore:
         return self._archive_update(job_id, ref, f"SET {sets}, updated_at = :u", "#s = :restoring AND attribute_not_exists(#a.upload)",
                                     values, names)
 
-    def record_part(self, job_id: str, ref: str, upload_id: str, part: int, info: dict[str, Any]) -> dict[str, Any] | None:
-        """One verified part of an archive's upload; the archive's fields after it (None: the upload is no longer this one)."""
-        return self._archive_update(job_id, ref, "SET #a.parts.#p = :info, updated_at = :u", "#s = :restoring AND #a.upload = :up",
-                                    {":info": info, ":up": upload_id, ":u": now_iso()}, {"#p": str(part)})
+    def record_part(self, job_id: str, ref: str, obj: int, part: int, info: dict[str, Any]) -> bool | None:
+        """Record one verified part of an archive's transfer once: its own item (``archive_part_key``)
+        and one more in the archive's ``parts_done``, in one transaction. True: recorded now; False:
+        recorded before (the count is not moved twice); None: the archive is no longer moving."""
+        try:
+            self.client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                         "Item": _to_ddb(archive_part_key(job_id, ref, obj, part) | info | {"expires_at": _epoch(self.object_retention_days)})}},
+                {"Update": {"TableName": self.table, "Key": _to_ddb(object_key(job_id, ref)),
+                            "UpdateExpression": "SET #a.parts_done = #a.parts_done + :one, updated_at = :u",
+                            "ConditionExpression": "#s = :restoring AND attribute_exists(#a.parts_done)",
+                            "ExpressionAttributeNames": {"#s": "state", "#a": "archive"},
+                            "ExpressionAttributeValues": _to_ddb({":one": 1, ":u": now_iso(), ":restoring": ObjectState.RESTORING.value})}},
+            ])
+        except ClientError as exc:
+            reasons = self._cancellation_reasons(exc, 2)
+            if reasons is None or reasons == ["None", "None"]:
+                raise
+            return None if reasons[1] == "ConditionalCheckFailed" else False
+        return True
+
+    def archive_part(self, job_id: str, ref: str, obj: int, part: int) -> dict[str, Any] | None:
+        """The record of one part of an archive's transfer (its ETag, SHA-256 and tree hash), or None."""
+        item = self.client.get_item(TableName=self.table, Key=_to_ddb(archive_part_key(job_id, ref, obj, part)), ConsistentRead=True).get("Item")
+        return _plain(_from_ddb(item)) if item else None
+
+    def archive_parts(self, job_id: str, ref: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """Every recorded part of an archive's transfer, as (object, part number, record), in order."""
+        for item in self._query_partition(archive_part_key(job_id, ref, 0, 0)["pk"], consistent=True):
+            obj, _, number = str(item["sk"]).partition("#")
+            yield int(obj), int(number), _plain(item)
 
     def switch_glacier_job(self, job_id: str, ref: str, old: str, new: str) -> bool:
         """A new retrieval job for an archive whose output expired (or was about to): the parts stored so far stay."""

@@ -421,7 +421,9 @@ class TransferPlan:
 
     @property
     def retrieval_range(self) -> str | None:
-        """InitiateJob's RetrievalByteRange for this object: None (the whole archive) unless split."""
+        """InitiateJob's RetrievalByteRange for this object alone: None (the whole archive) unless
+        split. (The transfer retrieves a split archive whole, once, and reads each object's parts
+        at their archive offsets: one retrieval job and one notice per archive.)"""
         if self.count == 1:
             return None
         return f"{self.start}-{self.start + self.size - 1}"
@@ -488,8 +490,8 @@ def too_large_reason(archive_size: int) -> str | None:
         return None
     return (
         f"the archive is {archive_size:,} bytes, over S3's object limit of 5 TiB ({S3_MAX_OBJECT_BYTES:,} bytes): "
-        "it cannot become one S3 object; ask for a split (objects of at most 4 TiB, concatenated in order) "
-        "or leave it in the vault"
+        "it cannot become one S3 object; ask for a split (\"split_large_archives\": true: objects of at most 4 TiB, "
+        "concatenated in order) or leave it in the vault"
     )
 
 

@@ -141,6 +141,8 @@ class CreateJobRequest(BaseModel):
     filter: VaultFilter | None = None  # with "inventory": true: by creation date and size
     max_bytes_per_day: Annotated[int | None, Field(ge=1, strict=True)] = None  # with "inventory": true: a daily retrieval quota
     overrides: ObjectLocation | None = None  # with "inventory": true: a CSV of archive_id,key naming archives
+    # an archive over S3's 5 TiB object limit becomes objects of 4 TiB (<key>.part-001-of-003...) instead of FAILED
+    split_large_archives: Annotated[bool | None, Field(strict=True)] = None
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -163,7 +165,8 @@ class CreateJobRequest(BaseModel):
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day", "overrides"):
+            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day", "overrides",
+                         "split_large_archives"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -222,9 +225,12 @@ class CreateJobRequest(BaseModel):
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
                               ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
-                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None), ("overrides", None)):
+                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None), ("overrides", None),
+                              ("split_large_archives", None)):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
+        if doc.get("split_large_archives") is False:
+            del doc["split_large_archives"]  # no split: as when not given
         return doc
 
     def idempotency_keys(self, header: str | None) -> dict[str, str]:
@@ -419,7 +425,8 @@ class JobService:
                     "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
                     "max_archives": request.max_archives, "inventory": bool(request.inventory),
                     "filter": request.filter.model_dump(mode="json") if request.filter else None,
-                    "max_bytes_per_day": request.max_bytes_per_day, "overrides": overrides},
+                    "max_bytes_per_day": request.max_bytes_per_day, "overrides": overrides,
+                    "split_large_archives": bool(request.split_large_archives)},
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:

@@ -10,17 +10,20 @@ counters), named by its vault and archive id (``domain.model.archive_ref``). Its
    retrieval job yet. Capacity, policy and throttling answers are retried with backoff, then the
    chunk is retried; an archive the vault does not have is FAILED with that reason.
 2. **Output ready** (completion worker): Glacier's notice (SNS to the completion queue) starts the
-   transfer once: a multipart upload under the target with the archive's metadata, its plan
-   (tree-hash-aligned parts, AWS's part size rule) recorded on the archive with a condition, so a
-   second notice or delivery starts nothing; then one queue message per part.
+   transfer once: a multipart upload under the target with the archive's metadata (one per object
+   when an archive over S3's 5 TiB limit is split, as the job may ask), its plan (tree-hash-aligned
+   parts, AWS's part size rule) recorded on the archive with a condition, so a second notice or
+   delivery starts nothing; then one queue message per part.
 3. **Parts** (transfer worker, one part per message): a ranged GetJobOutput, its tree hash checked
    against Glacier's header, UploadPart with the part's SHA-256 (S3 checks it), the part's ETag,
-   checksum and tree hash recorded on the archive. A part already recorded is not moved again, so
+   checksum and tree hash recorded on an item of its own, counted on the archive's item in the same
+   transaction (so a count never misses or repeats a part). A part already recorded is not moved again, so
    an interrupted transfer resumes from its last verified part. A part whose tree hash does not
    match is retried; after ``attempts`` mismatches the archive is FAILED and its upload aborted:
    never stored as good. An expired output is retrieved again (a new job; the parts stored stay).
-4. **Complete**: when every part is recorded, the parts' tree hashes are combined into the
-   archive's and compared with the one Glacier holds; only then CompleteMultipartUpload, and the
+4. **Complete**: when every part is recorded, the parts' tree hashes are combined into each
+   object's, the objects' into the archive's, and compared with the one Glacier holds; only then
+   CompleteMultipartUpload (of each object), and the
    archive becomes RESTORED with its bytes added to the job's counters, in one transaction.
 """
 
@@ -51,6 +54,7 @@ from bulk_restore.domain.external_sort import RUN_LINES, RunWriter, merge_runs, 
 from bulk_restore.domain.model import ManifestLocation, ObjectState, RestoreJob, archive_ref, vault_link
 from bulk_restore.domain.vault import (
     ArchiveFilter,
+    ArchivePlan,
     ArchiveTooLarge,
     KeyFrom,
     KeyRules,
@@ -332,38 +336,49 @@ class VaultMover:
         if not notice.succeeded:
             self._fail(job_id, record, f"the vault's retrieval job {notice.job_id} failed: {notice.status_message or 'no reason given'}")
             return
-        try:
-            plan = plan_archive(notice.size, min_part_size=self.part_bytes).objects[0]
-        except (ArchiveTooLarge, VaultError) as exc:
-            self._fail(job_id, record, str(exc))
-            return
         job = self.store.get_job(job_id)
         if job is None:
             return
+        try:
+            plan = plan_archive(notice.size, split=bool(job.source.get("split_large_archives")), min_part_size=self.part_bytes)
+        except (ArchiveTooLarge, VaultError) as exc:
+            self._fail(job_id, record, str(exc))
+            return
         target = job.source.get("target") or {}
         storage_class = str(target.get("storage_class") or "STANDARD")
-        metadata = object_metadata(self._archive(archive, notice), vault_arn=str(job.source.get("vault_arn") or ""),
-                                   key_prefix=str(target.get("prefix") or ""))
-        if plan.part_count == 0:  # an empty archive: nothing to retrieve
+        found = self._archive(archive, notice)
+        vault_arn, prefix = str(job.source.get("vault_arn") or ""), str(target.get("prefix") or "")
+        if plan.objects[0].part_count == 0:  # an empty archive: nothing to retrieve
+            metadata = object_metadata(found, vault_arn=vault_arn, key_prefix=prefix)
             self.s3.put_small_object(record.bucket, record.key, b"", storage_class, metadata.metadata)
             self._stored(job_id, record, 0)
             return
-        # An upload a delivery of this notice began before it died (unrecorded) is taken up again, not left behind.
-        pending = self.s3.pending_uploads(record.bucket, record.key)
-        upload = pending[0] if pending else self.s3.begin_upload(record.bucket, record.key, storage_class, metadata.metadata)
-        for extra in pending[1:]:
-            self.s3.abort_upload(record.bucket, record.key, extra)
-        fields = {"glacier_job": notice.job_id, "ready_job": notice.job_id, "ready_at": int(self.clock()), "size": notice.size, "tree_hash": notice.tree_hash.lower(), "upload": upload,
-                  "part_size": plan.part_size, "parts_total": plan.part_count, "parts": {}}
+        uploads, sidecar = [], None
+        for index, part_plan in enumerate(plan.objects):
+            key = plan.object_key(record.key, index)
+            metadata = object_metadata(found, vault_arn=vault_arn, key_prefix=prefix, plan=part_plan)
+            sidecar = sidecar or metadata
+            # An upload a delivery of this notice began before it died (unrecorded) is taken up again, not left behind.
+            pending = self.s3.pending_uploads(record.bucket, key)
+            uploads.append(pending[0] if pending else self.s3.begin_upload(record.bucket, key, storage_class, metadata.metadata))
+            for extra in pending[1:]:
+                self.s3.abort_upload(record.bucket, key, extra)
+        fields: dict[str, Any] = {
+            "glacier_job": notice.job_id, "ready_job": notice.job_id, "ready_at": int(self.clock()), "size": notice.size,
+            "tree_hash": notice.tree_hash.lower(), "upload": uploads[0], "part_size": plan.objects[0].part_size,
+            "parts_total": sum(o.part_count for o in plan.objects), "parts_done": 0}
+        if plan.split:  # each object's upload, first byte, size and part size
+            fields["objects"] = [{"upload": u, "start": o.start, "size": o.size, "part_size": o.part_size} for u, o in zip(uploads, plan.objects)]
         started = self.store.start_transfer(job_id, record.ref, fields)
         if started is None:  # another delivery of the notice started it
-            self.s3.abort_upload(record.bucket, record.key, upload)
+            for index, upload in enumerate(uploads):
+                self.s3.abort_upload(record.bucket, plan.object_key(record.key, index), upload)
             return
-        if metadata.sidecar_key and metadata.sidecar_body is not None:
-            self.s3.put_small_object(record.bucket, metadata.sidecar_key, metadata.sidecar_body, "STANDARD", {})
+        if sidecar is not None and sidecar.sidecar_key and sidecar.sidecar_body is not None:
+            self.s3.put_small_object(record.bucket, sidecar.sidecar_key, sidecar.sidecar_body, "STANDARD", {})
         self._send_parts(job_id, record.ref, started)
         logger.info("archive transfer started", extra={"job_id": job_id, "archive_id": archive.get("id"), "bytes": notice.size,
-                                                       "parts": plan.part_count})
+                                                       "objects": len(plan.objects), "parts": fields["parts_total"]})
 
     @staticmethod
     def _archive(archive: dict[str, Any], notice: VaultJobNotice) -> VaultArchive:
@@ -372,8 +387,10 @@ class VaultMover:
                             creation_date=created, created_at=datetime.now(UTC), size=notice.size, tree_hash=notice.tree_hash.lower())
 
     def _send_parts(self, job_id: str, ref: str, archive: dict[str, Any]) -> None:
-        done = set(archive.get("parts") or {})
-        parts = [{"job_id": job_id, "ref": ref, "part": n} for n in range(1, int(archive["parts_total"]) + 1) if str(n) not in done]
+        """One message per part not recorded yet (``object`` only for a split archive's later objects)."""
+        done = {(obj, number) for obj, number, _ in self.store.archive_parts(job_id, ref)} if archive.get("parts_done") else set()
+        parts = [{"job_id": job_id, "ref": ref, "part": part.number} | ({"object": index} if index else {})
+                 for index, plan in enumerate(self._plans(archive)) for part in plan.parts() if (index, part.number) not in done]
         if parts:
             self.queues.send_transfer_parts(parts)
 
@@ -414,7 +431,7 @@ class VaultMover:
 
     def transfer(self, message: dict[str, Any]) -> None:
         """Move one part of an archive (a message of the transfer queue). Raises to be retried."""
-        job_id, ref, number = str(message["job_id"]), str(message["ref"]), int(message["part"])
+        job_id, ref, number, index = str(message["job_id"]), str(message["ref"]), int(message["part"]), int(message.get("object") or 0)
         record = self.store.get_object(job_id, ref)
         if record is not None and record.state.is_final:
             # Stored (or failed) by an earlier delivery, which may have died before the job was
@@ -426,33 +443,60 @@ class VaultMover:
         archive = record.archive
         if archive.get("ready_job") != archive.get("glacier_job"):
             return  # retrieved again after its output expired: the new job's notice sends the parts still to move
-        if str(number) not in archive["parts"]:
-            plan = self._plan(archive)
+        plans = self._plans(archive)
+        if index >= len(plans):
+            return  # not a part of this archive's plan
+        if self.store.archive_part(job_id, ref, index, number) is None:
+            plan = plans[index]
             part = plan.part(number)
             try:
-                data, tree_hash = self.glacier.get_verified_range(archive["vault"], archive["glacier_job"], part.output_start,
-                                                                  part.output_start + part.length - 1, plan.archive_size)
+                # The retrieval is of the whole archive: its output holds each byte at its archive offset.
+                data, tree_hash = self.glacier.get_verified_range(archive["vault"], archive["glacier_job"], part.start, part.end,
+                                                                  plan.archive_size)
             except TreeHashMismatch as exc:
-                tries = self.store.note_attempt(job_id, ref, f"part-{number}")
+                what = f"part-{number}" if not index else f"object-{index + 1}-part-{number}"
+                tries = self.store.note_attempt(job_id, ref, what)
                 if tries >= self.attempts:
-                    self._fail(job_id, record, f"part {number} (bytes {part.archive_range}) failed its tree hash check {tries} times: {exc}")
+                    self._fail(job_id, record, f"{self._part_name(plans, index, number)} (bytes {part.archive_range}) failed its tree hash "
+                                               f"check {tries} times: {exc}")
                     return
                 raise
             except OutputExpired:
                 self._retrieve_again(job_id, record)
                 return
             checksum = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
-            etag = self.s3.upload_part(record.bucket, record.key, archive["upload"], number, data, checksum)
-            after = self.store.record_part(job_id, ref, archive["upload"], number, {"etag": etag, "sha256": checksum, "tree_hash": tree_hash})
-            if after is None:
+            key, upload = self._object_of(record, archive, index)
+            etag = self.s3.upload_part(record.bucket, key, upload, number, data, checksum)
+            if self.store.record_part(job_id, ref, index, number, {"etag": etag, "sha256": checksum, "tree_hash": tree_hash}) is None:
+                return  # the archive is no longer moving (failed meanwhile)
+            now = self.store.get_object(job_id, ref)
+            if now is None or now.state.is_final:
                 return
-            archive = after
-        if len(archive["parts"]) >= int(archive["parts_total"]):
+            archive = now.archive
+        if int(archive.get("parts_done") or 0) >= int(archive["parts_total"]):
             self._complete(job_id, record, archive)
 
-    def _plan(self, archive: dict[str, Any]) -> TransferPlan:
+    @staticmethod
+    def _part_name(plans: list[TransferPlan], index: int, number: int) -> str:
+        return f"part {number}" if len(plans) == 1 else f"part {number} of object {index + 1} of {len(plans)}"
+
+    @staticmethod
+    def _plans(archive: dict[str, Any]) -> list[TransferPlan]:
+        """The archive's objects' transfer plans, as recorded when its transfer started."""
         size = int(archive["size"])
-        return TransferPlan(size, 0, size, int(archive["part_size"]))
+        objects = archive.get("objects")
+        if not objects:
+            return [TransferPlan(size, 0, size, int(archive["part_size"]))]
+        return [TransferPlan(size, int(o["start"]), int(o["size"]), int(o["part_size"]), i, len(objects)) for i, o in enumerate(objects)]
+
+    @staticmethod
+    def _object_of(record: ObjectRecord, archive: dict[str, Any], index: int) -> tuple[str, str]:
+        """Object ``index`` of the archive: its key and upload id."""
+        objects = archive.get("objects")
+        if not objects:
+            return record.key, str(archive["upload"])
+        plan = ArchivePlan(int(archive["size"]), tuple(VaultMover._plans(archive)))
+        return plan.object_key(record.key, index), str(objects[index]["upload"])
 
     def _retrieve_again(self, job_id: str, record: ObjectRecord) -> None:
         """The retrieval job's output has expired: a new job; its notice resends the parts not stored yet.
@@ -471,15 +515,25 @@ class VaultMover:
     # ---- 4. complete ----------------------------------------------------------------------
 
     def _complete(self, job_id: str, record: ObjectRecord, archive: dict[str, Any]) -> None:
-        plan = self._plan(archive)
-        numbers = range(1, plan.part_count + 1)
-        combined = plan.object_tree_hash(archive["parts"][str(n)]["tree_hash"] for n in numbers)
+        """Every part is recorded: each object's parts' tree hashes combine into the object's, the
+        objects' into the archive's, compared with Glacier's; only then is each upload completed."""
+        plans = self._plans(archive)
+        parts: list[dict[int, dict[str, Any]]] = [{} for _ in plans]
+        for index, number, info in self.store.archive_parts(job_id, record.ref):
+            if index < len(parts):
+                parts[index][number] = info
+        if any(set(found) != set(range(1, plan.part_count + 1)) for found, plan in zip(parts, plans)):
+            return  # a part's record is not readable yet; its own delivery completes the archive
+        hashes = [plan.object_tree_hash(found[n]["tree_hash"] for n in range(1, plan.part_count + 1)) for found, plan in zip(parts, plans)]
+        combined = ArchivePlan(int(archive["size"]), tuple(plans)).archive_tree_hash(hashes)
         if combined != archive["tree_hash"]:
             self._fail(job_id, record, f"the parts' tree hashes combine to {combined}, not the archive's {archive['tree_hash']}: not stored")
             return
-        parts = [(n, archive["parts"][str(n)]["etag"], archive["parts"][str(n)]["sha256"]) for n in numbers]
-        self.s3.complete_upload(record.bucket, record.key, archive["upload"], parts, archive["tree_hash"])
-        self._stored(job_id, record, plan.archive_size)
+        for index, (found, plan) in enumerate(zip(parts, plans)):
+            key, upload = self._object_of(record, archive, index)
+            numbered = [(n, found[n]["etag"], found[n]["sha256"]) for n in range(1, plan.part_count + 1)]
+            self.s3.complete_upload(record.bucket, key, upload, numbered, archive["tree_hash"])
+        self._stored(job_id, record, int(archive["size"]))
 
     def _stored(self, job_id: str, record: ObjectRecord, size: int) -> None:
         if self.store.transition(job_id, [record], ObjectState.RESTORED, sizes={record.ref: size}):
@@ -487,9 +541,10 @@ class VaultMover:
         self.notifier.evaluate(job_id)
 
     def _fail(self, job_id: str, record: ObjectRecord, reason: str) -> None:
-        upload = record.archive.get("upload")
-        if upload:
-            self.s3.abort_upload(record.bucket, record.key, str(upload))
+        if record.archive.get("upload"):
+            for index in range(len(record.archive.get("objects") or [None])):
+                key, upload = self._object_of(record, record.archive, index)
+                self.s3.abort_upload(record.bucket, key, upload)
         self.store.transition(job_id, [record], ObjectState.FAILED, reason)
         logger.warning("archive failed", extra={"job_id": job_id, "archive_id": record.archive.get("id"), "reason": reason})
         self.notifier.evaluate(job_id)
