@@ -197,6 +197,19 @@ SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
         [put("JOB#1#O#09", "bigger", a={"S": "x" * 200_000}, b={"S": "y" * 206_000}, c={"S": "never looked at"})],
         [put("JOB#1#O#09", "z"), put("JOB#1#O#09", "huge", a={"S": "x" * 410_000})],
     ],
+    "simple updates at and over moto's size limit": [
+        [put("JOB#1#O#09", "near", a={"S": "x" * 200_000})],
+        [update("JOB#1#O#09", "near", "SET b = :b", {":b": {"S": "y" * 204_000}})],
+        [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "z" * 2_000}})],
+        [update("JOB#1#O#09", "near", "SET a = :a", {":a": {"S": "w" * 100}})],
+        [update("JOB#1#O#00", "a", "SET note = :n ADD n :one", {":n": {"S": "first"}, ":one": {"N": "1"}}),
+         update("JOB#1#O#09", "near", "SET d = :d, e = :e", {":d": {"S": "small"}, ":e": {"S": "q" * 201_000}})],
+        [update("JOB#1#O#09", "near", "REMOVE b")],
+        [update("JOB#1#O#09", "near", "SET c = :c, b = :b ADD n :one", {":c": {"S": "z" * 2_000}, ":b": {"S": "y" * 100_000}, ":one": {"N": "1"}})],
+        # moto counts the value replaced and its replacement together: this one is refused
+        [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "v" * 303_000}})],
+        [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "v" * 300_000}})],
+    ],
     "outbox claims, in turn": [
         [update("JOB#1", "META", "SET outbox.#e = :m, last_step = :step", {":m": {"M": {"lease": {"N": "9"}}}, ":step": {"N": "10"}, ":a": {"S": "RESTORING"}},
                 "#s = :a AND (attribute_not_exists(last_step) OR last_step < :step)", {"#s": "status", "#e": "e2"}, old=True)],
@@ -534,6 +547,47 @@ def test_item_answers_are_what_moto_s_serializer_writes() -> None:
         plain = _answers()
     assert emulated == plain
     assert emulated[0]["Item"]["b"] == {"B": b"\x00\xffbinary"} and emulated[0]["Item"]["empty"] == {"S": ""}
+
+
+def test_item_sizes_are_moto_s() -> None:
+    from moto.dynamodb.models.dynamo_type import Item
+
+    emulated_size = Item.size
+    items = [RICH_ITEM, {**key("JOB#x", "é☃"), "n": {"N": "1e5"}, "s": {"S": "ünï"}}, key("JOB#y", "")]
+    with plain_moto():
+        plain_size = Item.size
+    assert emulated_size is not plain_size
+    for attrs in items:
+        hash_key, range_key = attrs["pk"], attrs["sk"]
+        with plain_moto():
+            item = Item(hash_key, range_key, copy.deepcopy(attrs))
+        assert emulated_size(item) == plain_size(item)
+        assert emulated_size(item) > 0
+
+
+def test_duplicate_keys_in_a_batch_get_are_refused_as_moto_refuses_them() -> None:
+    def outcomes() -> list[Any]:
+        with mock_aws():
+            client = _client()
+            _make_table(client)
+            client.put_item(TableName=TABLE, Item={**key("JOB#d", "a"), "n": {"N": "1"}})
+            requests = [[key("JOB#d", "a"), key("JOB#d", "b"), key("JOB#d", "a")], [key("JOB#d", "a"), key("JOB#d", "b")],
+                        [key("JOB#d", "a"), {"sk": {"S": "a"}, "pk": {"S": "JOB#d"}}], [key("JOB#d", "a"), key("JOB#e", "a")]]
+            seen = []
+            for keys in requests:
+                try:
+                    answer = client.batch_get_item(RequestItems={TABLE: {"Keys": keys}})
+                    seen.append(answer["Responses"])
+                except ClientError as exc:
+                    seen.append((exc.response["Error"]["Code"], exc.response["Error"]["Message"]))
+            return seen
+
+    emulated = outcomes()
+    with plain_moto():
+        plain = outcomes()
+    assert emulated == plain
+    assert emulated[0][0] == "ValidationException" and emulated[2][0] == "ValidationException" and emulated[1] == {TABLE: [
+        {**key("JOB#d", "a"), "n": {"N": "1"}}]}
 
 
 _NAMES = {"#s": "state", "#c": "count", "#k": "pk", "#x": "extra"}

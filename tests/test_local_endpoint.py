@@ -253,3 +253,45 @@ print(sys.getswitchinterval() == SWITCH_INTERVAL, frozen >= 50_000, alive() is N
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     # switch interval set; the survivors of the full collection frozen; a cycle made after it collected; one callback
     assert done.stdout.split() == ["True", "True", "True", "1"], done.stderr
+
+
+def _raw_get(connection: Any, path: str) -> bytes:
+    """One GET on a raw socket; what the first recv brings of its answer."""
+    auth = "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n".encode())
+    return connection.recv(65536)
+
+
+def test_an_answer_leaves_whole_in_one_write_on_a_kept_alive_connection(endpoint: AwsEndpoint) -> None:
+    import socket
+
+    s3 = _client(endpoint, "s3")
+    s3.create_bucket(Bucket="one-write")
+    s3.put_object(Bucket="one-write", Key="k", Body=b"the-body-of-k")
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        answers = [_raw_get(connection, "/one-write/k") for _ in range(3)]
+    # Each answer's first read holds its headers and its body: written apart, the body waited
+    # behind Nagle's algorithm for the client's delayed acknowledgement of the headers
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nthe-body-of-k"), answer
+
+
+def test_moto_s_action_names_are_listed_once_per_class_and_again_when_the_class_changes() -> None:
+    from moto.core.utils import method_names_from_class as plain
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.sqs.responses import SQSResponse
+
+    from bulk_restore.local.endpoint import method_names_from_class
+
+    for cls in (DynamoHandler, SQSResponse):
+        assert method_names_from_class(cls) == plain(cls)
+        assert method_names_from_class(cls) is method_names_from_class(cls)
+
+    class Handler(SQSResponse):
+        pass
+
+    assert "brand_new_action" not in method_names_from_class(Handler)
+    Handler.brand_new_action = lambda self: None  # type: ignore[attr-defined]
+    assert "brand_new_action" in method_names_from_class(Handler)
+    assert method_names_from_class(Handler) == plain(Handler)

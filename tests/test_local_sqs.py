@@ -174,3 +174,104 @@ def test_a_receive_reads_the_in_flight_groups_from_a_copy_of_the_set(layer: bool
         assert queue.pending_message_groups == {"a"}
         received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
         assert [m["Body"] for m in received] == ["step of b"]
+
+
+def _received(sqs: Any) -> list[Any]:
+    """Whole ReceiveMessage answers as a client parses them (ids and handles aside: they differ per run)."""
+    url = sqs.create_queue(QueueName="answers", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    fifo = sqs.create_queue(QueueName="answers.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    answers: list[Any] = [sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)]  # an empty queue
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": json.dumps({"n": i, "text": "é \"quoted\" \u2028"})}
+                                                  for i in range(3)])
+    sqs.send_message(QueueUrl=fifo, MessageBody="in a group", MessageGroupId="g")
+    variants: list[dict[str, Any]] = [{}, {"AttributeNames": ["All"]}, {"AttributeNames": ["SentTimestamp", "ApproximateReceiveCount"]},
+                                      {"MessageSystemAttributeNames": ["SenderId"]}, {"AttributeNames": ["MessageGroupId"]},
+                                      {"AttributeNames": ["All"], "MessageAttributeNames": ["All"]}]
+    for variant in variants:
+        answers.append(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, **variant))
+    answers.append(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10, AttributeNames=["All"]))
+    handle = answers[-1]["Messages"][0]["ReceiptHandle"]
+    answers.append(sqs.delete_message_batch(QueueUrl=fifo, Entries=[{"Id": "ok", "ReceiptHandle": handle}]))
+    answers.append(sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": "bad", "ReceiptHandle": "not-a-handle"}]))
+    for answer in answers:
+        answer.pop("ResponseMetadata")
+        for message in answer.get("Messages", []):
+            message.pop("MessageId")
+            message.pop("ReceiptHandle")
+            for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp", "SequenceNumber"):
+                if name in message.get("Attributes", {}):
+                    message["Attributes"][name] = "<time or number>"
+        answer.get("Messages", []).sort(key=lambda m: m["Body"])
+    return answers
+
+
+def test_receive_and_delete_answers_written_as_json_are_what_moto_s_serializer_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    with sqs_client(layer=False) as plain:
+        expected = _received(plain)
+    with sqs_client(layer=True) as layered:
+        written = sqs_layer._JsonResult.execute_result
+        direct = []
+        monkeypatch.setattr(sqs_layer._JsonResult, "execute_result", lambda self, context: direct.append(1) or written(self, context))
+        got = _received(layered)
+    assert got == expected
+    assert len(direct) == len(got)  # every answer here was written directly (none carries a binary value)
+    assert got[0] == {} and len(got[1]["Messages"]) == 3 and "Attributes" not in got[1]["Messages"][0]
+    assert got[2]["Messages"][0]["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert got[-2]["Successful"] == [{"Id": "ok"}] and got[-1]["Failed"][0]["SenderFault"] is True
+
+
+def test_a_receive_with_message_attributes_is_left_to_moto_s_serializer() -> None:
+    from moto.core.responses import ActionResult
+
+    with sqs_client(layer=True) as sqs:
+        url = sqs.create_queue(QueueName="tagged")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="t", MessageAttributes={"blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}})
+        plain_result = ActionResult.execute_result
+        calls = []
+
+        def counted(self: Any, context: Any) -> Any:
+            calls.append(context.operation_model.name)
+            return plain_result(self, context)
+
+        ActionResult.execute_result = counted  # type: ignore[method-assign]
+        try:
+            got = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"][0]
+        finally:
+            ActionResult.execute_result = plain_result  # type: ignore[method-assign]
+    assert got["MessageAttributes"] == {"blob": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}}
+    assert calls == ["ReceiveMessage"]
+
+
+def test_receipt_handles_draw_every_letter_alike() -> None:
+    from collections import Counter
+
+    letters = Counter("".join(sqs_layer.receipt_handle() for _ in range(400)))
+    assert set(letters) == set("abcdefghijklmnopqrstuvwxyz")
+    expected = 400 * sqs_layer.RECEIPT_HANDLE_LENGTH / 26
+    assert all(abs(count - expected) < 0.15 * expected for count in letters.values()), letters
+
+
+def _in_flight_groups(sqs: Any) -> list[Any]:
+    from moto.sqs.models import sqs_backends
+
+    queues = sqs_backends["123456789012"][REGION].queues
+    plain = sqs.create_queue(QueueName="plain", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    fair = sqs.create_queue(QueueName="fair", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    fifo = sqs.create_queue(QueueName="groups.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    sqs.send_message_batch(QueueUrl=plain, Entries=[{"Id": str(i), "MessageBody": f"p{i}"} for i in range(10)])
+    sqs.send_message_batch(QueueUrl=fair, Entries=[{"Id": str(i), "MessageBody": f"f{i}", "MessageGroupId": f"tenant{i % 3}"} for i in range(10)])
+    sqs.send_message_batch(QueueUrl=fifo, Entries=[{"Id": str(i), "MessageBody": f"q{i}", "MessageGroupId": f"g{i % 2}"} for i in range(4)])
+    seen = []
+    for url, name in ((plain, "plain"), (fair, "fair"), (fifo, "groups.fifo")):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=4)["Messages"]
+        seen.append((name, sorted(queues[name].pending_message_groups), len(got)))
+    return seen
+
+
+def test_in_flight_groups_are_moto_s_on_standard_queues_with_and_without_groups_and_on_fifo_queues() -> None:
+    with sqs_client(layer=False) as plain:
+        expected = _in_flight_groups(plain)
+    with sqs_client(layer=True) as layered:
+        got = _in_flight_groups(layered)
+    assert got == expected
+    assert got[0] == ("plain", [], 4) and got[1][1] and got[2][1] == ["g0", "g1"]

@@ -94,6 +94,28 @@ class _StatusPoller(threading.Thread):
             self.stop_event.wait(self.interval)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (None where there is none).
+
+    The endpoint's CPU per object is steadier than a rate when other work shares the machine: the
+    loop and the job each cost the emulator's one interpreter so many milliseconds per object,
+    whatever else slows the wall clock."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _per_object_ms(before: float | None, after: float | None, objects: int) -> float | None:
+    if before is None or after is None or objects <= 0:
+        return None
+    return round((after - before) * 1000 / objects, 3)
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -209,8 +231,16 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
                 body = "".join(f"scale-job,job/{i:07d}%20photo.bin\n" for i in range(objects)).encode()
                 s3.put_object(Bucket=info["manifest_bucket"], Key=fields["key"], Body=body)
 
+            pid = stack.process.pid if stack.process is not None else 0
+            cpu_start = cpu_seconds(pid)
             loop = threaded_loop(s3, "scale-loop", loop_keys)
+            cpu_loop = cpu_seconds(pid)
             job = run_job(api, fields, objects, timeout)
+            cpu_job = cpu_seconds(pid)
+            # the endpoint process's CPU per object: the loop's, and the job's up to Complete (its
+            # completions and status reads included)
+            loop["endpoint_cpu_ms_per_object"] = _per_object_ms(cpu_start, cpu_loop, len(loop_keys))
+            job["endpoint_cpu_ms_per_object"] = _per_object_ms(cpu_loop, cpu_job, objects)
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
@@ -225,6 +255,9 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
         "loop": loop,
         "job": job,
         "issuance_ratio": round(job["issued_per_second"] / loop["per_second"], 3),
+        # the same comparison in the endpoint's CPU per object: the loop's / the job's
+        "endpoint_cpu_ratio": (round(loop["endpoint_cpu_ms_per_object"] / job["endpoint_cpu_ms_per_object"], 3)
+                               if loop.get("endpoint_cpu_ms_per_object") and job.get("endpoint_cpu_ms_per_object") else None),
         "whole_over_loop_issuance": round(job["whole_seconds"] / (objects / loop["per_second"]), 3),
         "concurrent_creates": creates,
         "stack_exit": code,

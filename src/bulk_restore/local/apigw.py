@@ -23,6 +23,7 @@ import concurrent.futures
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -424,6 +425,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     timeout = IDLE_CONNECTION_SECONDS  # a kept-alive connection idle this long is closed, as API Gateway closes it
     server_version = "local-apigateway"
     sys_version = ""
+    wbufsize = -1  # an answer's headers and body leave in one write, flushed after each request
+
+    def setup(self) -> None:
+        """No Nagle wait: written unbuffered, an answer's body waited on a kept-alive connection
+        for the client's delayed acknowledgement of its headers (up to 40 ms)."""
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not a TCP socket
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         log.info("%s - %s", self.address_string(), format % args)

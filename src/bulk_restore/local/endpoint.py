@@ -15,6 +15,11 @@ from requests the gate must still admit.
 ``stats()`` counts requests and the time spent inside moto per service and operation, the figures
 a slow run is read from (``bulk-restore local --endpoint-stats``).
 
+Answers leave in one write, with Nagle's algorithm off (``keep_alive_handler``): on a kept-alive
+connection an answer written as headers then body waited up to 40 ms for the client's delayed
+acknowledgement. moto's list of a response class's action names is kept per class
+(``install_request_savings``), not rebuilt by ``inspect.getmembers`` on every request.
+
 ``tune_interpreter()`` is for the process that holds the emulated state (``bulk-restore local``).
 A request's HTTP work outside the gate takes the interpreter lock back after every socket call;
 at CPython's default switch interval (5 ms) each time-back could wait 5 ms per thread ahead of it,
@@ -31,6 +36,7 @@ import gc
 import heapq
 import io
 import itertools
+import socket
 import sys
 import threading
 import time
@@ -167,6 +173,21 @@ def keep_alive_handler() -> type:
 
     class KeepAliveRequestHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
         keep_alive = False
+        wbufsize = -1  # an answer's status line, headers and body leave in one write (see ``setup``)
+
+        def setup(self) -> None:
+            """No Nagle wait on this connection, and writes buffered until werkzeug flushes an answer.
+
+            Unbuffered, an answer left as two segments (the headers, then the body); Nagle's
+            algorithm held the second until the client acknowledged the first, and a client
+            waiting for the body delays its acknowledgement by up to 40 ms: on a kept-alive
+            connection, every answer with a body took 40 ms more than its computing (a
+            ``Query`` 49 ms instead of 3 ms, measured in-process)."""
+            super().setup()
+            try:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - not a TCP socket
+                pass
 
         def run_wsgi(self) -> None:
             length = self.headers.get("Content-Length")
@@ -254,6 +275,39 @@ def inventory_request(environ: dict[str, Any], start_response: Callable[..., Any
     return [data]
 
 
+_method_names: dict[type, tuple[tuple[int, ...], list[str]]] = {}
+
+
+def _shape(cls: type) -> tuple[int, ...]:
+    return tuple(len(c.__dict__) for c in cls.__mro__)
+
+
+def method_names_from_class(cls: type) -> list[str]:
+    """moto's ``method_names_from_class`` (the names of a response class's functions, which every
+    JSON-protocol request looks its action up in), listed once per class instead of by
+    ``inspect.getmembers`` on each request; listed again if a class of its MRO gains or loses an
+    attribute meanwhile."""
+    shape = _shape(cls)
+    known = _method_names.get(cls)
+    if known is not None and known[0] == shape:
+        return known[1]
+    names = _originals["method_names_from_class"](cls)
+    _method_names[cls] = (shape, names)
+    return names
+
+
+_originals: dict[str, Any] = {}
+
+
+def install_request_savings() -> None:
+    """Per-request savings in moto's generic request handling (process-wide, idempotent)."""
+    import moto.core.responses as responses
+
+    if "method_names_from_class" not in _originals:
+        _originals["method_names_from_class"] = responses.method_names_from_class
+        responses.method_names_from_class = method_names_from_class
+
+
 class AwsEndpoint:
     """moto's server application on ``host:port``, threaded, behind the gate."""
 
@@ -267,6 +321,7 @@ class AwsEndpoint:
         from moto.moto_server.werkzeug_app import create_backend_app
         from werkzeug.serving import make_server
 
+        install_request_savings()
         self.application = GatedApplication(dispatcher(create_backend_app), self.slots)
         self._server = make_server(self.host, self.port, self.application, threaded=True, request_handler=keep_alive_handler())
         self._server.daemon_threads = True

@@ -17,7 +17,9 @@ POST ?restore handler and adds a restore clock, so a local run sees what a deplo
 - ObjectRestore:Post at the start and ObjectRestore:Completed at the end go to the bucket's
   S3 notification configurations (SQS, SNS, Lambda; form-URL-encoded keys; glacierEventData on
   Completed) and, when the bucket has EventBridge on, to the default event bus as
-  "Object Restore Initiated" / "Object Restore Completed", through moto's rule matching.
+  "Object Restore Initiated" / "Object Restore Completed", through moto's rule matching (a rule
+  whose pattern names other sources or detail-types in plain lists is passed over without it; an
+  event no rule can match is not made at all).
 
 GetBucketNotificationConfiguration also reports EventBridgeConfiguration, which moto stores but
 leaves out, so code that reads, amends and writes back a bucket's configuration keeps it.
@@ -513,15 +515,38 @@ class S3RestoreEmulator:
         from moto.core.utils import unix_time
         from moto.events.models import events_backends
 
-        event = eventbridge_event(event_name, bucket, state, sequencer)
-        event["time"] = unix_time()  # moto's SQS target turns this into ISO 8601
         bus = events_backends[state.account_id][bucket.region_name].event_buses.get("default")
         if bus is None:
             return
-        for rule in list(bus.rules.values()):
-            if getattr(rule, "state", "ENABLED") != "ENABLED":
-                continue
+        detail_type = EVENTBRIDGE_DETAIL_TYPES[event_name.endswith("ObjectRestore:Completed")]
+        rules = [rule for rule in list(bus.rules.values())
+                 if getattr(rule, "state", "ENABLED") == "ENABLED" and may_match(rule, "aws.s3", detail_type)]
+        if not rules:
+            return  # no rule of the bus can match: the event is not even made
+        event = eventbridge_event(event_name, bucket, state, sequencer)
+        event["time"] = unix_time()  # moto's SQS target turns this into ISO 8601
+        for rule in rules:
             rule.send_to_targets(dict(event), transform_input=False)
+
+
+EVENTBRIDGE_DETAIL_TYPES = ("Object Restore Initiated", "Object Restore Completed")
+
+
+def may_match(rule: Any, source: str, detail_type: str) -> bool:
+    """False when ``rule``'s event pattern cannot match an event of this source and detail-type
+    (then moto's matching would say no too): its ``source`` or ``detail-type`` is a list of plain
+    strings without the event's value. Anything else (no pattern, other filters, ``$or``) is left
+    to moto's matching, which runs on every rule this lets through. An S3 restore sends two
+    events per object and a stack's bus has several rules, most for other detail-types: moto
+    serialises, parses and flattens the event once per rule to find that out."""
+    pattern = getattr(getattr(rule, "event_pattern", None), "_pattern", None)
+    if not isinstance(pattern, dict):
+        return True
+    for name, value in (("source", source), ("detail-type", detail_type)):
+        allowed = pattern.get(name)
+        if isinstance(allowed, list) and allowed and all(type(f) is str for f in allowed) and value not in allowed:
+            return False
+    return True
 
 
 def _iso_ms(moment: dt.datetime) -> str:
@@ -587,7 +612,7 @@ def eventbridge_event(event_name: str, bucket: Any, state: _RestoreState, sequen
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Object Restore Completed" if completed else "Object Restore Initiated",
+        "detail-type": EVENTBRIDGE_DETAIL_TYPES[completed],
         "source": "aws.s3",
         "account": state.account_id,
         "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
