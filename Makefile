@@ -12,7 +12,7 @@ PYTHON313 = $(firstword $(shell for p in python3.13 "$$(pyenv root 2>/dev/null)"
 	"$$p" -c 'import sys; print(sys.executable)' 2>/dev/null && break; done))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint scan sam-venv validate build local demo bench clean
+.PHONY: help install test lint scan sam-venv validate build local demo bench openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ demo: $(VENV)/.installed ## Run a job end to end on the local stack
 
 bench: $(VENV)/.installed ## Run the benchmark
 	$(VENV)/bin/python -m bulk_restore.bench
+
+openapi: $(VENV)/.installed ## Regenerate openapi.json, the API's OpenAPI document, from the code's models
+	$(VENV)/bin/python -m bulk_restore.openapi openapi.json
 
 clean: ## Remove build output and caches (keeps the virtual environments)
 	rm -rf .aws-sam .pytest_cache .hypothesis bench-results build dist

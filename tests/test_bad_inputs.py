@@ -217,7 +217,7 @@ REFUSED = [
     refused("put-create-job", 404, "NotFound", ("no such route",), method="PUT"),
     refused("delete-job", 404, "NotFound", ("no such route",), None, "DELETE", "/jobs/{job}"),
     refused("get-on-cancel", 404, "NotFound", ("no such route",), None, "GET", "/jobs/{job}/cancel"),
-    refused("unknown-route", 404, "NotFound", ("no such route",), None, "GET", "/jobs"),
+    refused("unknown-route", 404, "NotFound", ("no such route",), None, "GET", "/job"),  # (GET /jobs lists the jobs)
 ]
 
 

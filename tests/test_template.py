@@ -39,7 +39,8 @@ REQUIRED_SETTINGS_VARIABLES = {
 # Resources SAM generates from the template (RestApi with ApiKeyRequired and CreateUsagePlan).
 SAM_GENERATED_IDS = {"RestApiApiKey", "RestApiUsagePlan", "RestApiUsagePlanKey", "RestApiprodStage"}
 PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix", "AWS::StackId", "AWS::NoValue"}
-EXPECTED_ROUTES = {("POST", "/create-job"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects"), ("POST", "/jobs/{job_id}/cancel")}
+EXPECTED_ROUTES = {("POST", "/create-job"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects"), ("POST", "/jobs/{job_id}/cancel"),
+                   ("GET", "/openapi.json")}
 
 
 # ---------------------------------------------------------------- loading
@@ -510,6 +511,109 @@ def test_outputs_are_described(template):
     assert outputs["ApiKeyId"]["Value"] == {"Ref": "RestApiApiKey"}
     # the sample's output: the API's base URL, with the stage and a trailing slash
     assert outputs["RestAPI"]["Value"] == {"Fn::Sub": "https://${RestApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod/"}
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def dashboard_body(template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's JSON as CloudFormation would write it: each ${Name} / ${Name.Attr} replaced by <Name> / <Name.Attr>."""
+    (dashboard,) = resources_of(template, "AWS::CloudWatch::Dashboard").values()
+    text = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(text, str), "the body is one !Sub string, so every ${...} in it is checked to exist"
+    return json.loads(re.sub(r"\$\{([^}!]+)\}", r"<\1>", text))
+
+
+def dashboard_metrics(body: dict[str, Any], metric: str) -> list[tuple[str, dict[str, str], str]]:
+    """(namespace, dimensions, widget title) of each graph of ``metric`` on the dashboard."""
+    found = []
+    for widget in body["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            names = [part for part in row if isinstance(part, str)]
+            if names[1] == metric:
+                found.append((names[0], dict(zip(names[2::2], names[3::2])), widget["properties"]["title"]))
+    return found
+
+
+def test_the_dashboard_is_json_once_substituted_and_every_graph_is_in_the_stack_s_region(template):
+    body = dashboard_body(template)
+    graphs = [w for w in body["widgets"] if w["type"] == "metric"]
+    assert graphs
+    for widget in graphs:
+        assert widget["properties"]["region"] == "<AWS::Region>", widget["properties"]["title"]
+        assert widget["properties"]["metrics"], widget["properties"]["title"]
+    # no two widgets overlap on the 24-column grid
+    cells = [(w["x"] + dx, w["y"] + dy) for w in body["widgets"] for dx in range(w["width"]) for dy in range(w["height"])]
+    assert len(cells) == len(set(cells)) and all(x < 24 for x, _ in cells)
+
+
+def test_the_dashboard_shows_every_function_s_errors_throttles_and_durations(template):
+    everyone = {f"<{name}>" for name in functions(template)}
+    for metric in ("Errors", "Throttles", "Duration", "Invocations"):
+        graphs = dashboard_metrics(dashboard_body(template), metric)
+        assert {ns for ns, _, _ in graphs} == {"AWS/Lambda"}
+        shown = {dims["FunctionName"] for _, dims, _ in graphs}
+        assert shown == everyone, f"{metric}: missing {sorted(everyone - shown)}, unknown {sorted(shown - everyone)}"
+
+
+def test_the_dashboard_shows_every_queue_s_age_and_depth_and_every_dead_letter_queue_s_messages(template):
+    queues = {f"<{name}.QueueName>" for name in resources_of(template, "AWS::SQS::Queue")}
+    dead_letter = {f"<{name}.QueueName>" for name in dead_letter_queue_ids(template)}
+    assert dead_letter and dead_letter < queues
+    body = dashboard_body(template)
+    ages = {dims["QueueName"] for ns, dims, _ in dashboard_metrics(body, "ApproximateAgeOfOldestMessage") if ns == "AWS/SQS"}
+    assert ages == queues, f"age of the oldest message: missing {sorted(queues - ages)}"
+    depths: dict[str, set[str]] = {}
+    for ns, dims, title in dashboard_metrics(body, "ApproximateNumberOfMessagesVisible"):
+        assert ns == "AWS/SQS"
+        depths.setdefault(title, set()).add(dims["QueueName"])
+    [dead_letters] = [shown for title, shown in depths.items() if "dead" in title.lower()]
+    assert dead_letters == dead_letter, f"dead letters: missing {sorted(dead_letter - dead_letters)}"
+    waiting = set().union(*(shown for title, shown in depths.items() if "dead" not in title.lower()))
+    assert waiting == queues - dead_letter, f"messages waiting: missing {sorted(queues - dead_letter - waiting)}"
+
+
+def test_the_dashboard_shows_every_metric_the_functions_emit_in_their_namespace_and_service(template):
+    from bulk_restore.adapters.metrics import DEFAULT_NAMESPACE
+    from bulk_restore.domain.model import JobStatus
+    from bulk_restore.usecases import metrics
+
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == DEFAULT_NAMESPACE
+    pattern = re.compile(template["Parameters"]["MetricsNamespace"]["AllowedPattern"])
+    assert pattern.match(DEFAULT_NAMESPACE) and pattern.match("BulkRestore/prod") and not pattern.match("AWS/Lambda")
+    body = dashboard_body(template)
+    emitted = {value for name, value in vars(metrics).items() if name.isupper() and name not in ("COUNT", "BYTES") and isinstance(value, str)}
+    assert emitted >= {"RestoresRequested", "RestoresCompleted", "RestoresFailed", "RestoresSkipped", "RestoresThrottled", "JobsEnded", "BytesMoved"}
+    for metric in emitted:
+        graphs = dashboard_metrics(body, metric)
+        assert graphs, f"{metric} is not on the dashboard"
+        for namespace, dims, _ in graphs:
+            assert namespace == "<MetricsNamespace>" and dims["service"] == env["POWERTOOLS_SERVICE_NAME"], (metric, dims)
+    ended = {dims["State"] for _, dims, _ in dashboard_metrics(body, "JobsEnded")}
+    assert ended == {status.value for status in JobStatus if status.is_terminal}
+
+
+def test_the_dashboard_s_console_url_is_an_output(template):
+    (name,) = resources_of(template, "AWS::CloudWatch::Dashboard")
+    url = template["Outputs"]["DashboardUrl"]
+    assert url["Description"]
+    assert url["Value"]["Fn::Sub"].startswith("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards")
+    assert url["Value"]["Fn::Sub"].endswith(f"/${{{name}}}")
+
+
+def test_the_lambda_package_requires_what_the_project_requires_at_runtime():
+    # sam build installs src/requirements.txt; pip installs pyproject.toml's dependencies. The
+    # functions need the same (the Tracer needs Powertools' tracer extra, the X-Ray SDK), boto3
+    # excepted: the Lambda runtime has it.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    lines = (ROOT / "src" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    lambda_package = {line.split("#")[0].strip() for line in lines} - {""}
+    assert lambda_package == {d for d in project if not d.startswith("boto3")}
+    assert any(d.startswith("aws-lambda-powertools[tracer]") for d in lambda_package)
 
 
 # ---------------------------------------------------------------- cfn-lint

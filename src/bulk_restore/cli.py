@@ -1,5 +1,6 @@
 """The `bulk-restore` command: `local` runs the stack on this machine, `demo` runs a bulk restore on it,
-`redrive` puts dead letters back.
+`redrive` puts dead letters back; the client commands (`configure`, `create-job`, `status`, `jobs`,
+`objects`, `cancel`, `watch`: bulk_restore.client) use a stack, deployed or local.
 
 Exit codes: 0 done; 1 the command ran and failed (the demo's job did not come out right, a queue
 was skipped, AWS refused a call); 2 nothing was done because of something the user can fix (an
@@ -16,17 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from bulk_restore.client.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
-
-class CliError(Exception):
-    """What the user must change, in one line; exit code 2 unless told otherwise."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
-        self.code = code
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "CliError", "main"]
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -46,12 +39,18 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bulk_restore.client.commands import CLIENT_COMMANDS, add_client_commands
+
     parser = argparse.ArgumentParser(
         prog="bulk-restore", description="Restore large sets of archived S3 objects.",
-        epilog="exit codes: 0 done; 1 the command ran and failed; 2 nothing done, fix what the one line on stderr says; 130 interrupted",
+        epilog="exit codes: 0 done; 1 the command ran and failed; 2 nothing done, fix what the one line on\n"
+               "stderr says; 130 interrupted; `watch` adds 3 to 7 for how the job ended (bulk-restore watch --help).\n\n"
+               "example:\n  bulk-restore local &\n"
+               "  JOB=$(bulk-restore create-job manifest.csv --tier BULK) && bulk-restore watch \"$JOB\"",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="{local,demo,redrive}")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(("local", "demo", "redrive", *CLIENT_COMMANDS)) + "}")
 
     local = commands.add_parser(
         "local",
@@ -67,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="restores finish at random between (1 - spread) and 1 times their time (0 to 1; default 0.8)")
     local.add_argument("--sweep-seconds", type=float, default=10.0,
                        help="seconds between two runs of the sweeper (lost events, deadlines; default 10)")
-    local.add_argument("--ready-file", type=Path, help="also write the ready line to this file")
+    local.add_argument("--ready-file", type=Path,
+                       help="also write the ready line to this file, where the client commands find the stack (default "
+                            "$XDG_STATE_HOME/bulk-restore/local.json, else ~/.local/state/bulk-restore/local.json)")
     local.add_argument("--endpoint-stats", type=Path, metavar="FILE",
                        help="when the stack stops, write the AWS endpoint's requests and time per operation to FILE (JSON)")
     local.add_argument("--region", default="us-east-1")
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="who sends the restore requests: direct (the functions), batch (one S3 Batch Operations job); default auto")
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job to finish (default 120)")
     demo.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
+    add_client_commands(commands)
     return parser
 
 
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return _redrive(args)
         if args.command == "demo":
             return _demo(args)
+        if getattr(args, "handler", None) is not None:
+            return _client(args)
         parser.print_help(sys.stderr)  # no command: what the commands are is the useful answer
         return EXIT_USAGE
     except CliError as exc:
@@ -122,6 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bulk-restore: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _client(args: argparse.Namespace) -> int:
+    """A client command; whatever AWS or the system answers is one line, never a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bulk_restore.client.commands import run_client_command
+    from bulk_restore.client.config import aws_failure
+
+    try:
+        return run_client_command(args)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_failure(exc, args.command) from exc
+    except BrokenPipeError:  # `bulk-restore objects ... | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+    except OSError as exc:
+        raise CliError(f"{args.command}: {exc}", EXIT_FAILED) from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -243,8 +265,17 @@ def _local(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ready_file = args.ready_file
+    if ready_file is None:  # where the client commands look for a local stack
+        from bulk_restore.client.config import default_ready_file
+
+        ready_file = default_ready_file()
+        try:
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create {ready_file.parent} for the ready file ({exc.strerror}): pass --ready-file PATH") from exc
     try:
-        return run(config, ready_file=args.ready_file)
+        return run(config, ready_file=ready_file)
     except LocalStackError as exc:  # what changed since the check (a port taken meanwhile)
         raise CliError(str(exc)) from exc
     except (OSError, ValueError) as exc:

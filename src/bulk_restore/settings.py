@@ -45,6 +45,8 @@ class Settings(BaseModel):
     transfer_queue_url: str = ""
     vault_part_mib: int = Field(1024, ge=8, le=4096)  # a power of two (domain.vault.part_size_for)
     transfer_attempts: int = Field(3, ge=1)  # a part whose tree hash keeps failing is FAILED after this many
+    # create-job's estimate (dry_run, max_cost_usd): HeadObject calls at most, beyond which it samples
+    estimate_head_limit: int = Field(1000, ge=1, le=10_000)
 
     @property
     def vault_part_bytes(self) -> int:
@@ -94,6 +96,7 @@ class Settings(BaseModel):
             "transfer_queue_url": "TRANSFER_QUEUE_URL",
             "vault_part_mib": "VAULT_PART_MIB",
             "transfer_attempts": "TRANSFER_ATTEMPTS",
+            "estimate_head_limit": "ESTIMATE_HEAD_LIMIT",
         }
         values = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
         return cls.model_validate(values)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.glacier import GlacierVaults
+from bulk_restore.adapters.metrics import EmfMetrics
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.s3control import BatchOperations
 from bulk_restore.adapters.sns import EventPublisher
@@ -15,6 +16,7 @@ from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.settings import Settings, get_settings
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.complete import CompletionRecorder
+from bulk_restore.usecases.estimate import EstimateService
 from bulk_restore.usecases.jobs import JobService
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
@@ -39,6 +41,8 @@ class Services:
     sweeper: Sweeper
     batch: BatchEngine | None = None
     vault: VaultMover | None = None
+    metrics: EmfMetrics | None = None
+    estimates: EstimateService | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -49,20 +53,22 @@ def build_services(settings: Settings) -> Services:
                    manifest_buckets=settings.manifest_bucket_list)
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url, transfer_queue_url=settings.transfer_queue_url)
     publisher = EventPublisher(settings.topic_arn)
-    notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000)
+    metrics = EmfMetrics()  # flushed by each handler's @metrics.log_metrics
+    notifier = Notifier(store, publisher, settings.event_lease_seconds * 1000, metrics=metrics)
     pacer = Pacer(store, settings.restore_rate_per_second)
     batch = None
     if settings.batch_role_arn and settings.account_id and settings.report_bucket:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3CONTROL") or os.environ.get("AWS_ENDPOINT_URL") or None
         batch = BatchEngine(store, s3, BatchOperations(settings.account_id, settings.batch_role_arn, endpoint_url=endpoint), notifier,
-                            settings.report_bucket)
+                            settings.report_bucket, metrics=metrics)
     vaults = vault = None
     if settings.transfer_queue_url:
         vaults = GlacierVaults()
         vault = VaultMover(store, s3, vaults, queues, notifier, settings.vault_topic_arn, settings.vault_part_bytes,
                            settings.transfer_attempts, settings.restore_concurrency, work_bucket=settings.report_bucket,
                            time_scale=settings.time_scale)
-    return Services(
+        vault.metrics = metrics
+    built = Services(
         settings=settings,
         store=store,
         s3=s3,
@@ -73,12 +79,17 @@ def build_services(settings: Settings) -> Services:
                         vaults),
         planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
                         batch, vault),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault),
-        completions=CompletionRecorder(store, notifier, s3),
-        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault),
+        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault, metrics=metrics),
+        completions=CompletionRecorder(store, notifier, s3, metrics=metrics),
+        sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault, metrics=metrics),
         batch=batch,
         vault=vault,
+        metrics=metrics,
     )
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    built.estimates = EstimateService(built.jobs, s3, region=region, restore_rate_per_second=settings.restore_rate_per_second,
+                                      concurrency=settings.restore_concurrency, head_limit=settings.estimate_head_limit)
+    return built
 
 
 class _Environments:

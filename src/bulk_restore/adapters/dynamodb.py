@@ -8,6 +8,8 @@ Item layout (pk / sk):
   BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here);
                                   ``issuing`` while the job may still record new objects
   IDEMPOTENCY#<token> / TOKEN     the job a create request's idempotency key (header or client_token) made
+  JOBS / <created at>#<id>        every job, newest last: GET /jobs reads this partition backwards
+                                  (written once, at create; expires ObjectRetentionDays later)
   ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at;
                                   ``issuing`` while it has restore requests left to send (pacing)
   RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
@@ -53,6 +55,8 @@ EARLY_COMPLETION_DAYS = 2
 OBJECT_SHARDS = 16
 MAX_TOKEN_CHARS = 1024  # a next_token we make is under 200 characters
 _REF = re.compile(r"[0-9a-f]{32}")
+JOBS_PARTITION = "JOBS"
+_JOBS_SK = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z#[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 MAX_TRANSACT_ITEMS = 100
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -288,6 +292,7 @@ class DynamoJobStore:
                 }
             }
         )
+        actions.append({"Put": {"TableName": self.table, "Item": _to_ddb(self._listing_item(job))}})
         actions.extend(
             {
                 "Put": {
@@ -309,6 +314,52 @@ class DynamoJobStore:
                 if existing is not None:
                     return existing, False
             raise
+
+    def _listing_item(self, job: RestoreJob) -> dict[str, Any]:
+        """The job's entry in the JOBS partition (GET /jobs): its key sorts by creation time. It
+        expires with the job's objects, by when the job itself is gone."""
+        return {"pk": JOBS_PARTITION, "sk": f"{job.created_at}#{job.job_id}", "job_id": job.job_id,
+                "expires_at": _epoch(max(self.object_retention_days, self.job_retention_days))}
+
+    def recent_jobs(self, limit: int, token: str | None) -> tuple[list[RestoreJob], str | None]:
+        """Jobs newest first, ``limit`` entries of the JOBS partition a page (one Query, then one
+        GetItem per job: a job whose record has expired is left out, so a page may be short).
+        ``token`` resumes after the last entry of the previous page."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": _to_ddb({":pk": JOBS_PARTITION}),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if token:
+            kwargs["ExclusiveStartKey"] = _to_ddb({"pk": JOBS_PARTITION, "sk": self._decode_jobs_token(token)})
+        page = self.client.query(**kwargs)
+        entries = [_from_ddb(item) for item in page.get("Items", [])]
+        jobs = []
+        for entry in entries:
+            item = self.client.get_item(TableName=self.table, Key=_to_ddb({"pk": job_pk(entry["job_id"]), "sk": "META"})).get("Item")
+            if item:
+                jobs.append(self._job_from_item(_from_ddb(item)))
+        last = page.get("LastEvaluatedKey")
+        next_token = base64.urlsafe_b64encode(json.dumps({"k": _from_ddb(last)["sk"]}).encode()).decode() if last else None
+        return jobs, next_token
+
+    @staticmethod
+    def _decode_jobs_token(token: str) -> str:
+        """A next_token of recent_jobs: the sort key of the last entry read, or refuse it."""
+        invalid = InvalidRequest("next_token is not valid: pass the value a previous page returned", {"next_token": token[:100]})
+        if len(token) > MAX_TOKEN_CHARS:
+            raise invalid
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"),
+                                 parse_constant=lambda name: float("nan"))
+        except (ValueError, RecursionError) as exc:  # bad base64, not UTF-8, not JSON, over 4,300 digits, too deep
+            raise invalid from exc
+        if not isinstance(decoded, dict) or set(decoded) != {"k"} or not isinstance(decoded["k"], str) \
+                or not _JOBS_SK.fullmatch(decoded["k"]):
+            raise invalid
+        return decoded["k"]
 
     def _token_item(self, key: str, job_id: str) -> dict[str, Any]:
         return {"pk": f"IDEMPOTENCY#{key}", "sk": "TOKEN", "job_id": job_id, "expires_at": _epoch(self.job_retention_days)}

@@ -137,15 +137,19 @@ class S3Gateway:
         raise AssertionError("unreachable")
 
     def restore_with_retries(self, obj: ObjectId, tier: Tier, days: int, attempts: int = 8,
-                             pace: Callable[[], None] | None = None) -> ObjectOutcome:
+                             pace: Callable[[], None] | None = None,
+                             refused: Callable[[str], None] | None = None) -> ObjectOutcome:
         """Restore, backing off with full jitter on throttling. Raises RetryLater if S3 still says not now.
 
         ``pace`` is called before each retry: a retry is a request too, and counts against the rate.
+        ``refused`` is told the code of each "not now" answer (SlowDown, 503, no Expedited capacity).
         """
         for attempt in range(attempts):
             try:
                 return self.restore(obj, tier, days)
-            except RetryLater:
+            except RetryLater as exc:
+                if refused is not None:
+                    refused(exc.code)
                 if attempt == attempts - 1:
                     raise
                 time.sleep(min(5.0, 0.1 * 2**attempt) * random.random())
@@ -201,6 +205,26 @@ class S3Gateway:
                 what = "NoSuchBucket" if code == "NoSuchBucket" else "NoSuchVersion" if obj.version_id else "NoSuchKey"
                 return "failed", classify(404, what, message)
             return "archive", None  # 403 and others: the Batch task will say
+
+    def describe_object(self, obj: ObjectId) -> dict[str, Any]:
+        """One HeadObject, for an estimate: {"kind": "archive" | "intelligent-tiering" | "restored" |
+        "restoring" | "readable" (as ``_head_class``) | "missing" | "refused", "storage_class",
+        "archive_status", "size"}. Raises RetryLater on throttling."""
+        if not self.may_touch(obj.bucket):
+            return {"kind": "refused", "storage_class": None, "archive_status": None, "size": 0}
+        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            kwargs["VersionId"] = obj.version_id
+        try:
+            head = self.client.head_object(**kwargs)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if code in THROTTLING or status in (500, 503):
+                raise RetryLater(code or str(status)) from exc
+            missing = status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket")
+            return {"kind": "missing" if missing else "refused", "storage_class": None, "archive_status": None, "size": 0}
+        return {"kind": _head_class(head), "storage_class": head.get("StorageClass") or "STANDARD",
+                "archive_status": head.get("ArchiveStatus"), "size": int(head.get("ContentLength") or 0)}
 
     # ---- notifications ---------------------------------------------------------------------
 
@@ -370,30 +394,36 @@ class S3Gateway:
                                          {"bucket": bucket}) from exc
             raise
 
-    def list_page(self, bucket: str, prefix: str, versions: bool, marker: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    def list_page(self, bucket: str, prefix: str, versions: bool, marker: dict[str, str],
+                  restore_status: bool = False) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
         """One page of a prefix's objects (every version with ``versions``): each {"Key", "VersionId",
-        "StorageClass", "IsLatest", "DeleteMarker"}, and the marker of the next page (None: the last)."""
+        "StorageClass", "IsLatest", "DeleteMarker", "Size", "RestoreStatus"}, and the marker of the next
+        page (None: the last). ``restore_status`` asks S3 for each object's RestoreStatus
+        (OptionalObjectAttributes; S3 gives it for objects restored or restoring, None otherwise)."""
         if not self.may_touch(bucket):
             raise BucketNotAllowed(f"this stack may not list bucket {bucket!r} (AllowedBuckets)", {"bucket": bucket})
+        optional = {"OptionalObjectAttributes": ["RestoreStatus"]} if restore_status else {}
         try:
             if versions:
-                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, **optional}
                 if marker.get("key"):
                     kwargs.update(KeyMarker=marker["key"], VersionIdMarker=marker.get("version", ""))
                 page = self.client.list_object_versions(**kwargs)
                 items = [{"Key": v["Key"], "VersionId": v.get("VersionId"), "StorageClass": v.get("StorageClass", "STANDARD"),
-                          "IsLatest": v.get("IsLatest", True), "DeleteMarker": False} for v in page.get("Versions", [])]
+                          "IsLatest": v.get("IsLatest", True), "DeleteMarker": False, "Size": int(v.get("Size") or 0),
+                          "RestoreStatus": v.get("RestoreStatus")} for v in page.get("Versions", [])]
                 items += [{"Key": d["Key"], "VersionId": d.get("VersionId"), "StorageClass": None, "IsLatest": d.get("IsLatest", True),
-                           "DeleteMarker": True} for d in page.get("DeleteMarkers", [])]
+                           "DeleteMarker": True, "Size": 0, "RestoreStatus": None} for d in page.get("DeleteMarkers", [])]
                 items.sort(key=lambda i: (i["Key"], not i["IsLatest"]))
                 following = {"key": page["NextKeyMarker"], "version": page.get("NextVersionIdMarker", "")} if page.get("IsTruncated") else None
                 return items, following
-            kwargs = {"Bucket": bucket, "Prefix": prefix}
+            kwargs = {"Bucket": bucket, "Prefix": prefix, **optional}
             if marker.get("token"):
                 kwargs["ContinuationToken"] = marker["token"]
             page = self.client.list_objects_v2(**kwargs)
             items = [{"Key": o["Key"], "VersionId": None, "StorageClass": o.get("StorageClass", "STANDARD"), "IsLatest": True,
-                      "DeleteMarker": False} for o in page.get("Contents", [])]
+                      "DeleteMarker": False, "Size": int(o.get("Size") or 0), "RestoreStatus": o.get("RestoreStatus")}
+                     for o in page.get("Contents", [])]
             return items, ({"token": page["NextContinuationToken"]} if page.get("IsTruncated") else None)
         except ClientError as exc:
             status, code, _ = _code(exc)

@@ -1,4 +1,5 @@
-"""Dollars from counts: the price data file (prices.json) applied to a cost profile."""
+"""Dollars from counts: the price data file (src/bulk_restore/prices.json, the one the create-job
+estimate reads too) applied to a cost profile."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-PRICES_FILE = Path(__file__).with_name("prices.json")
+PRICES_FILE = Path(__file__).parent.parent / "prices.json"
 S3_GET_CLASS = {"GetObject", "HeadObject", "GetBucketNotificationConfiguration"}
 GIB = 2**30
 
@@ -30,7 +31,7 @@ def dollars(profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard
     log_bytes = profile["logs"]["app_bytes"] + profile["logs"]["platform_bytes"]
     items = {
         "s3_restore_requests": (requests["restore_object"] + requests.get("batch_tasks", 0))
-        * p["s3"]["restore_requests_per_thousand"][restore_class_tier] / 1000,
+        * restore_request_price(p, restore_class_tier) / 1000,
         "s3_batch_operations": (requests.get("batch_jobs", 0) * p["s3_batch_operations"]["per_job"]
                                 + requests.get("batch_tasks", 0) * p["s3_batch_operations"]["per_million_objects"] / 1e6),
         "s3_other_requests": s3_get * p["s3"]["get_head_per_thousand"] / 1000 + s3_put * p["s3"]["put_post_list_per_thousand"] / 1000,
@@ -48,6 +49,12 @@ def dollars(profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard
     items["orchestration"] = sum(v for k, v in items.items() if k != "s3_restore_requests")
     items["total"] = items["orchestration"] + items["s3_restore_requests"]
     return items
+
+
+def restore_request_price(prices: dict[str, Any], class_tier: str) -> float:
+    """S3's fee per 1,000 restore requests of ``class_tier`` ("GLACIER.Standard"), from the file's restore section."""
+    storage_class, tier = class_tier.split(".")
+    return float(prices["restore"][storage_class][tier.upper()]["requests_per_thousand"])
 
 
 def per_million_objects(profile: dict[str, Any], **kwargs: Any) -> dict[str, float]:

@@ -283,7 +283,7 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
             "not a measurement of AWS.", ""]
 
     out += ["### Dollars per million objects", "",
-            f"Prices: `src/bulk_restore/bench/prices.json` ({prices['region']}, as of {prices['as_of']}; sources in the file).", ""]
+            f"Prices: `src/bulk_restore/prices.json` ({prices['region']}, as of {prices['as_of']}; sources in the file).", ""]
     costs = [price_data.per_million_objects(r) for r in runs]
     labels = {
         "dynamodb_writes": "DynamoDB writes", "dynamodb_reads": "DynamoDB reads", "sqs": "SQS (code + ESM + EventBridge deliveries)",

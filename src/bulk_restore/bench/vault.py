@@ -22,14 +22,16 @@ from collections import Counter
 from typing import Any
 
 from bulk_restore.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
+from bulk_restore.bench import prices as price_data
 from bulk_restore.bench.meter import RequestMeter
 
 MIB = 1 << 20
 GIB = 1 << 30
 REGION = "us-east-1"
 TRANSFER_MEMORY_MB = 3008  # template.yaml TransferFunction
-# us-east-1 list prices (Glacier vault retrievals: per GB and per 1,000 requests; confirm before quoting)
-RETRIEVAL = {"Bulk": (0.0025, 0.025), "Standard": (0.01, 0.05), "Expedited": (0.03, 10.0)}
+# Glacier vault retrievals, per GB and per 1,000 requests, from the price data file (us-east-1)
+RETRIEVAL = {tier.title(): (float(p["retrieval_per_gb"]), float(p["requests_per_thousand"]))
+             for tier, p in price_data.load()["restore"]["GLACIER_VAULT"].items()}
 PRICES = {
     ("s3", "UploadPart"): 0.005 / 1000, ("s3", "CreateMultipartUpload"): 0.005 / 1000, ("s3", "CompleteMultipartUpload"): 0.005 / 1000,
     ("s3", "PutObject"): 0.005 / 1000, ("s3", "HeadObject"): 0.0004 / 1000,

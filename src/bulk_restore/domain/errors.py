@@ -50,3 +50,9 @@ class IdempotencyKeyMismatch(BulkRestoreError):
     """An idempotency key (or client_token) sent again with another request than the one that made its job."""
 
     code = "IdempotencyKeyMismatch"
+
+
+class EstimateOverMaxCost(BulkRestoreError):
+    """A create-job with max_cost_usd whose estimate at its tier is above it: nothing was created."""
+
+    code = "EstimateOverMaxCost"

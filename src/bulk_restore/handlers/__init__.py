@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
+
+from bulk_restore.adapters.metrics import powertools_metrics
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+# Every function's X-Ray tracing (`@tracer.capture_lambda_handler`): on in Lambda when the
+# template's Tracing is Active; Powertools turns it off elsewhere (the local stack, the tests),
+# as POWERTOOLS_TRACE_DISABLED=true does anywhere. Responses are not put in traces: they may
+# hold object keys.
+tracer = Tracer()
+# Every function's metrics (`@metrics.log_metrics`): what the use cases counted during the
+# invocation (bulk_restore.adapters.metrics) goes out as one EMF log line at its end.
+metrics = powertools_metrics()
+# An invocation that counted nothing (a status read, a quiet sweep) is normal: no warning for it.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def inject_function_context(logger: Logger) -> Callable[[Handler], Handler]:

@@ -15,13 +15,15 @@ from bulk_restore.domain.events import (
     parse_message,
     parse_vault_notice,
 )
-from bulk_restore.handlers import inject_function_context
+from bulk_restore.handlers import inject_function_context, metrics, tracer
 from bulk_restore.wiring import services
 
 logger = Logger(service="bulk-restore")
 
 
 @inject_function_context(logger)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     failures: list[dict[str, str]] = []
     completions: list[RestoreCompleted] = []

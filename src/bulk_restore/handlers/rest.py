@@ -16,9 +16,11 @@ from pydantic import ValidationError
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from bulk_restore.api_models import ErrorAnswer, conform
 from bulk_restore.domain.errors import (
     BucketNotAllowed,
     BulkRestoreError,
+    EstimateOverMaxCost,
     IdempotencyKeyMismatch,
     InvalidRequest,
     JobAlreadyFinished,
@@ -41,6 +43,7 @@ STATUS = {
     ManifestUnreadable: 422,
     ManifestChanged: 422,
     RequestTooLarge: 413,
+    EstimateOverMaxCost: 422,
 }
 
 
@@ -171,7 +174,7 @@ def base_url(event: APIGatewayProxyEvent) -> str:
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    body = conform(ErrorAnswer, {"error": {"code": code, "message": message, "details": details or {}}})
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
 
 

@@ -56,6 +56,7 @@ from bulk_restore.domain.batch import (
 )
 from bulk_restore.domain.model import JobStatus, ObjectId, ObjectState, RestoreJob
 from bulk_restore.domain.progress import all_accounted
+from bulk_restore.usecases.metrics import NO_METRICS, Metrics, count_moved
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -71,13 +72,14 @@ def _it_refused_days(code: str, message: str) -> bool:
 
 class BatchEngine:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, operations: BatchOperations, notifier: Notifier,
-                 work_bucket: str, clock: Callable[[], float] = time.time):
+                 work_bucket: str, clock: Callable[[], float] = time.time, metrics: Metrics = NO_METRICS):
         self.store = store
         self.s3 = s3
         self.operations = operations
         self.notifier = notifier
         self.bucket = work_bucket
         self.clock = clock
+        self.metrics = metrics
 
     # ---- planning ----------------------------------------------------------------------------
 
@@ -247,7 +249,9 @@ class BatchEngine:
             nonlocal failed
             records = pending.pop(outcome, [])
             if records:
-                failed += self.store.transition(job.job_id, records, outcome[0], outcome[1])
+                moved = self.store.transition(job.job_id, records, outcome[0], outcome[1])
+                count_moved(self.metrics, outcome[0], moved)
+                failed += moved
 
         for bucket, key, _ in report.results:
             for task in iter_report_rows(report.schema, text_lines(self.s3.read_work_object(bucket or self.bucket, key))):

@@ -28,6 +28,7 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.events import RestoreCompleted
 from bulk_restore.domain.model import ObjectId, ObjectState
 from bulk_restore.domain.timing import event_epoch
+from bulk_restore.usecases.metrics import NO_METRICS, Metrics, count_moved
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -35,11 +36,12 @@ logger = Logger(child=True)
 
 class CompletionRecorder:
     def __init__(self, store: DynamoJobStore, notifier: Notifier, s3: S3Gateway | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, metrics: Metrics = NO_METRICS):
         self.store = store
         self.notifier = notifier
         self.s3 = s3  # checks an event whose key only matches in its form-decoded spelling
         self.clock = clock
+        self.metrics = metrics
 
     def record(self, events: list[RestoreCompleted]) -> None:
         """Account a batch of completions. Duplicates and events for objects of no job are no-ops."""
@@ -73,6 +75,7 @@ class CompletionRecorder:
                     break
         for job_id, records in chosen.items():
             moved = self.store.transition(job_id, list(records.values()), ObjectState.RESTORED)
+            count_moved(self.metrics, ObjectState.RESTORED, moved)
             logger.info("restores completed", extra={"job_id": job_id, "objects": moved, "events": len(records)})
         for job_id in sorted(named):
             self.notifier.evaluate(job_id)

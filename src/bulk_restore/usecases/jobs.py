@@ -23,7 +23,7 @@ from bulk_restore.domain.errors import (
     ManifestUnreadable,
 )
 from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
-from bulk_restore.domain.inventory import FileFormat, InventoryError
+from bulk_restore.domain.inventory import FileFormat, InventoryError, InventoryManifest
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
 from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectState, RestoreJob, Tier, is_job_id
@@ -143,6 +143,12 @@ class CreateJobRequest(BaseModel):
     overrides: ObjectLocation | None = None  # with "inventory": true: a CSV of archive_id,key naming archives
     # an archive over S3's 5 TiB object limit becomes objects of 4 TiB (<key>.part-001-of-003...) instead of FAILED
     split_large_archives: Annotated[bool | None, Field(strict=True)] = None
+    # The price before paying: dry_run answers the estimate and creates nothing; max_cost_usd
+    # refuses (EstimateOverMaxCost) a job whose estimate at its tier is above it.
+    dry_run: Annotated[bool, Field(strict=True, description="Answer the job's estimate (objects per storage class, what would "
+                                   "be skipped, the cost and completion window per tier) and create nothing")] = False
+    max_cost_usd: Annotated[float | None, Field(ge=0, le=1e12, strict=True, allow_inf_nan=False, description=(
+        "Refuse the job (422 EstimateOverMaxCost, nothing created) when its estimate at its tier is above this many US dollars"))] = None
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -221,7 +227,7 @@ class CreateJobRequest(BaseModel):
         """What this request asks for, one spelling per meaning (the tier in capitals, the defaults
         filled in; a field left to the stack's default stays None). Two requests asking for the same
         job give the same document. The idempotency keys are not part of it."""
-        doc = self.model_dump(mode="json", exclude={"client_token"})
+        doc = self.model_dump(mode="json", exclude={"client_token", "dry_run", "max_cost_usd"})  # asked of the create, not of the job
         doc["tier"] = self.tier.value.upper()
         for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
                               ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
@@ -296,6 +302,12 @@ class JobService:
             return "batch"
         return "direct"
 
+    def is_repeat(self, request: CreateJobRequest, idempotency_key: str | None) -> bool:
+        """Whether the request's idempotency keys name the job this same request made already (a
+        retried create: no new estimate is needed). Raises IdempotencyKeyMismatch as create does."""
+        keys = request.idempotency_keys(idempotency_key)
+        return bool(keys) and self._repeated(keys, request) is not None
+
     def create(self, request: CreateJobRequest, idempotency_key: str | None) -> tuple[RestoreJob, bool]:
         """Check the manifest's start, store the job, and queue its planning. Quick whatever the manifest's size."""
         if request.source is not None:
@@ -311,20 +323,7 @@ class JobService:
             return existing, False
         if request.manifest_format == "s3-inventory":
             return self._create_from_inventory(request, keys)
-        location, sample = self.s3.inspect_manifest(request.bucket, request.key)
-        problem = sniff(sample, complete=len(sample) >= location.size)
-        if problem is not None:
-            details = {"bucket": request.bucket, "key": request.key}
-            if problem.line:
-                details["line"] = problem.line
-            raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
-        first = first_entry(sample)
-        if first is not None and not self.s3.may_touch(first.object.bucket):
-            raise BucketNotAllowed(
-                f"this stack may not restore objects of bucket {first.object.bucket!r} (manifest line {first.line}): "
-                "add it to the stack's AllowedBuckets parameter",
-                {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.s3.allowed_buckets or ())},
-            )
+        location, sample = self.checked_manifest(request)
         complete = len(sample) >= location.size
         counted = count_objects(sample) if complete else None
         engine = self.choose_engine(request, counted if complete else estimate_objects(sample, location.size))
@@ -352,6 +351,33 @@ class JobService:
         self._ensure_planning(job)
         return job, created
 
+    def checked_manifest(self, request: CreateJobRequest) -> tuple[ManifestLocation, bytes]:
+        """A CSV manifest's location and first bytes, checked as a create checks them (its first
+        lines, its first row's bucket); raises ManifestUnreadable or BucketNotAllowed saying why."""
+        assert request.bucket is not None and request.key is not None
+        location, sample = self.s3.inspect_manifest(request.bucket, request.key)
+        problem = sniff(sample, complete=len(sample) >= location.size)
+        if problem is not None:
+            details = {"bucket": request.bucket, "key": request.key}
+            if problem.line:
+                details["line"] = problem.line
+            raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
+        first = first_entry(sample)
+        if first is not None and not self.s3.may_touch(first.object.bucket):
+            raise BucketNotAllowed(
+                f"this stack may not restore objects of bucket {first.object.bucket!r} (manifest line {first.line}): "
+                "add it to the stack's AllowedBuckets parameter",
+                {"bucket": first.object.bucket, "line": first.line, "allowed": sorted(self.s3.allowed_buckets or ())},
+            )
+        return location, sample
+
+    def check_prefix(self, source: PrefixSource) -> None:
+        """A prefix source's bucket is allowed and listable; raises BucketNotAllowed or ManifestUnreadable."""
+        if not self.s3.may_touch(source.bucket):
+            raise BucketNotAllowed(f"this stack may not restore objects of bucket {source.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                                   {"bucket": source.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+        self.s3.check_listable(source.bucket)
+
     def _create_from_prefix(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
         """A job whose objects are listed from a bucket's prefix while planning."""
         source = request.source
@@ -360,10 +386,7 @@ class JobService:
         if existing is not None:
             self._ensure_planning(existing)
             return existing, False
-        if not self.s3.may_touch(source.bucket):
-            raise BucketNotAllowed(f"this stack may not restore objects of bucket {source.bucket!r}: add it to the stack's AllowedBuckets parameter",
-                                   {"bucket": source.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
-        self.s3.check_listable(source.bucket)
+        self.check_prefix(source)
         engine = self.choose_engine(request, None)
         stamp = now_iso()
         classes = ", ".join(source.storage_classes) if source.storage_classes else "every archived class"
@@ -394,18 +417,7 @@ class JobService:
         if existing is not None:
             self._ensure_planning(existing)
             return existing, False
-        if self.vaults is None:
-            raise InvalidRequest("this stack moves no Glacier vaults (it was deployed without the vault topic and transfer queue)",
-                                 {"vault": vault.name})
-        if not self.s3.may_touch(target.bucket):
-            raise BucketNotAllowed(f"this stack may not write to bucket {target.bucket!r}: add it to the stack's AllowedBuckets parameter",
-                                   {"bucket": target.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
-        found = self.vaults.describe_vault(vault.name)
-        if found is None:
-            raise InvalidRequest(f"no vault {vault.name!r} in this account and region: check the name (ListVaults)", {"vault": vault.name})
-        location = ManifestLocation("", "")
-        if request.bucket is not None and request.key is not None:
-            location, _ = self.s3.inspect_manifest(request.bucket, request.key)
+        found, location = self.checked_vault(request)
         overrides = self._check_overrides(request.overrides) if request.overrides is not None else None
         stamp = now_iso()
         count = len(request.archives) if request.archives is not None else None
@@ -434,6 +446,25 @@ class JobService:
         self._ensure_planning(job)
         return job, created
 
+    def checked_vault(self, request: CreateJobRequest) -> tuple[dict[str, Any], ManifestLocation]:
+        """A vault job's vault (DescribeVault's {"name", "arn", "archives", "size"}) and its manifest
+        of archive ids (an empty location: none), checked as a create checks them."""
+        vault, target = request.vault, request.target
+        assert vault is not None and target is not None
+        if self.vaults is None:
+            raise InvalidRequest("this stack moves no Glacier vaults (it was deployed without the vault topic and transfer queue)",
+                                 {"vault": vault.name})
+        if not self.s3.may_touch(target.bucket):
+            raise BucketNotAllowed(f"this stack may not write to bucket {target.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                                   {"bucket": target.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+        found = self.vaults.describe_vault(vault.name)
+        if found is None:
+            raise InvalidRequest(f"no vault {vault.name!r} in this account and region: check the name (ListVaults)", {"vault": vault.name})
+        location = ManifestLocation("", "")
+        if request.bucket is not None and request.key is not None:
+            location, _ = self.s3.inspect_manifest(request.bucket, request.key)
+        return found, location
+
     def _check_overrides(self, where: ObjectLocation) -> dict[str, Any]:
         """Read a names CSV whole and check every row: a bad one is a 422 that names its line."""
         self.s3.check_manifest_location(where.bucket)
@@ -448,6 +479,29 @@ class JobService:
     def _create_from_inventory(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
         """A job whose objects are an S3 Inventory report's archived ones: its manifest.json is read
         and checked whole; its data files are streamed while planning."""
+        location, manifest = self.checked_inventory(request)
+        estimate = sum(f.size for f in manifest.files) // INVENTORY_BYTES_PER_ROW
+        engine = self.choose_engine(request, estimate)
+        stamp = now_iso()
+        job = RestoreJob(
+            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
+            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp, updated_at=stamp, expedited_fallback=request.expedited_fallback,
+            deadline_seconds=(request.deadline_hours or 0) * 3600, keep_restored_days=request.keep_restored_days,
+            request=request.normalised(), manifest_objects=None, engine=engine,
+            notes=[f"S3 Inventory report of bucket {manifest.source_bucket} ({manifest.file_format.value}, {len(manifest.files)} data files, "
+                   f"{'every version' if request.include_versions else 'latest versions'})"],
+            source={"type": "s3-inventory", "include_versions": request.include_versions},
+        )
+        job, created = self.store.create_job(job, list(keys.values()))
+        if not created:
+            job = self._repeated(keys, request) or job
+        self._ensure_planning(job)
+        return job, created
+
+    def checked_inventory(self, request: CreateJobRequest) -> tuple[ManifestLocation, InventoryManifest]:
+        """An S3 Inventory report's manifest.json, read whole and checked as a create checks it."""
+        assert request.bucket is not None and request.key is not None
         where = f"s3://{request.bucket}/{request.key}"
         location, data = self.s3.read_inventory_manifest(request.bucket, request.key)
         try:
@@ -469,24 +523,7 @@ class JobService:
                 f"this stack may not restore objects of bucket {manifest.source_bucket!r} (the inventory's source): "
                 "add it to the stack's AllowedBuckets parameter",
                 {"bucket": manifest.source_bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
-        estimate = sum(f.size for f in manifest.files) // INVENTORY_BYTES_PER_ROW
-        engine = self.choose_engine(request, estimate)
-        stamp = now_iso()
-        job = RestoreJob(
-            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
-            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp, updated_at=stamp, expedited_fallback=request.expedited_fallback,
-            deadline_seconds=(request.deadline_hours or 0) * 3600, keep_restored_days=request.keep_restored_days,
-            request=request.normalised(), manifest_objects=None, engine=engine,
-            notes=[f"S3 Inventory report of bucket {manifest.source_bucket} ({manifest.file_format.value}, {len(manifest.files)} data files, "
-                   f"{'every version' if request.include_versions else 'latest versions'})"],
-            source={"type": "s3-inventory", "include_versions": request.include_versions},
-        )
-        job, created = self.store.create_job(job, list(keys.values()))
-        if not created:
-            job = self._repeated(keys, request) or job
-        self._ensure_planning(job)
-        return job, created
+        return location, manifest
 
     def _repeated(self, keys: dict[str, str], request: CreateJobRequest) -> RestoreJob | None:
         """The job these idempotency keys made, if any, when the request asks for that same job.
@@ -578,6 +615,28 @@ class JobService:
             ],
             "NextToken": next_token,
         }
+
+
+    def recent_jobs(self, limit: int, token: str | None) -> dict[str, Any]:
+        """GET /jobs: the jobs newest first, a page at a time."""
+        jobs, next_token = self.store.recent_jobs(limit, token)
+        return {"Jobs": [job_summary(job) for job in jobs], "NextToken": next_token}
+
+
+def job_summary(job: RestoreJob) -> dict[str, Any]:
+    """One job of GET /jobs: what tells jobs apart (GET /jobs/{id} has the rest, counts included)."""
+    return {
+        "JobId": job.job_id,
+        "Status": job.status.value,
+        "Tier": job.tier.value.upper(),
+        "ClientTag": job.client_tag,
+        "Source": job.source_type,
+        "Engine": job.engine,
+        "TotalFilesRequested": job.manifest_objects,
+        "CreatedAt": job.created_at,
+        "FinishedAt": job.finished_at or None,
+        "FailureReason": job.failure_reason,
+    }
 
 
 def _inventoried(vault: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.sns import EventPublisher
 from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
 from bulk_restore.domain.progress import build_message, decide
+from bulk_restore.usecases.metrics import JOBS_ENDED, NO_METRICS, Metrics
 
 logger = Logger(child=True)
 
@@ -24,10 +25,12 @@ DEFAULT_LEASE_MS = 60_000
 
 
 class Notifier:
-    def __init__(self, store: DynamoJobStore, publisher: EventPublisher, lease_ms: int = DEFAULT_LEASE_MS):
+    def __init__(self, store: DynamoJobStore, publisher: EventPublisher, lease_ms: int = DEFAULT_LEASE_MS,
+                 metrics: Metrics = NO_METRICS):
         self.store = store
         self.publisher = publisher
         self.lease_ms = lease_ms
+        self.metrics = metrics
 
     def evaluate(self, job_id: str) -> None:
         """Look at the job's counters; announce what they newly show; publish what is pending."""
@@ -104,5 +107,7 @@ class Notifier:
             self.publisher.publish(message)
             logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
             if message.get("EventType") == "JobFinished":
+                # Counted where the one terminal event goes out: a job's evaluations may repeat, its end does not.
+                self.metrics.add(JOBS_ENDED, 1, State=message["Status"])
                 self._finish(job, message["Status"])
             self.store.clear_event(job.job_id, eid)

@@ -17,6 +17,7 @@ from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.batch import BatchEngine
+from bulk_restore.usecases.metrics import NO_METRICS, RESTORES_THROTTLED, Metrics, count_moved, count_recorded
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.vault import VaultMover
@@ -32,7 +33,8 @@ NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had
 
 class RestoreWorker:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
-                 pacer: Pacer | None = None, batch: BatchEngine | None = None, vault: VaultMover | None = None):
+                 pacer: Pacer | None = None, batch: BatchEngine | None = None, vault: VaultMover | None = None,
+                 metrics: Metrics = NO_METRICS):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
@@ -40,6 +42,7 @@ class RestoreWorker:
         self.pacer = pacer
         self.batch = batch
         self.vault = vault
+        self.metrics = metrics
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
@@ -76,6 +79,8 @@ class RestoreWorker:
             records += [self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason)) for line, obj, reason in skipped
                         if obj.ref not in existing]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
+            if applied:  # counted once: a chunk delivered again commits nothing
+                count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
             restoring = [r for r in records if r.state is ObjectState.RESTORING and r.ref not in taken] if applied else []
         else:
@@ -113,6 +118,8 @@ class RestoreWorker:
                                      {"id": archive_id, "vault": vault})
                         for line, archive_id, reason in skipped if archive_ref(vault, archive_id) not in existing]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
+            if applied:
+                count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))
             logger.info("vault chunk accounted", extra={"job_id": job_id, "chunk": chunk, "archives": len(records), "applied": applied})
             todo = [r for r in records if r.ref not in taken] if applied else []
         else:
@@ -138,6 +145,7 @@ class RestoreWorker:
                     kind, failed = self.s3.archive_class(obj)
                     return line, obj, kind, failed
                 except RetryLater:
+                    self.metrics.add(RESTORES_THROTTLED, 1)
                     time.sleep(min(5.0, 0.1 * 2**attempt))
             return line, obj, ARCHIVE_GROUP, None  # S3 kept saying "slow down": the Batch task will say
 
@@ -185,6 +193,7 @@ class RestoreWorker:
                 done.append(record)
         if done:
             moved = self.store.transition(job_id, done, ObjectState.RESTORED)
+            count_moved(self.metrics, ObjectState.RESTORED, moved)
             logger.info("restores completed before they were recorded", extra={"job_id": job_id, "objects": moved})
 
     def clock(self) -> float:
@@ -218,7 +227,7 @@ class RestoreWorker:
         """One object's restore; Expedited falls back to Standard when the job allows it."""
         fallback = job.tier is Tier.EXPEDITED and job.expedited_fallback
         try:
-            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days, pace=self._pace(job))
+            outcome = self.s3.restore_with_retries(obj, job.tier, job.expiration_days, pace=self._pace(job), refused=self._refused)
         except RetryLater as exc:
             if not (fallback and exc.code == NO_CAPACITY):
                 raise  # the chunk is retried later; the objects it restored answer 409 then
@@ -233,8 +242,13 @@ class RestoreWorker:
             return None
         return lambda: pacer.acquire(job.job_id, 1)
 
+    def _refused(self, code: str) -> None:
+        """S3 said "not now" to a restore request: a throttling answer is counted (no Expedited capacity is not one)."""
+        if code != NO_CAPACITY:
+            self.metrics.add(RESTORES_THROTTLED, 1)
+
     def _with_standard(self, job: RestoreJob, obj: ObjectId, why: str) -> ObjectOutcome:
-        outcome = self.s3.restore_with_retries(obj, Tier.STANDARD, job.expiration_days, pace=self._pace(job))
+        outcome = self.s3.restore_with_retries(obj, Tier.STANDARD, job.expiration_days, pace=self._pace(job), refused=self._refused)
         if outcome.state is ObjectState.FAILED:
             return outcome
         return replace(outcome, reason=f"restored with Standard: {why}")

@@ -24,6 +24,7 @@ from bulk_restore.domain.outcomes import RetryLater
 from bulk_restore.domain.timing import TIME_FORMAT, default_deadline, due, expected_window, parse_time
 from bulk_restore.settings import Settings
 from bulk_restore.usecases.batch import BatchEngine
+from bulk_restore.usecases.metrics import NO_METRICS, RESTORES_THROTTLED, Metrics, count_moved
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.vault import VaultMover
@@ -36,7 +37,7 @@ GONE = "the object was deleted (or its version removed) while it was restoring"
 class Sweeper:
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier, settings: Settings,
                  pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 batch: BatchEngine | None = None, vault: VaultMover | None = None):
+                 batch: BatchEngine | None = None, vault: VaultMover | None = None, metrics: Metrics = NO_METRICS):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -47,6 +48,7 @@ class Sweeper:
         self.sleep = sleep
         self.batch = batch
         self.vault = vault
+        self.metrics = metrics
 
     def run(self, remaining_ms: Callable[[], int], reserve_ms: int = 20_000) -> dict[str, int]:
         report = {"jobs": 0, "checked": 0, "completed": 0, "timed_out": 0}
@@ -57,6 +59,7 @@ class Sweeper:
             try:
                 self.sweep_job(job_id, report)
             except RetryLater:
+                self.metrics.add(RESTORES_THROTTLED, 1)
                 logger.info("S3 asked to slow down; the sweep goes on next run", extra={"job_id": job_id})
             except Exception:  # noqa: BLE001 - one job's trouble must not stop the sweep of the others
                 report["errors"] = report.get("errors", 0) + 1
@@ -162,8 +165,11 @@ class Sweeper:
             elif status == "missing":
                 gone.append(record)
             self.sleep(pause)
-        moved = self.store.transition(job.job_id, restored, ObjectState.RESTORED) if restored else 0
-        moved += self.store.transition(job.job_id, gone, ObjectState.FAILED, GONE) if gone else 0
+        completed = self.store.transition(job.job_id, restored, ObjectState.RESTORED) if restored else 0
+        failed = self.store.transition(job.job_id, gone, ObjectState.FAILED, GONE) if gone else 0
+        count_moved(self.metrics, ObjectState.RESTORED, completed)
+        count_moved(self.metrics, ObjectState.FAILED, failed)
+        moved = completed + failed
         report["completed"] += moved
         if moved:
             logger.info("sweep completed objects whose events were missed", extra={"job_id": job.job_id, "objects": moved})

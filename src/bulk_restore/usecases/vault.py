@@ -72,6 +72,7 @@ from bulk_restore.domain.vault import (
     object_metadata,
     plan_archive,
 )
+from bulk_restore.usecases.metrics import NO_METRICS, Metrics, count_moved, count_stored
 from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
@@ -144,6 +145,8 @@ def _named_lines(merged: Iterator[str], reserved: set[str], errors: str) -> Iter
 
 
 class VaultMover:
+    metrics: Metrics = NO_METRICS  # what it counts (archives stored, bytes moved, failures); wiring sets it
+
     def __init__(self, store: DynamoJobStore, s3: S3Gateway, glacier: GlacierVaults, queues: QueueGateway, notifier: Notifier,
                  topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16, work_bucket: str = "",
                  time_scale: float = 1.0, clock: Callable[[], float] = time.time):
@@ -193,7 +196,7 @@ class VaultMover:
             results = [one(r) for r in todo]
         for record, reason in results:
             if reason:
-                self.store.transition(job.job_id, [record], ObjectState.FAILED, reason)
+                count_moved(self.metrics, ObjectState.FAILED, self.store.transition(job.job_id, [record], ObjectState.FAILED, reason))
         logger.info("vault retrievals initiated", extra={"job_id": job.job_id, "archives": len(todo)})
 
     # ---- 0. the vault's inventory (a job with "inventory": true) ---------------------------
@@ -537,6 +540,7 @@ class VaultMover:
 
     def _stored(self, job_id: str, record: ObjectRecord, size: int) -> None:
         if self.store.transition(job_id, [record], ObjectState.RESTORED, sizes={record.ref: size}):
+            count_stored(self.metrics, size)
             logger.info("archive stored", extra={"job_id": job_id, "archive_id": record.archive.get("id"), "bytes": size})
         self.notifier.evaluate(job_id)
 
@@ -545,6 +549,6 @@ class VaultMover:
             for index in range(len(record.archive.get("objects") or [None])):
                 key, upload = self._object_of(record, record.archive, index)
                 self.s3.abort_upload(record.bucket, key, upload)
-        self.store.transition(job_id, [record], ObjectState.FAILED, reason)
+        count_moved(self.metrics, ObjectState.FAILED, self.store.transition(job_id, [record], ObjectState.FAILED, reason))
         logger.warning("archive failed", extra={"job_id": job_id, "archive_id": record.archive.get("id"), "reason": reason})
         self.notifier.evaluate(job_id)
