@@ -157,21 +157,30 @@ class S3Gateway:
                     pace()
         raise AssertionError("unreachable")
 
-    def restore_status(self, obj: ObjectId) -> str:
-        """Where an object's restore stands, by HeadObject: "restored", "ongoing", "missing" or "unknown"."""
-        if not self.may_touch(obj.bucket):
-            return "unknown"  # never looked at: not a bucket of this stack
+    def _head(self, obj: ObjectId) -> dict[str, Any]:
+        """HeadObject of ``obj`` (its version when it names one). Throttling and 500/503 raise
+        RetryLater; any other refusal is the ClientError for the caller to read."""
         kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
             kwargs["VersionId"] = obj.version_id
         try:
-            head = self.client.head_object(**kwargs)
+            return dict(self.client.head_object(**kwargs))
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if code in THROTTLING or status in (500, 503):
+                raise RetryLater(code or str(status)) from exc
+            raise
+
+    def restore_status(self, obj: ObjectId) -> str:
+        """Where an object's restore stands, by HeadObject: "restored", "ongoing", "missing" or "unknown"."""
+        if not self.may_touch(obj.bucket):
+            return "unknown"  # never looked at: not a bucket of this stack
+        try:
+            head = self._head(obj)
         except ClientError as exc:
             status, code, _ = _code(exc)
             if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion"):
                 return "missing"
-            if code in THROTTLING or status in (500, 503):
-                raise RetryLater(code or str(status)) from exc
             if status == 403:
                 return "unknown"  # no access to this object now: look again on a later sweep
             raise
@@ -192,15 +201,10 @@ class S3Gateway:
         on throttling. An object this stack may not head is left to the Batch job ("archive")."""
         if not self.may_touch(obj.bucket):
             return "failed", BUCKET_REFUSED
-        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-        if obj.version_id:
-            kwargs["VersionId"] = obj.version_id
         try:
-            return _head_class(self.client.head_object(**kwargs)), None
+            return _head_class(self._head(obj)), None
         except ClientError as exc:
             status, code, message = _code(exc)
-            if code in THROTTLING or status in (500, 503):
-                raise RetryLater(code or str(status)) from exc
             if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"):
                 what = "NoSuchBucket" if code == "NoSuchBucket" else "NoSuchVersion" if obj.version_id else "NoSuchKey"
                 return "failed", classify(404, what, message)
@@ -212,15 +216,10 @@ class S3Gateway:
         "archive_status", "size"}. Raises RetryLater on throttling."""
         if not self.may_touch(obj.bucket):
             return {"kind": "refused", "storage_class": None, "archive_status": None, "size": 0}
-        kwargs: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-        if obj.version_id:
-            kwargs["VersionId"] = obj.version_id
         try:
-            head = self.client.head_object(**kwargs)
+            head = self._head(obj)
         except ClientError as exc:
             status, code, _ = _code(exc)
-            if code in THROTTLING or status in (500, 503):
-                raise RetryLater(code or str(status)) from exc
             missing = status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket")
             return {"kind": "missing" if missing else "refused", "storage_class": None, "archive_status": None, "size": 0}
         return {"kind": _head_class(head), "storage_class": head.get("StorageClass") or "STANDARD",
