@@ -56,6 +56,7 @@ validate: $(SAM_VENV)/bin/sam ## sam validate --lint
 build: $(SAM_VENV)/bin/sam ## sam build (needs python3.13 on PATH or from pyenv; no Docker needed)
 	@test -n "$(PYTHON313)" || { echo "sam build needs python3.13 (the Lambda runtime) on PATH, e.g. 'pyenv install 3.13'" >&2; exit 1; }
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build
+	$(PYTHON) tools/package_report.py .aws-sam/build
 
 local: $(VENV)/.installed ## Run the local stack (emulated AWS) in the foreground
 	$(VENV)/bin/bulk-restore local
@@ -64,7 +65,7 @@ demo: $(VENV)/.installed ## Run a job end to end on the local stack
 	$(VENV)/bin/bulk-restore demo
 
 bench: $(VENV)/.installed ## Run the benchmark
-	$(VENV)/bin/python -m bulk_restore.bench
+	$(VENV)/bin/python -m bulk_restore_cli.bench
 
 openapi: $(VENV)/.installed ## Regenerate openapi.json, the API's OpenAPI document, from the code's models
 	$(VENV)/bin/python -m bulk_restore.openapi openapi.json

@@ -12,12 +12,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bulk_restore.local import sqs as sqs_layer  # noqa: E402
+from bulk_restore_cli.local import sqs as sqs_layer  # noqa: E402
 from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches, restore_emulation  # noqa: E402
 
 if TYPE_CHECKING:
-    from bulk_restore.local.endpoint import AwsEndpoint
-    from bulk_restore.local.s3_restore import S3RestoreEmulator
+    from bulk_restore_cli.local.endpoint import AwsEndpoint
+    from bulk_restore_cli.local.s3_restore import S3RestoreEmulator
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -33,9 +33,9 @@ FAKE_ENV = {
 
 @pytest.fixture(autouse=True, scope="session")
 def dynamodb_layer() -> Iterator[None]:
-    """Every test's moto runs with the local stack's DynamoDB layer (bulk_restore.local.dynamodb)."""
+    """Every test's moto runs with the local stack's DynamoDB layer (bulk_restore_cli.local.dynamodb)."""
     with DYNAMODB:
-        sqs_layer.install()  # and with its SQS layer (bulk_restore.local.sqs)
+        sqs_layer.install()  # and with its SQS layer (bulk_restore_cli.local.sqs)
         try:
             yield
         finally:

@@ -1,7 +1,7 @@
 """The batch engine end to end: one S3 Batch Operations job issues a bulk-restore job's restores.
 
 The stack runs in-process on moto with the local stack's emulations of S3 RestoreObject and of
-S3 Batch Operations (bulk_restore.local.s3_batch): the Batch job reads the manifest the planner
+S3 Batch Operations (bulk_restore_cli.local.s3_batch): the Batch job reads the manifest the planner
 wrote, runs its tasks through the restore emulation, writes its completion report and sends its
 CloudTrail status events through EventBridge onto the completion queue, as in AWS.
 """
@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local import s3_restore
-from bulk_restore.local.s3_batch import S3BatchEmulator
+from bulk_restore_cli.local import s3_restore
+from bulk_restore_cli.local.s3_batch import S3BatchEmulator
 
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bulk_restore.bench import completion, cost, issuance, latency, local_scale, planner, prices, report
-from bulk_restore.bench.__main__ import main
-from bulk_restore.bench.fakes import GeneratedManifest, ThrottlingS3Client
-from bulk_restore.bench.meter import DynamoCapacity, item_size
+from bulk_restore_cli.bench import completion, cost, issuance, latency, local_scale, planner, prices, report
+from bulk_restore_cli.bench.__main__ import main
+from bulk_restore_cli.bench.fakes import GeneratedManifest, ThrottlingS3Client
+from bulk_restore_cli.bench.meter import DynamoCapacity, item_size
 from bulk_restore.usecases.plan import LINES_PER_CHUNK
 
 
@@ -143,7 +143,7 @@ def test_the_command_writes_the_report_and_the_json_results(tmp_path: Path) -> N
 
 
 def test_the_vault_benchmark_moves_every_archive_and_counts_bytes_and_requests() -> None:
-    from bulk_restore.bench import report, vault
+    from bulk_restore_cli.bench import report, vault
 
     result = vault.run(archives=1, archive_mib=20, small_archives=2, part_mib=8, tier="Standard")
     assert result["status"] == "Complete" and result["counts"]["Restored"] == 3

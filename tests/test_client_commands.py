@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from bulk_restore import cli
-from bulk_restore.client import output
-from bulk_restore.client.commands import build_create_body, reason_group
-from bulk_restore.client.config import Stack
-from bulk_restore.client.errors import CliError
-from bulk_restore.client.watch import Display, EventFeed, JobView, exit_code, follow, plain_line
+from bulk_restore_cli import cli
+from bulk_restore_cli.client import output
+from bulk_restore_cli.client.commands import build_create_body, reason_group
+from bulk_restore_cli.client.config import Stack
+from bulk_restore_cli.client.errors import CliError
+from bulk_restore_cli.client.watch import Display, EventFeed, JobView, exit_code, follow, plain_line
 
 JOB = "82319eda-4945-4b83-84e4-b2cee06f57d0"
 
@@ -96,7 +96,7 @@ def test_create_job_options_that_do_not_fit_say_what_to_fix(argv: list[str], wor
 
 
 def test_a_local_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
-    from bulk_restore.client.commands import uploader
+    from bulk_restore_cli.client.commands import uploader
 
     stack = Stack(api_url="http://x", api_key="k", source="test", manifest_bucket="mb", local=True)
     missing = tmp_path / "nope.csv"
@@ -338,7 +338,7 @@ def test_a_refused_queue_falls_back_to_polling_and_says_so(stack: Any, monkeypat
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from botocore.exceptions import ClientError
 
-    from bulk_restore.client import watch
+    from bulk_restore_cli.client import watch
 
     def refuse(self: EventFeed) -> None:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "CreateQueue")
@@ -357,7 +357,7 @@ def test_ctrl_c_during_a_watch_removes_its_queue(stack: Any, monkeypatch: pytest
             return status() | {"SNSTopic": stack.topic_arn}
 
     watched = Stack(api_url="http://x", api_key="k", source="test", region="us-east-1", topic_arn=stack.topic_arn)
-    monkeypatch.setattr("bulk_restore.client.commands.connect", lambda args: (watched, Endless([])))
+    monkeypatch.setattr("bulk_restore_cli.client.commands.connect", lambda args: (watched, Endless([])))
     opened: list[EventFeed] = []
     real_open, real_receive = EventFeed.open, EventFeed.receive
 

@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bulk_restore import cli
-from bulk_restore.client.config import Discovery, default_ready_file, find_stack, read_config, write_config
-from bulk_restore.client.errors import CliError
+from bulk_restore_cli import cli
+from bulk_restore_cli.client.config import Discovery, default_ready_file, find_stack, read_config, write_config
+from bulk_restore_cli.client.errors import CliError
 
 API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local import s3_restore
+from bulk_restore_cli.local import s3_restore
 
 from support import samples
 from support.faults import CLIENT_NAMES, RUNNING

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local.inventory import write_inventory_report
-from bulk_restore.local.s3_restore import set_archive_status
+from bulk_restore_cli.local.inventory import write_inventory_report
+from bulk_restore_cli.local.s3_restore import set_archive_status
 from bulk_restore.domain.estimate import ArchiveClass, SkipReason
 from bulk_restore.usecases.estimate import DryRunAnswer, EstimateService, head_category, scale_sample
 from bulk_restore.usecases.jobs import CreateJobRequest

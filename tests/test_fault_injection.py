@@ -439,7 +439,7 @@ def test_a_crash_after_sns_accepted_the_terminal_event_sends_at_most_one_copy_wi
 
 
 def test_a_restore_repeated_after_a_crash_is_answered_409_by_s3_and_counted_once() -> None:
-    s3_restore = pytest.importorskip("bulk_restore.local.s3_restore")
+    s3_restore = pytest.importorskip("bulk_restore_cli.local.s3_restore")
     # Given S3 as AWS documents it: a restore runs until completed, and a second request meanwhile gets 409
     scenario = Scenario(archived=[("slow/a.bin", "GLACIER"), ("slow/b.bin", "DEEP_ARCHIVE")], missing=[], bad_lines=[])
     with s3_restore.S3RestoreEmulator() as emulator, open_stack(**FAULT_SETTINGS) as stack:

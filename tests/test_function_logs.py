@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bulk_restore.handlers import completion, inject_function_context, sweeper
-from bulk_restore.local.lambda_runtime import LambdaContext
+from bulk_restore_cli.local.lambda_runtime import LambdaContext
 from bulk_restore.usecases import sweep
 
 from support.stack import Stack

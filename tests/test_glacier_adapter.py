@@ -22,7 +22,7 @@ from botocore.utils import calculate_tree_hash
 from bulk_restore.adapters.glacier import ArchiveNotFound, ArchiveRefused, GlacierVaults, OutputExpired
 from bulk_restore.domain.outcomes import RetryLater
 from bulk_restore.domain.vault import MIB, TreeHashMismatch, VaultArchive, iter_vault_inventory
-from bulk_restore.local.glacier import GlacierEmulator
+from bulk_restore_cli.local.glacier import GlacierEmulator
 from support.glacier_data import FakeClock, data_of
 
 ACCOUNT = "123456789012"

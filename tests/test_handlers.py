@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local import s3_restore
-from bulk_restore.local.lambda_runtime import LambdaContext
+from bulk_restore_cli.local import s3_restore
+from bulk_restore_cli.local.lambda_runtime import LambdaContext
 
 from support import samples
 from support.api import call_api

@@ -627,7 +627,7 @@ def bucket_truth(s3: Any, include_versions: bool) -> set[tuple[Any, ...]]:
 @pytest.mark.parametrize("file_format", ["CSV", "Parquet"])
 @pytest.mark.parametrize("include_versions", [True, False])
 def test_write_inventory_report_reads_back_as_the_bucket(s3: Any, file_format: str, include_versions: bool) -> None:
-    from bulk_restore.local.inventory import read_object, report_opener, write_inventory_report
+    from bulk_restore_cli.local.inventory import read_object, report_opener, write_inventory_report
 
     tiers = fill_bucket(s3)
     when = datetime(2026, 12, 1, 6, 30, 15, tzinfo=UTC)
@@ -676,7 +676,7 @@ def test_write_inventory_report_reads_back_as_the_bucket(s3: Any, file_format: s
 
 
 def test_csv_report_is_in_aws_form(s3: Any) -> None:
-    from bulk_restore.local.inventory import read_object, write_inventory_report
+    from bulk_restore_cli.local.inventory import read_object, write_inventory_report
 
     fill_bucket(s3)
     key = write_inventory_report(SOURCE, DESTINATION, "", "CSV", fields=["Size", "StorageClass", "IsMultipartUploaded"],
@@ -693,7 +693,7 @@ def test_csv_report_is_in_aws_form(s3: Any) -> None:
 
 
 def test_write_inventory_report_refuses_what_it_cannot_write(s3: Any) -> None:
-    from bulk_restore.local.inventory import write_inventory_report
+    from bulk_restore_cli.local.inventory import write_inventory_report
 
     with pytest.raises(ValueError, match="CSV or Parquet"):
         write_inventory_report(SOURCE, DESTINATION, "p", "ORC")
@@ -704,7 +704,7 @@ def test_write_inventory_report_refuses_what_it_cannot_write(s3: Any) -> None:
 
 
 def test_an_empty_bucket_gives_a_report_with_one_empty_file(s3: Any) -> None:
-    from bulk_restore.local.inventory import read_object, report_opener, write_inventory_report
+    from bulk_restore_cli.local.inventory import read_object, report_opener, write_inventory_report
 
     for file_format in ("CSV", "Parquet"):
         manifest = parse_manifest(read_object(DESTINATION, write_inventory_report(SOURCE, DESTINATION, "e", file_format)))
@@ -715,7 +715,7 @@ def test_an_empty_bucket_gives_a_report_with_one_empty_file(s3: Any) -> None:
 def test_a_large_bucket_is_written_file_by_file(s3: Any) -> None:
     from moto.s3.models import s3_backends
 
-    from bulk_restore.local.inventory import read_object, report_opener, write_inventory_report
+    from bulk_restore_cli.local.inventory import read_object, report_opener, write_inventory_report
 
     backend = s3_backends["123456789012"]["aws"]
     objects = 24_000

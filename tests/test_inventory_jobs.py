@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local import s3_restore
-from bulk_restore.local.inventory import write_inventory_report
+from bulk_restore_cli.local import s3_restore
+from bulk_restore_cli.local.inventory import write_inventory_report
 
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event

@@ -4,7 +4,7 @@ throttling, Expedited capacity, kept copies, dead letters and the bucket allow-l
 Each test checks real state: the table read directly (support/ledger.py), the events on the
 job topic's queue, and the AWS calls the functions made (support/faults.py). Hours pass at once
 on a stepping clock given to the sweeper and the pacer (support/clock.py); S3's restores take
-time where it matters, with the faithful RestoreObject of bulk_restore.local.s3_restore.
+time where it matters, with the faithful RestoreObject of bulk_restore_cli.local.s3_restore.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from bulk_restore import cli
+from bulk_restore_cli import cli
 from bulk_restore.adapters.sqs import move_messages
 from bulk_restore.domain.model import JobStatus, ObjectId
-from bulk_restore.local import s3_restore
+from bulk_restore_cli.local import s3_restore
 from bulk_restore.usecases.pacing import Pacer
 
 from support import samples

@@ -6,8 +6,8 @@ import json
 import socket
 from typing import Any
 
-from bulk_restore.demo import free_port
-from bulk_restore.local.apigw import LocalRestApi, Route
+from bulk_restore_cli.demo import free_port
+from bulk_restore_cli.local.apigw import LocalRestApi, Route
 
 
 def _hello(event: dict[str, Any], context: Any) -> dict[str, Any]:

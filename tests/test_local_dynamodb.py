@@ -1,4 +1,4 @@
-"""The local stack's DynamoDB layer (bulk_restore.local.dynamodb) over moto.
+"""The local stack's DynamoDB layer (bulk_restore_cli.local.dynamodb) over moto.
 
 - Faithful: the same transactions give the same answers (errors, codes, cancellation reasons)
   and leave the same items on the layer as on moto's own code, and as the DynamoDB API
@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from bulk_restore.local.dynamodb import DynamoDBEmulation, emulation_active, plain_moto
+from bulk_restore_cli.local.dynamodb import DynamoDBEmulation, emulation_active, plain_moto
 
 from support.counting import counting
 
@@ -645,7 +645,7 @@ def test_updates_in_a_transaction_change_items_as_moto_s_update_does() -> None:
 
 
 def test_simple_updates_are_recognised_and_others_left_to_moto() -> None:
-    from bulk_restore.local.dynamodb import simple_update_actions
+    from bulk_restore_cli.local.dynamodb import simple_update_actions
 
     assert simple_update_actions("SET #s = :to, updated_at = :u ADD n :one REMOVE reason") == (
         ("SET", "#s", ":to"), ("SET", "updated_at", ":u"), ("ADD", "n", ":one"), ("REMOVE", "reason", None))
@@ -696,7 +696,7 @@ def test_item_requests_read_as_json_are_what_moto_s_parser_gives() -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from bulk_restore.local.dynamodb import read_item_request
+    from bulk_restore_cli.local.dynamodb import read_item_request
 
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.dictionaries(st.text(min_size=1, max_size=8), _attribute_values(), max_size=4), st.integers(1, 100), st.booleans())

@@ -19,8 +19,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bulk_restore.demo import free_port
-from bulk_restore.local.endpoint import API_APP_ID, BATCH, INTERACTIVE, AdmissionGate, AwsEndpoint, operation
+from bulk_restore_cli.demo import free_port
+from bulk_restore_cli.local.endpoint import API_APP_ID, BATCH, INTERACTIVE, AdmissionGate, AwsEndpoint, operation
 
 REGION = "us-east-1"
 
@@ -155,7 +155,7 @@ def test_the_dispatcher_finds_each_host_s_backend_as_moto_does_and_looks_it_up_o
     import moto.backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from bulk_restore.local.endpoint import dispatcher
+    from bulk_restore_cli.local.endpoint import dispatcher
 
     hosts = [None, "moto_api", "s3", "dynamodb.us-east-1.amazonaws.com", "sqs.eu-west-1.amazonaws.com",
              "bucket.s3.amazonaws.com", "events.us-east-1.amazonaws.com", "nothing.example"]
@@ -177,7 +177,7 @@ def test_the_endpoint_writes_an_inventory_report_of_a_bucket_on_request() -> Non
     from urllib.request import Request, urlopen
 
     from bulk_restore.domain.inventory import parse_manifest
-    from bulk_restore.local.dynamodb import DynamoDBEmulation
+    from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 
     port = free_port()
     with DynamoDBEmulation():
@@ -236,7 +236,7 @@ def test_a_chunked_request_is_answered_and_its_connection_closed(endpoint: AwsEn
 def test_the_tuned_interpreter_freezes_what_survives_a_full_collection_and_still_collects_young_cycles() -> None:
     script = """
 import gc, sys, weakref
-from bulk_restore.local.endpoint import SWITCH_INTERVAL, tune_interpreter
+from bulk_restore_cli.local.endpoint import SWITCH_INTERVAL, tune_interpreter
 kept = [[n] for n in range(50_000)]
 tune_interpreter()
 tune_interpreter()  # twice: one callback
@@ -282,7 +282,7 @@ def test_moto_s_action_names_are_listed_once_per_class_and_again_when_the_class_
     from moto.dynamodb.responses import DynamoHandler
     from moto.sqs.responses import SQSResponse
 
-    from bulk_restore.local.endpoint import method_names_from_class
+    from bulk_restore_cli.local.endpoint import method_names_from_class
 
     for cls in (DynamoHandler, SQSResponse):
         assert method_names_from_class(cls) == plain(cls)

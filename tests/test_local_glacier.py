@@ -23,9 +23,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.utils import calculate_tree_hash
 
-from bulk_restore.local import glacier as glacier_module
-from bulk_restore.local.endpoint import AwsEndpoint
-from bulk_restore.local.glacier import (
+from bulk_restore_cli.local import glacier as glacier_module
+from bulk_restore_cli.local.endpoint import AwsEndpoint
+from bulk_restore_cli.local.glacier import (
     MiB,
     GeneratedReader,
     GlacierEmulator,
@@ -948,8 +948,8 @@ def test_the_vault_limit_is_enforced(endpoint: AwsEndpoint, aws_env: None) -> No
 
 
 def test_install_is_idempotent_and_coexists_with_the_other_emulations(endpoint: AwsEndpoint, aws_env: None) -> None:
-    from bulk_restore.local.s3_batch import S3BatchEmulator
-    from bulk_restore.local.s3_restore import S3RestoreEmulator
+    from bulk_restore_cli.local.s3_batch import S3BatchEmulator
+    from bulk_restore_cli.local.s3_restore import S3RestoreEmulator
 
     client = endpoint_client("glacier", endpoint)
     s3 = endpoint_client("s3", endpoint)
@@ -1036,7 +1036,7 @@ def test_concurrent_uploads_and_jobs_from_many_threads(local: Env, endpoint: Aws
 
 def test_the_lines_the_local_stack_needs_start_it(endpoint: AwsEndpoint, aws_env: None) -> None:
     """The module docstring's lines for local/stack.py: scaled durations, the endpoint's gate, the clock thread."""
-    from bulk_restore.local.stack import LocalStackConfig
+    from bulk_restore_cli.local.stack import LocalStackConfig
 
     config = LocalStackConfig()
     assert endpoint.application is not None

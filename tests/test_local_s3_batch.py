@@ -26,9 +26,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bulk_restore.local.endpoint import AwsEndpoint
-from bulk_restore.local.s3_batch import REPORT_SCHEMA, S3BatchEmulator, reach_local_endpoint
-from bulk_restore.local.s3_restore import S3RestoreEmulator, set_archive_status
+from bulk_restore_cli.local.endpoint import AwsEndpoint
+from bulk_restore_cli.local.s3_batch import REPORT_SCHEMA, S3BatchEmulator, reach_local_endpoint
+from bulk_restore_cli.local.s3_restore import S3RestoreEmulator, set_archive_status
 
 from support.endpoint import endpoint_client, endpoint_url
 
@@ -150,7 +150,7 @@ def local(endpoint: AwsEndpoint) -> Iterator[Local]:
 
 
 def put_many(local: Local, bucket: str, keys: list[str], storage_class: str = "GLACIER") -> None:
-    from bulk_restore.local.s3_batch import _s3_backend
+    from bulk_restore_cli.local.s3_batch import _s3_backend
 
     backend = _s3_backend(ACCOUNT)
     for key in keys:

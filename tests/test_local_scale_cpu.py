@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bulk_restore.bench.local_scale import _per_object_ms, cpu_seconds
+from bulk_restore_cli.bench.local_scale import _per_object_ms, cpu_seconds
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bulk_restore.local import sqs as sqs_layer
+from bulk_restore_cli.local import sqs as sqs_layer
 
 from support.counting import counting
 

@@ -272,7 +272,7 @@ def quiet_event(handler_path: str) -> dict[str, Any]:
 
 
 def template_handlers() -> list[tuple[str, str]]:
-    from bulk_restore.local.template import load_template
+    from bulk_restore_cli.local.template import load_template
     from test_template import TEMPLATE
 
     resources = load_template(TEMPLATE)["Resources"]
@@ -285,7 +285,7 @@ def test_every_function_flushes_its_metrics_at_the_end_of_each_invocation_and_is
     import importlib
 
     from bulk_restore.handlers import tracer
-    from bulk_restore.local.lambda_runtime import LambdaContext
+    from bulk_restore_cli.local.lambda_runtime import LambdaContext
 
     module, _, name = handler_path.rpartition(".")
     handler = getattr(importlib.import_module(module), name)

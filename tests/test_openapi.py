@@ -15,7 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from bulk_restore import openapi
 from bulk_restore.handlers import rest
-from bulk_restore.local.template import load_template
+from bulk_restore_cli.local.template import load_template
 from bulk_restore.usecases.jobs import CreateJobRequest
 
 from support.api import call_api

@@ -14,8 +14,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bulk_restore.demo import free_port
-from bulk_restore.local.provision import provision
+from bulk_restore_cli.demo import free_port
+from bulk_restore_cli.local.provision import provision
 from bulk_restore.settings import Settings
 from bulk_restore.usecases.jobs import CreateJobRequest
 from bulk_restore.wiring import build_services

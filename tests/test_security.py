@@ -11,7 +11,7 @@ import pytest
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.errors import BucketNotAllowed, ManifestLocationNotAllowed
 from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectState, Tier
-from bulk_restore.local.template import load_template
+from bulk_restore_cli.local.template import load_template
 
 from support import samples
 from support.api import call_api

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from bulk_restore.local.apigw import TEMPLATE_VARIABLES
-from bulk_restore.local.template import load_template
+from bulk_restore_cli.local.apigw import TEMPLATE_VARIABLES
+from bulk_restore_cli.local.template import load_template
 from bulk_restore.settings import Settings
 
 pytestmark = pytest.mark.template
@@ -614,6 +614,46 @@ def test_the_lambda_package_requires_what_the_project_requires_at_runtime():
     lambda_package = {line.split("#")[0].strip() for line in lines} - {""}
     assert lambda_package == {d for d in project if not d.startswith("boto3")}
     assert any(d.startswith("aws-lambda-powertools[tracer]") for d in lambda_package)
+
+
+
+def _imported_roots(path: Path) -> dict[str, list[str]]:
+    """The top-level modules a file imports (absolute imports, at any depth), with where."""
+    roots: dict[str, list[str]] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        for name in names:
+            roots.setdefault(name.split(".")[0], []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return roots
+
+
+def test_the_deployed_code_is_the_functions_package_alone():
+    # CodeUri is src/: sam build ships everything in it. It holds the functions' package and
+    # its requirements, nothing else: the command line, the local stack, the demo and the
+    # benchmarks are bulk_restore_cli, in tools/.
+    shipped = {p.name for p in (ROOT / "src").iterdir() if p.name != "__pycache__" and not p.name.endswith(".egg-info")}
+    assert shipped == {"bulk_restore", "requirements.txt"}
+    assert (ROOT / "tools" / "bulk_restore_cli" / "cli.py").is_file()
+    assert not any((ROOT / "src" / "bulk_restore" / name).exists() for name in ("local", "client", "bench", "demo.py", "cli.py"))
+
+
+def test_the_deployed_code_imports_only_the_runtime_and_its_requirements():
+    # Every module of src/bulk_restore imports the standard library, boto3/botocore (in the
+    # Lambda runtime), src/requirements.txt's packages, or itself; never bulk_restore_cli nor a
+    # test or local-stack dependency (moto, yaml, rich, requests), which the package lacks.
+    # pyarrow (Parquet inventories) is the one optional import, and it is guarded.
+    allowed = set(sys.stdlib_module_names) | {"bulk_restore", "boto3", "botocore", "aws_lambda_powertools", "pydantic", "pydantic_core"}
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "src" / "bulk_restore").rglob("*.py")):
+        for root, where in _imported_roots(path).items():
+            found.setdefault(root, []).extend(where)
+    outside = {root: where for root, where in found.items() if root not in allowed}
+    assert set(outside) <= {"pyarrow"}, outside
+    for where in outside.get("pyarrow", []):
+        path, line = where.split(":")
+        source = (ROOT / path).read_text(encoding="utf-8")
+        indented = source.splitlines()[int(line) - 1].startswith(" ")
+        assert indented and "except ImportError" in source, f"{where}: pyarrow is not in the Lambda package; import it lazily, where its absence is handled"
 
 
 # ---------------------------------------------------------------- cfn-lint

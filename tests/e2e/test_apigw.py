@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bulk_restore.local import apigw
-from bulk_restore.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
-from bulk_restore.local.template import load_template
+from bulk_restore_cli.local import apigw
+from bulk_restore_cli.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
+from bulk_restore_cli.local.template import load_template
 
 KEY = "secret-key"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"

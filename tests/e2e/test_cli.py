@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bulk_restore.demo import free_port
+from bulk_restore_cli.demo import free_port
 
 from support.cli import command
 

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bulk_restore.local.lambda_runtime import DEFAULT_CONCURRENCY, Poller, Scheduler, ScheduleSource, SqsEventSource
-from bulk_restore.local.provision import ProvisionedStack, provision
+from bulk_restore_cli.local.lambda_runtime import DEFAULT_CONCURRENCY, Poller, Scheduler, ScheduleSource, SqsEventSource
+from bulk_restore_cli.local.provision import ProvisionedStack, provision
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 FUNCTIONS = {"restore": "RestoreFunction", "completion": "CompletionFunction", "plan": "PlannerFunction"}

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import requests
 
-from bulk_restore.demo import free_port
+from bulk_restore_cli.demo import free_port
 
 from support.cli import command, start_local
 

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bulk_restore.local.provision import merge_globals, provision, rate_seconds
-from bulk_restore.local.template import (
+from bulk_restore_cli.local.provision import merge_globals, provision, rate_seconds
+from bulk_restore_cli.local.template import (
     Resolver,
     TemplateError,
     Unresolvable,

@@ -14,7 +14,7 @@ from moto import mock_aws
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.events import parse_message
 from bulk_restore.domain.model import ObjectId, ObjectState, Tier
-from bulk_restore.local.s3_restore import RestoreTimings, S3RestoreEmulator, set_archive_status
+from bulk_restore_cli.local.s3_restore import RestoreTimings, S3RestoreEmulator, set_archive_status
 
 BUCKET = "archive-bucket"
 

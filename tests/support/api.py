@@ -6,7 +6,7 @@ import json
 from base64 import b64encode
 from typing import Any
 
-from bulk_restore.local.lambda_runtime import LambdaContext
+from bulk_restore_cli.local.lambda_runtime import LambdaContext
 
 
 def api_event(

@@ -18,7 +18,7 @@ def command(*args: str) -> list[str]:
     if script.exists():
         return [str(script), *args]
     found = shutil.which("bulk-restore")
-    return [found, *args] if found else [sys.executable, "-m", "bulk_restore.cli", *args]
+    return [found, *args] if found else [sys.executable, "-m", "bulk_restore_cli.cli", *args]
 
 
 def clean_env() -> dict[str, str]:
@@ -32,7 +32,7 @@ def start_local(ready_file: Path, log_path: Path, *args: str, stdout: int = subp
 
     Returns once it has written ``ready_file``: the process and its ready line.
     """
-    from bulk_restore.demo import free_port
+    from bulk_restore_cli.demo import free_port
 
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from bulk_restore.demo import free_port
-from bulk_restore.local.endpoint import AwsEndpoint
+from bulk_restore_cli.demo import free_port
+from bulk_restore_cli.local.endpoint import AwsEndpoint
 
 from support.stack import REGION
 

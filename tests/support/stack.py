@@ -23,14 +23,14 @@ from bulk_restore import wiring
 from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
-from bulk_restore.local.dynamodb import DynamoDBEmulation
-from bulk_restore.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
+from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
+from bulk_restore_cli.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
 
 from support.api import call_api
 from support.faults import InvocationFailed, crash_as_invocation_error
 
 if TYPE_CHECKING:
-    from bulk_restore.local.s3_restore import S3RestoreEmulator
+    from bulk_restore_cli.local.s3_restore import S3RestoreEmulator
 
 Transform = Callable[[list[str]], list[str]]
 REGION = "us-east-1"
@@ -97,7 +97,7 @@ class Stack:
     archived: dict[tuple[str, str], list[str | None]] = field(default_factory=dict)
     published: list[PublishedEvent] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
-    restore_emulator: Any = None  # bulk_restore.local.s3_restore.S3RestoreEmulator, when a test installs one
+    restore_emulator: Any = None  # bulk_restore_cli.local.s3_restore.S3RestoreEmulator, when a test installs one
 
     def __post_init__(self) -> None:
         from bulk_restore.handlers import completion, planner, restorer, sweeper
@@ -399,7 +399,7 @@ def configured_stack(**settings: Any) -> Iterator[Stack]:
 def restore_emulation(stack: Stack) -> Iterator[S3RestoreEmulator]:
     """S3 as AWS documents it, on the stack's moto (an S3RestoreEmulator): restores run until
     completed (``complete_all``, or the stack's ``settle``), a repeat meanwhile gets 409."""
-    from bulk_restore.local import s3_restore
+    from bulk_restore_cli.local import s3_restore
 
     with s3_restore.S3RestoreEmulator() as running:
         stack.restore_emulator = running

@@ -15,8 +15,8 @@ import boto3
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.domain.model import archive_ref
-from bulk_restore.local.glacier import GlacierEmulator
-from bulk_restore.local.lambda_runtime import SqsEventSource, drain
+from bulk_restore_cli.local.glacier import GlacierEmulator
+from bulk_restore_cli.local.lambda_runtime import SqsEventSource, drain
 from support.api import call_api
 from support.faults import crash_as_invocation_error
 from support.stack import REGION, Stack, reset_caches
