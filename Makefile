@@ -12,7 +12,7 @@ PYTHON313 = $(firstword $(shell for p in python3.13 "$$(pyenv root 2>/dev/null)"
 	"$$p" -c 'import sys; print(sys.executable)' 2>/dev/null && break; done))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint scan sam-venv validate build local demo bench openapi clean
+.PHONY: help install lock test lint format scan sam-venv validate build local demo bench openapi clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,10 +20,19 @@ help: ## List the targets
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Stamp of the last install: targets that run the project install it first if needed.
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -e ".[dev]"
+# Stamp of the last install: targets that run the project install it first if needed. The
+# versions are requirements/dev.lock's (pinned, with hashes), then the project itself.
+$(VENV)/.installed: pyproject.toml requirements/dev.lock | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -r requirements/dev.lock
+	$(VENV)/bin/python -m pip install --no-deps -e .
 	@touch $@
+
+LOCK_DEV := uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes --no-emit-package bulk-restore -o requirements/dev.lock
+LOCK_LAMBDA := uv pip compile requirements/lambda.in --python-version 3.13 --python-platform aarch64-manylinux_2_28 --generate-hashes -o src/requirements.txt
+
+lock: $(VENV)/.installed ## Re-pin requirements/dev.lock and the functions' src/requirements.txt (after a dependency change)
+	$(VENV)/bin/$(LOCK_DEV) -q
+	$(VENV)/bin/$(LOCK_LAMBDA) -q
 
 install: ## Create .venv (if missing) and install the package with its dev extras
 	@rm -f $(VENV)/.installed
@@ -32,8 +41,15 @@ install: ## Create .venv (if missing) and install the package with its dev extra
 test: $(VENV)/.installed ## Run the test suite on 2 workers
 	$(VENV)/bin/python -m pytest -n 2 -q
 
-lint: $(VENV)/.installed ## Lint template.yaml with cfn-lint
+lint: $(VENV)/.installed ## cfn-lint on template.yaml; ruff (lint and format) on the code; mypy --strict on domain, usecases, adapters
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/ruff check src tools tests
+	$(VENV)/bin/ruff format --check src tools tests
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed ## Format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format src tools tests
+	$(VENV)/bin/ruff check --fix src tools tests
 
 CHECKOV_VENV := .venv-checkov
 

@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bulk_restore_cli.local import sqs as sqs_layer  # noqa: E402
-from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches, restore_emulation  # noqa: E402
+from bulk_restore_cli.local import sqs as sqs_layer
+from support.stack import DYNAMODB, REGION, Stack, configured_stack, reset_caches, restore_emulation
 
 if TYPE_CHECKING:
     from bulk_restore_cli.local.endpoint import AwsEndpoint
@@ -48,7 +48,14 @@ def aws_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if "e2e" in request.path.parts:
         return  # the end-to-end tests set up their own environment
     for name in list(os.environ):
-        if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN", "EVENTS_QUEUE_ARN", "REPORT_BUCKET"):
+        if name.startswith("AWS_") or name in (
+            "TABLE_NAME",
+            "PLAN_QUEUE_URL",
+            "RESTORE_QUEUE_URL",
+            "TOPIC_ARN",
+            "EVENTS_QUEUE_ARN",
+            "REPORT_BUCKET",
+        ):
             monkeypatch.delenv(name)
     for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-
 from support.api import call_api
 from support.faults import CallTracer
 from support.ledger import JobLedger, assert_accounting, scan_table
@@ -97,8 +96,12 @@ def test_every_field_that_differs_is_named(manifests: Stack) -> None:
     status, answer = call_api("POST", "/create-job", body_with(key="other.csv", tier="STANDARD", expiration_days=3), headers)
     error = assert_error(status, answer, 409, "IdempotencyKeyMismatch", "key", "tier", "expiration_days", "client_tag")
     differences = {d["field"]: (d["job"], d["request"]) for d in error["details"]["differences"]}
-    assert differences == {"key": ("manifest.csv", "other.csv"), "tier": ("BULK", "STANDARD"), "expiration_days": (1, 3),
-                           "client_tag": ("finance", "")}
+    assert differences == {
+        "key": ("manifest.csv", "other.csv"),
+        "tier": ("BULK", "STANDARD"),
+        "expiration_days": (1, 3),
+        "client_tag": ("finance", ""),
+    }
     assert error["details"]["JobId"] == first["BulkJobId"]
 
 
@@ -107,9 +110,21 @@ def test_a_repeat_of_the_same_request_in_other_spellings_returns_the_same_job(ma
     # defaults spelled out, the same fields in another order, and a field the API ignores
     headers = {"Idempotency-Key": "order-4711"}
     first = manifests.create_job(**body_with(tier="bulk"), headers=headers)
-    status, again = call_api("POST", "/create-job", {"keep_restored_days": 0, "expiration_days": 1, "tier": "BULK",
-                                                     "key": "manifest.csv", "bucket": MANIFEST_BUCKET, "colour": "red",
-                                                     "expedited_fallback": False, "client_tag": ""}, headers)
+    status, again = call_api(
+        "POST",
+        "/create-job",
+        {
+            "keep_restored_days": 0,
+            "expiration_days": 1,
+            "tier": "BULK",
+            "key": "manifest.csv",
+            "bucket": MANIFEST_BUCKET,
+            "colour": "red",
+            "expedited_fallback": False,
+            "client_tag": "",
+        },
+        headers,
+    )
     # Then it is the same job (200, not created)
     assert status == 200, again
     assert (again["BulkJobId"], again["Created"]) == (first["BulkJobId"], False)
@@ -200,11 +215,13 @@ def test_a_next_token_pointing_into_another_shard_is_a_400(stack: Stack) -> None
 def test_create_job_answers_with_the_sample_s_queue_report_bucket_and_file_count(stack: Stack) -> None:
     # Given a small manifest of 3 objects, one of them twice, a bad line and blank lines
     rows = archived(stack, "a.bin", "b.bin", "c.bin")
-    bucket, key = stack.put_manifest([manifest_row(rows[0]), "", manifest_row(rows[1]), manifest_row(rows[0]), "Bad_Bucket,x",
-                                      manifest_row(rows[2])])
+    bucket, key = stack.put_manifest(
+        [manifest_row(rows[0]), "", manifest_row(rows[1]), manifest_row(rows[0]), "Bad_Bucket,x", manifest_row(rows[2])]
+    )
     # When a client of the sample creates a job
-    status, answer = call_api("POST", "/create-job", {"bucket": bucket, "key": key, "tier": "STANDARD", "expiration_days": 1,
-                                                      "client_tag": "client_tag"})
+    status, answer = call_api(
+        "POST", "/create-job", {"bucket": bucket, "key": key, "tier": "STANDARD", "expiration_days": 1, "client_tag": "client_tag"}
+    )
     # Then it gets the queue subscribed to the topic, the report bucket and the number of objects
     assert status == 200, answer
     assert answer["SQSQueue"] == stack.queue_arn(stack.events_queue_url)
@@ -224,12 +241,15 @@ def test_the_file_count_is_null_when_the_manifest_is_too_large_to_count_at_once(
     assert answer["TotalFilesRequested"] is None
 
 
-@pytest.mark.parametrize(("unknown", "words"), [
-    ({"expiration_day": 5}, ("expiration_day", "did you mean expiration_days?")),
-    ({"Bucket": "x", "teir": "BULK"}, ("Bucket", "did you mean bucket?", "teir", "did you mean tier?")),
-    ({"colour": "red"}, ("colour",)),
-    ({"client_tags": ["a", {"b": 1}]}, ("client_tags", "did you mean client_tag?")),
-])
+@pytest.mark.parametrize(
+    ("unknown", "words"),
+    [
+        ({"expiration_day": 5}, ("expiration_day", "did you mean expiration_days?")),
+        ({"Bucket": "x", "teir": "BULK"}, ("Bucket", "did you mean bucket?", "teir", "did you mean tier?")),
+        ({"colour": "red"}, ("colour",)),
+        ({"client_tags": ["a", {"b": 1}]}, ("client_tags", "did you mean client_tag?")),
+    ],
+)
 def test_unknown_fields_are_ignored_with_a_warning_naming_the_nearest_known_field(
     stack: Stack, unknown: dict[str, Any], words: tuple[str, ...]
 ) -> None:
@@ -250,8 +270,9 @@ def test_a_request_with_only_known_fields_has_no_warnings(stack: Stack) -> None:
     assert (status, answer["Warnings"]) == (200, [])
 
 
-@pytest.mark.parametrize("header", ["bucket,key", "Bucket,Key", '"bucket","key"', "BUCKET,KEY,VERSIONID", "bucket,key,version_id",
-                                    "Bucket, Key"])
+@pytest.mark.parametrize(
+    "header", ["bucket,key", "Bucket,Key", '"bucket","key"', "BUCKET,KEY,VERSIONID", "bucket,key,version_id", "Bucket, Key"]
+)
 def test_a_header_row_on_line_1_is_skipped_with_a_note(stack: Stack, header: str) -> None:
     # Given a manifest whose first line names the columns
     versioned = "version" in header.lower()
@@ -265,7 +286,7 @@ def test_a_header_row_on_line_1_is_skipped_with_a_note(stack: Stack, header: str
     # Then the header is no object (no FAILED NoSuchBucket), only a note on the job; the rows are restored
     assert created["TotalFilesRequested"] == 2
     job_id = created["BulkJobId"]
-    status, job = call_api("GET", f"/jobs/{job_id}")
+    _status, job = call_api("GET", f"/jobs/{job_id}")
     assert (job["Status"], job["Counts"]["Total"], job["FailedBatchFiles"]) == ("Complete", 2, 0)
     assert job["Notes"] == [f"manifest line 1 is a header ({header}): skipped"]
     assert list_all(job_id, state="FAILED")[0] == []

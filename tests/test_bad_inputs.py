@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-
 from support.api import call_api
 from support.faults import CallTracer, Throttle
 from support.ledger import JobLedger, assert_accounting, assert_one_terminal_event, scan_table
@@ -63,6 +62,7 @@ ODD_JOB_IDS = {  # path-decoded oddities: none is a job id (a UUID), so each is 
 
 
 # ---- requests the API refuses ----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Refused:
@@ -141,24 +141,49 @@ REFUSED = [
     invalid("keep-restored-days-negative", "keep_restored_days", keep_restored_days=-1),
     refused("idempotency-key-over-2-kib", 400, "InvalidRequest", ("Idempotency-Key",), headers={"Idempotency-Key": "k" * 2100}),
     # Client mistakes that once were 500s
-    refused("json-integer-of-5000-digits", 400, "InvalidRequest", ("4300 digits", "expiration_days"),
-            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "expiration_days": {DIGITS_5000}}}'),
-    refused("json-negative-integer-of-5000-digits", 400, "InvalidRequest", ("4300 digits",),
-            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "keep_restored_days": -{DIGITS_5000}}}'),
-    refused("body-not-utf8", 400, "InvalidRequest", ("UTF-8", "byte 39"),
-            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "caf'.encode() + b'\xe9.csv"}', base64=True),
+    refused(
+        "json-integer-of-5000-digits",
+        400,
+        "InvalidRequest",
+        ("4300 digits", "expiration_days"),
+        f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "expiration_days": {DIGITS_5000}}}',
+    ),
+    refused(
+        "json-negative-integer-of-5000-digits",
+        400,
+        "InvalidRequest",
+        ("4300 digits",),
+        f'{{"bucket": "{MANIFEST_BUCKET}", "key": "{MANIFEST_KEY}", "keep_restored_days": -{DIGITS_5000}}}',
+    ),
+    refused(
+        "body-not-utf8",
+        400,
+        "InvalidRequest",
+        ("UTF-8", "byte 39"),
+        f'{{"bucket": "{MANIFEST_BUCKET}", "key": "caf'.encode() + b'\xe9.csv"}',
+        base64=True,
+    ),
     refused("body-utf16", 400, "InvalidRequest", ("UTF-8",), json.dumps(body()).encode("utf-16"), base64=True),
     refused("body-not-base64", 400, "InvalidRequest", ("base64",), "{not base64}", base64=True),
     refused("body-base64-over-16-kib", 413, "RequestTooLarge", ("16384",), json.dumps(body(client_tag="x" * 17000)).encode(), base64=True),
-    refused("body-lone-surrogate", 400, "InvalidRequest", ("UTF-8", "key"),
-            f'{{"bucket": "{MANIFEST_BUCKET}", "key": "\\ud800.csv"}}'),
+    refused("body-lone-surrogate", 400, "InvalidRequest", ("UTF-8", "key"), f'{{"bucket": "{MANIFEST_BUCKET}", "key": "\\ud800.csv"}}'),
     # The manifest
     unusable("manifest-missing", None, "does not exist"),
     # A manifest outside the stack's manifest buckets is never read, whether its bucket exists or not
-    refused("manifest-bucket-missing", 403, "ManifestLocationNotAllowed", ("upload the manifest to s3://manifests-bkt/",),
-            body(bucket="no-such-bucket")),
-    refused("manifest-in-a-data-bucket", 403, "ManifestLocationNotAllowed", ("upload the manifest to s3://manifests-bkt/",),
-            body(bucket="archive-bkt", key="hr-private/payroll/salaries.csv")),
+    refused(
+        "manifest-bucket-missing",
+        403,
+        "ManifestLocationNotAllowed",
+        ("upload the manifest to s3://manifests-bkt/",),
+        body(bucket="no-such-bucket"),
+    ),
+    refused(
+        "manifest-in-a-data-bucket",
+        403,
+        "ManifestLocationNotAllowed",
+        ("upload the manifest to s3://manifests-bkt/",),
+        body(bucket="archive-bkt", key="hr-private/payroll/salaries.csv"),
+    ),
     unusable("manifest-empty", b"", "empty"),
     unusable("manifest-only-blank-lines", b"\n\r\n  \n\t\n", "empty"),
     unusable("manifest-only-bom", b"\xef\xbb\xbf", "empty"),
@@ -182,8 +207,14 @@ REFUSED = [
     unusable("manifest-archived", GOOD_ROW, "archived", storage_class="GLACIER"),
     unusable("manifest-access-denied", GOOD_ROW, "no access", "s3:GetObject", manifest_answer=("AccessDenied", 403)),
     unusable("manifest-bucket-in-another-region", GOOD_ROW, "another region", manifest_answer=("PermanentRedirect", 301)),
-    refused("source-bucket-not-allowed", 403, "BucketNotAllowed", (OTHER_BUCKET, "AllowedBuckets"),
-            manifest=f"{OTHER_BUCKET},a.bin\n".encode(), env={"ALLOWED_BUCKETS": DATA_BUCKET}),
+    refused(
+        "source-bucket-not-allowed",
+        403,
+        "BucketNotAllowed",
+        (OTHER_BUCKET, "AllowedBuckets"),
+        manifest=f"{OTHER_BUCKET},a.bin\n".encode(),
+        env={"ALLOWED_BUCKETS": DATA_BUCKET},
+    ),
     # The other routes
     refused("get-unknown-job", 404, "JobNotFound", ("no job",), None, "GET", "/jobs/4b1c6b0e-0000-4000-8000-000000000000"),
     refused("objects-of-unknown-job", 404, "JobNotFound", ("no job",), None, "GET", "/jobs/4b1c6b0e-0000-4000-8000-000000000000/objects"),
@@ -193,24 +224,65 @@ REFUSED = [
     refused("objects-limit-word", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects", {"limit": "ten"}),
     refused("objects-limit-negative", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects", {"limit": "-5"}),
     refused("next-token-garbage", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects", {"next_token": "%%%"}),
-    refused("next-token-not-an-object", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects",
-            {"next_token": token([1, 2])}),
-    refused("next-token-bad-start-key", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects",
-            {"next_token": token({"s": 0, "k": "x"})}),
-    refused("objects-limit-superscript-two", 400, "InvalidRequest", ("limit", "1000"), None, "GET", "/jobs/{job}/objects",
-            {"limit": "\N{SUPERSCRIPT TWO}"}),
-    refused("objects-limit-fullwidth-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects",
-            {"limit": "\uff11\uff10"}),
-    refused("objects-limit-5000-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects",
-            {"limit": DIGITS_5000}),
-    *(refused(f"next-token-{name}", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects",
-              {"next_token": token(text)})
-      for name, text in (("infinity", '{"s": Infinity}'), ("minus-infinity", '{"s": -Infinity}'), ("nan", '{"s": NaN}'),
-                         ("huge-float", '{"s": 1e999}'), ("5000-digits", f'{{"s": {DIGITS_5000}}}'), ("fraction", '{"s": 1.5}'),
-                         ("boolean", '{"s": true}'), ("deeply-nested", "[" * 100_000), ("not-utf8", b'{"s": "\xff"}'))),
-    *(refused(f"{verb}-job-id-{name}", 404, "JobNotFound", ("no job", "UUID"), None, method, path.format(job_id))
-      for name, job_id in ODD_JOB_IDS.items()
-      for verb, method, path in (("get", "GET", "/jobs/{}"), ("objects-of", "GET", "/jobs/{}/objects"), ("cancel", "POST", "/jobs/{}/cancel"))),
+    refused(
+        "next-token-not-an-object",
+        400,
+        "InvalidRequest",
+        ("next_token",),
+        None,
+        "GET",
+        "/jobs/{job}/objects",
+        {"next_token": token([1, 2])},
+    ),
+    refused(
+        "next-token-bad-start-key",
+        400,
+        "InvalidRequest",
+        ("next_token",),
+        None,
+        "GET",
+        "/jobs/{job}/objects",
+        {"next_token": token({"s": 0, "k": "x"})},
+    ),
+    refused(
+        "objects-limit-superscript-two",
+        400,
+        "InvalidRequest",
+        ("limit", "1000"),
+        None,
+        "GET",
+        "/jobs/{job}/objects",
+        {"limit": "\N{SUPERSCRIPT TWO}"},
+    ),
+    refused(
+        "objects-limit-fullwidth-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects", {"limit": "\uff11\uff10"}
+    ),
+    refused("objects-limit-5000-digits", 400, "InvalidRequest", ("limit",), None, "GET", "/jobs/{job}/objects", {"limit": DIGITS_5000}),
+    *(
+        refused(
+            f"next-token-{name}", 400, "InvalidRequest", ("next_token",), None, "GET", "/jobs/{job}/objects", {"next_token": token(text)}
+        )
+        for name, text in (
+            ("infinity", '{"s": Infinity}'),
+            ("minus-infinity", '{"s": -Infinity}'),
+            ("nan", '{"s": NaN}'),
+            ("huge-float", '{"s": 1e999}'),
+            ("5000-digits", f'{{"s": {DIGITS_5000}}}'),
+            ("fraction", '{"s": 1.5}'),
+            ("boolean", '{"s": true}'),
+            ("deeply-nested", "[" * 100_000),
+            ("not-utf8", b'{"s": "\xff"}'),
+        )
+    ),
+    *(
+        refused(f"{verb}-job-id-{name}", 404, "JobNotFound", ("no job", "UUID"), None, method, path.format(job_id))
+        for name, job_id in ODD_JOB_IDS.items()
+        for verb, method, path in (
+            ("get", "GET", "/jobs/{}"),
+            ("objects-of", "GET", "/jobs/{}/objects"),
+            ("cancel", "POST", "/jobs/{}/cancel"),
+        )
+    ),
     refused("cancel-unknown-job", 404, "JobNotFound", ("no job",), None, "POST", "/jobs/4b1c6b0e-0000-4000-8000-000000000000/cancel"),
     refused("cancel-finished-job", 409, "JobAlreadyFinished", ("Complete", "nothing to cancel"), None, "POST", "/jobs/{job}/cancel"),
     refused("get-on-create-job", 404, "NotFound", ("no such route",), None, "GET", "/create-job"),
@@ -260,12 +332,32 @@ def test_a_bad_request_is_refused_with_what_to_fix_and_leaves_nothing_behind(
 def test_the_catalogue_has_a_row_for_every_kind_the_issue_names() -> None:
     ids = {p.id for p in REFUSED} | {p.id for p in BAD_LINES} | {p.id for p in ROW_OUTCOMES}
     assert len(ids) == len(REFUSED) + len(BAD_LINES) + len(ROW_OUTCOMES) >= 45
-    for kind in ("not-json", "days-3651", "tier-unknown", "manifest-missing", "manifest-empty",
-                 "manifest-binary", "first-line-4-columns", "mixed-versioned-and-unversioned", "key-over-1024-bytes",
-                 "bad-percent-encoding", "line-of-10-mib", "manifest-bucket-in-another-region", "manifest-access-denied",
-                 "source-bucket-not-allowed", "bucket-not-allowed", "json-integer-of-5000-digits", "body-not-utf8",
-                 "objects-limit-superscript-two", "next-token-infinity", "next-token-nan", "next-token-huge-float",
-                 "get-job-id-hash", "get-job-id-emoji", "get-job-id-overlong-slash-decoded"):
+    for kind in (
+        "not-json",
+        "days-3651",
+        "tier-unknown",
+        "manifest-missing",
+        "manifest-empty",
+        "manifest-binary",
+        "first-line-4-columns",
+        "mixed-versioned-and-unversioned",
+        "key-over-1024-bytes",
+        "bad-percent-encoding",
+        "line-of-10-mib",
+        "manifest-bucket-in-another-region",
+        "manifest-access-denied",
+        "source-bucket-not-allowed",
+        "bucket-not-allowed",
+        "json-integer-of-5000-digits",
+        "body-not-utf8",
+        "objects-limit-superscript-two",
+        "next-token-infinity",
+        "next-token-nan",
+        "next-token-huge-float",
+        "get-job-id-hash",
+        "get-job-id-emoji",
+        "get-job-id-overlong-slash-decoded",
+    ):
         assert kind in ids, kind
 
 
@@ -298,8 +390,7 @@ BAD_LINES = [
     bad_line("not-utf8", f"{DATA_BUCKET},caf".encode() + b"\xe9.bin", "UTF-8"),
     bad_line("empty-key", f"{DATA_BUCKET},".encode(), "key column is empty"),
     bad_line("unterminated-quote", f'{DATA_BUCKET},"b.bin'.encode(), "CSV"),
-    bad_line("mixed-versioned-and-unversioned", f"{DATA_BUCKET},b.bin,3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".encode(),
-             "version id", "line 1"),
+    bad_line("mixed-versioned-and-unversioned", f"{DATA_BUCKET},b.bin,3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".encode(), "version id", "line 1"),
 ]
 
 
@@ -357,6 +448,7 @@ def test_every_bad_line_in_one_manifest_is_counted_in_failed_batch_files(stack: 
 
 # ---- good lines whose objects cannot be restored ---------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RowOutcome:
     row: ObjectId  # the manifest's line 2
@@ -376,12 +468,19 @@ ROW_OUTCOMES = [
     outcome("no-such-key", ObjectId(DATA_BUCKET, "missing.bin"), "FAILED", ("NoSuchKey",), True),
     outcome("no-such-bucket", ObjectId("no-such-bkt", "x.bin"), "FAILED", ("NoSuchBucket",), True),
     outcome("not-archived", ObjectId(DATA_BUCKET, "warm.txt"), "SKIPPED", ("readable",), True, "STANDARD"),
-    outcome("access-denied", ObjectId(DATA_BUCKET, "locked.bin"), "FAILED", ("AccessDenied",), True, "GLACIER",
-            ("AccessDenied", 403)),
-    outcome("bucket-in-another-region", ObjectId("far-bkt", "x.bin"), "FAILED", ("another region",), True, "GLACIER",
-            ("PermanentRedirect", 301)),
-    outcome("bucket-not-allowed", ObjectId(OTHER_BUCKET, "x.bin"), "FAILED", ("BucketNotAllowed", "AllowedBuckets"), False,
-            "GLACIER", env={"ALLOWED_BUCKETS": DATA_BUCKET}),
+    outcome("access-denied", ObjectId(DATA_BUCKET, "locked.bin"), "FAILED", ("AccessDenied",), True, "GLACIER", ("AccessDenied", 403)),
+    outcome(
+        "bucket-in-another-region", ObjectId("far-bkt", "x.bin"), "FAILED", ("another region",), True, "GLACIER", ("PermanentRedirect", 301)
+    ),
+    outcome(
+        "bucket-not-allowed",
+        ObjectId(OTHER_BUCKET, "x.bin"),
+        "FAILED",
+        ("BucketNotAllowed", "AllowedBuckets"),
+        False,
+        "GLACIER",
+        env={"ALLOWED_BUCKETS": DATA_BUCKET},
+    ),
 ]
 
 
@@ -426,6 +525,7 @@ def test_duplicate_rows_are_counted_and_requested_once(stack: Stack) -> None:
 
 
 # ---- valid manifests that must not be refused ------------------------------------------------------
+
 
 def test_a_manifest_starting_with_more_than_64_kib_of_blank_lines_is_accepted(stack: Stack) -> None:
     (obj,) = archived(stack, "late.bin")

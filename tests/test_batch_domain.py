@@ -25,10 +25,18 @@ AWS_REPORT_MANIFEST = {
     "Format": "Report_CSV_20180820",
     "ReportCreationDate": "2019-04-05T17:48:39.725Z",
     "Results": [
-        {"TaskExecutionStatus": "succeeded", "Bucket": "my-job-reports", "MD5Checksum": "83b1c4cbe93fc893f54053697e10fd6e",
-         "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv"},
-        {"TaskExecutionStatus": "failed", "Bucket": "my-job-reports", "MD5Checksum": "22ee037f3515975f7719699e5c416eaa",
-         "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv"},
+        {
+            "TaskExecutionStatus": "succeeded",
+            "Bucket": "my-job-reports",
+            "MD5Checksum": "83b1c4cbe93fc893f54053697e10fd6e",
+            "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/6217b0fab0de85c408b4be96aeaca9b195a7daa5.csv",
+        },
+        {
+            "TaskExecutionStatus": "failed",
+            "Bucket": "my-job-reports",
+            "MD5Checksum": "22ee037f3515975f7719699e5c416eaa",
+            "Key": "job-f8fb9d89-a3aa-461d-bddc-ea6a1b131955/results/b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv",
+        },
     ],
     "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage",
 }
@@ -45,8 +53,11 @@ def test_the_report_manifest_of_the_user_guide_is_read() -> None:
     assert report.schema == tuple(SCHEMA)
     assert [status for _, _, status in report.results] == ["succeeded", "failed"]
     assert report.results[1][1].endswith("b2ddad417e94331e9f37b44f1faf8c7ed5873f2e.csv")
-    for bad, says in ((b"{", "not JSON"), (json.dumps({"Format": "Other"}).encode(), "Report_CSV_20180820"),
-                      (json.dumps({"Format": "Report_CSV_20180820", "Results": [{"Bucket": "b"}]}).encode(), "names no Key")):
+    for bad, says in (
+        (b"{", "not JSON"),
+        (json.dumps({"Format": "Other"}).encode(), "Report_CSV_20180820"),
+        (json.dumps({"Format": "Report_CSV_20180820", "Results": [{"Bucket": "b"}]}).encode(), "names no Key"),
+    ):
         with pytest.raises(ValueError, match=says):
             parse_report_manifest(bad)
 
@@ -56,7 +67,9 @@ def test_report_rows_are_read_in_the_schema_s_order_and_in_the_guide_s_sample_or
     assert guide.object == ObjectId("awsexamplebucket1", "image_14975", None)
     assert not guide.succeeded and guide.error_code == "PermanentFailure" and guide.http_status == 200
     assert "Task timed out after 3.00 seconds" in guide.message
-    schema_order = 'src,dir/a%20b%2Bc.txt,v1,failed,InvalidObjectState,403,"Restore is not allowed for the object\'s current storage class"\n'
+    schema_order = (
+        'src,dir/a%20b%2Bc.txt,v1,failed,InvalidObjectState,403,"Restore is not allowed for the object\'s current storage class"\n'
+    )
     (row,) = list(iter_report_rows(SCHEMA, [schema_order]))
     assert row.object == ObjectId("src", "dir/a b+c.txt", "v1")
     assert (row.error_code, row.http_status) == ("InvalidObjectState", 403)
@@ -73,14 +86,17 @@ def test_report_rows_are_read_in_the_schema_s_order_and_in_the_guide_s_sample_or
 
 
 def test_a_task_that_started_a_restore_or_found_one_running_fails_nothing() -> None:
-    rows = ["src,a,,succeeded,,202,Successful\n", "src,b,,succeeded,,200,Successful\n",
-            "src,c,,failed,RestoreAlreadyInProgress,409,Object restore is already in progress\n"]
+    rows = [
+        "src,a,,succeeded,,202,Successful\n",
+        "src,b,,succeeded,,200,Successful\n",
+        "src,c,,failed,RestoreAlreadyInProgress,409,Object restore is already in progress\n",
+    ]
     assert [task.outcome() for task in iter_report_rows(SCHEMA, rows)] == [None, None, None]
 
 
 def test_a_header_row_and_a_quoted_newline_are_read_as_csv() -> None:
     text = ",".join(SCHEMA) + '\nsrc,"two\nlines",,failed,AccessDenied,403,"no"\n'
-    blocks = [text.encode()[i:i + 7] for i in range(0, len(text.encode()), 7)]
+    blocks = [text.encode()[i : i + 7] for i in range(0, len(text.encode()), 7)]
     (row,) = list(iter_report_rows(SCHEMA, text_lines(blocks)))
     assert row.object.key == "two\nlines" and row.error_code == "AccessDenied"
 
@@ -111,11 +127,28 @@ def test_tokens_are_stable_per_job_and_run_and_tiers_exclude_expedited() -> None
 
 
 def test_cloudtrail_status_events_are_recognised() -> None:
-    event = {"version": "0", "detail-type": "AWS Service Event via CloudTrail", "source": "aws.s3",
-             "detail": {"eventSource": "s3.amazonaws.com", "eventName": "JobStatusChanged",
-                        "serviceEventDetails": {"jobId": "8b7d1f2a", "jobArn": "arn:aws:s3:us-east-1:1:job/8b7d1f2a", "status": "Failed",
-                                                "jobEventId": "e1", "failureCodes": ["TaskFailureRateExceeded"], "statusChangeReason": []}}}
+    event = {
+        "version": "0",
+        "detail-type": "AWS Service Event via CloudTrail",
+        "source": "aws.s3",
+        "detail": {
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "JobStatusChanged",
+            "serviceEventDetails": {
+                "jobId": "8b7d1f2a",
+                "jobArn": "arn:aws:s3:us-east-1:1:job/8b7d1f2a",
+                "status": "Failed",
+                "jobEventId": "e1",
+                "failureCodes": ["TaskFailureRateExceeded"],
+                "statusChangeReason": [],
+            },
+        },
+    }
     status = parse_batch_status(json.dumps(event))
-    assert status is not None and (status.batch_job_id, status.status, status.failure_codes) == ("8b7d1f2a", "Failed", ("TaskFailureRateExceeded",))
+    assert status is not None and (status.batch_job_id, status.status, status.failure_codes) == (
+        "8b7d1f2a",
+        "Failed",
+        ("TaskFailureRateExceeded",),
+    )
     assert parse_batch_status(json.dumps({"source": "aws.s3", "detail-type": "Object Restore Completed"})) is None
     assert parse_batch_status("not json") is None

@@ -19,7 +19,6 @@ import pytest
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local import s3_restore
 from bulk_restore_cli.local.s3_batch import S3BatchEmulator
-
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
 from support.stack import DATA_BUCKET, REGION, Stack
@@ -79,8 +78,12 @@ def test_a_batch_job_restores_every_object_through_one_s3_batch_operations_job(s
     assert described["ProgressSummary"]["TotalNumberOfTasks"] == 450  # each object once, duplicates of other chunks too
     tags = s3control().get_job_tagging(AccountId=ACCOUNT, JobId=job["JobId"])["Tags"]
     assert {"Key": "bulk-restore:client-tag", "Value": "finance"} in tags and {"Key": "bulk-restore:job", "Value": job_id} in tags
-    status, body = call_api("GET", f"/jobs/{job_id}")
-    assert body["BatchJobId"] == job["JobId"] and body["BatchOperations"][0]["Status"] == "Complete" and body["BatchOperations"][0]["ReportRead"]
+    _status, body = call_api("GET", f"/jobs/{job_id}")
+    assert (
+        body["BatchJobId"] == job["JobId"]
+        and body["BatchOperations"][0]["Status"] == "Complete"
+        and body["BatchOperations"][0]["ReportRead"]
+    )
     terminal = assert_one_terminal_event(stack.events_of(job_id), job_id).message
     assert terminal["BatchJobId"] == job["JobId"] and terminal["Engine"] == "batch"
 
@@ -103,7 +106,9 @@ def test_objects_settled_before_any_task_and_failed_tasks_from_the_report(stack:
     assert ledger.states() == Counter({"RESTORED": 5, "SKIPPED": 2, "FAILED": 2})
     assert ledger.record_of(missing[0])["reason"].startswith("NoSuchKey")  # by its HeadObject: never a task
     assert ledger.record_of(hot[0])["reason"] == "readable now: not in an archive storage class"
-    assert ledger.record_of(later[0])["reason"].startswith("NoSuchKey") and "S3 Batch Operations task" in ledger.record_of(later[0])["reason"]
+    assert (
+        ledger.record_of(later[0])["reason"].startswith("NoSuchKey") and "S3 Batch Operations task" in ledger.record_of(later[0])["reason"]
+    )
     assert_counters_match(ledger)
 
 
@@ -126,7 +131,9 @@ def test_intelligent_tiering_archive_objects_run_in_a_batch_job_of_their_own(sta
     assert second["ProgressSummary"]["TotalNumberOfTasks"] == 2
 
 
-def test_a_batch_job_that_fails_ends_the_job_with_its_failure_codes_and_untried_objects_say_so(stack: Stack, batch: S3BatchEmulator) -> None:
+def test_a_batch_job_that_fails_ends_the_job_with_its_failure_codes_and_untried_objects_say_so(
+    stack: Stack, batch: S3BatchEmulator
+) -> None:
     objects = put(stack, 1_100, prefix="doomed")
     job_id = stack.create_job(*stack.put_manifest(objects), engine="batch")["BulkJobId"]
     stack.drain()  # recorded, the Batch job created; then the objects go: every task fails, the 50 % rule after 1,000
@@ -158,7 +165,9 @@ def test_cancelling_a_batch_job_cancels_its_s3_batch_operations_job(stack: Stack
     assert_one_terminal_event(stack.events_of(job_id), job_id)
 
 
-def test_a_lost_status_event_is_found_by_the_sweeper_and_a_retried_launch_makes_no_second_batch_job(stack: Stack, batch: S3BatchEmulator) -> None:
+def test_a_lost_status_event_is_found_by_the_sweeper_and_a_retried_launch_makes_no_second_batch_job(
+    stack: Stack, batch: S3BatchEmulator
+) -> None:
     objects = put(stack, 12)
     job_id = stack.create_job(*stack.put_manifest(objects), engine="batch")["BulkJobId"]
     stack.drain()
@@ -214,8 +223,9 @@ def test_a_batch_job_cancelled_outside_ends_the_job_as_cancelled_with_its_reason
     job_id = stack.create_job(*stack.put_manifest(objects), engine="batch")["BulkJobId"]
     stack.drain()
     (run,) = s3control().list_jobs(AccountId=ACCOUNT)["Jobs"]
-    s3control().update_job_status(AccountId=ACCOUNT, JobId=run["JobId"], RequestedJobStatus="Cancelled",
-                                  StatusUpdateReason="stopped in the console")
+    s3control().update_job_status(
+        AccountId=ACCOUNT, JobId=run["JobId"], RequestedJobStatus="Cancelled", StatusUpdateReason="stopped in the console"
+    )
     settle(stack, batch)
     ledger = JobLedger.read(stack, job_id)
     assert ledger.status == "Cancelled"
@@ -237,12 +247,24 @@ def test_a_suspended_batch_job_is_confirmed_not_left_waiting(stack: Stack, batch
     manifest = job.batch_runs["archive"]["manifest"]
     etag = stack.s3.head_object(Bucket=stack.report_bucket, Key=manifest)["ETag"]
     waiting = s3control().create_job(
-        AccountId=ACCOUNT, ConfirmationRequired=True, Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1, "GlacierJobTier": "STANDARD"}},
-        Report={"Bucket": f"arn:aws:s3:::{stack.report_bucket}", "Prefix": f"batch/{job_id}/report-archive", "Format": "Report_CSV_20180820",
-                "Enabled": True, "ReportScope": "AllTasks"},
-        Manifest={"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                  "Location": {"ObjectArn": f"arn:aws:s3:::{stack.report_bucket}/{manifest}", "ETag": etag}},
-        Priority=10, RoleArn=BATCH["BATCH_ROLE_ARN"], ClientRequestToken="waiting")["JobId"]
+        AccountId=ACCOUNT,
+        ConfirmationRequired=True,
+        Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1, "GlacierJobTier": "STANDARD"}},
+        Report={
+            "Bucket": f"arn:aws:s3:::{stack.report_bucket}",
+            "Prefix": f"batch/{job_id}/report-archive",
+            "Format": "Report_CSV_20180820",
+            "Enabled": True,
+            "ReportScope": "AllTasks",
+        },
+        Manifest={
+            "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+            "Location": {"ObjectArn": f"arn:aws:s3:::{stack.report_bucket}/{manifest}", "ETag": etag},
+        },
+        Priority=10,
+        RoleArn=BATCH["BATCH_ROLE_ARN"],
+        ClientRequestToken="waiting",
+    )["JobId"]
     s3control().update_job_status(AccountId=ACCOUNT, JobId=ours["JobId"], RequestedJobStatus="Cancelled")
     services.store.link_batch_job(waiting, job_id, "archive")
     services.store.save_batch_run(job_id, "archive", {**job.batch_runs["archive"], "id": waiting, "status": "New"})

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bulk_restore.usecases.plan import LINES_PER_CHUNK
 from bulk_restore_cli.bench import completion, cost, issuance, latency, local_scale, planner, prices, report
 from bulk_restore_cli.bench.__main__ import main
 from bulk_restore_cli.bench.fakes import GeneratedManifest, ThrottlingS3Client
 from bulk_restore_cli.bench.meter import DynamoCapacity, item_size
-from bulk_restore.usecases.plan import LINES_PER_CHUNK
 
 
 @pytest.mark.parametrize("arrival", ["burst", "spread"])
@@ -126,8 +126,23 @@ def test_the_local_scale_benchmark_runs_a_job_beside_a_threaded_loop_and_judges_
 
 def test_the_command_writes_the_report_and_the_json_results(tmp_path: Path) -> None:
     markdown = tmp_path / "BENCHMARKS.md"
-    assert main(["--parts", "completion,planner", "--completion-events", "300", "--planner-lines", "2000",
-                 "--results", str(tmp_path / "results"), "--markdown", str(markdown)]) == 0
+    assert (
+        main(
+            [
+                "--parts",
+                "completion,planner",
+                "--completion-events",
+                "300",
+                "--planner-lines",
+                "2000",
+                "--results",
+                str(tmp_path / "results"),
+                "--markdown",
+                str(markdown),
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert [r["batch_size"] for r in results["completion"]] == [10, 100, 1000]
     assert [r["lines"] for r in results["planner"]] == [2000]

@@ -41,51 +41,143 @@ def body_of(*argv: str) -> dict[str, Any]:
 # ---- create-job: the body ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["s3://manifests/restores/m.csv"], {"bucket": "manifests", "key": "restores/m.csv"}),
-    (["--bucket", "manifests", "--key", "m.csv", "--tier", "bulk", "--days", "7", "--client-tag", "finance"],
-     {"bucket": "manifests", "key": "m.csv", "tier": "BULK", "expiration_days": 7, "client_tag": "finance"}),
-    (["local/manifest.csv"], {"bucket": "manifest-bucket", "key": "uploads/manifest.csv"}),
-    (["--inventory", "s3://inv/data/cfg/2026-11-21T01-00Z/manifest.json", "--include-versions"],
-     {"bucket": "inv", "key": "data/cfg/2026-11-21T01-00Z/manifest.json", "manifest_format": "s3-inventory", "include_versions": True}),
-    (["--source", "s3://data/photos/2019/", "--storage-class", "glacier", "--storage-class", "DEEP_ARCHIVE", "--include-versions"],
-     {"source": {"bucket": "data", "prefix": "photos/2019/", "storage_classes": ["GLACIER", "DEEP_ARCHIVE"], "include_versions": True}}),
-    (["--source", "s3://data"], {"source": {"bucket": "data", "prefix": ""}}),
-    (["s3://m/k", "--engine", "BATCH", "--deadline-hours", "30", "--keep-restored-days", "3", "--progress-step", "5",
-      "--expedited-fallback", "--client-token", "tok-1", "--dry-run", "--max-cost", "12.5"],
-     {"bucket": "m", "key": "k", "engine": "batch", "deadline_hours": 30.0, "keep_restored_days": 3, "progress_step_percent": 5,
-      "expedited_fallback": True, "client_token": "tok-1", "dry_run": True, "max_cost_usd": 12.5}),
-    (["--vault", "photos", "--inventory", "--target", "s3://copies/from-vault/", "--key-from", "description",
-      "--created-from", "2020-01-01T00:00:00Z", "--min-size", "1KiB", "--max-size", "2 GB", "--max-bytes-per-day", "100TiB",
-      "--overrides", "s3://m/names.csv", "--split-large-archives", "--target-storage-class", "deep_archive", "--max-archives", "10"],
-     {"vault": {"name": "photos"}, "inventory": True,
-      "target": {"bucket": "copies", "prefix": "from-vault/", "storage_class": "DEEP_ARCHIVE"}, "key_from": "description",
-      "filter": {"created_from": "2020-01-01T00:00:00Z", "min_size": 1024, "max_size": 2_000_000_000},
-      "max_bytes_per_day": 100 * 1024**4, "overrides": {"bucket": "m", "key": "names.csv"}, "split_large_archives": True,
-      "max_archives": 10}),
-    (["--vault", "photos", "--vault-account", "123456789012", "--archives", "a1,a2", "a3", "--target", "s3://copies"],
-     {"vault": {"name": "photos", "account_id": "123456789012"}, "archives": ["a1", "a2", "a3"],
-      "target": {"bucket": "copies", "prefix": ""}}),
-    (["--vault", "photos", "ids.txt", "--target", "s3://copies/x/"],
-     {"vault": {"name": "photos"}, "bucket": "manifest-bucket", "key": "uploads/ids.txt", "target": {"bucket": "copies", "prefix": "x/"}}),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["s3://manifests/restores/m.csv"], {"bucket": "manifests", "key": "restores/m.csv"}),
+        (
+            ["--bucket", "manifests", "--key", "m.csv", "--tier", "bulk", "--days", "7", "--client-tag", "finance"],
+            {"bucket": "manifests", "key": "m.csv", "tier": "BULK", "expiration_days": 7, "client_tag": "finance"},
+        ),
+        (["local/manifest.csv"], {"bucket": "manifest-bucket", "key": "uploads/manifest.csv"}),
+        (
+            ["--inventory", "s3://inv/data/cfg/2026-11-21T01-00Z/manifest.json", "--include-versions"],
+            {
+                "bucket": "inv",
+                "key": "data/cfg/2026-11-21T01-00Z/manifest.json",
+                "manifest_format": "s3-inventory",
+                "include_versions": True,
+            },
+        ),
+        (
+            ["--source", "s3://data/photos/2019/", "--storage-class", "glacier", "--storage-class", "DEEP_ARCHIVE", "--include-versions"],
+            {
+                "source": {
+                    "bucket": "data",
+                    "prefix": "photos/2019/",
+                    "storage_classes": ["GLACIER", "DEEP_ARCHIVE"],
+                    "include_versions": True,
+                }
+            },
+        ),
+        (["--source", "s3://data"], {"source": {"bucket": "data", "prefix": ""}}),
+        (
+            [
+                "s3://m/k",
+                "--engine",
+                "BATCH",
+                "--deadline-hours",
+                "30",
+                "--keep-restored-days",
+                "3",
+                "--progress-step",
+                "5",
+                "--expedited-fallback",
+                "--client-token",
+                "tok-1",
+                "--dry-run",
+                "--max-cost",
+                "12.5",
+            ],
+            {
+                "bucket": "m",
+                "key": "k",
+                "engine": "batch",
+                "deadline_hours": 30.0,
+                "keep_restored_days": 3,
+                "progress_step_percent": 5,
+                "expedited_fallback": True,
+                "client_token": "tok-1",
+                "dry_run": True,
+                "max_cost_usd": 12.5,
+            },
+        ),
+        (
+            [
+                "--vault",
+                "photos",
+                "--inventory",
+                "--target",
+                "s3://copies/from-vault/",
+                "--key-from",
+                "description",
+                "--created-from",
+                "2020-01-01T00:00:00Z",
+                "--min-size",
+                "1KiB",
+                "--max-size",
+                "2 GB",
+                "--max-bytes-per-day",
+                "100TiB",
+                "--overrides",
+                "s3://m/names.csv",
+                "--split-large-archives",
+                "--target-storage-class",
+                "deep_archive",
+                "--max-archives",
+                "10",
+            ],
+            {
+                "vault": {"name": "photos"},
+                "inventory": True,
+                "target": {"bucket": "copies", "prefix": "from-vault/", "storage_class": "DEEP_ARCHIVE"},
+                "key_from": "description",
+                "filter": {"created_from": "2020-01-01T00:00:00Z", "min_size": 1024, "max_size": 2_000_000_000},
+                "max_bytes_per_day": 100 * 1024**4,
+                "overrides": {"bucket": "m", "key": "names.csv"},
+                "split_large_archives": True,
+                "max_archives": 10,
+            },
+        ),
+        (
+            ["--vault", "photos", "--vault-account", "123456789012", "--archives", "a1,a2", "a3", "--target", "s3://copies"],
+            {
+                "vault": {"name": "photos", "account_id": "123456789012"},
+                "archives": ["a1", "a2", "a3"],
+                "target": {"bucket": "copies", "prefix": ""},
+            },
+        ),
+        (
+            ["--vault", "photos", "ids.txt", "--target", "s3://copies/x/"],
+            {
+                "vault": {"name": "photos"},
+                "bucket": "manifest-bucket",
+                "key": "uploads/ids.txt",
+                "target": {"bucket": "copies", "prefix": "x/"},
+            },
+        ),
+    ],
+)
 def test_each_way_to_say_what_to_restore_makes_the_api_s_body(argv: list[str], expected: dict[str, Any]) -> None:
     assert body_of(*argv) == expected
 
 
-@pytest.mark.parametrize(("argv", "words"), [
-    ([], ("say what to restore", "MANIFEST", "--source")),
-    (["s3://m/k", "--source", "s3://d/p"], ("MANIFEST and --source",)),
-    (["s3://bucket-only"], ("not an S3 URL", "s3://bucket/key")),
-    (["--bucket", "m"], ("--bucket and --key go together",)),
-    (["--inventory"], ("--inventory needs the S3 URL",)),
-    (["s3://m/k", "--target", "s3://t/p"], ("--target applies to a vault job", "--vault")),
-    (["s3://m/k", "--storage-class", "GLACIER"], ("--storage-class applies to --source",)),
-    (["s3://m/k", "--include-versions"], ("--include-versions applies to",)),
-    (["--vault", "v", "--inventory"], ("--target",)),
-    (["--vault", "v", "--source", "s3://d/p", "--target", "s3://t"], ("--source and an inventory report are for S3 jobs",)),
-    (["--vault", "v", "--inventory", "--target", "s3://t", "--min-size", "lots"], ("--min-size", "not a size")),
-])
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        ([], ("say what to restore", "MANIFEST", "--source")),
+        (["s3://m/k", "--source", "s3://d/p"], ("MANIFEST and --source",)),
+        (["s3://bucket-only"], ("not an S3 URL", "s3://bucket/key")),
+        (["--bucket", "m"], ("--bucket and --key go together",)),
+        (["--inventory"], ("--inventory needs the S3 URL",)),
+        (["s3://m/k", "--target", "s3://t/p"], ("--target applies to a vault job", "--vault")),
+        (["s3://m/k", "--storage-class", "GLACIER"], ("--storage-class applies to --source",)),
+        (["s3://m/k", "--include-versions"], ("--include-versions applies to",)),
+        (["--vault", "v", "--inventory"], ("--target",)),
+        (["--vault", "v", "--source", "s3://d/p", "--target", "s3://t"], ("--source and an inventory report are for S3 jobs",)),
+        (["--vault", "v", "--inventory", "--target", "s3://t", "--min-size", "lots"], ("--min-size", "not a size")),
+    ],
+)
 def test_create_job_options_that_do_not_fit_say_what_to_fix(argv: list[str], words: tuple[str, ...]) -> None:
     with pytest.raises(CliError) as raised:
         body_of(*argv)
@@ -126,8 +218,10 @@ def test_csv_quotes_what_needs_quoting_and_leaves_none_empty() -> None:
     assert out.getvalue() == 'key,version_id\n"a,""b""\nc",\n'
 
 
-@pytest.mark.parametrize(("text", "expected"), [("1048576", 1048576), ("1KiB", 1024), ("2 GB", 2 * 10**9), ("1.5TiB", int(1.5 * 1024**4)),
-                                                ("100tib", 100 * 1024**4)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1048576", 1048576), ("1KiB", 1024), ("2 GB", 2 * 10**9), ("1.5TiB", int(1.5 * 1024**4)), ("100tib", 100 * 1024**4)],
+)
 def test_sizes_take_decimal_and_binary_units(text: str, expected: int) -> None:
     assert output.parse_size(text) == expected
 
@@ -138,8 +232,9 @@ def test_a_size_that_is_not_one_names_the_units(text: str) -> None:
         output.parse_size(text)
 
 
-@pytest.mark.parametrize(("seconds", "shown"), [(5, "5s"), (250, "4m 10s"), (3 * 3600 + 300, "3h 05m"), (2 * 86400 + 3600, "2d 01h"),
-                                                (None, "-")])
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(5, "5s"), (250, "4m 10s"), (3 * 3600 + 300, "3h 05m"), (2 * 86400 + 3600, "2d 01h"), (None, "-")]
+)
 def test_durations_read_as_people_write_them(seconds: float | None, shown: str) -> None:
     assert output.duration(seconds) == shown
 
@@ -147,30 +242,45 @@ def test_durations_read_as_people_write_them(seconds: float | None, shown: str) 
 def test_failures_are_grouped_by_reason_without_their_line_numbers() -> None:
     reasons = ["manifest line 17: bad bucket name", "manifest line 9: bad bucket name", "NoSuchKey: no such key in the bucket", None]
 
-    assert [reason_group(r) for r in reasons] == ["manifest line N: bad bucket name", "manifest line N: bad bucket name",
-                                                 "NoSuchKey: no such key in the bucket", "(no reason)"]
+    assert [reason_group(r) for r in reasons] == [
+        "manifest line N: bad bucket name",
+        "manifest line N: bad bucket name",
+        "NoSuchKey: no such key in the bucket",
+        "(no reason)",
+    ]
 
 
 # ---- watch: the job's view ---------------------------------------------------------------------------
 
 
-def status(state: str = "Restoring", total: int = 100, restored: int = 0, restoring: int = 0, failed: int = 0,
-           planned: bool = True, **extra: Any) -> dict[str, Any]:
-    return {"JobId": JOB, "Status": state, "Tier": "STANDARD", "CreatedAt": "2026-11-21T10:00:00.000000Z",
-            "Counts": {"Total": total, "Restoring": restoring, "Restored": restored, "Skipped": 0, "Failed": failed, "Cancelled": 0},
-            "Planning": {"Complete": planned}, "FailureReason": "", **extra}
+def status(
+    state: str = "Restoring", total: int = 100, restored: int = 0, restoring: int = 0, failed: int = 0, planned: bool = True, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "JobId": JOB,
+        "Status": state,
+        "Tier": "STANDARD",
+        "CreatedAt": "2026-11-21T10:00:00.000000Z",
+        "Counts": {"Total": total, "Restoring": restoring, "Restored": restored, "Skipped": 0, "Failed": failed, "Cancelled": 0},
+        "Planning": {"Complete": planned},
+        "FailureReason": "",
+        **extra,
+    }
 
 
-@pytest.mark.parametrize(("doc", "allow_failed", "ok", "code"), [
-    (status("Complete", restored=100), False, [], 0),
-    (status("Complete", restored=98, failed=2), False, [], 3),
-    (status("Complete", restored=98, failed=2), True, [], 0),
-    (status("Failed"), False, [], 4),
-    (status("Timeout", restoring=3), False, [], 5),
-    (status("Cancelled"), False, [], 6),
-    (status("Cancelled"), False, ["Cancelled"], 0),
-    (status("Timeout"), True, ["Cancelled"], 5),
-])
+@pytest.mark.parametrize(
+    ("doc", "allow_failed", "ok", "code"),
+    [
+        (status("Complete", restored=100), False, [], 0),
+        (status("Complete", restored=98, failed=2), False, [], 3),
+        (status("Complete", restored=98, failed=2), True, [], 0),
+        (status("Failed"), False, [], 4),
+        (status("Timeout", restoring=3), False, [], 5),
+        (status("Cancelled"), False, [], 6),
+        (status("Cancelled"), False, ["Cancelled"], 0),
+        (status("Timeout"), True, ["Cancelled"], 5),
+    ],
+)
 def test_watch_exit_codes_say_how_the_job_ended(doc: dict[str, Any], allow_failed: bool, ok: list[str], code: int) -> None:
     view = JobView(JOB)
     view.update(doc, 0.0)
@@ -200,8 +310,15 @@ def test_an_event_older_than_the_last_status_read_does_not_move_counts_back() ->
     view = JobView(JOB)
     view.update(status(restored=60, restoring=40), 0.0)
 
-    changed = view.update({"JobId": JOB, "EventType": "JobProgress", "Status": "Restoring",
-                           "Counts": {"Total": 100, "Restoring": 50, "Restored": 50, "Skipped": 0, "Failed": 0, "Cancelled": 0}}, 1.0)
+    changed = view.update(
+        {
+            "JobId": JOB,
+            "EventType": "JobProgress",
+            "Status": "Restoring",
+            "Counts": {"Total": 100, "Restoring": 50, "Restored": 50, "Skipped": 0, "Failed": 0, "Cancelled": 0},
+        },
+        1.0,
+    )
 
     assert not changed and view.counts["Restored"] == 60
 
@@ -289,15 +406,26 @@ def test_off_a_terminal_there_is_one_plain_line_per_change() -> None:
 
     lines = out.getvalue().splitlines()
     assert view is not None and len(lines) == 3 and "\x1b" not in out.getvalue()
-    assert [line.split("  ")[1:3] for line in lines] == [["Restoring", "0/100 settled"], ["Restoring", "45/100 settled"],
-                                                        ["Complete", "100/100 settled"]]
+    assert [line.split("  ")[1:3] for line in lines] == [
+        ["Restoring", "0/100 settled"],
+        ["Restoring", "45/100 settled"],
+        ["Complete", "100/100 settled"],
+    ]
 
 
 def test_a_watch_that_times_out_returns_nothing() -> None:
     clock = FakeClock()
 
-    view = follow(ScriptedApi([status()]), JOB, Display(io.StringIO(), terminal=False), None, interval=1.0, timeout=3.0,
-                  clock=clock, sleep=clock.sleep)
+    view = follow(
+        ScriptedApi([status()]),
+        JOB,
+        Display(io.StringIO(), terminal=False),
+        None,
+        interval=1.0,
+        timeout=3.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
 
     assert view is None and clock.now >= 3.0
 
@@ -317,8 +445,9 @@ def test_the_event_queue_gets_only_this_job_s_events_and_is_removed_after(stack:
         # When the stack publishes an event of that job and one of another job
         publisher = EventPublisher(stack.topic_arn)
         for job_id, percent in ((JOB, "50"), ("0f7d4a7e-0000-4000-8000-000000000000", "70")):
-            publisher.publish({"JobId": job_id, "Status": "Restoring", "EventType": "JobProgress", "ProgressPercent": percent,
-                               "EventId": f"e-{percent}"})
+            publisher.publish(
+                {"JobId": job_id, "Status": "Restoring", "EventType": "JobProgress", "ProgressPercent": percent, "EventId": f"e-{percent}"}
+            )
         # Then the queue has this job's event only, as the event itself (raw delivery)
         events = feed.receive(1)
         assert [(e["JobId"], e["ProgressPercent"]) for e in events] == [(JOB, "50")]
@@ -334,8 +463,9 @@ def test_the_event_queue_gets_only_this_job_s_events_and_is_removed_after(stack:
     assert queue_url not in stack.sqs.list_queues().get("QueueUrls", [])
 
 
-def test_a_refused_queue_falls_back_to_polling_and_says_so(stack: Any, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_refused_queue_falls_back_to_polling_and_says_so(
+    stack: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from botocore.exceptions import ClientError
 
     from bulk_restore_cli.client import watch

@@ -32,21 +32,36 @@ def deploy(name: str = "bulk-restore", region: str = "eu-west-1", outputs: dict[
     """A CloudFormation stack with a bulk-restore stack's outputs (on moto), and its API key. Returns the key."""
     apigateway = boto3.client("apigateway", region_name=region)
     key = apigateway.create_api_key(name=f"{name}-key", value=f"{name}-".ljust(30, "k"), enabled=True)
-    values = {"ApiUrl": API_URL, "ApiKeyId": key["id"], "TopicArn": f"arn:aws:sns:{region}:123456789012:bulk-restore-JobTopic",
-              "ManifestBucket": "bulk-restore-manifestbucket-1", "JobEventsQueueUrl": "https://sqs/123456789012/events"}
+    values = {
+        "ApiUrl": API_URL,
+        "ApiKeyId": key["id"],
+        "TopicArn": f"arn:aws:sns:{region}:123456789012:bulk-restore-JobTopic",
+        "ManifestBucket": "bulk-restore-manifestbucket-1",
+        "JobEventsQueueUrl": "https://sqs/123456789012/events",
+    }
     if outputs is not None:
         values = outputs
-    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-                "Outputs": {name_: {"Value": value} for name_, value in values.items()}}
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {name_: {"Value": value} for name_, value in values.items()},
+    }
     boto3.client("cloudformation", region_name=region).create_stack(StackName=name, TemplateBody=json.dumps(template))
     return key["value"]
 
 
 def ready_file(path: Path, pid: int | None = None, **extra: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    info = {"api_url": "http://127.0.0.1:3000", "api_key": "local-key", "aws_endpoint_url": "http://127.0.0.1:4566",
-            "region": "us-east-1", "topic_arn": "arn:aws:sns:us-east-1:123456789012:t", "manifest_bucket": "local-manifests",
-            "events_queue_url": "http://127.0.0.1:4566/123456789012/events", "pid": os.getpid() if pid is None else pid, **extra}
+    info = {
+        "api_url": "http://127.0.0.1:3000",
+        "api_key": "local-key",
+        "aws_endpoint_url": "http://127.0.0.1:4566",
+        "region": "us-east-1",
+        "topic_arn": "arn:aws:sns:us-east-1:123456789012:t",
+        "manifest_bucket": "local-manifests",
+        "events_queue_url": "http://127.0.0.1:4566/123456789012/events",
+        "pid": os.getpid() if pid is None else pid,
+        **extra,
+    }
     path.write_text(json.dumps(info) + "\n")
     return path
 
@@ -84,11 +99,14 @@ def test_the_sample_s_restapi_output_is_taken_when_there_is_no_apiurl(aws: None)
     assert stack.api_url == API_URL and stack.manifest_bucket is None
 
 
-@pytest.mark.parametrize(("discovery", "words"), [
-    (Discovery(stack_name="no-such-stack", region="eu-west-1"), ("no stack no-such-stack in eu-west-1", "--stack-name", "--region")),
-    (Discovery(stack_name="other", region="eu-west-1"), ("no ApiUrl/ApiKeyId", "bulk-restore stack")),
-    (Discovery(stack_name="bulk-restore", region="eu-west-1", profile="nobody"), ("no AWS profile 'nobody'", "--profile")),
-])
+@pytest.mark.parametrize(
+    ("discovery", "words"),
+    [
+        (Discovery(stack_name="no-such-stack", region="eu-west-1"), ("no stack no-such-stack in eu-west-1", "--stack-name", "--region")),
+        (Discovery(stack_name="other", region="eu-west-1"), ("no ApiUrl/ApiKeyId", "bulk-restore stack")),
+        (Discovery(stack_name="bulk-restore", region="eu-west-1", profile="nobody"), ("no AWS profile 'nobody'", "--profile")),
+    ],
+)
 def test_a_stack_that_cannot_be_read_says_what_to_check(aws: None, discovery: Discovery, words: tuple[str, ...]) -> None:
     deploy()
     deploy("other", outputs={"Something": "else"})
@@ -158,13 +176,16 @@ def test_values_with_quotes_and_backslashes_survive_the_file(homes: Path) -> Non
     assert find_stack(Discovery()).api_key == odd
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("[default\napi_url = 1", ("not valid TOML",)),
-    ('[default]\napi_urll = "x"\n', ("unknown setting(s) api_urll", "api_url")),
-    ('[default]\nregion = "eu-west-1"\n', ("names no stack", "bulk-restore configure")),
-    ('[default]\napi_url = "ftp://x"\napi_key = "k"\n', ("not an http(s) URL",)),
-    ('[default]\napi_url = "https://x.example"\n', ("--api-key",)),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[default\napi_url = 1", ("not valid TOML",)),
+        ('[default]\napi_urll = "x"\n', ("unknown setting(s) api_urll", "api_url")),
+        ('[default]\nregion = "eu-west-1"\n', ("names no stack", "bulk-restore configure")),
+        ('[default]\napi_url = "ftp://x"\napi_key = "k"\n', ("not an http(s) URL",)),
+        ('[default]\napi_url = "https://x.example"\n', ("--api-key",)),
+    ],
+)
 def test_a_broken_config_file_says_what_to_fix(homes: Path, text: str, words: tuple[str, ...]) -> None:
     path = homes / "config" / "bulk-restore" / "config.toml"
     path.parent.mkdir(parents=True)
@@ -196,7 +217,11 @@ def test_a_running_local_stack_is_found_when_nothing_else_is_given(homes: Path) 
 
     stack = find_stack(Discovery())
 
-    assert stack.local and (stack.api_url, stack.api_key, stack.endpoint_url) == ("http://127.0.0.1:3000", "local-key", "http://127.0.0.1:4566")
+    assert stack.local and (stack.api_url, stack.api_key, stack.endpoint_url) == (
+        "http://127.0.0.1:3000",
+        "local-key",
+        "http://127.0.0.1:4566",
+    )
     assert stack.manifest_bucket == "local-manifests" and stack.source == f"the local stack (ready file {default_ready_file()})"
 
 
@@ -221,7 +246,7 @@ def test_api_url_and_key_go_before_everything(homes: Path) -> None:
 def test_a_ready_file_of_a_stack_that_has_stopped_says_so(homes: Path, tmp_path: Path) -> None:
     stale = ready_file(tmp_path / "ready.json", pid=2**22 + 12345)  # above Linux's pid_max: no such process
 
-    with pytest.raises(CliError, match="is not running .*start `bulk-restore local`"):
+    with pytest.raises(CliError, match=r"is not running .*start `bulk-restore local`"):
         find_stack(Discovery(ready_file=stale))
 
 
@@ -233,16 +258,23 @@ def test_nothing_to_find_says_the_three_ways(homes: Path) -> None:
     assert "--stack-name" in message and "bulk-restore configure" in message and "bulk-restore local" in message
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["status", "82319eda-4945-4b83-84e4-b2cee06f57d0"], ("no stack to talk to", "--stack-name")),
-    (["status", "not-a-job"], ("not a job id", "UUIDs")),
-    (["status", "82319eda-4945-4b83-84e4-b2cee06f57d0", "--ready-file", "/nowhere/ready.json"], ("/nowhere/ready.json", "bulk-restore local")),
-    (["jobs", "--api-key", "k"], ("--api-key needs --api-url",)),
-    (["jobs", "--limit", "0", "--api-url", API_URL, "--api-key", "k"], ("--limit", "1 to 100")),
-    (["configure"], ("--stack-name", "--api-url", "--ready-file")),
-])
-def test_client_mistakes_are_one_line_and_exit_2(homes: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                                                  words: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["status", "82319eda-4945-4b83-84e4-b2cee06f57d0"], ("no stack to talk to", "--stack-name")),
+        (["status", "not-a-job"], ("not a job id", "UUIDs")),
+        (
+            ["status", "82319eda-4945-4b83-84e4-b2cee06f57d0", "--ready-file", "/nowhere/ready.json"],
+            ("/nowhere/ready.json", "bulk-restore local"),
+        ),
+        (["jobs", "--api-key", "k"], ("--api-key needs --api-url",)),
+        (["jobs", "--limit", "0", "--api-url", API_URL, "--api-key", "k"], ("--limit", "1 to 100")),
+        (["configure"], ("--stack-name", "--api-url", "--ready-file")),
+    ],
+)
+def test_client_mistakes_are_one_line_and_exit_2(
+    homes: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: tuple[str, ...]
+) -> None:
     code = cli.main(args)
 
     err = capsys.readouterr().err

@@ -23,7 +23,6 @@ import pytest
 
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local import s3_restore
-
 from support import samples
 from support.faults import CLIENT_NAMES, RUNNING
 from support.ledger import JobLedger, assert_accounting, assert_one_terminal_event
@@ -52,7 +51,7 @@ class CompleteDuring:
     calls: list[str] = field(default_factory=list)  # the restore worker's calls, in order
     delivered: bool = False
 
-    def install(self) -> "CompleteDuring":
+    def install(self) -> CompleteDuring:
         services = self.stack.services()
         for name in CLIENT_NAMES:
             events = getattr(services, name).client.meta.events
@@ -88,8 +87,9 @@ def job_with_completion_at(at: int | None, phase: str) -> Iterator[tuple[Stack, 
     with emulated_stack() as stack:
         for obj in (BY_ANOTHER_TOOL, FRESH):
             stack.put_archived(obj.key)
-        stack.s3.restore_object(Bucket=DATA_BUCKET, Key=BY_ANOTHER_TOOL.key,
-                                RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}})
+        stack.s3.restore_object(
+            Bucket=DATA_BUCKET, Key=BY_ANOTHER_TOOL.key, RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}}
+        )
         hook = CompleteDuring(stack, at, phase).install()
         job_id = stack.create_job(*stack.put_manifest([BY_ANOTHER_TOOL, FRESH]))["BulkJobId"]
         stack.drain()

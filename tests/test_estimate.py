@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bulk_restore.domain.model import ObjectId
-from bulk_restore_cli.local.inventory import write_inventory_report
-from bulk_restore_cli.local.s3_restore import set_archive_status
 from bulk_restore.domain.estimate import ArchiveClass, SkipReason
+from bulk_restore.domain.model import ObjectId
 from bulk_restore.usecases.estimate import DryRunAnswer, EstimateService, head_category, scale_sample
 from bulk_restore.usecases.jobs import CreateJobRequest
+from bulk_restore_cli.local.inventory import write_inventory_report
+from bulk_restore_cli.local.s3_restore import set_archive_status
 from support.api import call_api
 from support.stack import DATA_BUCKET, MANIFEST_BUCKET, Stack
 from support.vault import TARGET, VAULT, Vault, vault_on
@@ -49,9 +49,12 @@ def tier(estimate: dict[str, Any], name: str) -> dict[str, Any]:
 def mixed(stack: Stack, emulator) -> dict[str, ObjectId]:
     """A manifest of objects of every kind an estimate tells apart."""
     objects = {
-        "glacier": ("g.bin", "GLACIER", 100 * KIB), "glacier2": ("g2.bin", "GLACIER", 300 * KIB),
-        "deep": ("d.bin", "DEEP_ARCHIVE", 200 * KIB), "standard": ("s.bin", "STANDARD", 10),
-        "tiering": ("it.bin", "INTELLIGENT_TIERING", 50 * KIB), "restored": ("r.bin", "GLACIER", 10),
+        "glacier": ("g.bin", "GLACIER", 100 * KIB),
+        "glacier2": ("g2.bin", "GLACIER", 300 * KIB),
+        "deep": ("d.bin", "DEEP_ARCHIVE", 200 * KIB),
+        "standard": ("s.bin", "STANDARD", 10),
+        "tiering": ("it.bin", "INTELLIGENT_TIERING", 50 * KIB),
+        "restored": ("r.bin", "GLACIER", 10),
         "restoring": ("ing.bin", "GLACIER", 10),
     }
     ids = {}
@@ -72,8 +75,11 @@ def test_a_manifest_of_mixed_classes_is_priced_per_class_and_tier_and_says_what_
     assert estimate["Source"] == "manifest" and estimate["Tier"] == "BULK" and estimate["Engine"] == "direct"
     assert estimate["Complete"] and estimate["Exact"] and not estimate["Sampling"]["Sampled"]
     assert estimate["Sampling"]["HeadObjects"] == 8  # each distinct object once (g.bin is listed twice)
-    assert by_class(estimate) == {"GLACIER": (2, 400 * KIB), "DEEP_ARCHIVE": (1, 200 * KIB),
-                                  "INTELLIGENT_TIERING_DEEP_ARCHIVE_ACCESS": (1, 50 * KIB)}
+    assert by_class(estimate) == {
+        "GLACIER": (2, 400 * KIB),
+        "DEEP_ARCHIVE": (1, 200 * KIB),
+        "INTELLIGENT_TIERING_DEEP_ARCHIVE_ACCESS": (1, 50 * KIB),
+    }
     assert skipped(estimate) == {"NOT_ARCHIVED": 1, "ALREADY_RESTORED": 1, "RESTORE_IN_PROGRESS": 1, "MISSING": 1, "BAD_LINE": 1}
     assert {s["Reason"]: s["Outcome"] for s in estimate["Skipped"]}["MISSING"] == "FAILED"
     assert estimate["ObjectsToRestore"] == 4 and estimate["ObjectsListed"] == 9 and estimate["BytesToRestore"] == 650 * KIB
@@ -87,8 +93,10 @@ def test_a_manifest_of_mixed_classes_is_priced_per_class_and_tier_and_says_what_
     expedited = tier(estimate, "EXPEDITED")
     assert expedited["RestoreRequestsUsd"] == pytest.approx(0.02)  # 2 GLACIER objects at $10 per 1,000
     assert any("would fail" in n for n in expedited["Notes"])
-    assert bulk["TotalUsd"] == pytest.approx(sum(bulk[k] for k in ("RestoreRequestsUsd", "RetrievalUsd", "RestoredStorageUsd",
-                                                                    "BatchOperationsUsd", "OrchestrationUsd")), abs=1e-3)
+    assert bulk["TotalUsd"] == pytest.approx(
+        sum(bulk[k] for k in ("RestoreRequestsUsd", "RetrievalUsd", "RestoredStorageUsd", "BatchOperationsUsd", "OrchestrationUsd")),
+        abs=1e-3,
+    )
     assert estimate["TotalUsd"] == bulk["TotalUsd"]
     assert estimate["Prices"]["Region"] == "us-east-1" and estimate["Prices"]["AsOf"]
     assert any("S3 Standard for 7 days" in n for n in estimate["Notes"])
@@ -104,8 +112,9 @@ def test_a_dry_run_creates_nothing_not_even_its_idempotency_key(stack: Stack, mi
 
 
 def test_max_cost_refuses_a_job_above_it_saying_the_estimate_and_creates_nothing(stack: Stack, mixed) -> None:
-    status, error = call_api("POST", "/create-job", {"bucket": MANIFEST_BUCKET, "key": "manifest.csv", "tier": "EXPEDITED",
-                                                     "max_cost_usd": 0.0001})
+    status, error = call_api(
+        "POST", "/create-job", {"bucket": MANIFEST_BUCKET, "key": "manifest.csv", "tier": "EXPEDITED", "max_cost_usd": 0.0001}
+    )
     assert status == 422 and error["error"]["code"] == "EstimateOverMaxCost", error
     message = error["error"]["message"]
     assert "above max_cost_usd $0.00" in message and "nothing was created" in message and "dry_run" in message
@@ -126,11 +135,14 @@ def test_max_cost_above_the_estimate_creates_the_job(stack: Stack, mixed) -> Non
     assert retried["JobId"] == again["JobId"] and retried["Created"] is False
 
 
-@pytest.mark.parametrize("body, says", [
-    ({"max_cost_usd": -1}, "max_cost_usd"),
-    ({"max_cost_usd": "10"}, "max_cost_usd"),
-    ({"dry_run": "yes"}, "dry_run"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"max_cost_usd": -1}, "max_cost_usd"),
+        ({"max_cost_usd": "10"}, "max_cost_usd"),
+        ({"dry_run": "yes"}, "dry_run"),
+    ],
+)
 def test_bad_estimate_fields_are_refused_saying_which(stack: Stack, body: dict[str, Any], says: str) -> None:
     status, error = call_api("POST", "/create-job", {"bucket": MANIFEST_BUCKET, "key": "m.csv", **body})
     assert status == 400 and says in error["error"]["message"]
@@ -249,14 +261,13 @@ def test_head_answers_and_samples_map_to_classes_and_reasons() -> None:
     assert by_bytes[ArchiveClass.GLACIER].bytes == 100 and by_bytes[SkipReason.ALREADY_RESTORED].bytes == 300
 
 
-
 def test_the_time_limit_cuts_reading_and_heading_short_and_says_so(stack: Stack) -> None:
     rows = []
     for i in range(60):
         stack.put_archived(f"t/{i:02d}.bin", body=b"x" * 10)
         rows.append(f"{DATA_BUCKET},t/{i:02d}.bin")
     stack.put_manifest(rows)
-    ticks = iter(range(0, 10_000))
+    ticks = iter(range(10_000))
     services = stack.services()  # each look at the clock is a second later: the 20 s budget ends after a few lines
     estimates = EstimateService(services.jobs, services.s3, clock=lambda: float(next(ticks)), concurrency=1)
     estimate = estimates.estimate(CreateJobRequest.model_validate({"bucket": MANIFEST_BUCKET, "key": "manifest.csv"}))

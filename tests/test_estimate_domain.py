@@ -71,7 +71,11 @@ def test_glacier_and_intelligent_tiering_objects_make_two_batch_jobs_and_the_tie
 
 def test_deep_archive_has_no_expedited_unless_the_job_falls_back_to_standard() -> None:
     deep = Population({ArchiveClass.DEEP_ARCHIVE: Tally(2_000, 2 * 2**30), ArchiveClass.GLACIER: Tally(1_000, 2**30)})
-    assert [t.tier for t in estimate_costs(deep, JobPlan(Tier.BULK, 1, DIRECT), load_prices())] == [Tier.EXPEDITED, Tier.STANDARD, Tier.BULK]
+    assert [t.tier for t in estimate_costs(deep, JobPlan(Tier.BULK, 1, DIRECT), load_prices())] == [
+        Tier.EXPEDITED,
+        Tier.STANDARD,
+        Tier.BULK,
+    ]
     without = cost_of_tier(deep, JobPlan(Tier.EXPEDITED, 1, DIRECT), load_prices(), Tier.EXPEDITED)
     deep_cost = next(c for c in without.by_class if c.archive is ArchiveClass.DEEP_ARCHIVE)
     assert deep_cost.tier_used is None and deep_cost.restore_requests == 0 and "would fail" in deep_cost.note
@@ -94,8 +98,9 @@ def test_deep_archive_alone_offers_standard_and_bulk_at_its_own_prices() -> None
 
 
 def test_skipped_objects_cost_no_restore_but_are_tracked_and_kept_days_add_to_the_copies() -> None:
-    population = Population({ArchiveClass.GLACIER: Tally(500_000, 500_000 * MIB)},
-                            {SkipReason.NOT_ARCHIVED: Tally(500_000, 0), SkipReason.MISSING: Tally(0, 0)})
+    population = Population(
+        {ArchiveClass.GLACIER: Tally(500_000, 500_000 * MIB)}, {SkipReason.NOT_ARCHIVED: Tally(500_000, 0), SkipReason.MISSING: Tally(0, 0)}
+    )
     bulk = cost_of_tier(population, JobPlan(Tier.BULK, 1, DIRECT, keep_restored_days=6), load_prices(), Tier.BULK)
     assert bulk.orchestration == pytest.approx(3.66)  # a million objects tracked
     assert bulk.restored_storage == pytest.approx(488.28125 * 0.023 * 7 * 24 / 730)
@@ -104,7 +109,7 @@ def test_skipped_objects_cost_no_restore_but_are_tracked_and_kept_days_add_to_th
 
 def test_a_vault_job_pays_glacier_per_archive_and_per_gib_and_this_stack_by_archive_and_byte() -> None:
     vault = Population({ArchiveClass.VAULT: Tally(1_000, 1024 * 2**30)})  # a TiB in 1,000 archives
-    bulk = cost_of_tier(vault, JobPlan(Tier.BULK, 1, {t: "vault" for t in Tier}), load_prices(), Tier.BULK)
+    bulk = cost_of_tier(vault, JobPlan(Tier.BULK, 1, dict.fromkeys(Tier, "vault")), load_prices(), Tier.BULK)
     assert bulk.restore_requests == pytest.approx(0.025) and bulk.retrieval == pytest.approx(1024 * 0.0025)
     assert bulk.restored_storage == 0.0
     assert bulk.orchestration == pytest.approx(1_000 * 28.18 / 1e6 + 1024 * 0.0006)

@@ -8,7 +8,6 @@ import pytest
 
 from bulk_restore.domain.events import RestoreCompleted, UnrecognisedEvent, parse_message
 from bulk_restore.domain.model import object_ref
-
 from support import samples
 
 
@@ -22,8 +21,9 @@ def test_an_s3_notification_has_its_form_encoded_keys_decoded() -> None:
     # When it is parsed
     first, second = parse_message(body)
     # Then + is a space, %2B a plus, "null" the null version, and the event's time is kept
-    assert first == RestoreCompleted("archive-bkt", ("photos/red flower.jpg",), None, "2026-03-09T00:00:00.000Z",
-                                     at="2026-03-02T10:15:08.000Z")
+    assert first == RestoreCompleted(
+        "archive-bkt", ("photos/red flower.jpg",), None, "2026-03-09T00:00:00.000Z", at="2026-03-02T10:15:08.000Z"
+    )
     assert second.keys == ('photos/a+b c,"d".jpg',) and second.version_id == "null"
 
 
@@ -93,23 +93,35 @@ def test_an_event_with_a_real_version_does_not_name_the_null_version() -> None:
     assert object_ref("b", "k", "null") not in event.candidate_refs()
 
 
-@pytest.mark.parametrize("stamp, expected", [
-    ("2026-03-02T10:15:08.000Z", 1772446508.0), ("2026-03-02T10:15:08Z", 1772446508.0),
-    ("2026-03-02T10:15:08.250000Z", 1772446508.25), ("1772446508.5", 1772446508.5), ("", None), ("yesterday", None),
-])
+@pytest.mark.parametrize(
+    "stamp, expected",
+    [
+        ("2026-03-02T10:15:08.000Z", 1772446508.0),
+        ("2026-03-02T10:15:08Z", 1772446508.0),
+        ("2026-03-02T10:15:08.250000Z", 1772446508.25),
+        ("1772446508.5", 1772446508.5),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
 def test_an_event_time_is_read_in_every_spelling_s3_and_eventbridge_use(stamp: str, expected: float | None) -> None:
     from bulk_restore.domain.timing import event_epoch
+
     assert event_epoch(stamp) == expected
 
 
 def test_a_versioned_event_names_that_version_first_then_the_current_one() -> None:
     event = RestoreCompleted("b", ("a+b", "a b"), "v1")
-    assert event.candidate_refs() == [object_ref("b", "a+b", "v1"), object_ref("b", "a+b", None),
-                                      object_ref("b", "a b", "v1"), object_ref("b", "a b", None)]
+    assert event.candidate_refs() == [
+        object_ref("b", "a+b", "v1"),
+        object_ref("b", "a+b", None),
+        object_ref("b", "a b", "v1"),
+        object_ref("b", "a b", None),
+    ]
 
 
 @pytest.mark.parametrize("shape", ["s3", "eventbridge", "sns"])
-@pytest.mark.parametrize("key", ["red flower.jpg", "a+b.txt", "100%.txt", "日本/ü, \"q\".bin", "x" * 1024])
+@pytest.mark.parametrize("key", ["red flower.jpg", "a+b.txt", "100%.txt", '日本/ü, "q".bin', "x" * 1024])
 def test_every_shape_names_the_object_whatever_its_key(shape: str, key: str) -> None:
     (event,) = parse_message(samples.completion(shape, "archive-bkt", key, "v9"))
     assert object_ref("archive-bkt", key, "v9") in event.candidate_refs()

@@ -20,7 +20,6 @@ subscriber drops the copy. Nowhere else may an event go out twice.
 from __future__ import annotations
 
 import random
-import string
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk_restore.domain.model import ObjectId
-
 from support.faults import CallTracer, SimulatedCrash
 from support.ledger import JobLedger, assert_accounting, assert_one_terminal_event
 from support.stack import DATA_BUCKET, Stack, open_stack
@@ -39,6 +37,7 @@ from support.stack import DATA_BUCKET, Stack, open_stack
 # timeout), so the publish lease of an event whose publisher died must lapse at once too.
 FAULT_SETTINGS = {"RESTORE_CONCURRENCY": 1, "EVENT_LEASE_SECONDS": 0}
 ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+
 
 # Two things are checked of every run. Correctness, after the stack has had its time (the
 # scheduled sweeper included): the invariants above. Promptness, before any sweep: the job has
@@ -53,12 +52,14 @@ class EndedLate(AssertionError):
 class Scenario:
     """A manifest with every kind of row: awkward keys, a duplicate, a readable object, a missing one, a bad line."""
 
-    archived: list[tuple[str, str]] = field(default_factory=lambda: [
-        ("photos/red flower.jpg", "GLACIER"),
-        ("a+b 100%.txt", "GLACIER"),
-        ('ü/ß, "quoted".bin', "DEEP_ARCHIVE"),
-        ("readable.txt", "STANDARD"),
-    ])
+    archived: list[tuple[str, str]] = field(
+        default_factory=lambda: [
+            ("photos/red flower.jpg", "GLACIER"),
+            ("a+b 100%.txt", "GLACIER"),
+            ('ü/ß, "quoted".bin', "DEEP_ARCHIVE"),
+            ("readable.txt", "STANDARD"),
+        ]
+    )
     missing: list[str] = field(default_factory=lambda: ["missing.bin"])
     bad_lines: list[str] = field(default_factory=lambda: ["just-one-column"])
     repeat: int = 1  # how many times the objects' rows are written (duplicates count once)
@@ -97,8 +98,13 @@ def create_job(stack: Stack, bucket: str, key: str, token: str = "create-1") -> 
     raise AssertionError("create-job kept failing")
 
 
-def run_job(scenario: Scenario, crash_at: int | None = None, phase: str = "before",
-            settle: Callable[[Stack], None] = Stack.settle, before: Callable[[Stack], None] | None = None) -> CallTracer:
+def run_job(
+    scenario: Scenario,
+    crash_at: int | None = None,
+    phase: str = "before",
+    settle: Callable[[Stack], None] = Stack.settle,
+    before: Callable[[Stack], None] | None = None,
+) -> CallTracer:
     """One job from create to quiet, the functions dying once at the given point; checks the
     invariants, then that the job had ended before any sweep (raises EndedLate if not)."""
     with open_stack(**FAULT_SETTINGS, **scenario.settings) as stack:
@@ -242,6 +248,7 @@ def test_a_completion_batch_that_dies_between_claiming_and_publishing_still_publ
 
 # ---- duplicated and reordered deliveries ---------------------------------------------------------
 
+
 def copies(n: int) -> Callable[[list[str]], list[str]]:
     return lambda bodies: [b for b in bodies for _ in range(n)]
 
@@ -253,7 +260,7 @@ def shuffled(rng: random.Random, then: Callable[[list[str]], list[str]] = list) 
 def many_objects(n: int, prefix: str = "obj") -> Scenario:
     """n archived objects with awkward keys, plus the usual readable, missing and bad rows."""
     archived = [(f"{prefix}/{i:03d} {'+%,ü'[i % 4]}.bin", ARCHIVE_CLASSES[i % 2]) for i in range(n)]
-    return Scenario(archived=archived + [("readable.txt", "STANDARD")])
+    return Scenario(archived=[*archived, ("readable.txt", "STANDARD")])
 
 
 def small_batches(stack: Stack) -> None:
@@ -268,8 +275,7 @@ def test_every_completion_event_delivered_three_times_in_both_shapes_counts_each
         stack.route_s3_notifications()
 
     # When every completion message is delivered three times, the copies in different batches
-    tracer = run_job(many_objects(6), before=both_shapes,
-                     settle=lambda stack: stack.settle_delivering(completions=copies(3)))
+    tracer = run_job(many_objects(6), before=both_shapes, settle=lambda stack: stack.settle_delivering(completions=copies(3)))
     # Then each object is counted once (checked by run_job) and no event went out twice
     assert len(tracer.published) == len(set(tracer.published))
 
@@ -279,8 +285,9 @@ def test_completion_events_in_any_order_count_each_object_once(seed: int) -> Non
     # Given a job of 12 archived objects, completion batches of two
     rng = random.Random(seed)
     # When the completion events (and their copies) arrive in a seeded random order
-    tracer = run_job(many_objects(12), before=small_batches,
-                     settle=lambda stack: stack.settle_delivering(completions=shuffled(rng, copies(2))))
+    tracer = run_job(
+        many_objects(12), before=small_batches, settle=lambda stack: stack.settle_delivering(completions=shuffled(rng, copies(2)))
+    )
     # Then each object is counted once and each event published once
     assert len(tracer.published) == len(set(tracer.published))
 
@@ -290,8 +297,7 @@ def test_restore_chunks_delivered_twice_and_out_of_order_are_accounted_once(seed
     # Given a manifest of three chunks whose objects recur across chunks
     rng = random.Random(seed)
     # When every chunk is delivered twice, in a seeded random order (a later chunk before an earlier one)
-    tracer = run_job(MULTI_STEP, before=small_batches,
-                     settle=lambda stack: stack.settle_delivering(chunks=shuffled(rng, copies(2))))
+    tracer = run_job(MULTI_STEP, before=small_batches, settle=lambda stack: stack.settle_delivering(chunks=shuffled(rng, copies(2))))
     # Then each object is counted once, with one RestoreObject each
     assert tracer.count("s3.RestoreObject") == len(MULTI_STEP.objects())
 
@@ -331,6 +337,7 @@ def test_a_stale_plan_step_and_a_replayed_chunk_after_the_job_ended_change_nothi
 
 # ---- two jobs sharing objects ------------------------------------------------------------------------
 
+
 def run_two_jobs(crash_at: int | None = None, phase: str = "before", seed: int = 0) -> CallTracer:
     shared = [("shared/one.bin", "GLACIER"), ("shared/two + three.bin", "DEEP_ARCHIVE")]
     first = Scenario(archived=[("first/only.bin", "GLACIER"), *shared])
@@ -351,7 +358,7 @@ def run_two_jobs(crash_at: int | None = None, phase: str = "before", seed: int =
             ended_promptly = all(ended(stack, job_id) for job_id in jobs)
             stack.sweep_until_quiet()
             # Then each job completes on its own, counting each of its objects once
-            for job_id, scenario in zip(jobs, (first, second)):
+            for job_id, scenario in zip(jobs, (first, second), strict=True):
                 check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
             archive = first.archive_keys() | second.archive_keys()
             assert_no_charged_repeat(tracer, archive, jobs=2)
@@ -380,17 +387,20 @@ def test_two_overlapping_jobs_survive_a_crash_at_a_random_call(seed: int) -> Non
 
 # ---- property: random manifests, crash points and deliveries ------------------------------------------
 
-AWKWARD = list("ab /+%,\"'=&?#~._-") + ["ü", "日本", "🙂", "\u00a0", "%2B", "+ +"]
-keys = st.lists(st.sampled_from(AWKWARD), min_size=1, max_size=8).map("".join).filter(
-    lambda k: not any(part in (".", "..") for part in k.split("/")))
+AWKWARD = [*list("ab /+%,\"'=&?#~._-"), "ü", "日本", "🙂", "\xa0", "%2B", "+ +"]
+keys = (
+    st.lists(st.sampled_from(AWKWARD), min_size=1, max_size=8)
+    .map("".join)
+    .filter(lambda k: not any(part in (".", "..") for part in k.split("/")))
+)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     names = draw(st.lists(keys, min_size=1, max_size=6, unique=True))
     classes = draw(st.lists(st.sampled_from(["GLACIER", "DEEP_ARCHIVE", "STANDARD", None]), min_size=len(names), max_size=len(names)))
-    archived = [(n, c) for n, c in zip(names, classes) if c]
-    missing = [n for n, c in zip(names, classes) if not c]
+    archived = [(n, c) for n, c in zip(names, classes, strict=True) if c]
+    missing = [n for n, c in zip(names, classes, strict=True) if not c]
     bad = draw(st.lists(st.sampled_from(["one-column", "Bad_Bucket,key", "bkt-ok,%zz", ",,,"]), max_size=2))
     return Scenario(archived=archived, missing=missing, bad_lines=bad, repeat=draw(st.integers(1, 3)))
 
@@ -410,12 +420,20 @@ def test_property_any_manifest_any_crash_any_delivery_counts_each_object_once(
     rng = random.Random(seed)
     crash_at, phase = crash or (None, "before")
     # When the functions die at a random call, and chunks and completions arrive copied and shuffled
-    run_job(scenario, crash_at, phase, before=small_batches, settle=lambda stack: stack.settle_delivering(
-        chunks=shuffled(rng, copies(chunk_copies)), completions=shuffled(rng, copies(completion_copies))))
+    run_job(
+        scenario,
+        crash_at,
+        phase,
+        before=small_batches,
+        settle=lambda stack: stack.settle_delivering(
+            chunks=shuffled(rng, copies(chunk_copies)), completions=shuffled(rng, copies(completion_copies))
+        ),
+    )
     # Then (checked inside run_job) the invariants hold, and the job ends before any sweep
 
 
 # ---- the copy window, S3's 409, and a planner racing its own chunks --------------------------------
+
 
 def test_a_crash_after_sns_accepted_the_terminal_event_sends_at_most_one_copy_with_the_same_event_id() -> None:
     # Given a job that ends in the restore function (no object waits for S3: readable, missing, bad rows)

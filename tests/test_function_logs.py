@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from bulk_restore.handlers import completion, inject_function_context, sweeper
-from bulk_restore_cli.local.lambda_runtime import LambdaContext
 from bulk_restore.usecases import sweep
-
+from bulk_restore_cli.local.lambda_runtime import LambdaContext
 from support.stack import Stack
 
 SWEEPER = "bulk-restore-SweeperFunction-1A2B"
@@ -51,8 +50,18 @@ def logged() -> Iterator[LogLines]:
 
 
 def garbage_batch() -> dict[str, Any]:
-    return {"Records": [{"messageId": "m-1", "body": "not an S3 event", "attributes": {}, "messageAttributes": {},
-                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:completion"}]}
+    return {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "body": "not an S3 event",
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:completion",
+            }
+        ]
+    }
 
 
 def test_a_sweep_logs_as_the_sweeper_while_the_completion_function_runs_beside_it(stack: Stack, logged: LogLines) -> None:

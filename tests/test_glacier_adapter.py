@@ -121,8 +121,8 @@ def test_an_archive_comes_back_in_aligned_ranges_each_checked_against_glaciers_t
     for start in range(0, SIZE, MIB):
         end = min(start + MIB, SIZE) - 1
         piece, computed = env.vaults.get_verified_range(vault, job, start, end, SIZE)
-        assert piece == data[start:end + 1]
-        assert computed == botocore_tree_hash(data[start:end + 1])
+        assert piece == data[start : end + 1]
+        assert computed == botocore_tree_hash(data[start : end + 1])
         pieces.append(piece)
     assert len(pieces) == 4 and len(pieces[-1]) == 5
     assert b"".join(pieces) == data
@@ -137,7 +137,7 @@ def test_a_range_that_is_not_aligned_comes_without_a_tree_hash_and_is_returned_w
     piece, computed = env.vaults.get_verified_range(vault, job, 100, 2000, SIZE)
     assert piece == data[100:2001] and computed == botocore_tree_hash(data[100:2001])
     aligned, checksum = env.vaults.get_output_range(vault, job, MIB, 2 * MIB - 1)
-    assert aligned == data[MIB:2 * MIB] and checksum == botocore_tree_hash(aligned)
+    assert aligned == data[MIB : 2 * MIB] and checksum == botocore_tree_hash(aligned)
 
 
 def test_a_range_retrieval_is_checked_where_it_lies_in_the_archive(env: Env) -> None:
@@ -146,7 +146,7 @@ def test_a_range_retrieval_is_checked_where_it_lies_in_the_archive(env: Env) -> 
     job = env.vaults.initiate_archive_retrieval(vault, env.upload(vault, data), "Bulk", byte_range=f"{2 * MIB}-{SIZE - 1}")
     env.advance(DURATIONS["Bulk"])
     piece, computed = env.vaults.get_verified_range(vault, job, MIB, MIB + 4, SIZE, output_offset=2 * MIB)  # the archive's end
-    assert piece == data[3 * MIB:] and computed == botocore_tree_hash(data[3 * MIB:])
+    assert piece == data[3 * MIB :] and computed == botocore_tree_hash(data[3 * MIB :])
 
 
 class WithoutChecksum:
@@ -167,15 +167,16 @@ class WithoutChecksum:
 def test_an_aligned_range_without_glaciers_tree_hash_is_refused(env: Env) -> None:
     data = data_of(SIZE, seed=7)
     vault, job = env.retrieved(data)
-    tail = env.vaults.initiate_archive_retrieval(vault, env.glacier.describe_job(vaultName=vault, jobId=job)["ArchiveId"], "Bulk",
-                                                 byte_range=f"{2 * MIB}-{SIZE - 1}")
+    tail = env.vaults.initiate_archive_retrieval(
+        vault, env.glacier.describe_job(vaultName=vault, jobId=job)["ArchiveId"], "Bulk", byte_range=f"{2 * MIB}-{SIZE - 1}"
+    )
     env.advance(DURATIONS["Bulk"])
     bare = GlacierVaults(client=WithoutChecksum(env.glacier))
     with pytest.raises(TreeHashMismatch, match="no tree hash"):
         bare.get_verified_range(vault, job, MIB, 2 * MIB - 1, SIZE)
     with pytest.raises(TreeHashMismatch, match="no tree hash"):  # the archive's last bytes, by where the output starts
         bare.get_verified_range(vault, tail, MIB, MIB + 4, SIZE, output_offset=2 * MIB)
-    assert bare.get_verified_range(vault, tail, 0, 99, SIZE, output_offset=2 * MIB)[0] == data[2 * MIB:2 * MIB + 100]
+    assert bare.get_verified_range(vault, tail, 0, 99, SIZE, output_offset=2 * MIB)[0] == data[2 * MIB : 2 * MIB + 100]
     assert bare.get_verified_range(vault, job, 100, 2000, SIZE)[0] == data[100:2001]
 
 
@@ -256,8 +257,9 @@ def test_a_data_retrieval_policy_refusal_is_retry_later(env: Env) -> None:
     assert env.vaults.initiate_archive_retrieval(vault, archive, "Bulk")  # the policy binds Standard retrievals only
 
 
-@pytest.mark.parametrize("code", ["ThrottlingException", "LimitExceededException", "RequestTimeoutException",
-                                  "ServiceUnavailableException"])
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "LimitExceededException", "RequestTimeoutException", "ServiceUnavailableException"]
+)
 def test_transient_errors_of_initiate_job_are_retry_later(env: Env, code: str) -> None:
     vault = env.vault()
     archive = env.upload(vault, b"x")
@@ -290,15 +292,23 @@ def test_a_server_error_while_reading_output_is_retry_later(env: Env) -> None:
 # ---- inventories ------------------------------------------------------------------------------
 
 
-DESCRIPTIONS = ["plain", "", 'comma, and "quotes"', "back\\slash", 'my archive description,1\\"2', "photos/2019/a.jpg",
-                "x" * 300, "last one"]
+DESCRIPTIONS = [
+    "plain",
+    "",
+    'comma, and "quotes"',
+    "back\\slash",
+    'my archive description,1\\"2',
+    "photos/2019/a.jpg",
+    "x" * 300,
+    "last one",
+]
 
 
 @pytest.mark.parametrize("fmt", ["JSON", "CSV"])
 def test_an_inventory_streams_in_small_ranged_blocks_and_lists_every_archive(env: Env, fmt: str) -> None:
     vault = env.vault()
     bodies = [data_of(1000 + 97 * i, seed=i) for i in range(len(DESCRIPTIONS))]
-    archives = [env.upload(vault, body, description) for body, description in zip(bodies, DESCRIPTIONS)]
+    archives = [env.upload(vault, body, description) for body, description in zip(bodies, DESCRIPTIONS, strict=True)]
     env.emulator.take_inventory(vault)
     job = env.vaults.initiate_inventory_retrieval(vault, fmt)
     with pytest.raises(RetryLater, match="InProgress"):

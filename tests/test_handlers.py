@@ -13,7 +13,6 @@ import pytest
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local import s3_restore
 from bulk_restore_cli.local.lambda_runtime import LambdaContext
-
 from support import samples
 from support.api import call_api
 from support.faults import CallTracer
@@ -53,12 +52,14 @@ def plan_messages(stack: Stack) -> list[dict[str, Any]]:
 
 # ---- POST /create-job ----------------------------------------------------------------------------
 
+
 def test_create_job_answers_with_the_topic_the_job_id_and_where_to_follow_it(stack: Stack) -> None:
     # Given a manifest of archived objects
     bucket, key = stack.put_manifest(archived(stack, "a.bin"))
     # When a client posts the seed contract's body
-    status, body = call_api("POST", "/create-job", {"bucket": bucket, "key": key, "tier": "STANDARD",
-                                                    "expiration_days": 1, "client_tag": "client_tag"})
+    status, body = call_api(
+        "POST", "/create-job", {"bucket": bucket, "key": key, "tier": "STANDARD", "expiration_days": 1, "client_tag": "client_tag"}
+    )
     # Then it gets the topic to subscribe to, the job id and its status URL, and planning is queued
     assert status == 200, body
     job_id = body["BulkJobId"]
@@ -138,8 +139,9 @@ def test_a_repeated_create_with_the_same_idempotency_key_returns_the_same_job_an
 
 # ---- GET /jobs/{id} and /jobs/{id}/objects ------------------------------------------------------------
 
+
 def test_status_shows_the_finished_job(stack: Stack) -> None:
-    objects = archived(stack, "a.bin", "b.bin") + [ObjectId(DATA_BUCKET, "gone.bin")]
+    objects = [*archived(stack, "a.bin", "b.bin"), ObjectId(DATA_BUCKET, "gone.bin")]
     job_id = run(stack, objects, client_tag="finance-archive")
     status, body = call_api("GET", f"/jobs/{job_id}")
     assert status == 200
@@ -208,7 +210,7 @@ def test_an_unexpected_error_is_a_500_without_a_stack_trace(stack: Stack, monkey
 
     monkeypatch.setattr(stack.services().jobs, "status", broken)
     status, body = call_api("GET", f"/jobs/{uuid.uuid4()}")
-    error = assert_error(status, body, 500, "InternalError", "retry")
+    assert_error(status, body, 500, "InternalError", "retry")
     text = json.dumps(body)
     assert "secret" not in text and "Traceback" not in text and "x.py" not in text
 
@@ -229,16 +231,21 @@ AWKWARD_KEYS = [
 ]
 
 
-@pytest.mark.parametrize(("shape", "stack_settings"), [
-    ("eventbridge", {}),
-    ("s3", {"MANAGE_EVENTBRIDGE": "false"}),  # S3 event notifications only: the planner leaves EventBridge off
-    ("sns", {"MANAGE_EVENTBRIDGE": "false"}),
-])
+@pytest.mark.parametrize(
+    ("shape", "stack_settings"),
+    [
+        ("eventbridge", {}),
+        ("s3", {"MANAGE_EVENTBRIDGE": "false"}),  # S3 event notifications only: the planner leaves EventBridge off
+        ("sns", {"MANAGE_EVENTBRIDGE": "false"}),
+    ],
+)
 def test_a_job_with_awkward_keys_completes_through_each_event_shape(stack: Stack, shape: str) -> None:
     # Given archived objects with awkward keys, and completion events of one shape
     if shape != "eventbridge":
         stack.route_s3_notifications(via=shape)
-    objects = archived(stack, *AWKWARD_KEYS[: len(AWKWARD_KEYS) // 2]) + archived(stack, *AWKWARD_KEYS[len(AWKWARD_KEYS) // 2 :], storage_class="DEEP_ARCHIVE")
+    objects = archived(stack, *AWKWARD_KEYS[: len(AWKWARD_KEYS) // 2]) + archived(
+        stack, *AWKWARD_KEYS[len(AWKWARD_KEYS) // 2 :], storage_class="DEEP_ARCHIVE"
+    )
     # When a job restores them
     job_id = run(stack, objects, tier="bulk")
     # Then every object is RESTORED, each counted once, and one terminal event says Complete
@@ -246,7 +253,11 @@ def test_a_job_with_awkward_keys_completes_through_each_event_shape(stack: Stack
     assert_accounting(ledger, objects)
     assert ledger.states() == {"RESTORED": len(objects)}
     terminal = assert_one_terminal_event(stack.events_of(job_id), job_id)
-    assert (terminal.message["Status"], terminal.message["ProgressPercent"], terminal.message["FailedBatchFiles"]) == ("Complete", "100", "0")
+    assert (terminal.message["Status"], terminal.message["ProgressPercent"], terminal.message["FailedBatchFiles"]) == (
+        "Complete",
+        "100",
+        "0",
+    )
 
 
 def test_readable_missing_and_bad_rows_end_skipped_or_failed_with_a_reason_and_the_job_still_completes(stack: Stack) -> None:
@@ -277,10 +288,13 @@ def test_duplicate_rows_and_differently_encoded_spellings_of_one_key_count_once(
     assert ledger.counters["total"] == 1 and ledger.record_of(obj)["line"] == 1
 
 
-@pytest.mark.parametrize(("stack_settings", "timeout_s", "steps"), [
-    ({"PLAN_LINES_PER_STEP": 196}, 900, 3),  # two chunks of 98 lines per step
-    ({"PLAN_LINES_PER_STEP": 196, "PLAN_RESERVE_MS": 60_000}, 60, 5),  # short of time: a step after every chunk
-])
+@pytest.mark.parametrize(
+    ("stack_settings", "timeout_s", "steps"),
+    [
+        ({"PLAN_LINES_PER_STEP": 196}, 900, 3),  # two chunks of 98 lines per step
+        ({"PLAN_LINES_PER_STEP": 196, "PLAN_RESERVE_MS": 60_000}, 60, 5),  # short of time: a step after every chunk
+    ],
+)
 def test_a_manifest_larger_than_one_planning_step_is_planned_in_checkpointed_steps(stack: Stack, timeout_s: int, steps: int) -> None:
     # Given a 400-line manifest: 200 objects, each named again 200 lines later (in another chunk and step)
     stack.planner.timeout_s = timeout_s
@@ -290,8 +304,13 @@ def test_a_manifest_larger_than_one_planning_step_is_planned_in_checkpointed_ste
     # Then the planner took its steps, five chunks were planned and accounted, each object counted once
     assert stack.planner.invocations == steps
     _, status = call_api("GET", f"/jobs/{job_id}")
-    assert status["Planning"] == {"Complete": True, "LinesRead": 400, "BytesRead": status["Manifest"]["Size"],
-                                  "ChunksPlanned": 5, "ChunksAccounted": 5}
+    assert status["Planning"] == {
+        "Complete": True,
+        "LinesRead": 400,
+        "BytesRead": status["Manifest"]["Size"],
+        "ChunksPlanned": 5,
+        "ChunksAccounted": 5,
+    }
     assert_accounting(JobLedger.read(stack, job_id), objects)
     assert_one_terminal_event(stack.events_of(job_id), job_id)
 
@@ -326,11 +345,11 @@ def test_one_object_in_two_jobs_completes_both(stack: Stack) -> None:
     shared = archived(stack, "shared.bin")
     (only_second,) = archived(stack, "second.bin")
     first = stack.create_job(*stack.put_manifest(shared, key="first.csv"))["BulkJobId"]
-    second = stack.create_job(*stack.put_manifest(shared + [only_second], key="second.csv"))["BulkJobId"]
+    second = stack.create_job(*stack.put_manifest([*shared, only_second], key="second.csv"))["BulkJobId"]
     # When both run
     stack.settle()
     # Then each job completes, each counting the shared object once
-    for job_id, objects in ((first, shared), (second, shared + [only_second])):
+    for job_id, objects in ((first, shared), (second, [*shared, only_second])):
         ledger = JobLedger.read(stack, job_id)
         assert_accounting(ledger, objects)
         assert ledger.status == "Complete"
@@ -371,6 +390,7 @@ def test_an_eventbridge_key_that_arrives_form_encoded_completes_its_object_once_
 
 # ---- the job's events on SNS --------------------------------------------------------------------
 
+
 def test_one_event_per_progress_step_and_exactly_one_terminal_event(stack: Stack) -> None:
     # Given 10 archived objects, steps of 10 %, and completions handled one at a time
     objects = archived(stack, *(f"o/{i}.bin" for i in range(10)))
@@ -407,6 +427,7 @@ def test_a_subscription_filtering_on_status_complete_gets_only_the_terminal_even
 
 # ---- the event samples in events/, through the handlers -------------------------------------------
 
+
 def test_the_restore_chunk_sample_is_accounted_by_the_restore_function(stack: Stack) -> None:
     from bulk_restore.handlers import restorer
 
@@ -439,7 +460,9 @@ def test_the_plan_step_sample_plans_the_job(stack: Stack) -> None:
     assert JobLedger.read(stack, job_id).status == "Complete"
 
 
-@pytest.mark.parametrize("sample", ["completion_s3_notification.json", "completion_sns_s3_notification.json", "completion_eventbridge.json"])
+@pytest.mark.parametrize(
+    "sample", ["completion_s3_notification.json", "completion_sns_s3_notification.json", "completion_eventbridge.json"]
+)
 def test_the_completion_samples_complete_the_objects_they_name(stack: Stack, sample: str) -> None:
     from bulk_restore.handlers import completion
 
@@ -463,11 +486,14 @@ def test_the_completion_samples_complete_the_objects_they_name(stack: Stack, sam
 def test_a_batch_with_a_test_event_and_garbage_fails_only_the_garbage(stack: Stack) -> None:
     from bulk_restore.handlers import completion
 
-    event = samples.with_bodies("completion_s3_test_event.json", [
-        samples.sqs_event("completion_s3_test_event.json")["Records"][0]["body"],
-        "this is not an S3 event",
-        samples.completion("s3", DATA_BUCKET, "no-job-has-this.bin"),
-    ])
+    event = samples.with_bodies(
+        "completion_s3_test_event.json",
+        [
+            samples.sqs_event("completion_s3_test_event.json")["Records"][0]["body"],
+            "this is not an S3 event",
+            samples.completion("s3", DATA_BUCKET, "no-job-has-this.bin"),
+        ],
+    )
     result = completion.handler(event, LambdaContext("completion"))
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
 

@@ -64,7 +64,7 @@ def gz(data: bytes) -> bytes:
 def blocks(data: bytes, size: int) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), size):
-        yield bytes(view[start:start + size])
+        yield bytes(view[start : start + size])
 
 
 def md5(data: bytes) -> str:
@@ -209,8 +209,14 @@ def test_csv_rows_quotes_commas_encoded_unicode_keys_versions_and_delete_markers
     assert len(rows) == 15  # the blank lines at the end are no rows
     assert [r.index if isinstance(r, InventoryRow) else r.row for r in rows] == list(range(15))
     by_index = {r.index: r for r in rows if isinstance(r, InventoryRow)}
-    assert by_index[0] == InventoryRow(0, "example-source-bucket", "photos/red flower.jpg", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True, False, 1024, "GLACIER", None)
-    assert (by_index[1].version_id, by_index[1].is_latest, by_index[1].storage_class) == ("OYcLXagmS.WaD..oyH4KRguB95_YhLs7", False, "DEEP_ARCHIVE")
+    assert by_index[0] == InventoryRow(
+        0, "example-source-bucket", "photos/red flower.jpg", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", True, False, 1024, "GLACIER", None
+    )
+    assert (by_index[1].version_id, by_index[1].is_latest, by_index[1].storage_class) == (
+        "OYcLXagmS.WaD..oyH4KRguB95_YhLs7",
+        False,
+        "DEEP_ARCHIVE",
+    )
     assert by_index[2].key == "maths/1+1=2.txt" and by_index[2].version_id is None  # "+" arrives as %2B
     assert by_index[3].key == "日本語/über 😀.txt"
     assert by_index[4].key == 'reports/q1,q2 "draft".csv'  # CSV quoting: a comma and doubled quotes
@@ -296,7 +302,9 @@ def row(storage_class: str | None, tier: str | None = None, **kw: Any) -> Invent
     return InventoryRow(0, "bkt-one", "k", kw.get("version"), kw.get("latest"), kw.get("marker"), 5, storage_class, tier)
 
 
-@pytest.mark.parametrize("storage_class", ["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE"])
+@pytest.mark.parametrize(
+    "storage_class", ["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE"]
+)
 def test_classes_that_are_not_archived_are_skipped_with_their_class(storage_class: str) -> None:
     result = classify(row(storage_class))
     assert isinstance(result, InventorySkip) and result.code is SkipCode.NOT_ARCHIVED
@@ -312,7 +320,12 @@ def test_archive_classes_are_restored(storage_class: str) -> None:
 
 @pytest.mark.parametrize(
     ("tier", "archive"),
-    [("ARCHIVE", "ARCHIVE_ACCESS"), ("ARCHIVE_ACCESS", "ARCHIVE_ACCESS"), ("DEEP_ARCHIVE", "DEEP_ARCHIVE_ACCESS"), ("DEEP_ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS")],
+    [
+        ("ARCHIVE", "ARCHIVE_ACCESS"),
+        ("ARCHIVE_ACCESS", "ARCHIVE_ACCESS"),
+        ("DEEP_ARCHIVE", "DEEP_ARCHIVE_ACCESS"),
+        ("DEEP_ARCHIVE_ACCESS", "DEEP_ARCHIVE_ACCESS"),
+    ],
 )
 def test_intelligent_tiering_archive_tiers_are_restored(tier: str, archive: str) -> None:
     result = classify(row("INTELLIGENT_TIERING", tier))
@@ -413,15 +426,16 @@ def test_a_data_file_md5_mismatch_is_detected_once_all_bytes_are_read() -> None:
         list(iter_csv_rows([data], ROWS_COLUMNS, checksum=short))
 
 
-def in_memory_report(parts: list[bytes], file_format: str = "CSV", schema: str = ROWS_SCHEMA, md5s: list[str] | None = None) -> tuple[InventoryManifest, dict[str, bytes]]:
+def in_memory_report(
+    parts: list[bytes], file_format: str = "CSV", schema: str = ROWS_SCHEMA, md5s: list[str] | None = None
+) -> tuple[InventoryManifest, dict[str, bytes]]:
     ext = ".csv.gz" if file_format == "CSV" else ".parquet"
     stored = {f"inv/example-source-bucket/cfg/data/{i:04d}{ext}": body for i, body in enumerate(parts)}
     doc = manifest_doc(
         fileFormat=file_format,
         fileSchema=schema,
         files=[
-            {"key": key, "size": len(body), "MD5checksum": (md5s[i] if md5s else md5(body))}
-            for i, (key, body) in enumerate(stored.items())
+            {"key": key, "size": len(body), "MD5checksum": (md5s[i] if md5s else md5(body))} for i, (key, body) in enumerate(stored.items())
         ],
     )
     return parse_manifest(json.dumps(doc)), stored
@@ -438,13 +452,17 @@ def test_iter_report_resumes_from_any_cursor_across_files() -> None:
     items = list(iter_report(manifest, opener))
     assert len(items) == 15
     assert [(i.file_index, i.next_cursor) for i in items[:6]] == [
-        (0, InventoryCursor(0, 1)), (0, InventoryCursor(0, 2)), (0, InventoryCursor(0, 3)), (0, InventoryCursor(1, 0)),
-        (1, InventoryCursor(2, 0)), (3, InventoryCursor(3, 1)),  # file 2 has no rows at all
+        (0, InventoryCursor(0, 1)),
+        (0, InventoryCursor(0, 2)),
+        (0, InventoryCursor(0, 3)),
+        (0, InventoryCursor(1, 0)),
+        (1, InventoryCursor(2, 0)),
+        (3, InventoryCursor(3, 1)),  # file 2 has no rows at all
     ]
     assert items[-1].next_cursor == InventoryCursor(4, 0)
     for k, item in enumerate(items):
         cursor = InventoryCursor.from_dict(json.loads(json.dumps(item.next_cursor.as_dict())))
-        assert list(iter_report(manifest, opener, cursor)) == items[k + 1:]
+        assert list(iter_report(manifest, opener, cursor)) == items[k + 1 :]
     assert list(iter_report(manifest, opener, InventoryCursor(0, 0))) == items
     assert [i.result.row for i in iter_report(manifest, opener, InventoryCursor(0, 2))][:2] == [2, 3]
 
@@ -464,16 +482,106 @@ def test_iter_report_gives_a_file_s_last_row_only_after_its_md5_is_checked() -> 
 
 
 PARQUET_ROWS: list[dict[str, Any]] = [
-    {"bucket": "bkt-one", "key": "a b+c/ü.txt", "version_id": "v2", "is_latest": True, "is_delete_marker": False, "size": 10, "storage_class": "GLACIER", "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "a b+c/ü.txt", "version_id": "v1", "is_latest": False, "is_delete_marker": False, "size": 9, "storage_class": "DEEP_ARCHIVE", "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "gone", "version_id": "v3", "is_latest": True, "is_delete_marker": True, "size": None, "storage_class": None, "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "it/archive", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 200000, "storage_class": "INTELLIGENT_TIERING", "intelligent_tiering_access_tier": "ARCHIVE"},
-    {"bucket": "bkt-one", "key": "it/deep", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 200000, "storage_class": "INTELLIGENT_TIERING", "intelligent_tiering_access_tier": "DEEP_ARCHIVE"},
-    {"bucket": "bkt-one", "key": "it/frequent", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 200000, "storage_class": "INTELLIGENT_TIERING", "intelligent_tiering_access_tier": "FREQUENT"},
-    {"bucket": "bkt-one", "key": "instant", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 1, "storage_class": "GLACIER_IR", "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "plain%20name", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 1, "storage_class": "STANDARD", "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 1, "storage_class": "GLACIER", "intelligent_tiering_access_tier": None},
-    {"bucket": "bkt-one", "key": "last", "version_id": None, "is_latest": True, "is_delete_marker": False, "size": 3, "storage_class": "DEEP_ARCHIVE", "intelligent_tiering_access_tier": None},
+    {
+        "bucket": "bkt-one",
+        "key": "a b+c/ü.txt",
+        "version_id": "v2",
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 10,
+        "storage_class": "GLACIER",
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "a b+c/ü.txt",
+        "version_id": "v1",
+        "is_latest": False,
+        "is_delete_marker": False,
+        "size": 9,
+        "storage_class": "DEEP_ARCHIVE",
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "gone",
+        "version_id": "v3",
+        "is_latest": True,
+        "is_delete_marker": True,
+        "size": None,
+        "storage_class": None,
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "it/archive",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 200000,
+        "storage_class": "INTELLIGENT_TIERING",
+        "intelligent_tiering_access_tier": "ARCHIVE",
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "it/deep",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 200000,
+        "storage_class": "INTELLIGENT_TIERING",
+        "intelligent_tiering_access_tier": "DEEP_ARCHIVE",
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "it/frequent",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 200000,
+        "storage_class": "INTELLIGENT_TIERING",
+        "intelligent_tiering_access_tier": "FREQUENT",
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "instant",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 1,
+        "storage_class": "GLACIER_IR",
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "plain%20name",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 1,
+        "storage_class": "STANDARD",
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 1,
+        "storage_class": "GLACIER",
+        "intelligent_tiering_access_tier": None,
+    },
+    {
+        "bucket": "bkt-one",
+        "key": "last",
+        "version_id": None,
+        "is_latest": True,
+        "is_delete_marker": False,
+        "size": 3,
+        "storage_class": "DEEP_ARCHIVE",
+        "intelligent_tiering_access_tier": None,
+    },
 ]
 
 
@@ -482,10 +590,16 @@ def parquet_bytes(rows: list[dict[str, Any]], row_group_size: int = 3, drop: tup
     import pyarrow.parquet as pq
 
     fields = [
-        pa.field("bucket", pa.string(), nullable=False), pa.field("key", pa.string(), nullable=False),
-        pa.field("version_id", pa.string()), pa.field("is_latest", pa.bool_()), pa.field("is_delete_marker", pa.bool_()),
-        pa.field("size", pa.int64()), pa.field("last_modified_date", pa.timestamp("ms", tz="UTC")),
-        pa.field("e_tag", pa.string()), pa.field("storage_class", pa.string()), pa.field("intelligent_tiering_access_tier", pa.string()),
+        pa.field("bucket", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("version_id", pa.string()),
+        pa.field("is_latest", pa.bool_()),
+        pa.field("is_delete_marker", pa.bool_()),
+        pa.field("size", pa.int64()),
+        pa.field("last_modified_date", pa.timestamp("ms", tz="UTC")),
+        pa.field("e_tag", pa.string()),
+        pa.field("storage_class", pa.string()),
+        pa.field("intelligent_tiering_access_tier", pa.string()),
     ]
     # A column order of its own: the reader goes by names.
     fields = [f for f in reversed(fields) if f.name not in drop]
@@ -507,8 +621,18 @@ def test_parquet_round_trip_by_row_groups_and_resume() -> None:
     assert isinstance(rows[7], InventoryRow) and rows[7].key == "plain%20name"
     assert isinstance(rows[8], InventoryRowError) and "Key column is empty" in rows[8].message
     kinds = [type(classify(r)).__name__ if isinstance(r, InventoryRow) else "error" for r in rows]
-    assert kinds == ["InventoryEntry", "InventoryEntry", "InventorySkip", "InventoryEntry", "InventoryEntry",
-                     "InventorySkip", "InventorySkip", "InventorySkip", "error", "InventoryEntry"]
+    assert kinds == [
+        "InventoryEntry",
+        "InventoryEntry",
+        "InventorySkip",
+        "InventoryEntry",
+        "InventoryEntry",
+        "InventorySkip",
+        "InventorySkip",
+        "InventorySkip",
+        "error",
+        "InventoryEntry",
+    ]
     for start in range(12):  # row groups of 3: resumes inside and at the edges of groups
         assert list(iter_parquet_rows(io.BytesIO(data), start_row=start, batch_rows=2)) == rows[start:]
 
@@ -535,7 +659,11 @@ def test_parquet_without_a_key_column_or_not_parquet() -> None:
     with pytest.raises(InventoryDataError):
         list(iter_parquet_rows(io.BytesIO(b"PAR1 not really")))
     # Optional columns absent: rows without versions or tiers.
-    rows = list(iter_parquet_rows(io.BytesIO(parquet_bytes(PARQUET_ROWS, drop=("version_id", "is_latest", "is_delete_marker", "intelligent_tiering_access_tier")))))
+    rows = list(
+        iter_parquet_rows(
+            io.BytesIO(parquet_bytes(PARQUET_ROWS, drop=("version_id", "is_latest", "is_delete_marker", "intelligent_tiering_access_tier")))
+        )
+    )
     assert isinstance(rows[3], InventoryRow) and (rows[3].version_id, rows[3].access_tier) == (None, None)
 
 
@@ -596,7 +724,7 @@ def fill_bucket(s3: Any) -> dict[str, str]:
     put = s3.put_object
     put(Bucket=SOURCE, Key="docs/red flower+1.jpg", Body=b"one", StorageClass="GLACIER")
     put(Bucket=SOURCE, Key="docs/red flower+1.jpg", Body=b"second", StorageClass="DEEP_ARCHIVE")
-    put(Bucket=SOURCE, Key="日本語/ü, \"quoted\".txt", Body=b"x", StorageClass="GLACIER")
+    put(Bucket=SOURCE, Key='日本語/ü, "quoted".txt', Body=b"x", StorageClass="GLACIER")
     put(Bucket=SOURCE, Key="plain.txt", Body=b"x")
     put(Bucket=SOURCE, Key="ia.txt", Body=b"x", StorageClass="STANDARD_IA")
     put(Bucket=SOURCE, Key="instant.bin", Body=b"x", StorageClass="GLACIER_IR")
@@ -614,8 +742,16 @@ def bucket_truth(s3: Any, include_versions: bool) -> set[tuple[Any, ...]]:
     truth = set()
     for v in listing.get("Versions", []):
         if include_versions or v["IsLatest"]:
-            truth.add((v["Key"], v["VersionId"] if include_versions else None, v["IsLatest"] if include_versions else None,
-                       False if include_versions else None, v["Size"], v["StorageClass"]))
+            truth.add(
+                (
+                    v["Key"],
+                    v["VersionId"] if include_versions else None,
+                    v["IsLatest"] if include_versions else None,
+                    False if include_versions else None,
+                    v["Size"],
+                    v["StorageClass"],
+                )
+            )
     if include_versions:
         for m in listing.get("DeleteMarkers", []):
             truth.add((m["Key"], m["VersionId"], m["IsLatest"], True, None, None))
@@ -631,8 +767,9 @@ def test_write_inventory_report_reads_back_as_the_bucket(s3: Any, file_format: s
 
     tiers = fill_bucket(s3)
     when = datetime(2026, 12, 1, 6, 30, 15, tzinfo=UTC)
-    key = write_inventory_report(SOURCE, DESTINATION, "reports/inv", file_format, include_versions=include_versions,
-                                 rows_per_file=3, config_id="nightly", now=when)
+    key = write_inventory_report(
+        SOURCE, DESTINATION, "reports/inv", file_format, include_versions=include_versions, rows_per_file=3, config_id="nightly", now=when
+    )
     assert key == f"reports/inv/{SOURCE}/nightly/2026-12-01T06-30Z/manifest.json"
     body = read_object(DESTINATION, key)
     verify_manifest_checksum(body, read_object(DESTINATION, key.replace("manifest.json", "manifest.checksum")))
@@ -662,16 +799,23 @@ def test_write_inventory_report_reads_back_as_the_bucket(s3: Any, file_format: s
     assert rows == bucket_truth(s3, include_versions)
 
     restore = {(i.result.key, i.result.archive) for i in items if isinstance(i.result, InventoryEntry)}
-    expected = {("docs/red flower+1.jpg", "DEEP_ARCHIVE"), ('日本語/ü, "quoted".txt', "GLACIER"),
-                ("it/archive", tiers["it/archive"]), ("it/deep", tiers["it/deep"])}
+    expected = {
+        ("docs/red flower+1.jpg", "DEEP_ARCHIVE"),
+        ('日本語/ü, "quoted".txt', "GLACIER"),
+        ("it/archive", tiers["it/archive"]),
+        ("it/deep", tiers["it/deep"]),
+    }
     if include_versions:
         expected |= {("docs/red flower+1.jpg", "GLACIER"), ("deleted.bin", "GLACIER")}
     assert restore == expected
     skipped = {(i.result.key, i.result.code) for i in items if isinstance(i.result, InventorySkip)}
     assert ("it/frequent", SkipCode.NOT_ARCHIVED) in skipped and ("instant.bin", SkipCode.NOT_ARCHIVED) in skipped
     assert (("deleted.bin", SkipCode.DELETE_MARKER) in skipped) is include_versions
-    latest_only = {(i.result.key, i.result.version_id) for i in iter_report(manifest, report_opener(DESTINATION), latest_only=True)
-                   if isinstance(i.result, InventoryEntry)}
+    latest_only = {
+        (i.result.key, i.result.version_id)
+        for i in iter_report(manifest, report_opener(DESTINATION), latest_only=True)
+        if isinstance(i.result, InventoryEntry)
+    }
     assert ("deleted.bin" not in {k for k, _ in latest_only}) and len(latest_only) == 4
 
 
@@ -679,8 +823,9 @@ def test_csv_report_is_in_aws_form(s3: Any) -> None:
     from bulk_restore_cli.local.inventory import read_object, write_inventory_report
 
     fill_bucket(s3)
-    key = write_inventory_report(SOURCE, DESTINATION, "", "CSV", fields=["Size", "StorageClass", "IsMultipartUploaded"],
-                                 now=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    key = write_inventory_report(
+        SOURCE, DESTINATION, "", "CSV", fields=["Size", "StorageClass", "IsMultipartUploaded"], now=datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    )
     assert key == f"{SOURCE}/bulk-restore-inventory/2026-01-02T03-04Z/manifest.json"
     manifest = json.loads(read_object(DESTINATION, key))
     assert list(manifest) == ["sourceBucket", "destinationBucket", "version", "creationTimestamp", "fileFormat", "fileSchema", "files"]
@@ -724,7 +869,9 @@ def test_a_large_bucket_is_written_file_by_file(s3: Any) -> None:
     write_inventory_report(SOURCE, DESTINATION, "warm-up", "CSV", rows_per_file=1000)  # first-use imports and caches
     tracemalloc.start()
     try:
-        key = write_inventory_report(SOURCE, DESTINATION, "big", "CSV", fields=["Size", "LastModifiedDate", "ETag", "StorageClass"], rows_per_file=1000)
+        key = write_inventory_report(
+            SOURCE, DESTINATION, "big", "CSV", fields=["Size", "LastModifiedDate", "ETag", "StorageClass"], rows_per_file=1000
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

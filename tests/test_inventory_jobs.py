@@ -16,7 +16,6 @@ import pytest
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local import s3_restore
 from bulk_restore_cli.local.inventory import write_inventory_report
-
 from support.api import call_api
 from support.ledger import JobLedger, assert_counters_match, assert_one_terminal_event
 from support.stack import DATA_BUCKET, MANIFEST_BUCKET, Stack
@@ -83,11 +82,14 @@ def test_versions_are_the_latest_unless_every_version_is_asked_for(stack: Stack,
     assert by_job[every] == {(second, "RESTORED"), (first, "RESTORED")}
 
 
-@pytest.mark.parametrize("problem, status, says", [
-    ("not json", 422, "is not a usable S3 Inventory manifest.json"),
-    ("orc", 422, "configure the inventory with the CSV or Parquet format"),
-    ("elsewhere", 403, "ManifestBuckets"),
-])
+@pytest.mark.parametrize(
+    "problem, status, says",
+    [
+        ("not json", 422, "is not a usable S3 Inventory manifest.json"),
+        ("orc", 422, "configure the inventory with the CSV or Parquet format"),
+        ("elsewhere", 403, "ManifestBuckets"),
+    ],
+)
 def test_a_bad_inventory_manifest_is_refused_at_create_saying_what_to_fix(stack: Stack, problem: str, status: int, says: str) -> None:
     stack.put_archived("a.bin")
     key = write_inventory_report(DATA_BUCKET, MANIFEST_BUCKET, "bad")
@@ -100,7 +102,9 @@ def test_a_bad_inventory_manifest_is_refused_at_create_saying_what_to_fix(stack:
         stack.s3.create_bucket(Bucket="somebody-elses")
         body = json.dumps({**doc, "destinationBucket": "arn:aws:s3:::somebody-elses"}).encode()
     stack.s3.put_object(Bucket=MANIFEST_BUCKET, Key="bad/manifest.json", Body=body)
-    answer, error = call_api("POST", "/create-job", {"bucket": MANIFEST_BUCKET, "key": "bad/manifest.json", "manifest_format": "s3-inventory"})
+    answer, error = call_api(
+        "POST", "/create-job", {"bucket": MANIFEST_BUCKET, "key": "bad/manifest.json", "manifest_format": "s3-inventory"}
+    )
     assert answer == status, error
     assert says in error["error"]["message"]
 

@@ -19,12 +19,11 @@ from typing import Any
 
 import pytest
 
-from bulk_restore_cli import cli
 from bulk_restore.adapters.sqs import move_messages
 from bulk_restore.domain.model import JobStatus, ObjectId
-from bulk_restore_cli.local import s3_restore
 from bulk_restore.usecases.pacing import Pacer
-
+from bulk_restore_cli import cli
+from bulk_restore_cli.local import s3_restore
 from support import samples
 from support.api import call_api
 from support.clock import SteppingClock
@@ -96,6 +95,7 @@ def terminal_of(stack: Stack, job_id: str) -> dict[str, Any]:
 
 # ---- lost completion events: the sweeper ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack_settings", settings(MANAGE_EVENTBRIDGE="false", SWEEP_OBJECTS_PER_JOB=3))
 def test_a_job_whose_every_completion_event_was_lost_is_completed_by_the_sweeper_page_by_page(
     stack: Stack, emulator: s3_restore.S3RestoreEmulator
@@ -156,7 +156,7 @@ def test_an_object_the_sweeper_may_not_head_does_not_stop_the_sweep_of_other_job
     gone = jobs[first][0]
     stack.s3.delete_object(Bucket=gone.bucket, Key=gone.key)
     clock = stepping_sweeper(stack)
-    tracer = CallTracer().install(stack.services())
+    CallTracer().install(stack.services())
     Throttle("HeadObject", 100, "403", 403, match=lambda params: params["Key"] == gone.key).install(stack.services().s3.client)
     # When the sweeper runs after the jobs' window
     clock.advance(600)
@@ -167,6 +167,7 @@ def test_an_object_the_sweeper_may_not_head_does_not_stop_the_sweep_of_other_job
 
 
 # ---- deadlines ----------------------------------------------------------------------------------------
+
 
 def half_completed(stack: Stack, **fields: Any) -> tuple[str, list[ObjectId], list[ObjectId]]:
     """A Standard job of four archived objects, two completed by their events, two still restoring."""
@@ -214,8 +215,12 @@ def test_the_tier_s_deadline_counts_from_the_last_request_sent_not_from_creation
     job_id, _ = start(stack, "slow-to-send", 2)
     clock = stepping_sweeper(stack)
     created = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(clock.now - 30 * HOUR))
-    stack.ddb.update_item(TableName=stack.table_name, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
-                          UpdateExpression="SET created_at = :c", ExpressionAttributeValues={":c": {"S": created}})
+    stack.ddb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET created_at = :c",
+        ExpressionAttributeValues={":c": {"S": created}},
+    )
     stack.drain()
     assert JobLedger.read(stack, job_id).meta.get("issued_at")
     tracer = CallTracer().install(stack.services())
@@ -271,9 +276,7 @@ def test_a_job_still_recording_its_chunks_is_not_late_and_one_whose_chunks_stopp
     assert terminal_of(stack, job_id)["Status"] == "Timeout"
 
 
-def test_a_job_s_deadline_hours_overrides_the_tier_s_deadline_either_way(
-    stack: Stack, emulator: s3_restore.S3RestoreEmulator
-) -> None:
+def test_a_job_s_deadline_hours_overrides_the_tier_s_deadline_either_way(stack: Stack, emulator: s3_restore.S3RestoreEmulator) -> None:
     # Given three Standard jobs with restores that never finish: a 2 h deadline, the default (25 h), a 30 h deadline
     short, _ = start(stack, "short", 1, deadline_hours=2)
     default, _ = start(stack, "default", 1)
@@ -300,7 +303,7 @@ def test_restores_completing_after_the_job_ended_are_still_accounted_without_a_s
     stack: Stack, emulator: s3_restore.S3RestoreEmulator, end: str, status: str
 ) -> None:
     # Given a job that ended (timed out, or was cancelled) with two objects still restoring
-    job_id, _, pending = half_completed(stack)
+    job_id, _, _pending = half_completed(stack)
     tracer = CallTracer().install(stack.services())
     if end == "timeout":
         stepping_sweeper(stack).advance(26 * HOUR)
@@ -319,6 +322,7 @@ def test_restores_completing_after_the_job_ended_are_still_accounted_without_a_s
 
 
 # ---- cancel ----------------------------------------------------------------------------------------------
+
 
 def cancel(job_id: str) -> dict[str, Any]:
     status, document = call_api("POST", f"/jobs/{job_id}/cancel")
@@ -440,8 +444,8 @@ def test_a_finished_job_cannot_be_cancelled(stack: Stack) -> None:
 def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(stack: Stack) -> None:
     # Given a job of one chunk of twelve objects, paced to 4 requests a second, cancelled while S3
     # answers the chunk's first request
-    job_id, objects = start(stack, "race", 12)
-    clock, tracer = paced(stack)
+    job_id, _objects = start(stack, "race", 12)
+    _clock, tracer = paced(stack)
     cancelled_at: list[int] = []
 
     def cancel_once(**_: Any) -> None:
@@ -454,13 +458,14 @@ def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(sta
     stack.drain()
     # Then the worker notices within a second of waiting: at most one second's share (4) more requests
     # go out, and every object after them is CANCELLED, never requested
-    later = named(tracer.calls[cancelled_at[0]:], "s3.RestoreObject")
+    later = named(tracer.calls[cancelled_at[0] :], "s3.RestoreObject")
     assert len(later) <= 4
     ledger = JobLedger.read(stack, job_id)
     assert ledger.states() == {"RESTORING": 1 + len(later), "CANCELLED": 11 - len(later)}
 
 
 # ---- pacing --------------------------------------------------------------------------------------------
+
 
 def paced(stack: Stack) -> tuple[SteppingClock, CallTracer]:
     """The restore workers' pacer (the real one, on the table) on a stepping clock that also stamps every call."""
@@ -541,7 +546,7 @@ def test_a_running_job_can_use_its_whole_share(stack: Stack) -> None:
 def test_a_chunk_larger_than_the_rate_is_spread_over_seconds(stack: Stack) -> None:
     # Given a rate of 50 a second and one job whose one chunk holds 60 objects
     start(stack, "wide", 60)
-    clock, tracer = paced(stack)
+    _clock, tracer = paced(stack)
     # When it runs
     stack.drain()
     # Then no sliding second saw more than 50 restore requests, give or take one tenth-second slot
@@ -575,7 +580,7 @@ def test_jobs_only_waiting_for_s3_take_no_share_of_the_rate(stack: Stack) -> Non
     assert all(JobLedger.read(stack, job_id).states() == {"RESTORING": 1} for job_id in waiting)
     # When a 200-object job runs alone among them
     start(stack, "alone", 200)
-    clock, tracer = paced(stack)
+    _clock, tracer = paced(stack)
     stack.drain()
     # Then it issued at the whole rate: 200 requests in about 2 seconds, not 20 times slower
     times = restore_times(tracer, "alone/")
@@ -598,6 +603,7 @@ def test_a_job_leaves_the_rate_once_every_chunk_is_accounted(stack: Stack) -> No
 
 
 # ---- throttling and Expedited capacity -------------------------------------------------------------------
+
 
 @pytest.fixture
 def backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
@@ -625,7 +631,7 @@ def test_slow_down_answers_are_retried_with_backoff_and_jitter_and_never_fail_an
     assert keys_asked(tracer) == {o.key: 4 if o.key in throttled else 1 for o in objects}
     # And between tries the worker backed off exponentially, with full jitter
     assert len(backoff) == 6
-    for attempt, pause in zip([0, 1, 2, 0, 1, 2], backoff):
+    for attempt, pause in zip([0, 1, 2, 0, 1, 2], backoff, strict=True):
         assert 0 <= pause <= 0.1 * 2**attempt
     assert len(set(backoff)) == 6
     # And nothing failed: the job completed within one delivery of its chunk, each object counted once
@@ -672,8 +678,12 @@ def test_with_expedited_fallback_an_object_without_expedited_capacity_is_restore
     # Given a job allowing the fallback, and S3 with no Expedited capacity for its second object
     job_id, objects = start(stack, "fallback", 3, tier="EXPEDITED", expedited_fallback=True)
     tracer = CallTracer().install(stack.services())
-    Throttle("RestoreObject", 100, "GlacierExpeditedRetrievalNotAvailable",
-             match=lambda params: expedited(params) and params["Key"] == objects[1].key).install(stack.services().s3.client)
+    Throttle(
+        "RestoreObject",
+        100,
+        "GlacierExpeditedRetrievalNotAvailable",
+        match=lambda params: expedited(params) and params["Key"] == objects[1].key,
+    ).install(stack.services().s3.client)
     # When the job's chunk is requested
     stack.drain()
     # Then that object was asked with Expedited until the worker gave up, then with Standard; the others with Expedited
@@ -698,10 +708,13 @@ def test_the_fallback_reason_survives_the_completion(stack: Stack, emulator: s3_
     assert record["state"] == "RESTORED" and "restored with Standard" in record["reason"], record
 
 
-@pytest.mark.parametrize(("fallback", "state", "tiers", "reason"), [
-    (True, "RESTORING", ["Expedited", "Standard"], "restored with Standard: Expedited was refused (InvalidArgument"),
-    (False, "FAILED", ["Expedited"], "InvalidArgument: S3 rejected the request: Expedited retrieval is not available"),
-])
+@pytest.mark.parametrize(
+    ("fallback", "state", "tiers", "reason"),
+    [
+        (True, "RESTORING", ["Expedited", "Standard"], "restored with Standard: Expedited was refused (InvalidArgument"),
+        (False, "FAILED", ["Expedited"], "InvalidArgument: S3 rejected the request: Expedited retrieval is not available"),
+    ],
+)
 def test_a_deep_archive_object_in_an_expedited_job_falls_back_to_standard_only_when_allowed(
     stack: Stack, emulator: s3_restore.S3RestoreEmulator, fallback: bool, state: str, tiers: list[str], reason: str
 ) -> None:
@@ -718,6 +731,7 @@ def test_a_deep_archive_object_in_an_expedited_job_falls_back_to_standard_only_w
 
 # ---- keeping restored copies --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stack_settings", settings(SWEEP_OBJECTS_PER_JOB=2))
 def test_a_job_keeping_its_copies_has_them_renewed_before_expiry_until_its_keep_period_ends(stack: Stack) -> None:
     # Given a completed Bulk job (copies readable for 1 day) of three archived objects and a readable one,
@@ -727,8 +741,7 @@ def test_a_job_keeping_its_copies_has_them_renewed_before_expiry_until_its_keep_
     for obj in objects:
         stack.put_archived(obj.key)
     stack.put_archived(readable.key, storage_class="STANDARD")
-    job_id = stack.create_job(*stack.put_manifest([*objects, readable]), tier="BULK", expiration_days=1,
-                              keep_restored_days=2)["BulkJobId"]
+    job_id = stack.create_job(*stack.put_manifest([*objects, readable]), tier="BULK", expiration_days=1, keep_restored_days=2)["BulkJobId"]
     stack.settle()
     assert terminal_of(stack, job_id)["Status"] == "Complete"
     assert JobLedger.read(stack, job_id).on_sweep_list
@@ -751,8 +764,10 @@ def test_a_job_keeping_its_copies_has_them_renewed_before_expiry_until_its_keep_
     assert [len(run) for run in first] == [0, 2, 1, 0] and sorted(first[1] + first[2]) == keys
     # And S3 answered 200 (a copy exists: its expiry moved), for the job's tier and Days
     assert {a.status for a in tracer.restores} == {200}
-    assert {(c.params["RestoreRequest"]["Days"], c.params["RestoreRequest"]["GlacierJobParameters"]["Tier"])
-            for c in tracer.of("s3.RestoreObject")} == {(1, "Bulk")}
+    assert {
+        (c.params["RestoreRequest"]["Days"], c.params["RestoreRequest"]["GlacierJobParameters"]["Tier"])
+        for c in tracer.of("s3.RestoreObject")
+    } == {(1, "Bulk")}
     # When a day has passed, and then the two days of keeping
     second = renewals(36.6, 36.7, 36.8, 48.5, 49)
     # Then the copies were renewed once more, and after the keep period the job left the sweeper's list
@@ -765,6 +780,7 @@ def test_a_job_keeping_its_copies_has_them_renewed_before_expiry_until_its_keep_
 
 
 # ---- dead letters ------------------------------------------------------------------------------------------
+
 
 def redrive(*dead_letter_urls: str) -> int:
     arguments = ["redrive", "--region", REGION]
@@ -799,9 +815,7 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_without_holding_back_its
     assert stack.queue_depth(stack.completion_queue_url) == 1 and stack.dead_letters("completion") == []
 
 
-def test_events_dead_lettered_during_an_outage_are_accounted_once_redriven(
-    stack: Stack, emulator: s3_restore.S3RestoreEmulator
-) -> None:
+def test_events_dead_lettered_during_an_outage_are_accounted_once_redriven(stack: Stack, emulator: s3_restore.S3RestoreEmulator) -> None:
     # Given a job whose restores complete while DynamoDB refuses every transaction
     job_id, objects = start(stack, "outage", 2)
     stack.drain()
@@ -848,8 +862,9 @@ def test_moving_messages_back_to_a_fifo_queue_keeps_their_groups_and_order(stack
     assert move_messages(stack.sqs, dead_letters, stack.plan_queue_url) == 3
     # Then each is on the queue with its group, in its group's order
     got = []
-    while messages := stack.sqs.receive_message(QueueUrl=stack.plan_queue_url, MaxNumberOfMessages=10,
-                                                AttributeNames=["All"]).get("Messages", []):
+    while messages := stack.sqs.receive_message(QueueUrl=stack.plan_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages", []
+    ):
         for m in messages:
             got.append((m["Attributes"]["MessageGroupId"], json.loads(m["Body"])["step"]))
             stack.sqs.delete_message(QueueUrl=stack.plan_queue_url, ReceiptHandle=m["ReceiptHandle"])
@@ -872,8 +887,9 @@ def test_only_allowed_buckets_are_restored(stack: Stack) -> None:
         stack.put_archived(obj.key, bucket=obj.bucket)
     tracer = CallTracer().install(stack.services())
     # When a job's manifest starts with the other bucket, it is refused at once, naming the bucket and the parameter
-    status, answer = call_api("POST", "/create-job", {"bucket": stack.put_manifest(refused + allowed, key="first.csv")[0],
-                                                      "key": "first.csv"})
+    status, answer = call_api(
+        "POST", "/create-job", {"bucket": stack.put_manifest(refused + allowed, key="first.csv")[0], "key": "first.csv"}
+    )
     assert (status, answer["error"]["code"]) == (403, "BucketNotAllowed")
     assert OTHER in answer["error"]["message"] and "AllowedBuckets" in answer["error"]["message"]
     assert not [i for i in scan_table(stack) if i["sk"] == "META"]
@@ -894,7 +910,7 @@ def test_a_bucket_outside_the_allow_list_is_not_touched_at_all(stack: Stack) -> 
     stack.put_archived("ok.bin")
     stack.put_archived("no.bin", bucket=OTHER)
     tracer = CallTracer().install(stack.services())
-    job_id = stack.create_job(*stack.put_manifest([ObjectId(DATA_BUCKET, "ok.bin"), ObjectId(OTHER, "no.bin")]))["BulkJobId"]
+    stack.create_job(*stack.put_manifest([ObjectId(DATA_BUCKET, "ok.bin"), ObjectId(OTHER, "no.bin")]))["BulkJobId"]
     stack.drain()
     assert [c.operation for c in tracer.calls if c.params.get("Bucket") == OTHER] == []
     assert not [i for i in scan_table(stack) if i["pk"] == f"BUCKET#{OTHER}"]

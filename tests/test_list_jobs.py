@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from bulk_restore.domain.model import ObjectId
-
 from support.api import call_api
 from support.faults import CallTracer
 from support.stack import DATA_BUCKET, Stack
@@ -50,9 +49,18 @@ def test_jobs_are_listed_newest_first_page_by_page(stack: Stack) -> None:
     newest = listed[0]["Jobs"][0]
     status, document = call_api("GET", f"/jobs/{newest['JobId']}")
     assert status == 200
-    assert newest == {"JobId": created[-1], "Status": document["Status"], "Tier": "BULK", "ClientTag": "tag-4", "Source": "manifest",
-                      "Engine": "direct", "TotalFilesRequested": 1, "CreatedAt": document["CreatedAt"], "FinishedAt": None,
-                      "FailureReason": ""}
+    assert newest == {
+        "JobId": created[-1],
+        "Status": document["Status"],
+        "Tier": "BULK",
+        "ClientTag": "tag-4",
+        "Source": "manifest",
+        "Engine": "direct",
+        "TotalFilesRequested": 1,
+        "CreatedAt": document["CreatedAt"],
+        "FinishedAt": None,
+        "FailureReason": "",
+    }
 
 
 def test_the_listing_shows_each_job_s_current_status(stack: Stack) -> None:

@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation, emulation_active, plain_moto
-
 from support.counting import counting
 
 TABLE = "jobs"
@@ -73,8 +72,15 @@ def put(pk: str, sk: str, condition: str | None = None, old: bool = False, **att
     return {"Put": op}
 
 
-def update(pk: str, sk: str, expression: str, values: dict[str, Any] | None = None, condition: str | None = None,
-           names: dict[str, str] | None = None, old: bool = False) -> dict[str, Any]:
+def update(
+    pk: str,
+    sk: str,
+    expression: str,
+    values: dict[str, Any] | None = None,
+    condition: str | None = None,
+    names: dict[str, str] | None = None,
+    old: bool = False,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"TableName": TABLE, "Key": key(pk, sk), "UpdateExpression": expression}
     if values:
         op["ExpressionAttributeValues"] = values
@@ -87,8 +93,14 @@ def update(pk: str, sk: str, expression: str, values: dict[str, Any] | None = No
     return {"Update": op}
 
 
-def delete(pk: str, sk: str, condition: str | None = None, values: dict[str, Any] | None = None, old: bool = False,
-           names: dict[str, str] | None = None) -> dict[str, Any]:
+def delete(
+    pk: str,
+    sk: str,
+    condition: str | None = None,
+    values: dict[str, Any] | None = None,
+    old: bool = False,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"TableName": TABLE, "Key": key(pk, sk)}
     if condition:
         op["ConditionExpression"] = condition
@@ -101,8 +113,15 @@ def delete(pk: str, sk: str, condition: str | None = None, values: dict[str, Any
     return {"Delete": op}
 
 
-def check(pk: str, sk: str, condition: str, values: dict[str, Any] | None = None, old: bool = False,
-          table: str = TABLE, names: dict[str, str] | None = None) -> dict[str, Any]:
+def check(
+    pk: str,
+    sk: str,
+    condition: str,
+    values: dict[str, Any] | None = None,
+    old: bool = False,
+    table: str = TABLE,
+    names: dict[str, str] | None = None,
+) -> dict[str, Any]:
     op: dict[str, Any] = {"TableName": table, "Key": key(pk, sk), "ConditionExpression": condition}
     if values:
         op["ExpressionAttributeValues"] = values
@@ -127,71 +146,95 @@ RESTORING = {":to": {"S": "RESTORED"}, ":from": {"S": "RESTORING"}}
 
 # Each scenario: transactions run one after the other on the seeded table.
 SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
-    "all succeed": [[
-        put("JOB#1#O#00", "new", "attribute_not_exists(pk)", state={"S": "RESTORING"}),
-        update("JOB#1#O#00", "a", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
-        update("JOB#1", "COUNT#0", "ADD restored :one, #t :one", N1, names={"#t": "total"}),
-        delete("JOB#1#O#00", "b"),
-        check("JOB#1", "META", "attribute_exists(pk)"),
-    ]],
-    "first condition fails": [[
-        put("JOB#1#O#00", "a", "attribute_not_exists(pk)", state={"S": "NEW"}),
-        update("JOB#1", "COUNT#0", "ADD restored :one", N1),
-        put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
-    ]],
-    "middle condition fails": [[
-        put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
-        update("JOB#1#O#00", "b", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
-        update("JOB#1", "COUNT#0", "ADD restored :one", N1),
-    ]],
-    "last condition fails": [[
-        put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
-        delete("JOB#1#O#00", "a"),
-        update("JOB#1", "COUNT#0", "ADD restored :one", N1, "restored > :one"),
-        update("JOB#1#O#01", "c", MOVE, RESTORING | {":two": {"N": "2"}}, "#s = :from AND size(tags) > :two", MOVE_NAMES, old=True),
-    ]],
-    "several conditions fail, with and without ALL_OLD": [[
-        put("JOB#1#O#00", "a", "attribute_not_exists(pk)", old=True),
-        update("JOB#1#O#00", "b", MOVE, RESTORING, "#s = :from", MOVE_NAMES, old=True),
-        update("JOB#1#O#01", "c", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
-        delete("JOB#1", "COUNT#0", "#t = :one", N1, old=True, names={"#t": "total"}),
-        update("JOB#1#O#09", "missing", MOVE, RESTORING, "#s = :from", MOVE_NAMES, old=True),  # no item: no Item
-    ]],
-    "condition check fails": [[
-        check("JOB#1", "META", "#s IN (:a, :b)", {":a": {"S": "PLANNING"}, ":b": {"S": "CANCELLED"}}, old=True, names={"#s": "status"}),
-        put("JOB#1#O#09", "z"),
-    ], [
-        check("JOB#1", "missing", "attribute_exists(pk)", old=True),
-        put("JOB#1#O#09", "z"),
-    ]],
-    "the same item twice": [[
-        put("JOB#1#O#09", "z"),
-        update("JOB#1", "COUNT#0", "ADD restored :one", N1),
-        update("JOB#1#O#09", "z", "SET x = :one", N1),
-    ], [
-        update("JOB#1", "COUNT#0", "ADD restored :one", N1, "restored > :one"),
-        check("JOB#1", "COUNT#0", "attribute_exists(pk)"),
-    ]],
+    "all succeed": [
+        [
+            put("JOB#1#O#00", "new", "attribute_not_exists(pk)", state={"S": "RESTORING"}),
+            update("JOB#1#O#00", "a", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
+            update("JOB#1", "COUNT#0", "ADD restored :one, #t :one", N1, names={"#t": "total"}),
+            delete("JOB#1#O#00", "b"),
+            check("JOB#1", "META", "attribute_exists(pk)"),
+        ]
+    ],
+    "first condition fails": [
+        [
+            put("JOB#1#O#00", "a", "attribute_not_exists(pk)", state={"S": "NEW"}),
+            update("JOB#1", "COUNT#0", "ADD restored :one", N1),
+            put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
+        ]
+    ],
+    "middle condition fails": [
+        [
+            put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
+            update("JOB#1#O#00", "b", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
+            update("JOB#1", "COUNT#0", "ADD restored :one", N1),
+        ]
+    ],
+    "last condition fails": [
+        [
+            put("JOB#1#O#09", "z", "attribute_not_exists(pk)"),
+            delete("JOB#1#O#00", "a"),
+            update("JOB#1", "COUNT#0", "ADD restored :one", N1, "restored > :one"),
+            update("JOB#1#O#01", "c", MOVE, RESTORING | {":two": {"N": "2"}}, "#s = :from AND size(tags) > :two", MOVE_NAMES, old=True),
+        ]
+    ],
+    "several conditions fail, with and without ALL_OLD": [
+        [
+            put("JOB#1#O#00", "a", "attribute_not_exists(pk)", old=True),
+            update("JOB#1#O#00", "b", MOVE, RESTORING, "#s = :from", MOVE_NAMES, old=True),
+            update("JOB#1#O#01", "c", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
+            delete("JOB#1", "COUNT#0", "#t = :one", N1, old=True, names={"#t": "total"}),
+            update("JOB#1#O#09", "missing", MOVE, RESTORING, "#s = :from", MOVE_NAMES, old=True),  # no item: no Item
+        ]
+    ],
+    "condition check fails": [
+        [
+            check("JOB#1", "META", "#s IN (:a, :b)", {":a": {"S": "PLANNING"}, ":b": {"S": "CANCELLED"}}, old=True, names={"#s": "status"}),
+            put("JOB#1#O#09", "z"),
+        ],
+        [
+            check("JOB#1", "missing", "attribute_exists(pk)", old=True),
+            put("JOB#1#O#09", "z"),
+        ],
+    ],
+    "the same item twice": [
+        [
+            put("JOB#1#O#09", "z"),
+            update("JOB#1", "COUNT#0", "ADD restored :one", N1),
+            update("JOB#1#O#09", "z", "SET x = :one", N1),
+        ],
+        [
+            update("JOB#1", "COUNT#0", "ADD restored :one", N1, "restored > :one"),
+            check("JOB#1", "COUNT#0", "attribute_exists(pk)"),
+        ],
+    ],
     "over 100 actions": [[put("JOB#2#O#00", f"{i:04d}") for i in range(101)]],
     "exactly 100 actions": [[put("JOB#2#O#00", f"{i:04d}", "attribute_not_exists(pk)") for i in range(100)]],
-    "an update that cannot apply": [[
-        put("JOB#1#O#09", "z"),
-        delete("JOB#1#O#00", "b"),
-        update("JOB#1", "META", "SET outbox.e2 = :one", N1),
-        update("JOB#1#O#01", "c", "ADD #s :one", N1, names={"#s": "state"}),
-    ]],
-    "a table that does not exist": [[
-        put("JOB#1#O#09", "z"),
-        check("JOB#1", "META", "attribute_exists(pk)", table="nope"),
-    ]],
-    "names the transaction does not use, after the same condition was valid": [[
-        update("JOB#1#O#00", "a", "SET #x = :one", N1 | RESTORING, "#s = :from", {"#s": "state", "#x": "extra"}),
-        update("JOB#1#O#00", "b", "SET y = :one", N1 | RESTORING, "#s = :from", {"#s": "state", "#x": "extra"}),
-    ], [
-        update("JOB#1#O#00", "a", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
-    ], [
-        update("JOB#1#O#00", "a", MOVE, RESTORING | {":unused": {"S": "x"}}, "#s = :from", MOVE_NAMES),
-    ]],
+    "an update that cannot apply": [
+        [
+            put("JOB#1#O#09", "z"),
+            delete("JOB#1#O#00", "b"),
+            update("JOB#1", "META", "SET outbox.e2 = :one", N1),
+            update("JOB#1#O#01", "c", "ADD #s :one", N1, names={"#s": "state"}),
+        ]
+    ],
+    "a table that does not exist": [
+        [
+            put("JOB#1#O#09", "z"),
+            check("JOB#1", "META", "attribute_exists(pk)", table="nope"),
+        ]
+    ],
+    "names the transaction does not use, after the same condition was valid": [
+        [
+            update("JOB#1#O#00", "a", "SET #x = :one", N1 | RESTORING, "#s = :from", {"#s": "state", "#x": "extra"}),
+            update("JOB#1#O#00", "b", "SET y = :one", N1 | RESTORING, "#s = :from", {"#s": "state", "#x": "extra"}),
+        ],
+        [
+            update("JOB#1#O#00", "a", MOVE, RESTORING, "#s = :from", MOVE_NAMES),
+        ],
+        [
+            update("JOB#1#O#00", "a", MOVE, RESTORING | {":unused": {"S": "x"}}, "#s = :from", MOVE_NAMES),
+        ],
+    ],
     "items at and over moto's size limit": [
         [put("JOB#1#O#09", "big", a={"S": "x" * 200_000}, b={"S": "y" * 204_000})],
         [put("JOB#1#O#09", "bigger", a={"S": "x" * 200_000}, b={"S": "y" * 206_000}, c={"S": "never looked at"})],
@@ -202,21 +245,50 @@ SCENARIOS: dict[str, list[list[dict[str, Any]]]] = {
         [update("JOB#1#O#09", "near", "SET b = :b", {":b": {"S": "y" * 204_000}})],
         [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "z" * 2_000}})],
         [update("JOB#1#O#09", "near", "SET a = :a", {":a": {"S": "w" * 100}})],
-        [update("JOB#1#O#00", "a", "SET note = :n ADD n :one", {":n": {"S": "first"}, ":one": {"N": "1"}}),
-         update("JOB#1#O#09", "near", "SET d = :d, e = :e", {":d": {"S": "small"}, ":e": {"S": "q" * 201_000}})],
+        [
+            update("JOB#1#O#00", "a", "SET note = :n ADD n :one", {":n": {"S": "first"}, ":one": {"N": "1"}}),
+            update("JOB#1#O#09", "near", "SET d = :d, e = :e", {":d": {"S": "small"}, ":e": {"S": "q" * 201_000}}),
+        ],
         [update("JOB#1#O#09", "near", "REMOVE b")],
-        [update("JOB#1#O#09", "near", "SET c = :c, b = :b ADD n :one", {":c": {"S": "z" * 2_000}, ":b": {"S": "y" * 100_000}, ":one": {"N": "1"}})],
+        [
+            update(
+                "JOB#1#O#09",
+                "near",
+                "SET c = :c, b = :b ADD n :one",
+                {":c": {"S": "z" * 2_000}, ":b": {"S": "y" * 100_000}, ":one": {"N": "1"}},
+            )
+        ],
         # moto counts the value replaced and its replacement together: this one is refused
         [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "v" * 303_000}})],
         [update("JOB#1#O#09", "near", "SET c = :c", {":c": {"S": "v" * 300_000}})],
     ],
     "outbox claims, in turn": [
-        [update("JOB#1", "META", "SET outbox.#e = :m, last_step = :step", {":m": {"M": {"lease": {"N": "9"}}}, ":step": {"N": "10"}, ":a": {"S": "RESTORING"}},
-                "#s = :a AND (attribute_not_exists(last_step) OR last_step < :step)", {"#s": "status", "#e": "e2"}, old=True)],
-        [update("JOB#1", "META", "SET outbox.#e = :m, last_step = :step", {":m": {"M": {"lease": {"N": "9"}}}, ":step": {"N": "10"}, ":a": {"S": "RESTORING"}},
-                "#s = :a AND (attribute_not_exists(last_step) OR last_step < :step)", {"#s": "status", "#e": "e2"}, old=True)],
-        [update("JOB#1", "META", "REMOVE outbox.#e", None, "attribute_exists(outbox.#e)", {"#e": "e1"}),
-         delete("JOB#1#O#00", "a", "#s = :r", {":r": {"S": "RESTORING"}}, names={"#s": "state"})],
+        [
+            update(
+                "JOB#1",
+                "META",
+                "SET outbox.#e = :m, last_step = :step",
+                {":m": {"M": {"lease": {"N": "9"}}}, ":step": {"N": "10"}, ":a": {"S": "RESTORING"}},
+                "#s = :a AND (attribute_not_exists(last_step) OR last_step < :step)",
+                {"#s": "status", "#e": "e2"},
+                old=True,
+            )
+        ],
+        [
+            update(
+                "JOB#1",
+                "META",
+                "SET outbox.#e = :m, last_step = :step",
+                {":m": {"M": {"lease": {"N": "9"}}}, ":step": {"N": "10"}, ":a": {"S": "RESTORING"}},
+                "#s = :a AND (attribute_not_exists(last_step) OR last_step < :step)",
+                {"#s": "status", "#e": "e2"},
+                old=True,
+            )
+        ],
+        [
+            update("JOB#1", "META", "REMOVE outbox.#e", None, "attribute_exists(outbox.#e)", {"#e": "e1"}),
+            delete("JOB#1#O#00", "a", "#s = :r", {":r": {"S": "RESTORING"}}, names={"#s": "state"}),
+        ],
     ],
 }
 
@@ -227,8 +299,12 @@ def _outcome(call: Callable[[], Any]) -> dict[str, Any]:
         return {"ok": True}
     except ClientError as exc:
         response = exc.response
-        return {"code": response["Error"]["Code"], "message": response["Error"].get("Message"),
-                "reasons": response.get("CancellationReasons"), "status": response["ResponseMetadata"]["HTTPStatusCode"]}
+        return {
+            "code": response["Error"]["Code"],
+            "message": response["Error"].get("Message"),
+            "reasons": response.get("CancellationReasons"),
+            "status": response["ResponseMetadata"]["HTTPStatusCode"],
+        }
 
 
 def _items(client: Any) -> list[dict[str, Any]]:
@@ -263,7 +339,13 @@ def test_transactions_answer_as_the_api_reference_says() -> None:
     (outcome,) = outcomes
     assert outcome["code"] == "TransactionCanceledException" and outcome["status"] == 400
     reasons = outcome["reasons"]
-    assert [r["Code"] for r in reasons] == ["ConditionalCheckFailed", "ConditionalCheckFailed", "None", "ConditionalCheckFailed", "ConditionalCheckFailed"]
+    assert [r["Code"] for r in reasons] == [
+        "ConditionalCheckFailed",
+        "ConditionalCheckFailed",
+        "None",
+        "ConditionalCheckFailed",
+        "ConditionalCheckFailed",
+    ]
     assert reasons[0]["Item"] == SEED[2]  # ALL_OLD: the item as it was
     assert reasons[1]["Item"] == SEED[3]
     assert "Item" not in reasons[2]  # the action that would have passed
@@ -311,7 +393,7 @@ def test_a_failed_transaction_leaves_every_item_it_touched_as_it_was() -> None:
         assert copies[0] <= 2 * len(failing)  # the items it updates (kept, and moto's own copy), not the table
 
         # A cancelled one (a condition fails) writes nothing at all.
-        cancelled = failing[:-1] + [update("JOB#1#O#00", "c", "SET x = :one", N1, "attribute_not_exists(pk)")]
+        cancelled = [*failing[:-1], update("JOB#1#O#00", "c", "SET x = :one", N1, "attribute_not_exists(pk)")]
         outcome = _outcome(lambda: client.transact_write_items(TransactItems=cancelled))
         assert outcome["code"] == "TransactionCanceledException"
         assert [r["Code"] for r in outcome["reasons"]] == ["None"] * (len(cancelled) - 1) + ["ConditionalCheckFailed"]
@@ -363,32 +445,60 @@ def test_many_threads_at_once_see_no_error_and_lose_no_count(server: str) -> Non
             for r in range(ROUNDS):
                 shard = (n + r) % 4
                 refs = [f"{n:02d}-{r:03d}-{i}" for i in range(5)]
-                own.transact_write_items(TransactItems=[
-                    *(put(f"JOB#1#O#{n:02d}", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
-                    update("JOB#1", f"COUNT#{shard}", "ADD #t :n, rounds :one", {":n": {"N": "5"}, ":one": {"N": "1"}}, names={"#t": "total"}),
-                    check("JOB#1", "META", "attribute_exists(pk)"),
-                ])
-                own.transact_write_items(TransactItems=[
-                    *(update(f"JOB#1#O#{n:02d}", ref, MOVE, RESTORING, "#s = :from", MOVE_NAMES) for ref in refs[:2]),
-                    update("JOB#1", f"COUNT#{shard}", "ADD restored :two", {":two": {"N": "2"}}),
-                ])
+                own.transact_write_items(
+                    TransactItems=[
+                        *(put(f"JOB#1#O#{n:02d}", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
+                        update(
+                            "JOB#1",
+                            f"COUNT#{shard}",
+                            "ADD #t :n, rounds :one",
+                            {":n": {"N": "5"}, ":one": {"N": "1"}},
+                            names={"#t": "total"},
+                        ),
+                        check("JOB#1", "META", "attribute_exists(pk)"),
+                    ]
+                )
+                own.transact_write_items(
+                    TransactItems=[
+                        *(update(f"JOB#1#O#{n:02d}", ref, MOVE, RESTORING, "#s = :from", MOVE_NAMES) for ref in refs[:2]),
+                        update("JOB#1", f"COUNT#{shard}", "ADD restored :two", {":two": {"N": "2"}}),
+                    ]
+                )
                 # Other partitions come and go meanwhile (create-job, early completions).
-                own.put_item(TableName=TABLE, Item={**key(f"IDEMPOTENCY#{n}-{r}", "TOKEN"), "job_id": {"S": "1"}},
-                             ConditionExpression="attribute_not_exists(pk)")
+                own.put_item(
+                    TableName=TABLE,
+                    Item={**key(f"IDEMPOTENCY#{n}-{r}", "TOKEN"), "job_id": {"S": "1"}},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
                 own.update_item(
-                    TableName=TABLE, Key=key(f"RATE#{r % 3}", "slot"), UpdateExpression="ADD used :one",
+                    TableName=TABLE,
+                    Key=key(f"RATE#{r % 3}", "slot"),
+                    UpdateExpression="ADD used :one",
                     ConditionExpression="attribute_not_exists(used) OR used < :max",
-                    ExpressionAttributeValues={":one": {"N": "1"}, ":max": {"N": "1000000"}}, ReturnValuesOnConditionCheckFailure="ALL_OLD")
-                own.query(TableName=TABLE, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "JOB#1"}},
-                          ConsistentRead=True)
-                own.query(TableName=TABLE, KeyConditionExpression="pk = :pk", FilterExpression="#s = :s",
-                          ExpressionAttributeNames={"#s": "state"},
-                          ExpressionAttributeValues={":pk": {"S": f"JOB#1#O#{(n + 1) % THREADS:02d}"}, ":s": {"S": "RESTORED"}})
-                own.batch_get_item(RequestItems={TABLE: {"Keys": [key(f"JOB#1#O#{n:02d}", ref) for ref in refs] + [key("JOB#1", "META")],
-                                                         "ConsistentRead": True}})
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":max": {"N": "1000000"}},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                own.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :pk",
+                    ExpressionAttributeValues={":pk": {"S": "JOB#1"}},
+                    ConsistentRead=True,
+                )
+                own.query(
+                    TableName=TABLE,
+                    KeyConditionExpression="pk = :pk",
+                    FilterExpression="#s = :s",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={":pk": {"S": f"JOB#1#O#{(n + 1) % THREADS:02d}"}, ":s": {"S": "RESTORED"}},
+                )
+                own.batch_get_item(
+                    RequestItems={
+                        TABLE: {"Keys": [key(f"JOB#1#O#{n:02d}", ref) for ref in refs] + [key("JOB#1", "META")], "ConsistentRead": True}
+                    }
+                )
                 own.get_item(TableName=TABLE, Key=key("JOB#1", "META"), ConsistentRead=True)
                 own.delete_item(TableName=TABLE, Key=key(f"IDEMPOTENCY#{n}-{r}", "TOKEN"))
-        except BaseException as exc:  # noqa: BLE001 - every failure counts
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
@@ -397,22 +507,35 @@ def test_many_threads_at_once_see_no_error_and_lose_no_count(server: str) -> Non
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors[:3]
-    counters = client.query(TableName=TABLE, KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
-                            ExpressionAttributeValues={":pk": {"S": "JOB#1"}, ":c": {"S": "COUNT#"}}, ConsistentRead=True)["Items"]
+    counters = client.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+        ExpressionAttributeValues={":pk": {"S": "JOB#1"}, ":c": {"S": "COUNT#"}},
+        ConsistentRead=True,
+    )["Items"]
     assert sum(int(c["rounds"]["N"]) for c in counters) == THREADS * ROUNDS
     assert sum(int(c["total"]["N"]) for c in counters) == THREADS * ROUNDS * 5
     assert sum(int(c["restored"]["N"]) for c in counters) == THREADS * ROUNDS * 2
     used = sum(int(client.get_item(TableName=TABLE, Key=key(f"RATE#{r}", "slot"))["Item"]["used"]["N"]) for r in range(3))
     assert used == THREADS * ROUNDS
     for n in range(THREADS):
-        objects = client.query(TableName=TABLE, KeyConditionExpression="pk = :pk",
-                               ExpressionAttributeValues={":pk": {"S": f"JOB#1#O#{n:02d}"}}, ConsistentRead=True)["Items"]
+        objects = client.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"JOB#1#O#{n:02d}"}},
+            ConsistentRead=True,
+        )["Items"]
         assert len(objects) == ROUNDS * 5
         assert sum(o["state"]["S"] == "RESTORED" for o in objects) == ROUNDS * 2
-    assert "Items" in client.scan(TableName=TABLE, FilterExpression="begins_with(pk, :i)",
-                                  ExpressionAttributeValues={":i": {"S": "IDEMPOTENCY#"}})
-    assert client.scan(TableName=TABLE, FilterExpression="begins_with(pk, :i)",
-                       ExpressionAttributeValues={":i": {"S": "IDEMPOTENCY#"}})["Count"] == 0
+    assert "Items" in client.scan(
+        TableName=TABLE, FilterExpression="begins_with(pk, :i)", ExpressionAttributeValues={":i": {"S": "IDEMPOTENCY#"}}
+    )
+    assert (
+        client.scan(TableName=TABLE, FilterExpression="begins_with(pk, :i)", ExpressionAttributeValues={":i": {"S": "IDEMPOTENCY#"}})[
+            "Count"
+        ]
+        == 0
+    )
 
 
 def _seed(count: int) -> None:
@@ -430,18 +553,29 @@ def _seed(count: int) -> None:
 def _job_calls(client: Any, round_: int) -> None:
     """What a restore worker and a completion worker ask for one batch, on a job of their own."""
     refs = [f"r{round_:04d}-{i:02d}" for i in range(20)]
-    client.batch_get_item(RequestItems={TABLE: {"Keys": [key("JOB#1#O#00", ref) for ref in refs] + [key("JOB#1", "META")], "ConsistentRead": True}})
-    client.transact_write_items(TransactItems=[
-        *(put("JOB#1#O#00", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
-        put("JOB#1#CHUNKS", f"{round_:010d}", "attribute_not_exists(pk)"),
-        update("JOB#1", "COUNT#0", "ADD #t :n", {":n": {"N": "20"}}, names={"#t": "total"}),
-    ])
-    client.transact_write_items(TransactItems=[
-        *(update("JOB#1#O#00", ref, MOVE, RESTORING, "#s = :from", MOVE_NAMES) for ref in refs),
-        update("JOB#1", "COUNT#0", "ADD restored :n", {":n": {"N": "20"}}),
-    ])
-    client.update_item(TableName=TABLE, Key=key("JOB#1", "META"), UpdateExpression="SET last_step = :one", ExpressionAttributeValues=N1,
-                       ConditionExpression="attribute_not_exists(last_step) OR last_step <= :one")
+    client.batch_get_item(
+        RequestItems={TABLE: {"Keys": [key("JOB#1#O#00", ref) for ref in refs] + [key("JOB#1", "META")], "ConsistentRead": True}}
+    )
+    client.transact_write_items(
+        TransactItems=[
+            *(put("JOB#1#O#00", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
+            put("JOB#1#CHUNKS", f"{round_:010d}", "attribute_not_exists(pk)"),
+            update("JOB#1", "COUNT#0", "ADD #t :n", {":n": {"N": "20"}}, names={"#t": "total"}),
+        ]
+    )
+    client.transact_write_items(
+        TransactItems=[
+            *(update("JOB#1#O#00", ref, MOVE, RESTORING, "#s = :from", MOVE_NAMES) for ref in refs),
+            update("JOB#1", "COUNT#0", "ADD restored :n", {":n": {"N": "20"}}),
+        ]
+    )
+    client.update_item(
+        TableName=TABLE,
+        Key=key("JOB#1", "META"),
+        UpdateExpression="SET last_step = :one",
+        ExpressionAttributeValues=N1,
+        ConditionExpression="attribute_not_exists(last_step) OR last_step <= :one",
+    )
     client.query(TableName=TABLE, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "JOB#1"}}, ConsistentRead=True)
     client.get_item(TableName=TABLE, Key=key("JOB#1", "META"), ConsistentRead=True)
 
@@ -474,8 +608,10 @@ def _transaction_seconds(client: Any, rounds: int = 15) -> float:
     times = []
     for r in range(rounds):
         refs = [f"t{time.monotonic_ns()}-{r}-{i:02d}" for i in range(20)]
-        actions = [*(put("JOB#1#O#00", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
-                   update("JOB#1", "COUNT#0", "ADD #t :n", {":n": {"N": "20"}}, names={"#t": "total"})]
+        actions = [
+            *(put("JOB#1#O#00", ref, "attribute_not_exists(pk)", state={"S": "RESTORING"}) for ref in refs),
+            update("JOB#1", "COUNT#0", "ADD #t :n", {":n": {"N": "20"}}, names={"#t": "total"}),
+        ]
         began = time.perf_counter()
         client.transact_write_items(TransactItems=actions)
         times.append(time.perf_counter() - began)
@@ -498,10 +634,21 @@ def test_a_transaction_takes_as_long_on_50000_items_as_on_1000() -> None:
 # ---- answers written as JSON, simple updates applied directly: the same as moto's ------------------
 
 RICH_ITEM = {
-    "pk": {"S": "JOB#rich"}, "sk": {"S": "a"}, "s": {"S": "naïve ☃ \"quoted\" \\ null"}, "empty": {"S": ""}, "n": {"N": "-12.50"},
-    "big": {"N": "12345678901234567890123456789012345678"}, "b": {"B": b"\x00\xffbinary"}, "bs": {"BS": [b"one", b"\x01two"]},
-    "ss": {"SS": ["x", "y"]}, "ns": {"NS": ["1", "2.5"]}, "yes": {"BOOL": True}, "no": {"BOOL": False}, "nothing": {"NULL": True},
-    "list": {"L": [{"S": "null"}, {"N": "1"}, {"M": {"deep": {"B": b"\x02"}}}, {"L": []}]}, "map": {"M": {"k": {"NULL": True}, "e": {"M": {}}}},
+    "pk": {"S": "JOB#rich"},
+    "sk": {"S": "a"},
+    "s": {"S": 'naïve ☃ "quoted" \\ null'},
+    "empty": {"S": ""},
+    "n": {"N": "-12.50"},
+    "big": {"N": "12345678901234567890123456789012345678"},
+    "b": {"B": b"\x00\xffbinary"},
+    "bs": {"BS": [b"one", b"\x01two"]},
+    "ss": {"SS": ["x", "y"]},
+    "ns": {"NS": ["1", "2.5"]},
+    "yes": {"BOOL": True},
+    "no": {"BOOL": False},
+    "nothing": {"NULL": True},
+    "list": {"L": [{"S": "null"}, {"N": "1"}, {"M": {"deep": {"B": b"\x02"}}}, {"L": []}]},
+    "map": {"M": {"k": {"NULL": True}, "e": {"M": {}}}},
 }
 
 
@@ -515,25 +662,49 @@ def _answers() -> list[Any]:
         answers = [
             client.get_item(TableName=TABLE, Key=key("JOB#rich", "a"), ConsistentRead=True, ReturnConsumedCapacity="TOTAL"),
             client.get_item(TableName=TABLE, Key=key("JOB#rich", "absent")),
-            client.get_item(TableName=TABLE, Key=key("JOB#rich", "a"), ProjectionExpression="b, #m.k",
-                            ExpressionAttributeNames={"#m": "map"}),
-            client.batch_get_item(RequestItems={TABLE: {"Keys": [key("JOB#rich", "a"), key("JOB#rich", "b"), key("JOB#rich", "c")]}},
-                                  ReturnConsumedCapacity="INDEXES"),
+            client.get_item(
+                TableName=TABLE, Key=key("JOB#rich", "a"), ProjectionExpression="b, #m.k", ExpressionAttributeNames={"#m": "map"}
+            ),
+            client.batch_get_item(
+                RequestItems={TABLE: {"Keys": [key("JOB#rich", "a"), key("JOB#rich", "b"), key("JOB#rich", "c")]}},
+                ReturnConsumedCapacity="INDEXES",
+            ),
             client.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "JOB#rich"}}, Limit=1),
-            client.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "JOB#rich"}},
-                         Select="COUNT"),
-            client.query(TableName=TABLE, KeyConditionExpression="pk = :p", FilterExpression="n > :z",
-                         ExpressionAttributeValues={":p": {"S": "JOB#rich"}, ":z": {"N": "0"}}, ScanIndexForward=False),
+            client.query(
+                TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "JOB#rich"}}, Select="COUNT"
+            ),
+            client.query(
+                TableName=TABLE,
+                KeyConditionExpression="pk = :p",
+                FilterExpression="n > :z",
+                ExpressionAttributeValues={":p": {"S": "JOB#rich"}, ":z": {"N": "0"}},
+                ScanIndexForward=False,
+            ),
             client.scan(TableName=TABLE, ReturnConsumedCapacity="TOTAL"),
             client.put_item(TableName=TABLE, Item={**RICH_ITEM, "s": {"S": "new"}}, ReturnValues="ALL_OLD"),
-            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET n = n + :one REMOVE b",
-                               ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW"),
-            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET s = :s",
-                               ExpressionAttributeValues={":s": {"S": "x"}}, ReturnValues="UPDATED_OLD"),
-            client.update_item(TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET s = :s",
-                               ExpressionAttributeValues={":s": {"S": "y"}}),
-            client.transact_get_items(TransactItems=[{"Get": {"TableName": TABLE, "Key": key("JOB#rich", "a")}},
-                                                     {"Get": {"TableName": TABLE, "Key": key("JOB#rich", "zz")}}]),
+            client.update_item(
+                TableName=TABLE,
+                Key=key("JOB#rich", "b"),
+                UpdateExpression="SET n = n + :one REMOVE b",
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="ALL_NEW",
+            ),
+            client.update_item(
+                TableName=TABLE,
+                Key=key("JOB#rich", "b"),
+                UpdateExpression="SET s = :s",
+                ExpressionAttributeValues={":s": {"S": "x"}},
+                ReturnValues="UPDATED_OLD",
+            ),
+            client.update_item(
+                TableName=TABLE, Key=key("JOB#rich", "b"), UpdateExpression="SET s = :s", ExpressionAttributeValues={":s": {"S": "y"}}
+            ),
+            client.transact_get_items(
+                TransactItems=[
+                    {"Get": {"TableName": TABLE, "Key": key("JOB#rich", "a")}},
+                    {"Get": {"TableName": TABLE, "Key": key("JOB#rich", "zz")}},
+                ]
+            ),
             client.delete_item(TableName=TABLE, Key=key("JOB#rich", "a"), ReturnValues="ALL_OLD"),
         ]
         for answer in answers:
@@ -571,8 +742,12 @@ def test_duplicate_keys_in_a_batch_get_are_refused_as_moto_refuses_them() -> Non
             client = _client()
             _make_table(client)
             client.put_item(TableName=TABLE, Item={**key("JOB#d", "a"), "n": {"N": "1"}})
-            requests = [[key("JOB#d", "a"), key("JOB#d", "b"), key("JOB#d", "a")], [key("JOB#d", "a"), key("JOB#d", "b")],
-                        [key("JOB#d", "a"), {"sk": {"S": "a"}, "pk": {"S": "JOB#d"}}], [key("JOB#d", "a"), key("JOB#e", "a")]]
+            requests = [
+                [key("JOB#d", "a"), key("JOB#d", "b"), key("JOB#d", "a")],
+                [key("JOB#d", "a"), key("JOB#d", "b")],
+                [key("JOB#d", "a"), {"sk": {"S": "a"}, "pk": {"S": "JOB#d"}}],
+                [key("JOB#d", "a"), key("JOB#e", "a")],
+            ]
             seen = []
             for keys in requests:
                 try:
@@ -586,16 +761,30 @@ def test_duplicate_keys_in_a_batch_get_are_refused_as_moto_refuses_them() -> Non
     with plain_moto():
         plain = outcomes()
     assert emulated == plain
-    assert emulated[0][0] == "ValidationException" and emulated[2][0] == "ValidationException" and emulated[1] == {TABLE: [
-        {**key("JOB#d", "a"), "n": {"N": "1"}}]}
+    assert (
+        emulated[0][0] == "ValidationException"
+        and emulated[2][0] == "ValidationException"
+        and emulated[1] == {TABLE: [{**key("JOB#d", "a"), "n": {"N": "1"}}]}
+    )
 
 
 _NAMES = {"#s": "state", "#c": "count", "#k": "pk", "#x": "extra"}
 _PATHS = ["a", "b", "total", "#s", "#c", "#k", "#x", "#undefined", "m.k", "l[0]", "state"]
-_VALUES = {":s": {"S": "RESTORED"}, ":e": {"S": ""}, ":n": {"N": "5"}, ":neg": {"N": "-1.25"}, ":t": {"BOOL": True},
-           ":null": {"NULL": True}, ":set": {"SS": ["a"]}, ":list": {"L": [{"N": "1"}]}}
-_STARTS = [None, {"a": {"S": "text"}, "total": {"N": "10"}, "m": {"M": {"k": {"N": "1"}}}, "l": {"L": [{"S": "x"}]}},
-           {"state": {"S": "RESTORING"}, "count": {"SS": ["z"]}, "b": {"N": "1"}}]
+_VALUES = {
+    ":s": {"S": "RESTORED"},
+    ":e": {"S": ""},
+    ":n": {"N": "5"},
+    ":neg": {"N": "-1.25"},
+    ":t": {"BOOL": True},
+    ":null": {"NULL": True},
+    ":set": {"SS": ["a"]},
+    ":list": {"L": [{"N": "1"}]},
+}
+_STARTS = [
+    None,
+    {"a": {"S": "text"}, "total": {"N": "10"}, "m": {"M": {"k": {"N": "1"}}}, "l": {"L": [{"S": "x"}]}},
+    {"state": {"S": "RESTORING"}, "count": {"SS": ["z"]}, "b": {"N": "1"}},
+]
 
 
 def _update_outcome(start: dict[str, Any] | None, expression: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -618,7 +807,9 @@ def _update_outcome(start: dict[str, Any] | None, expression: str) -> tuple[dict
 def _expressions() -> Any:
     from hypothesis import strategies as st
 
-    set_action = st.tuples(st.sampled_from(_PATHS), st.sampled_from([*_VALUES, ":n + :n", "if_not_exists(total, :n)"])).map(lambda t: f"{t[0]} = {t[1]}")
+    set_action = st.tuples(st.sampled_from(_PATHS), st.sampled_from([*_VALUES, ":n + :n", "if_not_exists(total, :n)"])).map(
+        lambda t: f"{t[0]} = {t[1]}"
+    )
     add_action = st.tuples(st.sampled_from(_PATHS), st.sampled_from(list(_VALUES))).map(lambda t: f"{t[0]} {t[1]}")
     remove_action = st.sampled_from(_PATHS)
     clause = st.one_of(
@@ -648,10 +839,25 @@ def test_simple_updates_are_recognised_and_others_left_to_moto() -> None:
     from bulk_restore_cli.local.dynamodb import simple_update_actions
 
     assert simple_update_actions("SET #s = :to, updated_at = :u ADD n :one REMOVE reason") == (
-        ("SET", "#s", ":to"), ("SET", "updated_at", ":u"), ("ADD", "n", ":one"), ("REMOVE", "reason", None))
-    assert simple_update_actions("ADD #total :total, #restoring :restoring") == (("ADD", "#total", ":total"), ("ADD", "#restoring", ":restoring"))
-    for other in ("SET a = a + :n", "SET a = if_not_exists(a, :n)", "SET m.k = :v", "SET l[0] = :v", "DELETE s :v",
-                  "SET a = :v SET b = :w", "SET a = :v,", "x SET a = :v"):
+        ("SET", "#s", ":to"),
+        ("SET", "updated_at", ":u"),
+        ("ADD", "n", ":one"),
+        ("REMOVE", "reason", None),
+    )
+    assert simple_update_actions("ADD #total :total, #restoring :restoring") == (
+        ("ADD", "#total", ":total"),
+        ("ADD", "#restoring", ":restoring"),
+    )
+    for other in (
+        "SET a = a + :n",
+        "SET a = if_not_exists(a, :n)",
+        "SET m.k = :v",
+        "SET l[0] = :v",
+        "DELETE s :v",
+        "SET a = :v SET b = :w",
+        "SET a = :v,",
+        "x SET a = :v",
+    ):
         assert simple_update_actions(other) is None, other
 
 
@@ -661,14 +867,21 @@ def _attribute_values() -> Any:
     text = st.text(max_size=12)
     number = st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str)
     scalar = st.one_of(
-        text.map(lambda v: {"S": v}), number.map(lambda v: {"N": v}), st.booleans().map(lambda v: {"BOOL": v}),
-        st.just({"NULL": True}), st.lists(text, min_size=1, max_size=3, unique=True).map(lambda v: {"SS": v}),
+        text.map(lambda v: {"S": v}),
+        number.map(lambda v: {"N": v}),
+        st.booleans().map(lambda v: {"BOOL": v}),
+        st.just({"NULL": True}),
+        st.lists(text, min_size=1, max_size=3, unique=True).map(lambda v: {"SS": v}),
         st.lists(number, min_size=1, max_size=3, unique=True).map(lambda v: {"NS": v}),
     )
-    return st.recursive(scalar, lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda v: {"L": v}),
-        st.dictionaries(text, inner, max_size=3).map(lambda v: {"M": v}),
-    ), max_leaves=8)
+    return st.recursive(
+        scalar,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(lambda v: {"L": v}),
+            st.dictionaries(text, inner, max_size=3).map(lambda v: {"M": v}),
+        ),
+        max_leaves=8,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -704,13 +917,29 @@ def test_item_requests_read_as_json_are_what_moto_s_parser_gives() -> None:
         item = {**key("JOB#1", "a"), **attrs}
         requests = {
             "PutItem": {"TableName": TABLE, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"},
-            "TransactWriteItems": {"TransactItems": [
-                {"Put": {"TableName": TABLE, "Item": item}},
-                {"Update": {"TableName": TABLE, "Key": key("JOB#1", "b"), "UpdateExpression": "SET v = :v",
-                            "ExpressionAttributeValues": {":v": next(iter(attrs.values()), {"S": "x"})}}},
-            ], "ClientRequestToken": "token"},
-            "Query": {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "JOB#1"}},
-                      "Limit": limit, "ScanIndexForward": forward, "ExclusiveStartKey": key("JOB#1", "a"), "ConsistentRead": True},
+            "TransactWriteItems": {
+                "TransactItems": [
+                    {"Put": {"TableName": TABLE, "Item": item}},
+                    {
+                        "Update": {
+                            "TableName": TABLE,
+                            "Key": key("JOB#1", "b"),
+                            "UpdateExpression": "SET v = :v",
+                            "ExpressionAttributeValues": {":v": next(iter(attrs.values()), {"S": "x"})},
+                        }
+                    },
+                ],
+                "ClientRequestToken": "token",
+            },
+            "Query": {
+                "TableName": TABLE,
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "JOB#1"}},
+                "Limit": limit,
+                "ScanIndexForward": forward,
+                "ExclusiveStartKey": key("JOB#1", "a"),
+                "ConsistentRead": True,
+            },
             "BatchGetItem": {"RequestItems": {TABLE: {"Keys": [key("JOB#1", "a"), key("JOB#1", "b")], "ConsistentRead": forward}}},
         }
         for operation, params in requests.items():

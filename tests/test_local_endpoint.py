@@ -83,16 +83,34 @@ def test_the_gate_never_has_more_holders_than_slots() -> None:
         AdmissionGate(slots=0)
 
 
-@pytest.mark.parametrize("environ, name", [
-    ({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems"}, "dynamodb:TransactWriteItems"),
-    ({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage"}, "amazonsqs:ReceiveMessage"),
-    ({"REQUEST_METHOD": "POST", "QUERY_STRING": "restore", "HTTP_AUTHORIZATION":
-      "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"}, "s3:RestoreObject"),
-    ({"REQUEST_METHOD": "PUT", "QUERY_STRING": "", "HTTP_AUTHORIZATION":
-      "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"}, "s3:PUT"),
-    ({"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/sns/aws4_request"}, "sns:POST"),
-    ({"REQUEST_METHOD": "GET"}, "?:GET"),
-])
+@pytest.mark.parametrize(
+    "environ, name",
+    [
+        ({"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.TransactWriteItems"}, "dynamodb:TransactWriteItems"),
+        ({"HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage"}, "amazonsqs:ReceiveMessage"),
+        (
+            {
+                "REQUEST_METHOD": "POST",
+                "QUERY_STRING": "restore",
+                "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x",
+            },
+            "s3:RestoreObject",
+        ),
+        (
+            {
+                "REQUEST_METHOD": "PUT",
+                "QUERY_STRING": "",
+                "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x",
+            },
+            "s3:PUT",
+        ),
+        (
+            {"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/sns/aws4_request"},
+            "sns:POST",
+        ),
+        ({"REQUEST_METHOD": "GET"}, "?:GET"),
+    ],
+)
 def test_requests_are_named_by_service_and_operation_from_their_headers(environ: dict[str, str], name: str) -> None:
     assert operation(environ) == name
 
@@ -111,7 +129,8 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEndpoint]:
 
 def _client(endpoint: AwsEndpoint, service: str, **config: Any) -> Any:
     return boto3.session.Session(region_name=REGION).client(
-        service, endpoint_url=f"http://127.0.0.1:{endpoint.port}", config=Config(retries={"max_attempts": 1}, **config))
+        service, endpoint_url=f"http://127.0.0.1:{endpoint.port}", config=Config(retries={"max_attempts": 1}, **config)
+    )
 
 
 def test_a_long_poll_waiting_for_messages_lets_every_other_request_through(endpoint: AwsEndpoint) -> None:
@@ -157,8 +176,16 @@ def test_the_dispatcher_finds_each_host_s_backend_as_moto_does_and_looks_it_up_o
 
     from bulk_restore_cli.local.endpoint import dispatcher
 
-    hosts = [None, "moto_api", "s3", "dynamodb.us-east-1.amazonaws.com", "sqs.eu-west-1.amazonaws.com",
-             "bucket.s3.amazonaws.com", "events.us-east-1.amazonaws.com", "nothing.example"]
+    hosts = [
+        None,
+        "moto_api",
+        "s3",
+        "dynamodb.us-east-1.amazonaws.com",
+        "sqs.eu-west-1.amazonaws.com",
+        "bucket.s3.amazonaws.com",
+        "events.us-east-1.amazonaws.com",
+        "nothing.example",
+    ]
     plain = DomainDispatcherApplication(create_backend_app)
     expected = [plain.get_backend_for_host(h) for h in hosts]
     listings = []
@@ -189,8 +216,11 @@ def test_the_endpoint_writes_an_inventory_report_of_a_bucket_on_request() -> Non
                 s3.create_bucket(Bucket=bucket)
             s3.put_object(Bucket="source", Key="a b.bin", Body=b"x", StorageClass="GLACIER")
             s3.put_object(Bucket="source", Key="hot.txt", Body=b"x")
-            answer = json_module.loads(urlopen(Request(f"{url}/_bulk_restore/inventory?bucket=source&destination=reports&prefix=inv",
-                                                       method="POST"), timeout=10).read())
+            answer = json_module.loads(
+                urlopen(
+                    Request(f"{url}/_bulk_restore/inventory?bucket=source&destination=reports&prefix=inv", method="POST"), timeout=10
+                ).read()
+            )
             manifest = parse_manifest(s3.get_object(Bucket="reports", Key=answer["manifest_key"])["Body"].read())
             assert manifest.source_bucket == "source" and manifest.destination_bucket == "reports" and len(manifest.files) == 1
             assert answer["manifest_key"].startswith("inv/source/")
@@ -224,8 +254,15 @@ def test_a_chunked_request_is_answered_and_its_connection_closed(endpoint: AwsEn
     s3.create_bucket(Bucket="chunked")
     connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=10)
     # A body of unknown length (Transfer-Encoding: chunked) cannot be read ahead of the application
-    connection.request("PUT", "/chunked/streamed", body=iter([b"abc", b"def"]), encode_chunked=True,
-                       headers={"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"})
+    connection.request(
+        "PUT",
+        "/chunked/streamed",
+        body=iter([b"abc", b"def"]),
+        encode_chunked=True,
+        headers={
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=x"
+        },
+    )
     answer = connection.getresponse()
     answer.read()
     assert answer.status == 200

@@ -26,15 +26,14 @@ from botocore.utils import calculate_tree_hash
 from bulk_restore_cli.local import glacier as glacier_module
 from bulk_restore_cli.local.endpoint import AwsEndpoint
 from bulk_restore_cli.local.glacier import (
-    MiB,
     GeneratedReader,
     GlacierEmulator,
+    MiB,
     is_megabyte_aligned,
     is_tree_hash_aligned,
     tree_hash,
     tree_hash_of_hashes,
 )
-
 from support.endpoint import endpoint_client
 from support.glacier_data import FakeClock, data_of
 
@@ -171,7 +170,7 @@ def test_a_generated_archives_tree_hash_is_botocores_over_the_same_bytes(pattern
     run, _ = emulator._find_archive(emulator._vaults[(ACCOUNT, REGION)]["v"], archive)
     assert run.tree_hash == calculate_tree_hash(io.BytesIO(data))
     if pattern == "distinct" and size >= 2 * MiB:  # every MiB of a distinct archive differs
-        assert data[:MiB] != data[MiB:2 * MiB]
+        assert data[:MiB] != data[MiB : 2 * MiB]
 
 
 def test_the_tree_hash_of_a_few_hundred_MiB_generated_archive_is_computed_by_streaming() -> None:
@@ -206,8 +205,7 @@ def test_a_multi_TiB_archive_costs_nothing_with_the_repeated_pattern() -> None:
         leaves = [full] * count + [last]
         level = leaves
         while len(level) > 1:
-            level = [hashlib.sha256(level[i] + level[i + 1]).digest() if i + 1 < len(level) else level[i]
-                     for i in range(0, len(level), 2)]
+            level = [hashlib.sha256(level[i] + level[i + 1]).digest() if i + 1 < len(level) else level[i] for i in range(0, len(level), 2)]
         assert glacier_module.tree_of_runs([(full, count), (last, 1)]) == level[0]
 
 
@@ -222,8 +220,8 @@ def test_tree_hash_alignment_follows_checksum_calculations_range() -> None:
     assert is_megabyte_aligned(MiB, 3 * MiB, size) and not is_megabyte_aligned(0, 100, size)
     # an aligned range's root is a node of the archive's tree: its tree hash equals the subtree's
     data = data_of(size)
-    assert tree_hash(data[4 * MiB:]) == tree_hash_of_hashes([tree_hash(data[4 * MiB:6 * MiB]), tree_hash(data[6 * MiB:])])
-    assert tree_hash(data) == tree_hash_of_hashes([tree_hash(data[:4 * MiB]), tree_hash(data[4 * MiB:])])
+    assert tree_hash(data[4 * MiB :]) == tree_hash_of_hashes([tree_hash(data[4 * MiB : 6 * MiB]), tree_hash(data[6 * MiB :])])
+    assert tree_hash(data) == tree_hash_of_hashes([tree_hash(data[: 4 * MiB]), tree_hash(data[4 * MiB :])])
 
 
 # ---- vaults ---------------------------------------------------------------------------------
@@ -290,7 +288,10 @@ def test_a_vault_is_deleted_only_when_empty_as_of_the_last_inventory_with_no_wri
     archive = env.upload(vault, b"data")
     arn = f"arn:aws:glacier:{REGION}:{ACCOUNT}:vaults/{vault}"
     assert error_of(lambda: env.glacier.delete_vault(vaultName=vault)) == (
-        400, "InvalidParameterValueException", f"Vault not empty or recently written to: {arn}")
+        400,
+        "InvalidParameterValueException",
+        f"Vault not empty or recently written to: {arn}",
+    )
     env.emulator.take_inventory(vault)
     env.glacier.delete_archive(vaultName=vault, archiveId=archive)
     env.glacier.delete_archive(vaultName=vault, archiveId=archive)  # idempotent
@@ -298,7 +299,10 @@ def test_a_vault_is_deleted_only_when_empty_as_of_the_last_inventory_with_no_wri
     env.emulator.take_inventory(vault)
     env.glacier.delete_vault(vaultName=vault)
     assert error_of(lambda: env.glacier.describe_vault(vaultName=vault)) == (
-        404, "ResourceNotFoundException", f"Vault not found for ARN: {arn}")
+        404,
+        "ResourceNotFoundException",
+        f"Vault not found for ARN: {arn}",
+    )
 
 
 def test_vault_notifications_are_set_read_and_deleted(env: Env) -> None:
@@ -306,13 +310,22 @@ def test_vault_notifications_are_set_read_and_deleted(env: Env) -> None:
     status, code, _ = error_of(lambda: env.glacier.get_vault_notifications(vaultName=vault))
     assert (status, code) == (404, "ResourceNotFoundException")
     topic, _ = env.topic_and_queue()
-    env.glacier.set_vault_notifications(vaultName=vault, vaultNotificationConfig={"SNSTopic": topic, "Events": ["ArchiveRetrievalCompleted"]})
+    env.glacier.set_vault_notifications(
+        vaultName=vault, vaultNotificationConfig={"SNSTopic": topic, "Events": ["ArchiveRetrievalCompleted"]}
+    )
     assert env.glacier.get_vault_notifications(vaultName=vault)["vaultNotificationConfig"] == {
-        "SNSTopic": topic, "Events": ["ArchiveRetrievalCompleted"]}
-    status, code, _ = error_of(lambda: env.glacier.set_vault_notifications(
-        vaultName=vault, vaultNotificationConfig={"SNSTopic": topic, "Events": ["ArchiveDeleted"]}))
+        "SNSTopic": topic,
+        "Events": ["ArchiveRetrievalCompleted"],
+    }
+    status, code, _ = error_of(
+        lambda: env.glacier.set_vault_notifications(
+            vaultName=vault, vaultNotificationConfig={"SNSTopic": topic, "Events": ["ArchiveDeleted"]}
+        )
+    )
     assert (status, code) == (400, "InvalidParameterValueException")
-    status, code, _ = error_of(lambda: env.glacier.set_vault_notifications(vaultName=vault, vaultNotificationConfig={"Events": ["ArchiveRetrievalCompleted"]}))
+    status, code, _ = error_of(
+        lambda: env.glacier.set_vault_notifications(vaultName=vault, vaultNotificationConfig={"Events": ["ArchiveRetrievalCompleted"]})
+    )
     assert (status, code) == (400, "MissingParameterValueException")
     env.glacier.delete_vault_notifications(vaultName=vault)
     assert error_of(lambda: env.glacier.get_vault_notifications(vaultName=vault))[0] == 404
@@ -347,9 +360,15 @@ def test_an_upload_is_checked_against_its_tree_hash(env: Env) -> None:
 
     wrong = "0" * 64
     assert error_of(lambda: env.glacier.upload_archive(vaultName=vault, body=data, checksum=wrong)) == (
-        400, "InvalidParameterValueException", f"Checksum mismatch: expected {wrong}, computed {answer['checksum']}")
+        400,
+        "InvalidParameterValueException",
+        f"Checksum mismatch: expected {wrong}, computed {answer['checksum']}",
+    )
     assert error_of(lambda: env.glacier.upload_archive(vaultName=vault, body=data, checksum="000")) == (
-        400, "InvalidParameterValueException", "Invalid x-amz-sha256-tree-hash: 000")
+        400,
+        "InvalidParameterValueException",
+        "Invalid x-amz-sha256-tree-hash: 000",
+    )
     # a plain SHA-256 (what moto computes) is not the tree hash of a body over 1 MiB
     assert error_of(lambda: env.glacier.upload_archive(vaultName=vault, body=data, checksum=hashlib.sha256(data).hexdigest()))[0] == 400
     env.emulator.take_inventory(vault)
@@ -382,7 +401,7 @@ def test_a_multipart_upload_takes_parts_in_any_order_and_checks_its_completion(e
     vault = env.vault()
     part = MiB
     data = data_of(3 * part + 1234, seed=3)
-    chunks = [data[i:i + part] for i in range(0, len(data), part)]
+    chunks = [data[i : i + part] for i in range(0, len(data), part)]
     status, code, message = error_of(lambda: env.glacier.initiate_multipart_upload(vaultName=vault, partSize=str(3 * MiB)))
     assert (status, code) == (400, "InvalidParameterValueException") and message.startswith("Invalid part size: 3145728")
     assert error_of(lambda: env.glacier.initiate_multipart_upload(vaultName=vault))[1] == "MissingParameterValueException"
@@ -391,22 +410,34 @@ def test_a_multipart_upload_takes_parts_in_any_order_and_checks_its_completion(e
 
     def send(index: int, body: bytes, checksum: str | None = None) -> dict[str, Any]:
         first = index * part
-        return env.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=body,
-                                                 range=f"bytes {first}-{first + len(body) - 1}/*", **({"checksum": checksum} if checksum else {}))
+        return env.glacier.upload_multipart_part(
+            vaultName=vault,
+            uploadId=upload,
+            body=body,
+            range=f"bytes {first}-{first + len(body) - 1}/*",
+            **({"checksum": checksum} if checksum else {}),
+        )
 
     answer = send(3, chunks[3])
     assert answer["checksum"] == tree_hash(chunks[3])
     send(1, b"\0" * part)  # wrong bytes first ...
     send(1, chunks[1])  # ... replaced by uploading the part again
     assert error_of(lambda: send(0, chunks[0], checksum="1" * 64))[2] == (
-        f"Checksum mismatch: expected {'1' * 64}, computed {tree_hash(chunks[0])}")
-    assert error_of(lambda: env.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=b"x" * 10,
-                                                              range="bytes 100-109/*"))[1] == "InvalidParameterValueException"
-    assert error_of(lambda: env.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=b"x"))[1] == "MissingParameterValueException"
+        f"Checksum mismatch: expected {'1' * 64}, computed {tree_hash(chunks[0])}"
+    )
+    assert (
+        error_of(lambda: env.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=b"x" * 10, range="bytes 100-109/*"))[1]
+        == "InvalidParameterValueException"
+    )
+    assert (
+        error_of(lambda: env.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=b"x"))[1]
+        == "MissingParameterValueException"
+    )
     whole = tree_hash_of_hashes([tree_hash(chunk) for chunk in chunks])
     assert whole == calculate_tree_hash(io.BytesIO(data))  # the tree hash of the parts' tree hashes
-    status, code, message = error_of(lambda: env.glacier.complete_multipart_upload(
-        vaultName=vault, uploadId=upload, archiveSize=str(len(data)), checksum=whole))
+    status, code, message = error_of(
+        lambda: env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data)), checksum=whole)
+    )
     assert (status, code) == (400, "InvalidParameterValueException") and "part 0" in message  # part 0 is missing
     send(0, chunks[0])
     send(2, chunks[2])
@@ -419,11 +450,15 @@ def test_a_multipart_upload_takes_parts_in_any_order_and_checks_its_completion(e
     assert [p["RangeInBytes"] for p in rest["Parts"]] == [f"3145728-{len(data) - 1}"] and "Marker" not in rest
     assert [u["MultipartUploadId"] for u in env.glacier.list_multipart_uploads(vaultName=vault)["UploadsList"]] == [upload]
 
-    assert error_of(lambda: env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data) + 1),
-                                                                 checksum=whole))[1] == "InvalidParameterValueException"
-    assert error_of(lambda: env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data)),
-                                                                 checksum="2" * 64)) == (
-        400, "InvalidParameterValueException", f"Invalid x-amz-sha256-tree-hash: {'2' * 64}")
+    assert (
+        error_of(
+            lambda: env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data) + 1), checksum=whole)
+        )[1]
+        == "InvalidParameterValueException"
+    )
+    assert error_of(
+        lambda: env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data)), checksum="2" * 64)
+    ) == (400, "InvalidParameterValueException", f"Invalid x-amz-sha256-tree-hash: {'2' * 64}")
     done = env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data)), checksum=whole)
     assert done["checksum"] == whole
     again = env.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=str(len(data)), checksum=whole)
@@ -446,8 +481,9 @@ def test_a_part_not_the_last_must_be_a_whole_part_and_aborted_uploads_are_gone(l
     local.glacier.upload_multipart_part(vaultName=vault, uploadId=upload, body=b"t", range=f"bytes {MiB}-{MiB}/*")
     total = str(1001)
     checksum = tree_hash_of_hashes([tree_hash(short), tree_hash(b"t")])
-    status, code, message = error_of(lambda: local.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload,
-                                                                                     archiveSize=total, checksum=checksum))
+    status, code, message = error_of(
+        lambda: local.glacier.complete_multipart_upload(vaultName=vault, uploadId=upload, archiveSize=total, checksum=checksum)
+    )
     assert (status, code) == (400, "InvalidParameterValueException") and "Part 0" in message  # ... but completion fails
     local.glacier.abort_multipart_upload(vaultName=vault, uploadId=upload)
     local.glacier.abort_multipart_upload(vaultName=vault, uploadId=upload)  # idempotent for a while
@@ -469,25 +505,43 @@ def test_archive_jobs_complete_by_tier_and_notify_sns_with_the_describe_job_docu
     vault = env.vault()
     archive = env.upload(vault, b"payload", "the archive")
     topic, queue = env.topic_and_queue()
-    jobs = {tier: env.job(vault, Type="archive-retrieval", ArchiveId=archive, Tier=tier, SNSTopic=topic, Description=f"{tier} job")
-            for tier in ("Expedited", "Standard", "Bulk")}
+    jobs = {
+        tier: env.job(vault, Type="archive-retrieval", ArchiveId=archive, Tier=tier, SNSTopic=topic, Description=f"{tier} job")
+        for tier in ("Expedited", "Standard", "Bulk")
+    }
     running = env.describe(vault, jobs["Standard"])
     assert running["StatusCode"] == "InProgress" and running["Completed"] is False and running["StatusMessage"] == "Operation in progress."
     assert "SHA256TreeHash" not in running  # a whole-archive job shows it once complete
     assert running["ArchiveSHA256TreeHash"] == tree_hash(b"payload") and running["RetrievalByteRange"] == "0-6"
     assert env.advance(59) == 0
     assert env.advance(1) == 1  # Expedited: 60 s
-    assert [env.describe(vault, jobs[t])["StatusCode"] for t in ("Expedited", "Standard", "Bulk")] == ["Succeeded", "InProgress", "InProgress"]
+    assert [env.describe(vault, jobs[t])["StatusCode"] for t in ("Expedited", "Standard", "Bulk")] == [
+        "Succeeded",
+        "InProgress",
+        "InProgress",
+    ]
     env.advance(3600)
     assert env.describe(vault, jobs["Standard"])["StatusCode"] == "Succeeded"
     env.advance(3600)
     done = env.describe(vault, jobs["Bulk"])
     assert done == {
-        "Action": "ArchiveRetrieval", "ArchiveId": archive, "ArchiveSHA256TreeHash": tree_hash(b"payload"), "ArchiveSizeInBytes": 7,
-        "Completed": True, "CompletionDate": "2026-01-05T14:01:00.000Z", "CreationDate": "2026-01-05T12:00:00.000Z",
-        "JobDescription": "Bulk job", "JobId": jobs["Bulk"], "RetrievalByteRange": "0-6", "SHA256TreeHash": tree_hash(b"payload"),
-        "SNSTopic": topic, "StatusCode": "Succeeded", "StatusMessage": "Succeeded", "Tier": "Bulk",
-        "VaultARN": f"arn:aws:glacier:{REGION}:{ACCOUNT}:vaults/{vault}"}
+        "Action": "ArchiveRetrieval",
+        "ArchiveId": archive,
+        "ArchiveSHA256TreeHash": tree_hash(b"payload"),
+        "ArchiveSizeInBytes": 7,
+        "Completed": True,
+        "CompletionDate": "2026-01-05T14:01:00.000Z",
+        "CreationDate": "2026-01-05T12:00:00.000Z",
+        "JobDescription": "Bulk job",
+        "JobId": jobs["Bulk"],
+        "RetrievalByteRange": "0-6",
+        "SHA256TreeHash": tree_hash(b"payload"),
+        "SNSTopic": topic,
+        "StatusCode": "Succeeded",
+        "StatusMessage": "Succeeded",
+        "Tier": "Bulk",
+        "VaultARN": f"arn:aws:glacier:{REGION}:{ACCOUNT}:vaults/{vault}",
+    }
     notices = {notice["JobId"]: notice for notice in env.notices(queue)}
     assert set(notices) == set(jobs.values())
     # the notice is the DescribeJob document, with AWS's nulls
@@ -500,7 +554,9 @@ def test_the_vaults_topic_hears_its_events_and_a_jobs_own_topic_too(local: Env) 
     archive = local.upload(vault, b"x")
     vault_topic, vault_queue = local.topic_and_queue(raw=False)
     job_topic, job_queue = local.topic_and_queue()
-    local.glacier.set_vault_notifications(vaultName=vault, vaultNotificationConfig={"SNSTopic": vault_topic, "Events": ["InventoryRetrievalCompleted"]})
+    local.glacier.set_vault_notifications(
+        vaultName=vault, vaultNotificationConfig={"SNSTopic": vault_topic, "Events": ["InventoryRetrievalCompleted"]}
+    )
     archive_job = local.job(vault, Type="archive-retrieval", ArchiveId=archive, SNSTopic=job_topic)
     local.emulator.take_inventory(vault)
     inventory_job = local.job(vault, Type="inventory-retrieval")
@@ -509,7 +565,9 @@ def test_the_vaults_topic_hears_its_events_and_a_jobs_own_topic_too(local: Env) 
     envelopes = local.notices(vault_queue)  # the vault's topic: inventory events only, as configured
     assert [json.loads(e["Message"])["JobId"] for e in envelopes] == [inventory_job]
     assert json.loads(envelopes[0]["Message"])["Action"] == "InventoryRetrieval"
-    local.glacier.set_vault_notifications(vaultName=vault, vaultNotificationConfig={"SNSTopic": vault_topic, "Events": list(glacier_module.EVENTS)})
+    local.glacier.set_vault_notifications(
+        vaultName=vault, vaultNotificationConfig={"SNSTopic": vault_topic, "Events": list(glacier_module.EVENTS)}
+    )
     both = local.job(vault, Type="archive-retrieval", ArchiveId=archive, SNSTopic=job_topic)
     local.emulator.complete_all()
     assert [n["JobId"] for n in local.notices(job_queue)] == [both]  # both topics, as AWS says
@@ -554,7 +612,10 @@ def test_list_jobs_pages_and_filters(env: Env) -> None:
     assert [j["JobId"] for j in env.glacier.list_jobs(vaultName=vault, statuscode="InProgress")["JobList"]] == jobs[0::2]
     assert env.glacier.list_jobs(vaultName=vault, statuscode="InProgress", completed="true")["JobList"] == []
     assert error_of(lambda: env.glacier.list_jobs(vaultName=vault, statuscode="finished")) == (
-        400, "InvalidParameterValueException", "The job status code is not valid: finished")
+        400,
+        "InvalidParameterValueException",
+        "The job status code is not valid: finished",
+    )
     assert error_of(lambda: env.glacier.list_jobs(vaultName=vault, limit="51"))[:2] == (400, "InvalidParameterValueException")
     assert error_of(lambda: env.glacier.list_jobs(vaultName=vault, marker="not-a-marker"))[1] == "InvalidParameterValueException"
 
@@ -569,7 +630,10 @@ def test_ranged_output_is_206_with_the_tree_hash_only_for_tree_hash_aligned_rang
     archive = env.upload(vault, data, "six and a half")
     job = env.job(vault, Type="archive-retrieval", ArchiveId=archive)
     assert error_of(lambda: env.output(vault, job)) == (
-        400, "InvalidParameterValueException", f"The job is not currently available for download: {job}")
+        400,
+        "InvalidParameterValueException",
+        f"The job is not currently available for download: {job}",
+    )
     env.emulator.complete_all()
 
     whole = env.output(vault, job)
@@ -577,15 +641,21 @@ def test_ranged_output_is_206_with_the_tree_hash_only_for_tree_hash_aligned_rang
     assert whole["contentType"] == "application/octet-stream" and whole["acceptRanges"] == "bytes"
     assert "contentRange" not in whole
     cases = [
-        (0, MiB - 1, True), (MiB, 2 * MiB - 1, True), (2 * MiB, 4 * MiB - 1, True), (4 * MiB, size - 1, True), (0, 4 * MiB - 1, True),
+        (0, MiB - 1, True),
+        (MiB, 2 * MiB - 1, True),
+        (2 * MiB, 4 * MiB - 1, True),
+        (4 * MiB, size - 1, True),
+        (0, 4 * MiB - 1, True),
         (MiB, 3 * MiB - 1, False),  # megabyte aligned, not tree-hash aligned (the guide's example)
-        (100, 1023, False), (0, 3 * MiB - 1, False), (6 * MiB, size - 1, True),
+        (100, 1023, False),
+        (0, 3 * MiB - 1, False),
+        (6 * MiB, size - 1, True),
     ]
     for first, last, has_hash in cases:
         part = env.output(vault, job, range=f"bytes={first}-{last}")
-        assert part["status"] == 206 and part["data"] == data[first:last + 1]
+        assert part["status"] == 206 and part["data"] == data[first : last + 1]
         assert part["contentRange"] == f"bytes {first}-{last}/{size}"
-        assert part.get("checksum") == (tree_hash(data[first:last + 1]) if has_hash else None), (first, last)
+        assert part.get("checksum") == (tree_hash(data[first : last + 1]) if has_hash else None), (first, last)
     tail = env.output(vault, job, range="bytes=-10")
     assert (tail["status"], tail["data"], tail["contentRange"]) == (206, data[-10:], f"bytes {size - 10}-{size - 1}/{size}")
     assert env.output(vault, job, range=f"bytes={size - 5}-")["data"] == data[-5:]
@@ -600,22 +670,22 @@ def test_a_retrieval_range_is_megabyte_aligned_and_its_checksums_follow_its_alig
     status, code, message = error_of(lambda: local.job(vault, Type="archive-retrieval", ArchiveId=archive, RetrievalByteRange="1000-2000"))
     assert (status, code) == (400, "InvalidParameterValueException") and "megabyte aligned" in message
     aligned = local.job(vault, Type="archive-retrieval", ArchiveId=archive, RetrievalByteRange=f"{2 * MiB}-{4 * MiB - 1}")
-    assert local.describe(vault, aligned)["SHA256TreeHash"] == tree_hash(data[2 * MiB:4 * MiB])  # shown while in progress
+    assert local.describe(vault, aligned)["SHA256TreeHash"] == tree_hash(data[2 * MiB : 4 * MiB])  # shown while in progress
     unaligned = local.job(vault, Type="archive-retrieval", ArchiveId=archive, RetrievalByteRange=f"{MiB}-{3 * MiB - 1}")
     to_end = local.job(vault, Type="archive-retrieval", ArchiveId=archive, RetrievalByteRange=f"{4 * MiB}-{size - 1}")
     local.emulator.complete_all()
 
     output = local.output(vault, aligned)
-    assert (output["data"], output["checksum"]) == (data[2 * MiB:4 * MiB], tree_hash(data[2 * MiB:4 * MiB]))
+    assert (output["data"], output["checksum"]) == (data[2 * MiB : 4 * MiB], tree_hash(data[2 * MiB : 4 * MiB]))
     first_mib = local.output(vault, aligned, range=f"bytes=0-{MiB - 1}")  # relative to the retrieved range
-    assert (first_mib["data"], first_mib["checksum"]) == (data[2 * MiB:3 * MiB], tree_hash(data[2 * MiB:3 * MiB]))
+    assert (first_mib["data"], first_mib["checksum"]) == (data[2 * MiB : 3 * MiB], tree_hash(data[2 * MiB : 3 * MiB]))
     described = local.describe(vault, unaligned)
     assert described["RetrievalByteRange"] == f"{MiB}-{3 * MiB - 1}" and "SHA256TreeHash" not in described
     assert "checksum" not in local.output(vault, unaligned)  # no checksum for any download of it
     assert "checksum" not in local.output(vault, unaligned, range=f"bytes=0-{MiB - 1}")
-    assert local.output(vault, to_end)["checksum"] == tree_hash(data[4 * MiB:])
+    assert local.output(vault, to_end)["checksum"] == tree_hash(data[4 * MiB :])
     middle = local.output(vault, to_end, range=f"bytes={2 * MiB}-")
-    assert (middle["data"], middle["checksum"]) == (data[6 * MiB:], tree_hash(data[6 * MiB:]))
+    assert (middle["data"], middle["checksum"]) == (data[6 * MiB :], tree_hash(data[6 * MiB :]))
 
 
 def test_the_megabyte_rule_can_be_chosen_for_download_checksums(endpoint: AwsEndpoint, aws_env: None) -> None:
@@ -628,7 +698,7 @@ def test_the_megabyte_rule_can_be_chosen_for_download_checksums(endpoint: AwsEnd
         job = client.initiate_job(vaultName="mb-rule", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive})["jobId"]
         emulator.complete_all()
         answer = client.get_job_output(vaultName="mb-rule", jobId=job, range=f"bytes={MiB}-{3 * MiB - 1}")
-        assert answer["checksum"] == tree_hash(data[MiB:3 * MiB])
+        assert answer["checksum"] == tree_hash(data[MiB : 3 * MiB])
 
 
 def test_a_corrupted_range_makes_the_download_mismatch_its_tree_hash(env: Env) -> None:
@@ -643,7 +713,7 @@ def test_a_corrupted_range_makes_the_download_mismatch_its_tree_hash(env: Env) -
     assert tree_hash(whole["data"]) != whole["checksum"]  # ... is not what arrived
     assert [i for i in range(len(data)) if whole["data"][i] != data[i]] == list(range(MiB + 10, MiB + 20))
     second = env.output(vault, job, range=f"bytes={MiB}-{2 * MiB - 1}")
-    assert second["checksum"] == tree_hash(data[MiB:2 * MiB]) != tree_hash(second["data"])
+    assert second["checksum"] == tree_hash(data[MiB : 2 * MiB]) != tree_hash(second["data"])
     first = env.output(vault, job, range=f"bytes=0-{MiB - 1}")
     assert first["checksum"] == tree_hash(first["data"])  # the range without the corruption checks out
 
@@ -697,8 +767,13 @@ def test_inventories_come_as_json_and_as_csv_quoted_as_documented(env: Env) -> N
     assert [a["ArchiveId"] for a in inventory["ArchiveList"]] == archives and late not in document["data"].decode()
     assert [a["ArchiveDescription"] for a in inventory["ArchiveList"]] == TRICKY
     first = inventory["ArchiveList"][0]
-    assert first == {"ArchiveId": archives[0], "ArchiveDescription": TRICKY[0], "CreationDate": "2026-01-05T12:00:00.000Z",
-                     "Size": 6, "SHA256TreeHash": tree_hash(b"body 0")}
+    assert first == {
+        "ArchiveId": archives[0],
+        "ArchiveDescription": TRICKY[0],
+        "CreationDate": "2026-01-05T12:00:00.000Z",
+        "Size": 6,
+        "SHA256TreeHash": tree_hash(b"body 0"),
+    }
     assert env.notices(queue)[0]["InventorySizeInBytes"] == described["InventorySizeInBytes"]
 
     table = env.output(vault, csv_job)
@@ -717,7 +792,7 @@ def read_inventory_csv_line(line: str) -> list[str]:
     fields, value, quoted, i = [], "", False, 0
     while i < len(line):
         ch = line[i]
-        if quoted and ch == "\\" and line[i + 1:i + 2] == '"':
+        if quoted and ch == "\\" and line[i + 1 : i + 2] == '"':
             value, i = value + '"', i + 2
             continue
         if ch == '"':
@@ -749,15 +824,25 @@ def test_inventory_limit_marker_and_dates_page_through_a_vault(local: Env) -> No
         if not marker:
             break
     assert seen == list(batch.ids)
-    dated = local.job(vault, Type="inventory-retrieval", Format="CSV",
-                      InventoryRetrievalParameters={"StartDate": "2024-03-03T00:00:00Z", "EndDate": "2024-03-06T00:00:00Z"})
+    dated = local.job(
+        vault,
+        Type="inventory-retrieval",
+        Format="CSV",
+        InventoryRetrievalParameters={"StartDate": "2024-03-03T00:00:00Z", "EndDate": "2024-03-06T00:00:00Z"},
+    )
     local.emulator.complete_all()
     rows = local.output(vault, dated)["data"].decode().splitlines()[1:]
     assert [row.split(",")[1] for row in rows] == ["file-2", "file-3", "file-4"]  # on or after StartDate, before EndDate
-    for bad in ({"Limit": "0"}, {"StartDate": "yesterday"}, {"Marker": "x" * 138},
-                {"StartDate": "2024-03-06T00:00:00Z", "EndDate": "2024-03-03T00:00:00Z"}):
-        assert error_of(lambda: local.job(vault, Type="inventory-retrieval", InventoryRetrievalParameters=bad))[1] == \
-            "InvalidParameterValueException", bad
+    for bad in (
+        {"Limit": "0"},
+        {"StartDate": "yesterday"},
+        {"Marker": "x" * 138},
+        {"StartDate": "2024-03-06T00:00:00Z", "EndDate": "2024-03-03T00:00:00Z"},
+    ):
+        assert (
+            error_of(lambda: local.job(vault, Type="inventory-retrieval", InventoryRetrievalParameters=bad))[1]
+            == "InvalidParameterValueException"
+        ), bad
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -774,12 +859,22 @@ def test_inventory_outputs_match_a_plain_rendering_under_deletions_filters_limit
         for _ in range(rng.randint(1, 5)):
             created = T0 + dt.timedelta(hours=rng.randint(0, 50))
             if rng.random() < 0.3:
-                ids.append(emulator.put_archive("v", size=rng.randint(0, 3000), description=rng.choice(["", "a,b", 'q"x', "plain"]),
-                                                created=created, seed=1))
+                ids.append(
+                    emulator.put_archive(
+                        "v", size=rng.randint(0, 3000), description=rng.choice(["", "a,b", 'q"x', "plain"]), created=created, seed=1
+                    )
+                )
             else:
                 description = rng.choice(["fixed", 'f,"x"', lambda i: f"d{i}" * (i % 3), lambda i: "é" * (i % 2)])
-                ids += emulator.put_archives("v", rng.randint(1, 700), rng.randint(0, 5000), description, created=created,
-                                             created_step=dt.timedelta(minutes=rng.choice([0, 1, 7])), seed=2).ids
+                ids += emulator.put_archives(
+                    "v",
+                    rng.randint(1, 700),
+                    rng.randint(0, 5000),
+                    description,
+                    created=created,
+                    created_step=dt.timedelta(minutes=rng.choice([0, 1, 7])),
+                    seed=2,
+                ).ids
         for archive in rng.sample(ids, k=min(len(ids), rng.randint(0, 30))):  # deleted before the inventory
             run, index = emulator._find_archive(vault, archive)
             run.deleted[index] = next(emulator._seq)
@@ -870,9 +965,16 @@ def test_streaming_a_whole_inventory_holds_no_more_than_a_chunk(local: Env) -> N
 def test_errors_come_in_glaciers_json_shape_with_the_documented_codes(env: Env) -> None:
     missing = f"missing-{uuid.uuid4().hex[:6]}"
     assert error_of(lambda: env.glacier.describe_vault(vaultName=missing)) == (
-        404, "ResourceNotFoundException", f"Vault not found for ARN: arn:aws:glacier:{REGION}:{ACCOUNT}:vaults/{missing}")
+        404,
+        "ResourceNotFoundException",
+        f"Vault not found for ARN: arn:aws:glacier:{REGION}:{ACCOUNT}:vaults/{missing}",
+    )
     vault = env.vault()
-    assert error_of(lambda: env.describe(vault, "no-such-job")) == (404, "ResourceNotFoundException", "The job ID was not found: no-such-job")
+    assert error_of(lambda: env.describe(vault, "no-such-job")) == (
+        404,
+        "ResourceNotFoundException",
+        "The job ID was not found: no-such-job",
+    )
     assert error_of(lambda: env.glacier.create_vault(vaultName="bad name"))[:2] == (400, "InvalidParameterValueException")
     assert error_of(lambda: env.glacier.initiate_job(vaultName=vault, jobParameters={}))[:2] == (400, "MissingParameterValueException")
     assert error_of(lambda: env.job(vault, Type="select"))[1] == "InvalidParameterValueException"
@@ -886,8 +988,12 @@ def test_errors_come_in_glaciers_json_shape_with_the_documented_codes(env: Env) 
 
 def test_injected_errors_answer_with_the_models_statuses(env: Env) -> None:
     vault = env.vault()
-    for code, status in (("ServiceUnavailableException", 500), ("RequestTimeoutException", 408), ("LimitExceededException", 400),
-                         ("ThrottlingException", 400)):
+    for code, status in (
+        ("ServiceUnavailableException", 500),
+        ("RequestTimeoutException", 408),
+        ("LimitExceededException", 400),
+        ("ThrottlingException", 400),
+    ):
         env.emulator.inject_error("UploadArchive", code)
         assert error_of(lambda: env.upload(vault, b"x"))[:2] == (status, code)
     env.emulator.inject_error("GetJobOutput", "ServiceUnavailableException", "try again", times=2)
@@ -908,7 +1014,9 @@ def test_expedited_capacity_can_run_out_unless_capacity_is_provisioned(env: Env)
     archive = env.upload(vault, b"x")
     env.emulator.expedited_capacity = False
     assert error_of(lambda: env.job(vault, Type="archive-retrieval", ArchiveId=archive, Tier="Expedited"))[:2] == (
-        400, "InsufficientCapacityException")
+        400,
+        "InsufficientCapacityException",
+    )
     env.job(vault, Type="archive-retrieval", ArchiveId=archive, Tier="Standard")  # the other tiers are not affected
     capacity = env.glacier.purchase_provisioned_capacity()["capacityId"]
     assert [c["CapacityId"] for c in env.glacier.list_provisioned_capacity()["ProvisionedCapacityList"]] == [capacity]
@@ -927,8 +1035,10 @@ def test_a_data_retrieval_policy_refuses_standard_retrievals_over_its_quota(loca
     local.job(vault, Type="archive-retrieval", ArchiveId=archive, Tier="Bulk")  # Standard only
     local.emulator.complete_all()
     local.job(vault, Type="archive-retrieval", ArchiveId=archive)  # the earlier one is done: room again
-    assert error_of(lambda: local.glacier.set_data_retrieval_policy(Policy={"Rules": [{"Strategy": "BytesPerHour"}]}))[1] == \
-        "InvalidParameterValueException"
+    assert (
+        error_of(lambda: local.glacier.set_data_retrieval_policy(Policy={"Rules": [{"Strategy": "BytesPerHour"}]}))[1]
+        == "InvalidParameterValueException"
+    )
     local.glacier.set_data_retrieval_policy(Policy={"Rules": [{"Strategy": "None"}]})
 
 
@@ -986,7 +1096,9 @@ def test_the_clock_thread_completes_jobs_on_its_own() -> None:
 
     with mock_aws(), emulator:
         client = endpoint_client("glacier")
-        job = client.initiate_job(vaultName="clocked", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive, "Tier": "Expedited"})["jobId"]
+        job = client.initiate_job(
+            vaultName="clocked", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive, "Tier": "Expedited"}
+        )["jobId"]
         emulator.start_clock(interval=0.01)
         try:
             done = threading.Event()
@@ -1015,7 +1127,7 @@ def test_concurrent_uploads_and_jobs_from_many_threads(local: Env, endpoint: Aws
                 client.initiate_job(vaultName=vault, jobParameters={"Type": "archive-retrieval", "ArchiveId": archive})
                 with lock:
                     ids.append(archive)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
@@ -1023,7 +1135,7 @@ def test_concurrent_uploads_and_jobs_from_many_threads(local: Env, endpoint: Aws
         thread.start()
     completer = threading.Thread(target=lambda: [local.emulator.complete_all() for _ in range(20)])
     completer.start()
-    for thread in threads + [completer]:
+    for thread in [*threads, completer]:
         thread.join()
     assert not errors
     local.emulator.complete_all()

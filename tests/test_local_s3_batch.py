@@ -29,7 +29,6 @@ from botocore.exceptions import ClientError
 from bulk_restore_cli.local.endpoint import AwsEndpoint
 from bulk_restore_cli.local.s3_batch import REPORT_SCHEMA, S3BatchEmulator, reach_local_endpoint
 from bulk_restore_cli.local.s3_restore import S3RestoreEmulator, set_archive_status
-
 from support.endpoint import endpoint_client, endpoint_url
 
 ACCOUNT = "123456789012"
@@ -85,17 +84,41 @@ class Local:
 
     def manifest(self, bucket: str, rows: list[str], key: str = "manifest.csv") -> dict[str, Any]:
         etag = self.s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(rows) + "\n").encode())["ETag"]
-        return {"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                "Location": {"ObjectArn": f"arn:aws:s3:::{bucket}/{key}", "ETag": etag}}
+        return {
+            "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+            "Location": {"ObjectArn": f"arn:aws:s3:::{bucket}/{key}", "ETag": etag},
+        }
 
-    def create(self, manifest: dict[str, Any], report_bucket: str | None = None, scope: str = "AllTasks",
-               operation: dict[str, Any] | None = None, control: Any = None, **extra: Any) -> str:
-        report = ({"Bucket": f"arn:aws:s3:::{report_bucket}", "Format": "Report_CSV_20180820", "Enabled": True,
-                   "Prefix": "reports", "ReportScope": scope} if report_bucket else {"Enabled": False})
+    def create(
+        self,
+        manifest: dict[str, Any],
+        report_bucket: str | None = None,
+        scope: str = "AllTasks",
+        operation: dict[str, Any] | None = None,
+        control: Any = None,
+        **extra: Any,
+    ) -> str:
+        report = (
+            {
+                "Bucket": f"arn:aws:s3:::{report_bucket}",
+                "Format": "Report_CSV_20180820",
+                "Enabled": True,
+                "Prefix": "reports",
+                "ReportScope": scope,
+            }
+            if report_bucket
+            else {"Enabled": False}
+        )
         extra.setdefault("ConfirmationRequired", False)
         return (control or self.control).create_job(
-            AccountId=ACCOUNT, Operation=operation or {"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "BULK"}},
-            Report=report, Manifest=manifest, Priority=10, RoleArn=ROLE, **extra)["JobId"]
+            AccountId=ACCOUNT,
+            Operation=operation or {"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "BULK"}},
+            Report=report,
+            Manifest=manifest,
+            Priority=10,
+            RoleArn=ROLE,
+            **extra,
+        )["JobId"]
 
     def describe(self, job_id: str, control: Any = None) -> dict[str, Any]:
         return (control or self.control).describe_job(AccountId=ACCOUNT, JobId=job_id)["Job"]
@@ -123,7 +146,7 @@ def by_schema(row: list[str]) -> dict[str, str]:
     """A result row read as a consumer should: columns by ReportSchema, ErrorCode and HTTPStatusCode
     told apart by content (AWS writes the status first, against the schema's order)."""
     names = [name.strip() for name in REPORT_SCHEMA.split(",")]
-    entry = dict(zip(names, row))
+    entry = dict(zip(names, row, strict=True))
     if entry["ErrorCode"].isdigit() and not entry["HTTPStatusCode"].isdigit():
         entry["ErrorCode"], entry["HTTPStatusCode"] = entry["HTTPStatusCode"], entry["ErrorCode"]
     return entry
@@ -165,16 +188,21 @@ def test_a_restore_job_goes_through_every_status_to_complete_and_writes_its_repo
     local.s3.put_object(Bucket=data, Key="photos/red flower+1.jpg", Body=b"x", StorageClass="GLACIER")
     local.s3.put_object(Bucket=data, Key="deep.bin", Body=b"x", StorageClass="DEEP_ARCHIVE")
     local.s3.put_object(Bucket=data, Key="hot.txt", Body=b"x", StorageClass="STANDARD")
-    manifest = local.manifest(data, [f"{data},{quote('photos/red flower+1.jpg')}", f"{data},deep.bin", f"{data},hot.txt",
-                                     f"{data},missing.txt"])
+    manifest = local.manifest(
+        data, [f"{data},{quote('photos/red flower+1.jpg')}", f"{data},deep.bin", f"{data},hot.txt", f"{data},missing.txt"]
+    )
 
     job_id = local.create(manifest, reports, Description="restore the photos")
 
     assert local.statuses_until_idle(job_id) == ["New", "Preparing", "Ready", "Active", "Completing", "Complete"]
     job = local.describe(job_id)
     assert job["JobArn"] == f"arn:aws:s3:{REGION}:{ACCOUNT}:job/{job_id}" and job["Description"] == "restore the photos"
-    assert job["ProgressSummary"] == {"TotalNumberOfTasks": 4, "NumberOfTasksSucceeded": 2, "NumberOfTasksFailed": 2,
-                                      "Timers": {"ElapsedTimeInActiveSeconds": 0}}
+    assert job["ProgressSummary"] == {
+        "TotalNumberOfTasks": 4,
+        "NumberOfTasksSucceeded": 2,
+        "NumberOfTasksFailed": 2,
+        "Timers": {"ElapsedTimeInActiveSeconds": 0},
+    }
     assert job["FailureReasons"] == [] and job["ConfirmationRequired"] is False and job["Priority"] == 10
     assert job["Operation"] == {"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "BULK"}}
     assert job["Manifest"] == manifest and job["RoleArn"] == ROLE and job["Report"]["ReportScope"] == "AllTasks"
@@ -188,8 +216,12 @@ def test_a_restore_job_goes_through_every_status_to_complete_and_writes_its_repo
     assert report["ReportCreationDate"].endswith("Z")
     assert sorted(r["TaskExecutionStatus"] for r in report["Results"]) == ["failed", "succeeded"]
     # as AWS writes them: the key as the manifest gave it, the HTTP status before the error code
-    assert sorted(rows["succeeded"]) == sorted([[data, "deep.bin", "", "succeeded", "200", "", "Successful"],
-                                                [data, "photos/red%20flower%2B1.jpg", "", "succeeded", "200", "", "Successful"]])
+    assert sorted(rows["succeeded"]) == sorted(
+        [
+            [data, "deep.bin", "", "succeeded", "200", "", "Successful"],
+            [data, "photos/red%20flower%2B1.jpg", "", "succeeded", "200", "", "Successful"],
+        ]
+    )
     failed = {row[1]: by_schema(row) for row in rows["failed"]}
     assert (failed["hot.txt"]["HTTPStatusCode"], failed["hot.txt"]["ErrorCode"]) == ("403", "InvalidObjectState")
     assert (failed["missing.txt"]["HTTPStatusCode"], failed["missing.txt"]["ErrorCode"]) == ("404", "NoSuchKey")
@@ -209,12 +241,15 @@ def test_a_failed_tasks_only_report_lists_only_the_failed_tasks_in_the_order_ask
     report, rows = local.report(reports, job_id)
     assert [r["TaskExecutionStatus"] for r in report["Results"]] == ["failed"] and rows["succeeded"] == []
     if order == "schema":
-        assert sorted(rows["failed"]) == [[data, "gone", "", "failed", "NoSuchKey", "404", "The specified key does not exist."],
-                                          [data, "hot", "", "failed", "InvalidObjectState", "403",
-                                           "Restore is not allowed for the object's current storage class"]]
+        assert sorted(rows["failed"]) == [
+            [data, "gone", "", "failed", "NoSuchKey", "404", "The specified key does not exist."],
+            [data, "hot", "", "failed", "InvalidObjectState", "403", "Restore is not allowed for the object's current storage class"],
+        ]
     else:
-        assert sorted(row[:6] for row in rows["failed"]) == [[data, "gone", "", "failed", "404", "NoSuchKey"],
-                                                             [data, "hot", "", "failed", "403", "InvalidObjectState"]]
+        assert sorted(row[:6] for row in rows["failed"]) == [
+            [data, "gone", "", "failed", "404", "NoSuchKey"],
+            [data, "hot", "", "failed", "403", "InvalidObjectState"],
+        ]
     assert sorted(by_schema(row)["ErrorCode"] for row in rows["failed"]) == ["InvalidObjectState", "NoSuchKey"]
 
 
@@ -232,10 +267,13 @@ def test_result_files_roll_over_at_their_size_limit_and_all_rows_are_reported(lo
     assert sorted(row[1] for row in rows["succeeded"]) == keys
 
 
-@pytest.mark.parametrize("expiration, fails, error", [
-    (1, "it-object", (400, "InvalidArgument")),  # Intelligent-Tiering takes no Days
-    (None, "glacier-object", (400, "InvalidArgument")),  # Glacier needs Days
-])
+@pytest.mark.parametrize(
+    "expiration, fails, error",
+    [
+        (1, "it-object", (400, "InvalidArgument")),  # Intelligent-Tiering takes no Days
+        (None, "glacier-object", (400, "InvalidArgument")),  # Glacier needs Days
+    ],
+)
 def test_one_job_cannot_restore_glacier_and_intelligent_tiering_archive_objects_together(
     local: Local, expiration: int | None, fails: str, error: tuple[int, str]
 ) -> None:
@@ -261,17 +299,25 @@ def test_a_task_over_a_running_restore_fails_unless_faster_with_the_same_days(lo
         local.s3.put_object(Bucket=data, Key=key, Body=b"x", StorageClass="GLACIER")
         local.s3.restore_object(Bucket=data, Key=key, RestoreRequest={"Days": 2, "GlacierJobParameters": {"Tier": "Bulk"}})
     bulk = local.create(local.manifest(data, [f"{data},same-tier"], "bulk.csv"), reports)  # BULK, 2 days
-    standard = local.create(local.manifest(data, [f"{data},faster-same-days"], "standard.csv"), reports,
-                            operation={"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "STANDARD"}})
-    other_days = local.create(local.manifest(data, [f"{data},faster-other-days"], "other.csv"), reports,
-                              operation={"S3InitiateRestoreObject": {"ExpirationInDays": 5, "GlacierJobTier": "STANDARD"}})
+    standard = local.create(
+        local.manifest(data, [f"{data},faster-same-days"], "standard.csv"),
+        reports,
+        operation={"S3InitiateRestoreObject": {"ExpirationInDays": 2, "GlacierJobTier": "STANDARD"}},
+    )
+    other_days = local.create(
+        local.manifest(data, [f"{data},faster-other-days"], "other.csv"),
+        reports,
+        operation={"S3InitiateRestoreObject": {"ExpirationInDays": 5, "GlacierJobTier": "STANDARD"}},
+    )
 
     local.batch.run_until_idle()
 
     assert local.describe(standard)["ProgressSummary"]["NumberOfTasksSucceeded"] == 1
     for job_id in (bulk, other_days):
         _, rows = local.report(reports, job_id)
-        assert [(by_schema(r)["HTTPStatusCode"], by_schema(r)["ErrorCode"]) for r in rows["failed"]] == [("409", "RestoreAlreadyInProgress")]
+        assert [(by_schema(r)["HTTPStatusCode"], by_schema(r)["ErrorCode"]) for r in rows["failed"]] == [
+            ("409", "RestoreAlreadyInProgress")
+        ]
 
 
 def test_past_1000_tasks_a_failure_rate_over_half_fails_the_job_and_below_1000_it_does_not(local: Local) -> None:
@@ -302,8 +348,9 @@ def test_a_job_cancelled_mid_run_never_runs_its_other_tasks(local: Local) -> Non
     assert local.describe(job_id)["Status"] == "Active"
     local.batch.tick(max_tasks=7)
 
-    answer = local.control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled",
-                                             StatusUpdateReason="no longer needed")
+    answer = local.control.update_job_status(
+        AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled", StatusUpdateReason="no longer needed"
+    )
     assert (answer["Status"], answer["StatusUpdateReason"]) == ("Cancelling", "no longer needed")
     assert local.statuses_until_idle(job_id) == ["Cancelling", "Cancelled"]
 
@@ -320,8 +367,15 @@ def test_a_job_needing_confirmation_waits_suspended_until_it_is_made_ready(local
     data = local.bucket("data")
     local.s3.put_object(Bucket=data, Key="cold", Body=b"x", StorageClass="GLACIER")
     manifest = local.manifest(data, [f"{data},cold"])
-    job_id = local.control.create_job(AccountId=ACCOUNT, Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1}},
-                                      Report={"Enabled": False}, Manifest=manifest, Priority=1, RoleArn=ROLE, **confirmation)["JobId"]
+    job_id = local.control.create_job(
+        AccountId=ACCOUNT,
+        Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1}},
+        Report={"Enabled": False},
+        Manifest=manifest,
+        Priority=1,
+        RoleArn=ROLE,
+        **confirmation,
+    )["JobId"]
 
     assert local.statuses_until_idle(job_id) == ["New", "Preparing", "Suspended"]
     job = local.describe(job_id)
@@ -389,7 +443,9 @@ def test_status_changes_a_job_cannot_make_answer_job_status_exception(local: Loc
     status, code, _ = error_of(lambda: local.control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Ready"))
     assert (status, code) == (409, "JobStatusException")
     local.batch.run_until_idle()
-    status, code, message = error_of(lambda: local.control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled"))
+    status, code, message = error_of(
+        lambda: local.control.update_job_status(AccountId=ACCOUNT, JobId=job_id, RequestedJobStatus="Cancelled")
+    )
     assert (status, code) == (409, "JobStatusException") and "Complete" in message
     assert local.describe(job_id)["Status"] == "Complete"
 
@@ -399,10 +455,12 @@ def test_an_unknown_job_or_one_of_another_region_answers_no_such_job(local: Loca
     job_id = local.create(local.manifest(data, [f"{data},a"]))
     unknown = str(uuid.uuid4())
 
-    for call in (lambda: local.control.describe_job(AccountId=ACCOUNT, JobId=unknown),
-                 lambda: local.control.update_job_status(AccountId=ACCOUNT, JobId=unknown, RequestedJobStatus="Cancelled"),
-                 lambda: local.control.update_job_priority(AccountId=ACCOUNT, JobId=unknown, Priority=3),
-                 lambda: local.client("s3control", region="eu-west-1").describe_job(AccountId=ACCOUNT, JobId=job_id)):
+    for call in (
+        lambda: local.control.describe_job(AccountId=ACCOUNT, JobId=unknown),
+        lambda: local.control.update_job_status(AccountId=ACCOUNT, JobId=unknown, RequestedJobStatus="Cancelled"),
+        lambda: local.control.update_job_priority(AccountId=ACCOUNT, JobId=unknown, Priority=3),
+        lambda: local.client("s3control", region="eu-west-1").describe_job(AccountId=ACCOUNT, JobId=job_id),
+    ):
         assert error_of(call) == (404, "NoSuchJob", "The specified job does not exist")
 
 
@@ -411,12 +469,22 @@ def test_bad_input_answers_invalid_request_and_operations_left_out_answer_not_im
     manifest = local.manifest(data, [f"{data},a"])
 
     def create(**changes: Any) -> tuple[int, str, str]:
-        arguments = {"AccountId": ACCOUNT, "Operation": {"S3InitiateRestoreObject": {"ExpirationInDays": 1}}, "Report": {"Enabled": False},
-                     "Manifest": manifest, "Priority": 1, "RoleArn": ROLE, **changes}
+        arguments = {
+            "AccountId": ACCOUNT,
+            "Operation": {"S3InitiateRestoreObject": {"ExpirationInDays": 1}},
+            "Report": {"Enabled": False},
+            "Manifest": manifest,
+            "Priority": 1,
+            "RoleArn": ROLE,
+            **changes,
+        }
         return error_of(lambda: local.control.create_job(**arguments))
 
     assert create(Operation={"S3InitiateRestoreObject": {"GlacierJobTier": "EXPEDITED"}})[:2] == (400, "InvalidRequest")
-    assert create(Manifest={**manifest, "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket"]}})[:2] == (400, "InvalidRequest")
+    assert create(Manifest={**manifest, "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket"]}})[:2] == (
+        400,
+        "InvalidRequest",
+    )
     assert create(Manifest={**manifest, "Location": {"ObjectArn": "arn:aws:s3:::no-key", "ETag": "x"}})[:2] == (400, "InvalidRequest")
     assert create(Report={"Enabled": True, "Format": "Report_CSV_20180820"})[:2] == (400, "InvalidRequest")
     assert create(RoleArn="arn:aws:iam::123:user/not-a-role")[:2] == (400, "InvalidRequest")
@@ -426,7 +494,7 @@ def test_bad_input_answers_invalid_request_and_operations_left_out_answer_not_im
     status, code, message = error_of(lambda: local.control.list_jobs(AccountId=ACCOUNT, JobStatuses=["Done"]))  # type: ignore[list-item]
     assert (status, code) == (400, "InvalidRequest")
     # what botocore checks before sending, the service checks too
-    status, headers, body = local.batch.handle("POST", "/v20180820/jobs/x/priority", "priority=-1", {"x-amz-account-id": ACCOUNT}, b"")
+    status, _headers, body = local.batch.handle("POST", "/v20180820/jobs/x/priority", "priority=-1", {"x-amz-account-id": ACCOUNT}, b"")
     assert status == 400 and b"<Code>InvalidRequest</Code>" in body
     status, _, body = local.batch.handle("GET", "/v20180820/jobs", "", {}, b"")
     assert status == 400 and b"x-amz-account-id" in body and body.startswith(b"<?xml") and b"<ErrorResponse><Error>" in body
@@ -470,8 +538,10 @@ def test_a_put_object_tagging_job_tags_every_object(local: Local) -> None:
     data = local.bucket("data")
     for key in ("a", "b"):
         local.s3.put_object(Bucket=data, Key=key, Body=b"x")
-    job_id = local.create(local.manifest(data, [f"{data},a", f"{data},b", f"{data},c"]),
-                          operation={"S3PutObjectTagging": {"TagSet": [{"Key": "restored", "Value": "yes"}]}})
+    job_id = local.create(
+        local.manifest(data, [f"{data},a", f"{data},b", f"{data},c"]),
+        operation={"S3PutObjectTagging": {"TagSet": [{"Key": "restored", "Value": "yes"}]}},
+    )
 
     local.batch.run_until_idle()
 
@@ -499,11 +569,20 @@ def test_an_inventory_report_manifest_runs_the_objects_its_csv_files_list(local:
         data_key = f"inv/{data}/config/data/{number}.csv.gz"
         local.s3.put_object(Bucket=inventory, Key=data_key, Body=body)
         files.append({"key": data_key, "size": len(body), "MD5checksum": hashlib.md5(body).hexdigest()})
-    document = {"sourceBucket": data, "destinationBucket": f"arn:aws:s3:::{inventory}", "version": "2016-11-30",
-                "creationTimestamp": "1514944800000", "fileFormat": "CSV", "fileSchema": schema, "files": files}
+    document = {
+        "sourceBucket": data,
+        "destinationBucket": f"arn:aws:s3:::{inventory}",
+        "version": "2016-11-30",
+        "creationTimestamp": "1514944800000",
+        "fileFormat": "CSV",
+        "fileSchema": schema,
+        "files": files,
+    }
     etag = local.s3.put_object(Bucket=inventory, Key="inv/manifest.json", Body=json.dumps(document).encode())["ETag"]
-    manifest = {"Spec": {"Format": "S3InventoryReport_CSV_20161130"},
-                "Location": {"ObjectArn": f"arn:aws:s3:::{inventory}/inv/manifest.json", "ETag": etag.strip('"')}}
+    manifest = {
+        "Spec": {"Format": "S3InventoryReport_CSV_20161130"},
+        "Location": {"ObjectArn": f"arn:aws:s3:::{inventory}/inv/manifest.json", "ETag": etag.strip('"')},
+    }
 
     job_id = local.create(manifest, reports)
     local.batch.run_until_idle()
@@ -542,8 +621,7 @@ def test_a_manifest_that_is_not_the_one_named_or_cannot_be_read_fails_the_job(lo
     wrong_etag = {**manifest, "Location": {**manifest["Location"], "ETag": '"0123456789abcdef0123456789abcdef"'}}
     missing = {**manifest, "Location": {"ObjectArn": f"arn:aws:s3:::{data}/nothing.csv", "ETag": "abc"}}
     malformed = local.manifest(data, [f"{data},a,extra-column"], "malformed.csv")
-    jobs = {name: local.create(value, reports) for name, value in
-            (("etag", wrong_etag), ("missing", missing), ("malformed", malformed))}
+    jobs = {name: local.create(value, reports) for name, value in (("etag", wrong_etag), ("missing", missing), ("malformed", malformed))}
 
     local.batch.run_until_idle()
 
@@ -592,11 +670,20 @@ def test_job_events_and_the_restores_events_reach_queues_through_eventbridge_rul
 
     received = drain(job_queue)
     assert [(e["detail"]["eventName"], e["detail"]["serviceEventDetails"]["status"]) for e in received] == [
-        ("JobCreated", "New"), ("JobStatusChanged", "Preparing"), ("JobStatusChanged", "Ready"), ("JobStatusChanged", "Active"),
-        ("JobStatusChanged", "Completing"), ("JobStatusChanged", "Complete")]
+        ("JobCreated", "New"),
+        ("JobStatusChanged", "Preparing"),
+        ("JobStatusChanged", "Ready"),
+        ("JobStatusChanged", "Active"),
+        ("JobStatusChanged", "Completing"),
+        ("JobStatusChanged", "Complete"),
+    ]
     event = received[-1]
     assert (event["source"], event["detail-type"], event["account"], event["region"]) == (
-        "aws.s3", "AWS Service Event via CloudTrail", ACCOUNT, REGION)
+        "aws.s3",
+        "AWS Service Event via CloudTrail",
+        ACCOUNT,
+        REGION,
+    )
     assert event["time"].endswith("Z") and event["detail"]["eventSource"] == "s3.amazonaws.com"
     details = event["detail"]["serviceEventDetails"]
     assert details["jobId"] == job_id and details["jobArn"] == local.describe(job_id)["JobArn"]
@@ -604,7 +691,9 @@ def test_job_events_and_the_restores_events_reach_queues_through_eventbridge_rul
     assert len({e["detail"]["serviceEventDetails"]["jobEventId"] for e in received}) == len(received)
     restores = drain(restore_queue)
     assert [(e["detail-type"], e["detail"]["object"]["key"]) for e in restores] == [
-        ("Object Restore Initiated", "cold file"), ("Object Restore Completed", "cold file")]
+        ("Object Restore Initiated", "cold file"),
+        ("Object Restore Completed", "cold file"),
+    ]
 
 
 def test_a_failed_job_s_events_carry_its_failure_codes(local: Local) -> None:
@@ -612,12 +701,20 @@ def test_a_failed_job_s_events_carry_its_failure_codes(local: Local) -> None:
     url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     rule = f"r-{uuid.uuid4().hex[:8]}"
-    events.put_rule(Name=rule, EventPattern=json.dumps({**CLOUDTRAIL_PATTERN, "detail": {"eventName": ["JobStatusChanged"],
-                                                                                          "serviceEventDetails": {"status": ["Failed"]}}}))
+    events.put_rule(
+        Name=rule,
+        EventPattern=json.dumps(
+            {**CLOUDTRAIL_PATTERN, "detail": {"eventName": ["JobStatusChanged"], "serviceEventDetails": {"status": ["Failed"]}}}
+        ),
+    )
     events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
     data = local.bucket("data")
-    job_id = local.create({"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                           "Location": {"ObjectArn": f"arn:aws:s3:::{data}/none.csv", "ETag": "x"}})
+    job_id = local.create(
+        {
+            "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+            "Location": {"ObjectArn": f"arn:aws:s3:::{data}/none.csv", "ETag": "x"},
+        }
+    )
 
     local.batch.run_until_idle()
 
@@ -641,8 +738,10 @@ def test_describe_and_list_cost_the_same_whatever_the_job_s_size(local: Local) -
     large = local.create(local.manifest(data, [f"{data},{key}" for key in keys], "large.csv"))
 
     def cost(method: str, path: str, region: str) -> int:
-        headers = {"x-amz-account-id": ACCOUNT,
-                   "authorization": f"AWS4-HMAC-SHA256 Credential=testing/20261203/{region}/s3/aws4_request, SignedHeaders=host, Signature=x"}
+        headers = {
+            "x-amz-account-id": ACCOUNT,
+            "authorization": f"AWS4-HMAC-SHA256 Credential=testing/20261203/{region}/s3/aws4_request, SignedHeaders=host, Signature=x",
+        }
         calls = [0]
 
         def count(frame: Any, event: str, arg: Any) -> None:
@@ -659,8 +758,12 @@ def test_describe_and_list_cost_the_same_whatever_the_job_s_size(local: Local) -
         return calls[0]
 
     def costs() -> tuple[int, int, int, int]:
-        return (cost("GET", f"/v20180820/jobs/{small}", "us-west-2"), cost("GET", f"/v20180820/jobs/{large}", REGION),
-                cost("GET", "/v20180820/jobs", "us-west-2"), cost("GET", "/v20180820/jobs", REGION))
+        return (
+            cost("GET", f"/v20180820/jobs/{small}", "us-west-2"),
+            cost("GET", f"/v20180820/jobs/{large}", REGION),
+            cost("GET", "/v20180820/jobs", "us-west-2"),
+            cost("GET", "/v20180820/jobs", REGION),
+        )
 
     for _ in range(3):
         local.batch.tick(max_tasks=0)
@@ -695,10 +798,17 @@ def test_clients_inside_mock_aws_reach_it_without_an_endpoint(aws: None) -> None
         s3.put_object(Bucket="data", Key="cold", Body=b"x", StorageClass="GLACIER")
         etag = s3.put_object(Bucket="data", Key="m.csv", Body=b"data,cold\n")["ETag"]
         job_id = control.create_job(
-            AccountId=ACCOUNT, ConfirmationRequired=False, Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1}},
-            Report={"Enabled": False}, Priority=1, RoleArn=ROLE,
-            Manifest={"Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
-                      "Location": {"ObjectArn": "arn:aws:s3:::data/m.csv", "ETag": etag}})["JobId"]
+            AccountId=ACCOUNT,
+            ConfirmationRequired=False,
+            Operation={"S3InitiateRestoreObject": {"ExpirationInDays": 1}},
+            Report={"Enabled": False},
+            Priority=1,
+            RoleArn=ROLE,
+            Manifest={
+                "Spec": {"Format": "S3BatchOperations_CSV_20180820", "Fields": ["Bucket", "Key"]},
+                "Location": {"ObjectArn": "arn:aws:s3:::data/m.csv", "ETag": etag},
+            },
+        )["JobId"]
 
         batch.run_until_idle()
 

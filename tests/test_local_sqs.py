@@ -12,7 +12,6 @@ import pytest
 from moto import mock_aws
 
 from bulk_restore_cli.local import sqs as sqs_layer
-
 from support.counting import counting
 
 REGION = "us-east-1"
@@ -35,8 +34,10 @@ def scenario(sqs: Any) -> list[Any]:
     seen: list[Any] = []
     dlq = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    work = sqs.create_queue(QueueName="work", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}), "VisibilityTimeout": "30"})["QueueUrl"]
+    work = sqs.create_queue(
+        QueueName="work",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}), "VisibilityTimeout": "30"},
+    )["QueueUrl"]
     fifo = sqs.create_queue(QueueName="plan.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
 
     def counts(url: str) -> dict[str, str]:
@@ -49,7 +50,9 @@ def scenario(sqs: Any) -> list[Any]:
     first = sqs.receive_message(QueueUrl=work, MaxNumberOfMessages=10)["Messages"]
     seen.append(sorted(m["Body"] for m in first))
     seen.append(counts(work))
-    deleted = sqs.delete_message_batch(QueueUrl=work, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:6])])
+    deleted = sqs.delete_message_batch(
+        QueueUrl=work, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first[:6])]
+    )
     seen.append((len(deleted["Successful"]), deleted.get("Failed", [])))
     # a handle deleted twice is fine; a made-up one is refused
     sqs.delete_message(QueueUrl=work, ReceiptHandle=first[0]["ReceiptHandle"])
@@ -78,12 +81,17 @@ def scenario(sqs: Any) -> list[Any]:
     seen.append(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10).get("Messages", []))
     sqs.delete_message(QueueUrl=fifo, ReceiptHandle=got[0]["ReceiptHandle"])
     seen.append(counts(fifo))
-    seen.append(sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["ApproximateNumberOfMessages", "MessageRetentionPeriod"])["Attributes"])
+    seen.append(
+        sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["ApproximateNumberOfMessages", "MessageRetentionPeriod"])["Attributes"]
+    )
     # message attributes: a receive's filter shapes what it hands out, never the stored message;
     # a delayed message is not handed out
     tagged = sqs.create_queue(QueueName="tagged")["QueueUrl"]
-    sqs.send_message(QueueUrl=tagged, MessageBody="t", MessageAttributes={
-        "Custom.a": {"DataType": "String", "StringValue": "1"}, "other": {"DataType": "Number", "StringValue": "2"}})
+    sqs.send_message(
+        QueueUrl=tagged,
+        MessageBody="t",
+        MessageAttributes={"Custom.a": {"DataType": "String", "StringValue": "1"}, "other": {"DataType": "Number", "StringValue": "2"}},
+    )
     sqs.send_message(QueueUrl=tagged, MessageBody="later", DelaySeconds=60)
     for names in (["Custom.*"], ["All"], []):
         got = sqs.receive_message(QueueUrl=tagged, MaxNumberOfMessages=10, VisibilityTimeout=0, MessageAttributeNames=names)["Messages"]
@@ -110,13 +118,16 @@ def test_receiving_and_deleting_a_batch_looks_at_the_batch_not_the_queue() -> No
         # When a batch of 10 is received and deleted
         with counting(Message, "visible") as looked_at, counting(Message, "had_receipt_handle") as walked:
             batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            )
         # Then about ten messages were looked at, not 5,000 (moto alone looks at each many times), and no delete walked the queue
         assert len(batch) == 10
         assert looked_at[0] <= 40, looked_at[0]
         assert walked[0] == 0
         assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
-            "ApproximateNumberOfMessages": "4990"}
+            "ApproximateNumberOfMessages": "4990"
+        }
 
 
 def test_a_send_does_not_count_the_queue() -> None:
@@ -124,7 +135,7 @@ def test_a_send_does_not_count_the_queue() -> None:
 
     with sqs_client(layer=True) as sqs:
         url = sqs.create_queue(QueueName="q")["QueueUrl"]
-        for start in range(0, 1000, 10):
+        for _start in range(0, 1000, 10):
             sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(10)])
         with counting(Queue, "approximate_number_of_messages") as counted:
             sqs.send_message(QueueUrl=url, MessageBody="one more")
@@ -181,12 +192,18 @@ def _received(sqs: Any) -> list[Any]:
     url = sqs.create_queue(QueueName="answers", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
     fifo = sqs.create_queue(QueueName="answers.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
     answers: list[Any] = [sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)]  # an empty queue
-    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": json.dumps({"n": i, "text": "é \"quoted\" \u2028"})}
-                                                  for i in range(3)])
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": json.dumps({"n": i, "text": 'é "quoted" \u2028'})} for i in range(3)]
+    )
     sqs.send_message(QueueUrl=fifo, MessageBody="in a group", MessageGroupId="g")
-    variants: list[dict[str, Any]] = [{}, {"AttributeNames": ["All"]}, {"AttributeNames": ["SentTimestamp", "ApproximateReceiveCount"]},
-                                      {"MessageSystemAttributeNames": ["SenderId"]}, {"AttributeNames": ["MessageGroupId"]},
-                                      {"AttributeNames": ["All"], "MessageAttributeNames": ["All"]}]
+    variants: list[dict[str, Any]] = [
+        {},
+        {"AttributeNames": ["All"]},
+        {"AttributeNames": ["SentTimestamp", "ApproximateReceiveCount"]},
+        {"MessageSystemAttributeNames": ["SenderId"]},
+        {"AttributeNames": ["MessageGroupId"]},
+        {"AttributeNames": ["All"], "MessageAttributeNames": ["All"]},
+    ]
     for variant in variants:
         answers.append(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, **variant))
     answers.append(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10, AttributeNames=["All"]))
@@ -259,7 +276,9 @@ def _in_flight_groups(sqs: Any) -> list[Any]:
     fair = sqs.create_queue(QueueName="fair", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
     fifo = sqs.create_queue(QueueName="groups.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
     sqs.send_message_batch(QueueUrl=plain, Entries=[{"Id": str(i), "MessageBody": f"p{i}"} for i in range(10)])
-    sqs.send_message_batch(QueueUrl=fair, Entries=[{"Id": str(i), "MessageBody": f"f{i}", "MessageGroupId": f"tenant{i % 3}"} for i in range(10)])
+    sqs.send_message_batch(
+        QueueUrl=fair, Entries=[{"Id": str(i), "MessageBody": f"f{i}", "MessageGroupId": f"tenant{i % 3}"} for i in range(10)]
+    )
     sqs.send_message_batch(QueueUrl=fifo, Entries=[{"Id": str(i), "MessageBody": f"q{i}", "MessageGroupId": f"g{i % 2}"} for i in range(4)])
     seen = []
     for url, name in ((plain, "plain"), (fair, "fair"), (fifo, "groups.fifo")):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulk_restore.domain.manifest import (
@@ -45,6 +46,7 @@ def error_of(line: bytes | str) -> str:
 
 # ---- lines -------------------------------------------------------------------------------------
 
+
 def test_lf_and_crlf_manifests_give_the_same_rows() -> None:
     rows = ["bkt-1,a.txt", "bkt-1,b%20c.txt,v1", "bkt-1,d.txt"]
     lf = entries(("\n".join(rows) + "\n").encode())
@@ -56,13 +58,13 @@ def test_lf_and_crlf_manifests_give_the_same_rows() -> None:
 def test_a_last_line_without_line_end_is_read_and_ends_at_the_end_of_the_file() -> None:
     data = b"bkt-1,a\nbkt-1,b"
     lines = list(iter_lines([data]))
-    assert [(l.number, l.data, l.end_offset) for l in lines] == [(1, b"bkt-1,a", 8), (2, b"bkt-1,b", len(data))]
+    assert [(line.number, line.data, line.end_offset) for line in lines] == [(1, b"bkt-1,a", 8), (2, b"bkt-1,b", len(data))]
 
 
 def test_a_byte_order_mark_is_skipped_but_counted_in_the_offsets() -> None:
     data = BOM + b"bkt-1,a.txt\r\nbkt-1,b.txt\r\n"
     lines = list(iter_lines([data]))
-    assert [l.data for l in lines] == [b"bkt-1,a.txt", b"bkt-1,b.txt"]
+    assert [line.data for line in lines] == [b"bkt-1,a.txt", b"bkt-1,b.txt"]
     assert lines[0].end_offset == len(BOM) + len(b"bkt-1,a.txt\r\n")
     assert lines[-1].end_offset == len(data)
 
@@ -80,6 +82,7 @@ def test_blank_and_whitespace_lines_are_no_rows_but_keep_their_line_numbers() ->
 
 
 # ---- fields ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("line", "key"),
@@ -151,12 +154,13 @@ def test_an_unterminated_quote_is_a_line_error() -> None:
     assert "CSV" in error_of('bkt-1,"open')
 
 
-@pytest.mark.parametrize("key", ["red flower.jpg", "a+b.txt", "100%", "日本/ü, \"q\".bin", "x" * 1024, "dir/"])
+@pytest.mark.parametrize("key", ["red flower.jpg", "a+b.txt", "100%", '日本/ü, "q".bin', "x" * 1024, "dir/"])
 def test_encode_key_is_the_inverse_of_the_parser(key: str) -> None:
     assert key_of("bkt-1," + encode_key(key)) == key
 
 
 # ---- over-long lines ---------------------------------------------------------------------------
+
 
 def test_a_line_longer_than_the_limit_is_flagged_and_truncated() -> None:
     data = b"bkt-1," + b"k" * MAX_LINE_BYTES + b"\nbkt-1,next\n"
@@ -205,18 +209,19 @@ def test_an_over_long_last_line_without_line_end_ends_at_the_end_of_the_file_wha
 
 # ---- any block split, any resume point ---------------------------------------------------------
 
+
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def as_tuples(lines: object) -> list[tuple[int, bytes, int, bool]]:
-    return [(l.number, l.data, l.end_offset, l.too_long) for l in lines]  # type: ignore[attr-defined]
+    return [(line.number, line.data, line.end_offset, line.too_long) for line in lines]  # type: ignore[attr-defined]
 
 
 line_text = st.one_of(
-    st.text(alphabet=st.sampled_from(list('ab,"% +\r') + ["ü", "日"]), max_size=12).map(lambda s: s.encode("utf-8")),
+    st.text(alphabet=st.sampled_from([*list('ab,"% +\r'), "ü", "日"]), max_size=12).map(lambda s: s.encode("utf-8")),
     st.integers(MAX_LINE_BYTES - 3, MAX_LINE_BYTES + 3).map(lambda n: b"z" * n),  # around the line limit
 )
 
@@ -225,7 +230,7 @@ line_text = st.one_of(
 def manifests(draw: st.DrawFn) -> bytes:
     lines = draw(st.lists(line_text, max_size=8))
     ends = draw(st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=len(lines), max_size=len(lines)))
-    body = b"".join(l + e for l, e in zip(lines, ends))
+    body = b"".join(text + end for text, end in zip(lines, ends, strict=True))
     if lines and draw(st.booleans()):
         body = body[: -len(ends[-1])]  # no line end after the last line
     return (BOM if draw(st.booleans()) else b"") + body
@@ -261,6 +266,7 @@ def test_a_line_of_exactly_the_limit_ending_in_crlf_is_not_too_long_whatever_the
 
 # ---- sniff: is this a manifest at all? ---------------------------------------------------------
 
+
 def test_sniff_accepts_a_manifest_whose_first_row_is_valid() -> None:
     assert sniff(BOM + b"\r\n\r\nbkt-1,a%20b.txt\r\n", complete=True) is None
 
@@ -292,18 +298,42 @@ def test_sniff_refuses_a_sample_that_is_one_over_long_line() -> None:
 
 # ---- a header row on line 1 --------------------------------------------------------------------
 
-@pytest.mark.parametrize("line", [
-    "bucket,key", "Bucket,Key", "BUCKET,KEY", '"bucket","key"', "bucket, key", " Bucket , Key ",
-    "bucket,key,versionId", "Bucket,Key,VersionId", "bucket,key,version_id", '"Bucket","Key","VersionId"',
-])
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "bucket,key",
+        "Bucket,Key",
+        "BUCKET,KEY",
+        '"bucket","key"',
+        "bucket, key",
+        " Bucket , Key ",
+        "bucket,key,versionId",
+        "Bucket,Key,VersionId",
+        "bucket,key,version_id",
+        '"Bucket","Key","VersionId"',
+    ],
+)
 def test_line_1_naming_the_columns_is_a_header(line: str) -> None:
     assert header_row(1, line.encode()) == line.strip()
 
 
-@pytest.mark.parametrize("line", [
-    "bkt-1,key", "bucket,keys", "bucket", "key,bucket", "bucket,key,version", "bucket,key,versionId,extra",
-    "bucket,photo.jpg", "Name,Path", "bucket,key%20x", '"bucket,key"', "",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "bkt-1,key",
+        "bucket,keys",
+        "bucket",
+        "key,bucket",
+        "bucket,key,version",
+        "bucket,key,versionId,extra",
+        "bucket,photo.jpg",
+        "Name,Path",
+        "bucket,key%20x",
+        '"bucket,key"',
+        "",
+    ],
+)
 def test_other_words_on_line_1_are_no_header(line: str) -> None:
     assert header_row(1, line.encode()) is None
 
@@ -333,6 +363,7 @@ def test_sniff_refuses_a_manifest_that_is_only_a_header() -> None:
 
 
 # ---- counting a whole manifest's objects -------------------------------------------------------
+
 
 def test_count_objects_counts_each_object_once_and_each_bad_line() -> None:
     data = b"bucket,key\nbkt-1,a\n\nbkt-1,b\nbkt-1,a\nBad_Bucket,x\nbkt-1,c,v1\nbkt-1,%61\n" + b"k" * (MAX_LINE_BYTES + 1) + b"\n"

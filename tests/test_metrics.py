@@ -19,7 +19,6 @@ import pytest
 from bulk_restore.adapters.metrics import DEFAULT_NAMESPACE, EmfMetrics, powertools_metrics
 from bulk_restore.domain.model import ObjectId, ObjectState
 from bulk_restore.usecases.metrics import count_recorded
-
 from support import samples
 from support.api import call_api
 from support.faults import Throttle
@@ -37,7 +36,7 @@ class Emitted:
         self.capsys = capsys
         self.lines: list[dict[str, Any]] = []
 
-    def read(self) -> "Emitted":
+    def read(self) -> Emitted:
         for text in self.capsys.readouterr().out.splitlines():
             if text.startswith("{") and '"_aws"' in text:
                 self.lines.append(json.loads(text))
@@ -79,8 +78,12 @@ def archived_job(stack: Stack, n: int, prefix: str = "m") -> tuple[str, list[Obj
     for i, obj in enumerate(objects):
         stack.put_archived(obj.key, storage_class=("GLACIER", "DEEP_ARCHIVE")[i % 2])
     stack.put_archived(f"{prefix}/readable.txt", storage_class="STANDARD")
-    rows: list[ObjectId | str] = [*objects, ObjectId(DATA_BUCKET, f"{prefix}/readable.txt"), ObjectId(DATA_BUCKET, f"{prefix}/missing.bin"),
-                                  "just-one-column"]
+    rows: list[ObjectId | str] = [
+        *objects,
+        ObjectId(DATA_BUCKET, f"{prefix}/readable.txt"),
+        ObjectId(DATA_BUCKET, f"{prefix}/missing.bin"),
+        "just-one-column",
+    ]
     job_id = stack.create_job(*stack.put_manifest(rows, key=f"{prefix}.csv"))["BulkJobId"]
     return job_id, objects
 
@@ -124,8 +127,9 @@ def test_duplicate_deliveries_count_nothing_twice_and_the_end_once(stack: Stack,
     lines = [f"{DATA_BUCKET},{o.key}" for o in objects[:6]] + [""] * 92 + [f"{DATA_BUCKET},{o.key}" for o in objects[6:]]
     job_id = stack.create_job(*stack.put_manifest(lines, key="dup.csv"))["BulkJobId"]
     # When every chunk is delivered twice and every completion event three times, in a shuffled order
-    stack.settle_delivering(chunks=lambda b: rng.sample(copies(2)(b), 2 * len(b)),
-                            completions=lambda b: rng.sample(copies(3)(b), 3 * len(b)))
+    stack.settle_delivering(
+        chunks=lambda b: rng.sample(copies(2)(b), 2 * len(b)), completions=lambda b: rng.sample(copies(3)(b), 3 * len(b))
+    )
     stack.sweep_until_quiet()
     assert terminal_status(job_id) == "Complete"
     # Then each object was counted requested once and completed once, and the job's end once
@@ -254,16 +258,25 @@ def test_a_chunk_s_objects_are_counted_by_the_state_they_were_recorded_in() -> N
     count_recorded(port, states)
     # Then one value per metric: restoring and already-restored objects were requested, a restored copy
     # is completed at once, and objects never requested (CANCELLED) are not counted
-    assert sorted(port.added) == sorted([("RestoresRequested", 4, {}), ("RestoresCompleted", 1, {}), ("RestoresFailed", 1, {}),
-                                         ("RestoresSkipped", 1, {})])
+    assert sorted(port.added) == sorted(
+        [("RestoresRequested", 4, {}), ("RestoresCompleted", 1, {}), ("RestoresFailed", 1, {}), ("RestoresSkipped", 1, {})]
+    )
 
 
 def quiet_event(handler_path: str) -> dict[str, Any]:
     """An event the function handles without work: a route of no API, an empty batch, a scheduled run."""
     if handler_path.endswith("api.handler"):
-        return {"httpMethod": "GET", "path": "/no-such-route", "resource": "/no-such-route", "headers": {}, "body": None,
-                "requestContext": {"path": "/prod/no-such-route", "stage": "prod"}, "queryStringParameters": None,
-                "pathParameters": None, "isBase64Encoded": False}
+        return {
+            "httpMethod": "GET",
+            "path": "/no-such-route",
+            "resource": "/no-such-route",
+            "headers": {},
+            "body": None,
+            "requestContext": {"path": "/prod/no-such-route", "stage": "prod"},
+            "queryStringParameters": None,
+            "pathParameters": None,
+            "isBase64Encoded": False,
+        }
     if handler_path.endswith("sweeper.handler"):
         return samples.scheduled_event()
     # a message of a job that does not exist: the restore worker drops it; this stack moves no vaults, so
@@ -281,7 +294,8 @@ def template_handlers() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("function", "handler_path"), template_handlers())
 def test_every_function_flushes_its_metrics_at_the_end_of_each_invocation_and_is_traced_only_in_lambda(
-        stack: Stack, emitted: Emitted, function: str, handler_path: str) -> None:
+    stack: Stack, emitted: Emitted, function: str, handler_path: str
+) -> None:
     import importlib
 
     from bulk_restore.handlers import tracer
@@ -295,7 +309,7 @@ def test_every_function_flushes_its_metrics_at_the_end_of_each_invocation_and_is
     # When the function is invoked (an invocation that fails included)
     try:
         handler(quiet_event(handler_path), LambdaContext(function, 60))
-    except Exception:  # noqa: BLE001
+    except Exception:
         assert function == "TransferFunction"
     # Then they were written at its end, as one EMF line
     assert emitted.total("RestoresThrottled") == 2

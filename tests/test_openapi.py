@@ -15,9 +15,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from bulk_restore import openapi
 from bulk_restore.handlers import rest
-from bulk_restore_cli.local.template import load_template
 from bulk_restore.usecases.jobs import CreateJobRequest
-
+from bulk_restore_cli.local.template import load_template
 from support.api import call_api
 from support.stack import Stack
 from test_handlers import archived, assert_error
@@ -39,7 +38,8 @@ def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 def test_the_committed_openapi_json_is_what_the_code_generates() -> None:
     assert COMMITTED.exists(), "openapi.json is missing: run `make openapi` and commit it"
     assert COMMITTED.read_text(encoding="utf-8") == openapi.render(), (
-        "openapi.json differs from the API document the code generates: run `make openapi` and commit it")
+        "openapi.json differs from the API document the code generates: run `make openapi` and commit it"
+    )
 
 
 def test_the_check_mode_fails_on_a_stale_file_and_says_to_run_make_openapi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +75,11 @@ def test_every_field_of_the_create_job_request_is_documented_with_its_meaning(do
 
 def test_the_api_key_is_required_everywhere_and_the_idempotency_key_header_is_documented(document: dict[str, Any]) -> None:
     assert document["components"]["securitySchemes"]["ApiKey"] == {
-        **document["components"]["securitySchemes"]["ApiKey"], "type": "apiKey", "in": "header", "name": "x-api-key"}
+        **document["components"]["securitySchemes"]["ApiKey"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+    }
     assert document["security"] == [{"ApiKey": []}]
     assert all("security" not in op for op in operations(document).values())  # no route overrides it
     (header,) = [p for p in operations(document)[("POST", "/create-job")]["parameters"] if p["in"] == "header"]

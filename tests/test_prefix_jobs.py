@@ -34,7 +34,7 @@ def test_a_prefix_job_restores_what_is_archived_under_it_once_each_across_steps_
     assert ledger.status == "Complete"
     states = Counter(record["state"] for record in ledger.objects)
     assert states == Counter({"RESTORED": len(archived), "SKIPPED": 1})
-    assert ledger.objects_named() == Counter({(DATA_BUCKET, key, None): 1 for key in archived + ["photos/readme.txt"]})
+    assert ledger.objects_named() == Counter({(DATA_BUCKET, key, None): 1 for key in [*archived, "photos/readme.txt"]})
     assert_counters_match(ledger)
     assert_one_terminal_event(stack.events_of(job_id), job_id)
 
@@ -44,7 +44,9 @@ def test_storage_classes_and_versions_narrow_a_prefix(stack: Stack, emulator) ->
     old = stack.put_archived("v/doc.bin")
     new = stack.put_archived("v/doc.bin")
     stack.put_archived("v/deep.bin", storage_class="DEEP_ARCHIVE")
-    only_deep = stack.create_job(None, None, source={"bucket": DATA_BUCKET, "prefix": "v/", "storage_classes": ["deep_archive"]})["BulkJobId"]
+    only_deep = stack.create_job(None, None, source={"bucket": DATA_BUCKET, "prefix": "v/", "storage_classes": ["deep_archive"]})[
+        "BulkJobId"
+    ]
     every = stack.create_job(None, None, source={"bucket": DATA_BUCKET, "prefix": "v/", "include_versions": True})["BulkJobId"]
     stack.settle()
     deep = {(r["key"], r["state"]) for r in JobLedger.read(stack, only_deep).objects}
@@ -53,13 +55,16 @@ def test_storage_classes_and_versions_narrow_a_prefix(stack: Stack, emulator) ->
     assert {(k, v) for k, v, s in versions if s == "RESTORED" and k == "v/doc.bin"} == {("v/doc.bin", old), ("v/doc.bin", new)}
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"bucket": "manifests-bkt", "key": "m.csv", "source": {"bucket": DATA_BUCKET}}, 400, "not both"),
-    ({"tier": "BULK"}, 400, "or give source, a bucket and prefix"),
-    ({"source": {"bucket": "no-such-bucket-here"}}, 422, "does not exist"),
-    ({"source": {"bucket": DATA_BUCKET, "storage_classes": ["STANDARD"]}}, 400, "storage_classes"),
-    ({"source": {"bucket": DATA_BUCKET, "prefixx": "a/"}}, 400, "prefixx"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"bucket": "manifests-bkt", "key": "m.csv", "source": {"bucket": DATA_BUCKET}}, 400, "not both"),
+        ({"tier": "BULK"}, 400, "or give source, a bucket and prefix"),
+        ({"source": {"bucket": "no-such-bucket-here"}}, 422, "does not exist"),
+        ({"source": {"bucket": DATA_BUCKET, "storage_classes": ["STANDARD"]}}, 400, "storage_classes"),
+        ({"source": {"bucket": DATA_BUCKET, "prefixx": "a/"}}, 400, "prefixx"),
+    ],
+)
 def test_a_bad_source_is_refused_saying_what_to_fix(stack: Stack, body: dict, status: int, says: str) -> None:
     answer, error = call_api("POST", "/create-job", body)
     assert answer == status, error

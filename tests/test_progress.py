@@ -11,9 +11,18 @@ from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, Plann
 from bulk_restore.domain.progress import Decision, build_message, decide, event_id, progress_percent
 
 
-def job(*, planned: bool = True, chunks: int = 1, last_step: int = 0, step: int = 10,
-        status: JobStatus = JobStatus.RESTORING, tag: str = "finance", issued: bool = True,
-        end_pending: bool = False, stopped: bool = False) -> RestoreJob:
+def job(
+    *,
+    planned: bool = True,
+    chunks: int = 1,
+    last_step: int = 0,
+    step: int = 10,
+    status: JobStatus = JobStatus.RESTORING,
+    tag: str = "finance",
+    issued: bool = True,
+    end_pending: bool = False,
+    stopped: bool = False,
+) -> RestoreJob:
     return RestoreJob(
         job_id="6f1d3a52-8c1e-4b7a-9d1e-3c2b1a0f9e87",
         tier=Tier.BULK,
@@ -35,6 +44,7 @@ def counts(total: int = 100, restoring: int = 0, restored: int = 0, skipped: int
 
 # ---- progress_percent --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("c", "planned", "percent"),
     [
@@ -55,6 +65,7 @@ def test_progress_never_shows_100_while_an_object_is_restoring() -> None:
 
 
 # ---- decide ------------------------------------------------------------------------------------
+
 
 def test_a_planned_job_with_every_chunk_accounted_and_nothing_restoring_completes() -> None:
     assert decide(job(), counts(total=4, restored=2, skipped=1, failed=1)) == Decision(terminal=JobStatus.COMPLETE)
@@ -128,6 +139,7 @@ def test_below_the_first_step_nothing_is_announced() -> None:
 
 
 # ---- events ------------------------------------------------------------------------------------
+
 
 def test_event_ids_are_stable_per_job_and_kind() -> None:
     a = event_id("job-1", "terminal")

@@ -14,11 +14,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bulk_restore_cli.demo import free_port
-from bulk_restore_cli.local.provision import provision
 from bulk_restore.settings import Settings
 from bulk_restore.usecases.jobs import CreateJobRequest
 from bulk_restore.wiring import build_services
+from bulk_restore_cli.demo import free_port
+from bulk_restore_cli.local.provision import provision
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 BUCKET = "pool-archive"

@@ -12,7 +12,6 @@ from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.domain.errors import BucketNotAllowed, ManifestLocationNotAllowed
 from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectState, Tier
 from bulk_restore_cli.local.template import load_template
-
 from support import samples
 from support.api import call_api
 from support.faults import CallTracer
@@ -24,6 +23,7 @@ OTHER = "other-bkt"
 
 
 # ---- manifests come from the manifest buckets only -------------------------------------------------------
+
 
 def test_a_file_outside_the_manifest_bucket_is_refused_without_a_single_s3_call(stack: Stack) -> None:
     # Given a private file in a bucket the functions may read, which is no manifest at all
@@ -45,10 +45,13 @@ def test_the_planner_never_reads_a_manifest_outside_the_manifest_buckets(stack: 
     stack.put_archived("x.bin")
     job_id = stack.create_job(*stack.put_manifest([ObjectId(DATA_BUCKET, "x.bin")]))["BulkJobId"]
     stack.s3.put_object(Bucket=DATA_BUCKET, Key="secret.csv", Body=f"{DATA_BUCKET},x.bin\n".encode())
-    stack.ddb.update_item(TableName=stack.table_name, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
-                          UpdateExpression="SET manifest.#b = :b, manifest.#k = :k",
-                          ExpressionAttributeNames={"#b": "bucket", "#k": "key"},
-                          ExpressionAttributeValues={":b": {"S": DATA_BUCKET}, ":k": {"S": "secret.csv"}})
+    stack.ddb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET manifest.#b = :b, manifest.#k = :k",
+        ExpressionAttributeNames={"#b": "bucket", "#k": "key"},
+        ExpressionAttributeValues={":b": {"S": DATA_BUCKET}, ":k": {"S": "secret.csv"}},
+    )
     tracer = CallTracer().install(stack.services())
     # When it is planned
     stack.settle()
@@ -82,6 +85,7 @@ def test_the_gateway_refuses_manifests_elsewhere_before_any_request() -> None:
 
 # ---- source objects only in AllowedBuckets -----------------------------------------------------------------
 
+
 def test_the_gateway_never_sends_a_restore_head_or_notification_change_outside_the_allow_list() -> None:
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     sent: list[str] = []
@@ -107,8 +111,12 @@ def test_nothing_a_job_does_touches_a_bucket_outside_the_allow_list(stack: Stack
     for shape in ("s3", "eventbridge"):
         stack.send(stack.completion_queue_url, samples.completion(shape, OTHER, "no.bin"))
     stack.drain()
-    stack.ddb.update_item(TableName=stack.table_name, Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
-                          UpdateExpression="SET created_at = :old", ExpressionAttributeValues={":old": {"S": "2020-01-01T00:00:00.000000Z"}})
+    stack.ddb.update_item(
+        TableName=stack.table_name,
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET created_at = :old",
+        ExpressionAttributeValues={":old": {"S": "2020-01-01T00:00:00.000000Z"}},
+    )
     stack.sweep_until_quiet()
     # Then no call of any function ever named the other bucket
     assert [c.operation for c in tracer.calls if c.params.get("Bucket") == OTHER] == []
@@ -116,6 +124,7 @@ def test_nothing_a_job_does_touches_a_bucket_outside_the_allow_list(stack: Stack
 
 
 # ---- the same in IAM ---------------------------------------------------------------------------------------
+
 
 def statement(template: dict[str, Any], function: str, sid: str) -> dict[str, Any]:
     policies = functions(template)[function]["Properties"]["Policies"]
@@ -158,7 +167,11 @@ def test_the_manifest_bucket_is_private_encrypted_and_expires_its_objects() -> N
     template = load_template(TEMPLATE)
     bucket = template["Resources"]["ManifestBucket"]["Properties"]
     assert bucket["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
     (rule,) = bucket["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "ManifestRetentionDays"}

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from bulk_restore.settings import Settings
 from bulk_restore_cli.local.apigw import TEMPLATE_VARIABLES
 from bulk_restore_cli.local.template import load_template
-from bulk_restore.settings import Settings
 
 pytestmark = pytest.mark.template
 
@@ -32,15 +32,31 @@ TEMPLATE = ROOT / "template.yaml"
 # Variables the functions cannot do without on AWS: the stack's own resources (the settings'
 # defaults name none of them) and the values the template's parameters choose.
 REQUIRED_SETTINGS_VARIABLES = {
-    "TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN",
-    "PROGRESS_STEP_PERCENT", "RESTORE_CONCURRENCY", "OBJECT_RETENTION_DAYS", "JOB_RETENTION_DAYS", "MANAGE_EVENTBRIDGE",
-    "ALLOWED_BUCKETS", "RESTORE_RATE_PER_SECOND", "EVENTS_QUEUE_ARN", "REPORT_BUCKET",
+    "TABLE_NAME",
+    "PLAN_QUEUE_URL",
+    "RESTORE_QUEUE_URL",
+    "TOPIC_ARN",
+    "PROGRESS_STEP_PERCENT",
+    "RESTORE_CONCURRENCY",
+    "OBJECT_RETENTION_DAYS",
+    "JOB_RETENTION_DAYS",
+    "MANAGE_EVENTBRIDGE",
+    "ALLOWED_BUCKETS",
+    "RESTORE_RATE_PER_SECOND",
+    "EVENTS_QUEUE_ARN",
+    "REPORT_BUCKET",
 }
 # Resources SAM generates from the template (RestApi with ApiKeyRequired and CreateUsagePlan).
 SAM_GENERATED_IDS = {"RestApiApiKey", "RestApiUsagePlan", "RestApiUsagePlanKey", "RestApiprodStage"}
 PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Partition", "AWS::Region", "AWS::StackName", "AWS::URLSuffix", "AWS::StackId", "AWS::NoValue"}
-EXPECTED_ROUTES = {("POST", "/create-job"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/objects"), ("POST", "/jobs/{job_id}/cancel"),
-                   ("GET", "/openapi.json")}
+EXPECTED_ROUTES = {
+    ("POST", "/create-job"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/{job_id}"),
+    ("GET", "/jobs/{job_id}/objects"),
+    ("POST", "/jobs/{job_id}/cancel"),
+    ("GET", "/openapi.json"),
+}
 
 
 # ---------------------------------------------------------------- loading
@@ -107,8 +123,12 @@ def settings_variables() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(Settings))
     (from_env,) = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "from_env"]
     for node in ast.walk(from_env):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(isinstance(t, ast.Name) and t.id == "names" for t in node.targets):
-            return {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(node.value.keys, node.value.values)}
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Dict)
+            and any(isinstance(t, ast.Name) and t.id == "names" for t in node.targets)
+        ):
+            return {ast.literal_eval(k): ast.literal_eval(v) for k, v in zip(node.value.keys, node.value.values, strict=True)}
     raise AssertionError("Settings.from_env has no `names` mapping")
 
 
@@ -179,7 +199,11 @@ def test_restore_workers_are_capped(template):
 
 def dead_letter_queue_ids(template: dict[str, Any]) -> set[str]:
     queues = resources_of(template, "AWS::SQS::Queue")
-    return {referenced_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    return {
+        referenced_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
 
 
 def test_every_queue_but_a_dead_letter_queue_redrives_to_one(template):
@@ -196,7 +220,9 @@ def test_every_queue_but_a_dead_letter_queue_redrives_to_one(template):
         assert redrive, f"{name} has no dead-letter queue"
         dlq = referenced_id(redrive["deadLetterTargetArn"])
         assert dlq in dlqs and dlq in queues
-        assert bool(queues[dlq]["Properties"].get("FifoQueue")) == bool(props.get("FifoQueue")), f"{name}: FIFO-ness of queue and DLQ differ"
+        assert bool(queues[dlq]["Properties"].get("FifoQueue")) == bool(props.get("FifoQueue")), (
+            f"{name}: FIFO-ness of queue and DLQ differ"
+        )
         assert 1 <= redrive["maxReceiveCount"] <= 10, name
 
 
@@ -209,7 +235,7 @@ def test_queue_visibility_timeout_is_six_times_its_consumer_timeout(template):
     queues = template["Resources"]
     sources = list(sqs_event_sources(template))
     assert sources
-    for fname, ename, props in sources:
+    for fname, _ename, props in sources:
         queue_id = referenced_id(props["Queue"])
         timeout = function_property(template, queues[fname], "Timeout")
         visibility = queues[queue_id]["Properties"].get("VisibilityTimeout", 30)
@@ -226,8 +252,9 @@ def test_completion_queue_accepts_eventbridge_rules_s3_and_the_vault_topic_only(
     by_service = {s["Principal"]["Service"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert set(by_service) == {"events.amazonaws.com", "s3.amazonaws.com", "sns.amazonaws.com"}
     assert by_service["sns.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "VaultNotificationTopic"}}}
-    assert by_service["events.amazonaws.com"]["Condition"] == {"ArnEquals": {"aws:SourceArn": [
-        {"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}, {"Fn::GetAtt": ["BatchJobStatusRule", "Arn"]}]}}
+    assert by_service["events.amazonaws.com"]["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": ["RestoreCompletedRule", "Arn"]}, {"Fn::GetAtt": ["BatchJobStatusRule", "Arn"]}]}
+    }
     assert by_service["s3.amazonaws.com"]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
@@ -258,8 +285,12 @@ def test_job_events_queue_receives_the_topic_in_the_sns_envelope_as_the_sample_s
 def test_the_report_bucket_is_private_encrypted_and_expires_reports(template):
     bucket = template["Resources"]["ReportBucket"]
     props = bucket["Properties"]
-    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
@@ -301,21 +332,61 @@ def function_actions(template: dict[str, Any], name: str) -> set[str]:
 def test_function_permissions_cover_what_their_code_calls(template):
     # Puts and updates inside TransactWriteItems are authorised as PutItem / UpdateItem; there
     # is no dynamodb:TransactWriteItems action.
-    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query", "s3:GetObject", "sqs:SendMessage"} <= function_actions(template, "ApiFunction")
-    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:GetObject", "s3:GetBucketNotification", "s3:PutBucketNotification", "sqs:SendMessage"} <= function_actions(template, "PlannerFunction")
-    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem", "s3:RestoreObject"} <= function_actions(template, "RestoreFunction")
+    assert {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "s3:GetObject",
+        "sqs:SendMessage",
+    } <= function_actions(template, "ApiFunction")
+    assert {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "s3:GetObject",
+        "s3:GetBucketNotification",
+        "s3:PutBucketNotification",
+        "sqs:SendMessage",
+    } <= function_actions(template, "PlannerFunction")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchGetItem", "s3:RestoreObject"} <= function_actions(
+        template, "RestoreFunction"
+    )
     assert {"dynamodb:UpdateItem", "dynamodb:BatchGetItem", "dynamodb:Query"} <= function_actions(template, "CompletionFunction")
-    assert {"dynamodb:Query", "dynamodb:UpdateItem", "s3:GetObject", "s3:GetObjectVersion", "s3:RestoreObject", "sqs:SendMessage"} <= function_actions(template, "SweeperFunction")
+    assert {
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:RestoreObject",
+        "sqs:SendMessage",
+    } <= function_actions(template, "SweeperFunction")
     # Vault jobs: the API checks the vault, the restore workers initiate retrievals, the completion
     # worker starts uploads and queues parts, the transfer worker reads job output and writes parts,
     # the sweeper asks DescribeJob and retrieves again.
     assert "glacier:DescribeVault" in function_actions(template, "ApiFunction")
     assert "glacier:InitiateJob" in function_actions(template, "RestoreFunction")
-    assert {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucketMultipartUploads", "sqs:SendMessage"} <= function_actions(template, "CompletionFunction")
-    assert {"glacier:InitiateJob", "glacier:DescribeJob", "glacier:GetJobOutput", "s3:PutObject"} <= function_actions(template, "PlannerFunction")
-    assert {"glacier:GetJobOutput", "glacier:InitiateJob", "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:GetItem",
-            "dynamodb:UpdateItem"} <= function_actions(template, "TransferFunction")
-    assert {"glacier:DescribeJob", "glacier:InitiateJob", "sqs:SendMessage", "s3:PutObject", "s3:ListBucketMultipartUploads"} <= function_actions(template, "SweeperFunction")
+    assert {"s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucketMultipartUploads", "sqs:SendMessage"} <= function_actions(
+        template, "CompletionFunction"
+    )
+    assert {"glacier:InitiateJob", "glacier:DescribeJob", "glacier:GetJobOutput", "s3:PutObject"} <= function_actions(
+        template, "PlannerFunction"
+    )
+    assert {
+        "glacier:GetJobOutput",
+        "glacier:InitiateJob",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    } <= function_actions(template, "TransferFunction")
+    assert {
+        "glacier:DescribeJob",
+        "glacier:InitiateJob",
+        "sqs:SendMessage",
+        "s3:PutObject",
+        "s3:ListBucketMultipartUploads",
+    } <= function_actions(template, "SweeperFunction")
     for name in functions(template):
         if name not in ("RestoreFunction", "SweeperFunction", "TransferFunction", "PlannerFunction"):
             assert "glacier:InitiateJob" not in function_actions(template, name), name
@@ -324,7 +395,9 @@ def test_function_permissions_cover_what_their_code_calls(template):
     # Every function can end a job (the API by cancelling it): publish the event, drop the
     # job's bucket registrations and its running-job marker.
     for name in functions(template):
-        assert {"sns:Publish", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"} <= function_actions(template, name), name
+        assert {"sns:Publish", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"} <= function_actions(
+            template, name
+        ), name
     # Only the restore workers and the sweeper (renewals) restore objects; only the planner
     # changes bucket notifications.
     for name in functions(template):
@@ -409,8 +482,12 @@ GATEWAY_ERRORS = {
 
 def render_gateway_template(text: str) -> Any:
     """A gateway response body as API Gateway renders it, with sample $context values."""
-    values = {"requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "error.responseType": "THROTTLED",
-              "error.message": "Too Many Requests", "error.messageString": json.dumps("Too Many Requests")}
+    values = {
+        "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        "error.responseType": "THROTTLED",
+        "error.message": "Too Many Requests",
+        "error.messageString": json.dumps("Too Many Requests"),
+    }
     return json.loads(re.sub(r"\$context\.([\w.]+)", lambda m: values[m.group(1)], text))
 
 
@@ -434,13 +511,23 @@ def test_api_gateway_s_own_answers_have_the_api_error_shape(template):
         assert body["error"]["details"]["requestId"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", kind
 
 
+def test_api_gateway_s_no_such_route_answer_names_every_route_of_the_api(template):
+    # A route added to the API is named in the 404 that API Gateway gives a wrong method or path
+    responses = template["Resources"]["RestApi"]["Properties"]["GatewayResponses"]
+    for kind in ("MISSING_AUTHENTICATION_TOKEN", "RESOURCE_NOT_FOUND"):
+        (text,) = responses[kind]["ResponseTemplates"].values()
+        message = render_gateway_template(text)["error"]["message"]
+        named = set(re.findall(r"\b(GET|POST|PUT|DELETE|PATCH) (/[\w./-]*)", message))
+        assert named == {(method, re.sub(r"\{\w+\}", "ID", path)) for method, path in template_routes(template)}, kind
+
+
 # ---------------------------------------------------------------- configuration
 
 
 def test_globals_set_every_variable_the_settings_need(template):
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     variables = settings_variables()
-    assert REQUIRED_SETTINGS_VARIABLES <= set(variables.values()), "the settings no longer read some of these"
+    assert set(variables.values()) >= REQUIRED_SETTINGS_VARIABLES, "the settings no longer read some of these"
     # A setting whose default is empty has no value that could work on AWS.
     empty_by_default = {var for field, var in variables.items() if Settings.model_fields[field].default == ""}
     missing = sorted((REQUIRED_SETTINGS_VARIABLES | empty_by_default) - set(env))
@@ -505,8 +592,22 @@ def test_every_reference_points_at_something_defined(template):
 
 def test_outputs_are_described(template):
     outputs = template["Outputs"]
-    for name in ("ApiUrl", "CreateJobUrl", "ApiKeyId", "ApiKeyCommand", "TopicArn", "JobEventsQueueUrl", "CompletionQueueArn", "CompletionQueueUrl", "TableName", "PlanDeadLetterQueueUrl", "RestoreDeadLetterQueueUrl", "CompletionDeadLetterQueueUrl",
-                 "RestAPI", "ReportBucket"):
+    for name in (
+        "ApiUrl",
+        "CreateJobUrl",
+        "ApiKeyId",
+        "ApiKeyCommand",
+        "TopicArn",
+        "JobEventsQueueUrl",
+        "CompletionQueueArn",
+        "CompletionQueueUrl",
+        "TableName",
+        "PlanDeadLetterQueueUrl",
+        "RestoreDeadLetterQueueUrl",
+        "CompletionDeadLetterQueueUrl",
+        "RestAPI",
+        "ReportBucket",
+    ):
         assert outputs[name].get("Description"), name
     assert outputs["ApiKeyId"]["Value"] == {"Ref": "RestApiApiKey"}
     # the sample's output: the API's base URL, with the stage and a trailing slash
@@ -531,7 +632,7 @@ def dashboard_metrics(body: dict[str, Any], metric: str) -> list[tuple[str, dict
         for row in widget["properties"].get("metrics", []):
             names = [part for part in row if isinstance(part, str)]
             if names[1] == metric:
-                found.append((names[0], dict(zip(names[2::2], names[3::2])), widget["properties"]["title"]))
+                found.append((names[0], dict(zip(names[2::2], names[3::2], strict=True)), widget["properties"]["title"]))
     return found
 
 
@@ -584,8 +685,18 @@ def test_the_dashboard_shows_every_metric_the_functions_emit_in_their_namespace_
     pattern = re.compile(template["Parameters"]["MetricsNamespace"]["AllowedPattern"])
     assert pattern.match(DEFAULT_NAMESPACE) and pattern.match("BulkRestore/prod") and not pattern.match("AWS/Lambda")
     body = dashboard_body(template)
-    emitted = {value for name, value in vars(metrics).items() if name.isupper() and name not in ("COUNT", "BYTES") and isinstance(value, str)}
-    assert emitted >= {"RestoresRequested", "RestoresCompleted", "RestoresFailed", "RestoresSkipped", "RestoresThrottled", "JobsEnded", "BytesMoved"}
+    emitted = {
+        value for name, value in vars(metrics).items() if name.isupper() and name not in ("COUNT", "BYTES") and isinstance(value, str)
+    }
+    assert emitted >= {
+        "RestoresRequested",
+        "RestoresCompleted",
+        "RestoresFailed",
+        "RestoresSkipped",
+        "RestoresThrottled",
+        "JobsEnded",
+        "BytesMoved",
+    }
     for metric in emitted:
         graphs = dashboard_metrics(body, metric)
         assert graphs, f"{metric} is not on the dashboard"
@@ -599,29 +710,34 @@ def test_the_dashboard_s_console_url_is_an_output(template):
     (name,) = resources_of(template, "AWS::CloudWatch::Dashboard")
     url = template["Outputs"]["DashboardUrl"]
     assert url["Description"]
-    assert url["Value"]["Fn::Sub"].startswith("https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards")
+    assert url["Value"]["Fn::Sub"].startswith(
+        "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards"
+    )
     assert url["Value"]["Fn::Sub"].endswith(f"/${{{name}}}")
-
-
-def test_the_lambda_package_requires_what_the_project_requires_at_runtime():
-    # sam build installs src/requirements.txt; pip installs pyproject.toml's dependencies. The
-    # functions need the same (the Tracer needs Powertools' tracer extra, the X-Ray SDK), boto3
-    # excepted: the Lambda runtime has it.
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
-    lines = (ROOT / "src" / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    lambda_package = {line.split("#")[0].strip() for line in lines} - {""}
-    assert lambda_package == {d for d in project if not d.startswith("boto3")}
-    assert any(d.startswith("aws-lambda-powertools[tracer]") for d in lambda_package)
-
 
 
 def _imported_roots(path: Path) -> dict[str, list[str]]:
     """The top-level modules a file imports (absolute imports, at any depth), with where."""
     roots: dict[str, list[str]] = {}
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # what `if TYPE_CHECKING:` imports is for the type checker (stub packages), never run
+    checking_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        if id(node) in checking_only:
+            continue
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level == 0
+            else []
+        )
         for name in names:
             roots.setdefault(name.split(".")[0], []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return roots
@@ -653,7 +769,9 @@ def test_the_deployed_code_imports_only_the_runtime_and_its_requirements():
         path, line = where.split(":")
         source = (ROOT / path).read_text(encoding="utf-8")
         indented = source.splitlines()[int(line) - 1].startswith(" ")
-        assert indented and "except ImportError" in source, f"{where}: pyarrow is not in the Lambda package; import it lazily, where its absence is handled"
+        assert indented and "except ImportError" in source, (
+            f"{where}: pyarrow is not in the Lambda package; import it lazily, where its absence is handled"
+        )
 
 
 # ---------------------------------------------------------------- cfn-lint

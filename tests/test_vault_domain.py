@@ -241,7 +241,7 @@ def test_combining_aligned_ranges_gives_the_archives_tree_hash() -> None:
     whole = botocore_tree_hash(data)
 
     def ranges(bounds: list[int]) -> list[RangeTreeHash]:
-        return [RangeTreeHash(a, b - a, v.tree_hash(data[a:b])) for a, b in zip(bounds, bounds[1:])]
+        return [RangeTreeHash(a, b - a, v.tree_hash(data[a:b])) for a, b in itertools.pairwise(bounds)]
 
     assert v.combine_tree_hashes(ranges([0, 2 * MIB, 4 * MIB, 6 * MIB, size]), size) == whole
     assert v.combine_tree_hashes(ranges([0, 4 * MIB, 6 * MIB, 7 * MIB, size]), size) == whole
@@ -266,7 +266,11 @@ def test_any_cover_by_tree_nodes_combines_to_the_whole(leaf_count: int, short_la
     leaves = [rng.randbytes(32) for _ in range(leaf_count)]
     parts, first = [], 0
     while first < leaf_count:
-        choices = [k for k in range(7) if first % (1 << k) == 0 and (first + (1 << k) <= leaf_count or k == 0 or first + (1 << (k - 1)) < leaf_count)]
+        choices = [
+            k
+            for k in range(7)
+            if first % (1 << k) == 0 and (first + (1 << k) <= leaf_count or k == 0 or first + (1 << (k - 1)) < leaf_count)
+        ]
         k = data.draw(st.sampled_from(choices))
         last = min(first + (1 << k), leaf_count)
         start, end = first * MIB, min(last * MIB, size)
@@ -350,7 +354,7 @@ def test_parts_cover_the_archive_in_order_and_resume_from_any_number() -> None:
 
 def test_archives_over_five_tib_are_refused_unless_split() -> None:
     assert len(v.plan_archive(v.S3_MAX_OBJECT_BYTES).objects) == 1
-    with pytest.raises(ArchiveTooLarge, match="over S3's object limit of 5 TiB.*ask for a split"):
+    with pytest.raises(ArchiveTooLarge, match=r"over S3's object limit of 5 TiB.*ask for a split"):
         v.plan_archive(v.S3_MAX_OBJECT_BYTES + 1)
     assert v.too_large_reason(5 * TIB) is None
     assert "5 TiB" in (v.too_large_reason(5 * TIB + 1) or "")
@@ -426,30 +430,36 @@ def key(description: str, archive_id: str = "AAAQQQ", **rules: object) -> v.Arch
         # test_quoted_fastglacier_v1_format / test_unquoted_fastglacier_v1_format
         (
             '"<ArchiveMetadata>           <Path>       UkVOREVSRkFSTTUvQjovb25lL3R3by90aHJlZS9jaDAxX3NlcTAwNF9zaDAwMTAuMjA0NC5kcHg=   </Path></ArchiveMetadata>"',
-            "RENDERFARM5/B:/one/two/three/ch01_seq004_sh0010.2044.dpx", NameSource.ARCHIVE_METADATA,
+            "RENDERFARM5/B:/one/two/three/ch01_seq004_sh0010.2044.dpx",
+            NameSource.ARCHIVE_METADATA,
         ),
         (
             "<ArchiveMetadata>           <Path>       UkVOREVSRkFSTTUvQjovb25lL3R3by90aHJlZS9jaDAxX3NlcTAwNF9zaDAwMTAuMjA0NC5kcHg=   </Path></ArchiveMetadata>",
-            "RENDERFARM5/B:/one/two/three/ch01_seq004_sh0010.2044.dpx", NameSource.ARCHIVE_METADATA,
+            "RENDERFARM5/B:/one/two/three/ch01_seq004_sh0010.2044.dpx",
+            NameSource.ARCHIVE_METADATA,
         ),
         # test_fastglacier_v2_v3_v4_format
         (
             "           <m><v>4</v><p>RlgxNTAvQ0JCX2ZpZ3VyZS9lZTRjM2MxOS00OTBkLTQwN2UtOGJlNy04ODliZTQxYjQ4YmIuY2Ji </p><lm>20190121T085242Z       </lm>        </m>",
-            "FX150/CBB_figure/ee4c3c19-490d-407e-8be7-889be41b48bb.cbb", NameSource.FASTGLACIER,
+            "FX150/CBB_figure/ee4c3c19-490d-407e-8be7-889be41b48bb.cbb",
+            NameSource.FASTGLACIER,
         ),
         # test_fastglacier_v2_v3_v4_format_utf8
         (
             "           <m><v>4</v><p>RlgxNTAvQ0JCX2ZpZ3VyZS90ZXN0X3B5dGjDtm5fZmlsZS5jYmI=</p><lm>20190121T085242Z       </lm>        </m>",
-            "FX150/CBB_figure/test_pythön_file.cbb", NameSource.FASTGLACIER,
+            "FX150/CBB_figure/test_pythön_file.cbb",
+            NameSource.FASTGLACIER,
         ),
         # test_cloudberry_json_format (both spellings of Path)
         (
             '{"Path":"CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx","UTCDateModified":"20100310T110623Z"}',
-            "CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx", NameSource.JSON,
+            "CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx",
+            NameSource.JSON,
         ),
         (
             '{"path":"CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx","UTCDateModified":"20100310T110623Z"}',
-            "CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx", NameSource.JSON,
+            "CB+F8-M5/B:/c01/q004/s0010/c01+AF8-s00+A8-s0010+F8/h01.1094.dpx",
+            NameSource.JSON,
         ),
         # test_empty_file_name_from_json / test_empty_archive_description
         ('{"Path":"   ","UTCDateModified":"20100310T110623Z"}', "00undefined/AAAQQQ", NameSource.UNDEFINED),
@@ -462,7 +472,8 @@ def key(description: str, archive_id: str = "AAAQQQ", **rules: object) -> v.Arch
         # FastGlacier's published example, as its site prints it (several lines)
         (
             "<m>\n  <v>4</v>\n  <p>Z2xhY2llci1kZy5wZGY=</p>\n  <lm>20120821T170824Z</lm>\n  <ce>1:1:4340ebcf79712dc5e3ef7d50bab98ba5:54687</ce>\n</m>",
-            "glacier-dg.pdf", NameSource.FASTGLACIER,
+            "glacier-dg.pdf",
+            NameSource.FASTGLACIER,
         ),
     ],
 )
@@ -601,7 +612,7 @@ def test_override_csv_in_aws_solutions_form() -> None:
 
 
 def test_override_csv_bad_rows_are_reported_and_the_first_key_wins() -> None:
-    text = b"id-1,first\nid-1,second\nid-1,first\nbad id,x\nid-3,\nid-4,a,b\nid-5,\"unterminated\n\xff,x\n"
+    text = b'id-1,first\nid-1,second\nid-1,first\nbad id,x\nid-3,\nid-4,a,b\nid-5,"unterminated\n\xff,x\n'
     overrides, errors = v.read_name_overrides([text])
     assert overrides == {"id-1": "first"}
     messages = {e.line: e.message for e in errors}
@@ -680,7 +691,8 @@ _NAME_POOL = ["a", "a.20200101T000000Z", "a.20200101T000000Z.2", "b", "a.2020010
 @given(
     st.lists(
         st.tuples(st.sampled_from(_NAME_POOL), st.sampled_from(["2020-01-01T00:00:00Z", "2020-01-01T00:00:00.3Z", "2021-02-03T04:05:06Z"])),
-        min_size=1, max_size=30,
+        min_size=1,
+        max_size=30,
     ),
     st.randoms(use_true_random=False),
 )
@@ -714,7 +726,10 @@ def test_streaming_naming_holds_one_group_at_a_time() -> None:
 
     first = list(itertools.islice(v.iter_unique_keys(sorted_records()), 6))
     assert [k for _, k in first] == ["name-0000000", "name-0000000.20200101T000001Z", "name-0000000.20200101T000002Z"] * 1 + [
-        "name-0000001", "name-0000001.20200101T000001Z", "name-0000001.20200101T000002Z"]
+        "name-0000001",
+        "name-0000001.20200101T000001Z",
+        "name-0000001.20200101T000002Z",
+    ]
     assert consumed <= 7  # lazily: the next group's first record tells a group is complete
     with pytest.raises(VaultError, match="out of order"):
         list(v.iter_unique_keys([rec("b", "2020-01-01T00:00:00Z", "1"), rec("a", "2020-01-01T00:00:00Z", "2")]))
@@ -776,7 +791,9 @@ def test_the_fixture_inventory_reads_whole() -> None:
 @FAST
 @given(cuts=st.lists(st.integers(1, 400), min_size=1, max_size=8), pretty=st.booleans(), before=st.booleans())
 def test_json_reads_the_same_whatever_the_blocks(cuts: list[int], pretty: bool, before: bool) -> None:
-    entries: list[object] = [archive_json(i, description) for i, description in enumerate(["plain", "ünïcödé ✓", "emoji 🙂 \\ \" /", "x" * 1024])]
+    entries: list[object] = [
+        archive_json(i, description) for i, description in enumerate(["plain", "ünïcödé ✓", 'emoji 🙂 \\ " /', "x" * 1024])
+    ]
     data = document(entries, before)
     if pretty:
         data = json.dumps(json.loads(data), indent=2, ensure_ascii=bool(cuts[0] % 2)).encode()
@@ -790,7 +807,7 @@ def test_json_reads_the_same_whatever_the_blocks(cuts: list[int], pretty: bool, 
 
     reader = v.JsonInventoryReader(blocks())
     got = [i.result for i in reader]
-    assert [a.description for a in got if isinstance(a, VaultArchive)] == ["plain", "ünïcödé ✓", "emoji 🙂 \\ \" /", "x" * 1024]
+    assert [a.description for a in got if isinstance(a, VaultArchive)] == ["plain", "ünïcödé ✓", 'emoji 🙂 \\ " /', "x" * 1024]
     assert reader.vault_arn is not None and reader.vault_arn.endswith("examplevault")
 
 
@@ -825,7 +842,7 @@ def test_json_bad_entries_are_per_row_errors_and_the_stream_goes_on() -> None:
     items = read_json(data, block=1000)
     assert isinstance(items[0].result, VaultArchive) and isinstance(items[-1].result, VaultArchive)
     assert len(items) == len(broken) + 2
-    for item, (_, message) in zip(items[1:-1], broken):
+    for item, (_, message) in zip(items[1:-1], broken, strict=True):
         assert isinstance(item.result, VaultRowError), item
         assert message in item.result.message and "no archive can be moved" in item.result.message
     assert [i.result.index for i in items] == list(range(len(items)))
@@ -900,7 +917,8 @@ def test_the_fixture_csv_matches_the_fixture_json() -> None:
     from_csv = [i.result for i in read_csv((FIXTURES / "inventory.csv").read_bytes(), block=100)]
     from_json = [i.result for i in read_json((FIXTURES / "inventory.json").read_bytes())]
     assert [(a.archive_id, a.description, a.size, a.created_at) for a in from_csv] == [  # type: ignore[union-attr]
-        (a.archive_id, a.description, a.size, a.created_at) for a in from_json  # type: ignore[union-attr]
+        (a.archive_id, a.description, a.size, a.created_at)
+        for a in from_json  # type: ignore[union-attr]
     ]
 
 
@@ -918,19 +936,21 @@ def test_csv_as_aws_solutions_mock_writes_it() -> None:
 
 
 @FAST
-@given(st.lists(st.text(alphabet=st.sampled_from('ab ,"\\\'/é{}<>'), max_size=12), min_size=1, max_size=8), st.integers(1, 64))
+@given(st.lists(st.text(alphabet=st.sampled_from("ab ,\"\\'/é{}<>"), max_size=12), min_size=1, max_size=8), st.integers(1, 64))
 def test_csv_descriptions_round_trip_whatever_quotes_and_backslashes(descriptions: list[str], block: int) -> None:
-    data = ("\ufeffArchiveId,ArchiveDescription,CreationDate,Size,SHA256TreeHash\n" + "".join(csv_row(i, d) for i, d in enumerate(descriptions))).encode()
+    data = (
+        "\ufeffArchiveId,ArchiveDescription,CreationDate,Size,SHA256TreeHash\n" + "".join(csv_row(i, d) for i, d in enumerate(descriptions))
+    ).encode()
     results = [i.result for i in read_csv(data, block)]
     assert [r.description for r in results if isinstance(r, VaultArchive)] == descriptions
 
 
 def test_csv_quoted_fields_and_a_trailing_backslash() -> None:
     data = (
-        'ArchiveId,ArchiveDescription,CreationDate,Size,SHA256TreeHash\n'
+        "ArchiveId,ArchiveDescription,CreationDate,Size,SHA256TreeHash\n"
         f'"id1","ends with backslash\\","2012-01-01T00:00:00Z","10","{HASH}"\n'
         f'id2,"a \\"quoted\\" word, and a comma",2012-01-01T00:00:00Z,11,{HASH.upper()}\n'
-        f'id3,,2012-01-01T00:00:00Z,0,{HASH}\n'
+        f"id3,,2012-01-01T00:00:00Z,0,{HASH}\n"
     ).encode()
     a, b, c = (i.result for i in read_csv(data))
     assert isinstance(a, VaultArchive) and a.description == "ends with backslash\\" and a.size == 10
@@ -954,14 +974,16 @@ def test_csv_bad_rows_are_per_row_errors_and_the_stream_goes_on() -> None:
     kinds = [type(i.result).__name__ for i in items]
     assert kinds == ["VaultArchive"] + ["VaultRowError"] * 6 + ["VaultArchive"]
     messages = [i.result.message for i in items[1:7]]  # type: ignore[union-attr]
-    for message, expected in zip(messages, ["expected 5 columns", "Size", "ISO 8601", "64 hex", "archive id", "longer than 8 KiB"]):
+    for message, expected in zip(
+        messages, ["expected 5 columns", "Size", "ISO 8601", "64 hex", "archive id", "longer than 8 KiB"], strict=True
+    ):
         assert expected in message
     assert [i.result.index for i in items] == list(range(8))
 
 
 def test_a_csv_cut_inside_its_last_row_is_truncated_not_a_bad_row() -> None:
     data = ("".join(csv_row(i, "x") for i in range(3))).encode()
-    with pytest.raises(VaultInventoryError, match="entry 2 .* truncated"):
+    with pytest.raises(VaultInventoryError, match=r"entry 2 .* truncated"):
         read_csv(data[:-20], block=17)
     assert len(read_csv(data[:-1])) == 3  # a last row without its line end, but whole, is fine
 
@@ -1076,10 +1098,10 @@ def test_archive_filter_ranges_and_reasons() -> None:
     assert "fewer than the minimum" in (f.exclusion(an_archive(9)) or "")
     assert "more than the maximum" in (f.exclusion(an_archive(101)) or "")
     for bad in (
-        dict(created_from=datetime(2020, 1, 1)),
-        dict(created_from=when, created_before=when),
-        dict(min_size=-1),
-        dict(min_size=5, max_size=4),
+        {"created_from": datetime(2020, 1, 1)},
+        {"created_from": when, "created_before": when},
+        {"min_size": -1},
+        {"min_size": 5, "max_size": 4},
     ):
         with pytest.raises(VaultError):
             ArchiveFilter(**bad)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ def run_vault_job(crash_at: int | None = None, phase: str = "before", split: boo
             assert vault.object(f"from-vault/{big}")[0] == BIG
         assert vault.object(f"from-vault/{small}")[0] == SMALL
         assert not stack.s3.list_multipart_uploads(Bucket=TARGET).get("Uploads"), "an upload left behind"
-        status, doc = call_api("GET", f"/jobs/{job_id}")
+        _status, doc = call_api("GET", f"/jobs/{job_id}")
         assert doc["BytesMoved"] == len(body) + len(SMALL), doc["BytesMoved"]
         for name in ("plan", "restore", "completion", "transfer"):
             assert stack.dead_letters(name) == [], f"{name} dead-letter queue"
@@ -116,9 +116,14 @@ def test_a_crash_after_any_transfer_write_of_a_split_archive_still_stores_each_o
     if not _clean_split:
         _clean_split.append(run_vault_job(split=True))
     clean = _clean_split[0]
-    calls = [c for c in clean.calls[: clean.job_calls]  # type: ignore[attr-defined]
-             if c.function in ("completion", "transfer") and c.operation not in ("dynamodb.GetItem", "dynamodb.Query")]
-    assert {"s3.CreateMultipartUpload", "s3.UploadPart", "dynamodb.TransactWriteItems", "s3.CompleteMultipartUpload"} <= {c.operation for c in calls}
+    calls = [
+        c
+        for c in clean.calls[: clean.job_calls]  # type: ignore[attr-defined]
+        if c.function in ("completion", "transfer") and c.operation not in ("dynamodb.GetItem", "dynamodb.Query")
+    ]
+    assert {"s3.CreateMultipartUpload", "s3.UploadPart", "dynamodb.TransactWriteItems", "s3.CompleteMultipartUpload"} <= {
+        c.operation for c in calls
+    }
     failures = []
     for call in calls:
         try:

@@ -24,7 +24,6 @@ from support.stack import Stack
 from support.vault import MIB, TARGET, VAULT, VAULT_SETTINGS, Vault, body_of, vault_on
 
 
-
 @pytest.fixture
 def stack_settings() -> dict[str, object]:
     return dict(VAULT_SETTINGS)
@@ -34,7 +33,6 @@ def stack_settings() -> dict[str, object]:
 def vault(stack: Stack) -> Iterator[Vault]:
     with vault_on(stack) as running:
         yield running
-
 
 
 def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault) -> None:
@@ -62,7 +60,7 @@ def test_a_vault_job_moves_each_archive_into_s3_whole_and_verified(vault: Vault)
     assert_counters_match(ledger)
     events = vault.stack.events_of(job_id)
     assert_one_terminal_event(events, job_id)
-    final = [e for e in events if e.is_terminal][0].message
+    final = next(e for e in events if e.is_terminal).message
     assert final["BytesMoved"] == sum(len(b) for b in bodies.values()) and final["BytesPerSecond"] >= 0
 
 
@@ -86,7 +84,7 @@ def test_a_range_that_keeps_failing_its_tree_hash_fails_the_archive_and_stores_n
     keys = [o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET).get("Contents", [])]
     assert keys == [f"from-vault/{good}"]
     assert not vault.stack.s3.list_multipart_uploads(Bucket=TARGET).get("Uploads")  # aborted
-    status, doc = call_api("GET", f"/jobs/{job_id}")
+    _status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["Status"] == "Complete" and doc["Counts"]["Failed"] == 1 and doc["BytesMoved"] == MIB
 
 
@@ -141,7 +139,7 @@ def test_a_lost_notice_is_made_up_by_the_sweeper_s_describe_job(vault: Vault) ->
     assert vault.stack.sweep()
     vault.settle()
     assert vault.object(f"from-vault/{archive_id}")[0] == body
-    status, doc = call_api("GET", f"/jobs/{job_id}")
+    _status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["Status"] == "Complete"
 
 
@@ -155,8 +153,9 @@ def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault)
     messages = vault.stack.sqs.receive_message(QueueUrl=vault.stack.completion_queue_url, MaxNumberOfMessages=10)["Messages"]
     for message in messages:
         vault.stack.sqs.send_message(QueueUrl=vault.stack.completion_queue_url, MessageBody=message["Body"])
-        vault.stack.sqs.change_message_visibility(QueueUrl=vault.stack.completion_queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                  VisibilityTimeout=0)
+        vault.stack.sqs.change_message_visibility(
+            QueueUrl=vault.stack.completion_queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     vault.stack.drain()
     # every part twice
     parts = []
@@ -171,22 +170,25 @@ def test_notices_and_parts_delivered_twice_count_each_archive_once(vault: Vault)
     assert Counter(r["state"] for r in ledger.objects) == Counter({"RESTORED": 3})
     assert_counters_match(ledger)
     assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
-    status, doc = call_api("GET", f"/jobs/{job_id}")
+    _status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["BytesMoved"] == sum(len(b) for b in bodies)
     assert len(vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]) == 3
 
 
-@pytest.mark.parametrize("fields, status, says", [
-    ({"vault": {"name": "no-such-vault"}}, 400, "ListVaults"),
-    ({"archives": ["bad id!"]}, 400, "archives"),
-    ({"target": None}, 400, "target"),
-    ({"key_from": "description"}, 400, "inventory"),
-    ({"inventory": True}, 400, "archives and inventory given"),
-    ({"archives": None}, 400, "none given"),
-    ({"bucket": "x-bucket", "key": "m.csv"}, 400, "not both"),
-    ({"target": {"bucket": TARGET, "storage_class": "SHELF"}}, 400, "storage_class"),
-    ({"split_large_archives": "yes"}, 400, "split_large_archives"),
-])
+@pytest.mark.parametrize(
+    "fields, status, says",
+    [
+        ({"vault": {"name": "no-such-vault"}}, 400, "ListVaults"),
+        ({"archives": ["bad id!"]}, 400, "archives"),
+        ({"target": None}, 400, "target"),
+        ({"key_from": "description"}, 400, "inventory"),
+        ({"inventory": True}, 400, "archives and inventory given"),
+        ({"archives": None}, 400, "none given"),
+        ({"bucket": "x-bucket", "key": "m.csv"}, 400, "not both"),
+        ({"target": {"bucket": TARGET, "storage_class": "SHELF"}}, 400, "storage_class"),
+        ({"split_large_archives": "yes"}, 400, "split_large_archives"),
+    ],
+)
 def test_a_bad_vault_job_is_refused_saying_what_to_fix(vault: Vault, fields: dict, status: int, says: str) -> None:
     body = {"vault": {"name": VAULT}, "archives": ["A" * 20], "target": {"bucket": TARGET}} | fields
     body = {k: v for k, v in body.items() if v is not None}
@@ -203,7 +205,9 @@ def test_a_target_outside_the_allow_list_is_refused(vault: Vault) -> None:
 
 def test_a_manifest_of_archive_ids_is_read_line_by_line(vault: Vault) -> None:
     ids = [vault.upload(body_of(100 + n, n)) for n in range(5)]
-    bucket, key = vault.stack.put_manifest_bytes(("ArchiveId,Size\n" + "".join(f"{i},1\n" for i in ids) + "not an id\n").encode(), "ids.csv")
+    bucket, key = vault.stack.put_manifest_bytes(
+        ("ArchiveId,Size\n" + "".join(f"{i},1\n" for i in ids) + "not an id\n").encode(), "ids.csv"
+    )
     status, answer = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "bucket": bucket, "key": key, "target": {"bucket": TARGET}})
     assert status == 200, answer
     vault.stack.job_ids.append(answer["BulkJobId"])
@@ -225,8 +229,11 @@ def test_a_vault_job_from_its_inventory_names_archives_from_their_descriptions_a
     }
     ids = {name: vault.upload(body, description) for name, (body, description) in uploads.items()}
     vault.glacier.take_inventory(VAULT)
-    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "tier": "STANDARD",
-                                                        "target": {"bucket": TARGET, "prefix": "from-vault/"}})
+    status, created = call_api(
+        "POST",
+        "/create-job",
+        {"vault": {"name": VAULT}, "inventory": True, "tier": "STANDARD", "target": {"bucket": TARGET, "prefix": "from-vault/"}},
+    )
     assert status == 200, created
     job_id = created["BulkJobId"]
     vault.stack.job_ids.append(job_id)
@@ -253,7 +260,7 @@ def test_a_vault_job_from_its_inventory_names_archives_from_their_descriptions_a
 def test_a_failed_inventory_retrieval_fails_the_job_saying_so(vault: Vault) -> None:
     vault.upload(b"x")
     vault.glacier.take_inventory(VAULT)
-    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}})
+    _status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}})
     job_id = created["BulkJobId"]
     vault.stack.job_ids.append(job_id)
     vault.stack.drain()
@@ -263,7 +270,7 @@ def test_a_failed_inventory_retrieval_fails_the_job_saying_so(vault: Vault) -> N
     # Glacier's notice says the inventory job failed
     vault.stack.services().vault.on_notices([VaultJobNotice(job["JobId"], "InventoryRetrieval", VAULT, "", False, "Internal failure")])
     vault.stack.drain()
-    status, doc = call_api("GET", f"/jobs/{job_id}")
+    _status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["Status"] == "Failed" and "inventory retrieval" in doc["FailureReason"] and "Internal failure" in doc["FailureReason"]
     assert_one_terminal_event(vault.stack.events_of(job_id), job_id)
 
@@ -317,9 +324,16 @@ def test_an_output_nearing_its_24_hours_is_retrieved_again_before_it_expires_and
 def test_a_filter_leaves_archives_in_the_vault_as_skipped_with_the_reason(vault: Vault) -> None:
     small, large = vault.upload(body_of(100, 40), "small.txt"), vault.upload(body_of(5000, 41), "large.txt")
     vault.glacier.take_inventory(VAULT)
-    status, created = call_api("POST", "/create-job", {
-        "vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
-        "filter": {"min_size": 1000, "created_before": "2100-01-01T00:00:00Z"}})
+    status, created = call_api(
+        "POST",
+        "/create-job",
+        {
+            "vault": {"name": VAULT},
+            "inventory": True,
+            "target": {"bucket": TARGET},
+            "filter": {"min_size": 1000, "created_before": "2100-01-01T00:00:00Z"},
+        },
+    )
     assert status == 200, created
     job_id = created["BulkJobId"]
     vault.stack.job_ids.append(job_id)
@@ -333,11 +347,14 @@ def test_a_filter_leaves_archives_in_the_vault_as_skipped_with_the_reason(vault:
     assert [o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"]] == ["large.txt"]
 
 
-@pytest.mark.parametrize("fields, says", [
-    ({"archives": ["A" * 20], "filter": {"min_size": 1}}, "inventory: true"),
-    ({"inventory": True, "filter": {"created_from": "2020-01-01T00:00:00"}}, "timezone"),
-    ({"inventory": True, "filter": {"min_size": 10, "max_size": 5}}, "max_size must be at least min_size"),
-])
+@pytest.mark.parametrize(
+    "fields, says",
+    [
+        ({"archives": ["A" * 20], "filter": {"min_size": 1}}, "inventory: true"),
+        ({"inventory": True, "filter": {"created_from": "2020-01-01T00:00:00"}}, "timezone"),
+        ({"inventory": True, "filter": {"min_size": 10, "max_size": 5}}, "max_size must be at least min_size"),
+    ],
+)
 def test_a_bad_filter_is_refused_saying_what_to_fix(vault: Vault, fields: dict, says: str) -> None:
     answer, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "target": {"bucket": TARGET}} | fields)
     assert answer == 400, error
@@ -349,8 +366,9 @@ def test_a_daily_byte_quota_paces_retrievals_and_the_next_day_goes_on(vault: Vau
 
     ids = [vault.upload(body_of(100, 100 + n), f"small/{n:03d}.bin") for n in range(200)]  # three chunks of up to 98
     vault.glacier.take_inventory(VAULT)
-    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
-                                                        "max_bytes_per_day": 10_000})
+    status, created = call_api(
+        "POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}, "max_bytes_per_day": 10_000}
+    )
     assert status == 200, created
     job_id = created["BulkJobId"]
     vault.stack.job_ids.append(job_id)
@@ -380,8 +398,11 @@ def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming
     renamed, kept = vault.upload(body_of(300, 50), "scan-0001.tif"), vault.upload(body_of(400, 51), "scan-0002.tif")
     vault.glacier.take_inventory(VAULT)
     bucket, key = vault.stack.put_manifest_bytes(f"archive_id,key\n{renamed},Family/Grandma 1962.tif\n".encode(), "names.csv")
-    status, created = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
-                                                        "overrides": {"bucket": bucket, "key": key}})
+    status, created = call_api(
+        "POST",
+        "/create-job",
+        {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}, "overrides": {"bucket": bucket, "key": key}},
+    )
     assert status == 200, created
     vault.stack.job_ids.append(created["BulkJobId"])
     vault.settle()
@@ -389,8 +410,11 @@ def test_a_names_csv_names_the_archives_it_lists_and_a_bad_one_is_refused_naming
     assert vault.object("scan-0002.tif")[0] == body_of(400, 51)  # not listed: named from its description
     assert kept
     bad_bucket, bad_key = vault.stack.put_manifest_bytes(b"archive_id,key\nnot an id!,x.tif\n", "bad-names.csv")
-    status, error = call_api("POST", "/create-job", {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET},
-                                                      "overrides": {"bucket": bad_bucket, "key": bad_key}})
+    status, error = call_api(
+        "POST",
+        "/create-job",
+        {"vault": {"name": VAULT}, "inventory": True, "target": {"bucket": TARGET}, "overrides": {"bucket": bad_bucket, "key": bad_key}},
+    )
     assert status == 422 and "line 2" in error["error"]["message"] and "archive id" in error["error"]["message"], error
 
 
@@ -437,12 +461,12 @@ def test_a_split_archive_becomes_objects_that_concatenate_to_it_each_verified(va
     job_id = vault.create([big_id, small_id], split_large_archives=True)["BulkJobId"]
     vault.settle()
 
-    status, doc = call_api("GET", f"/jobs/{job_id}")
+    _status, doc = call_api("GET", f"/jobs/{job_id}")
     assert doc["Status"] == "Complete" and doc["Counts"]["Restored"] == 2, doc
     assert doc["BytesMoved"] == len(body) + len(small)
     keys = sorted(o["Key"] for o in vault.stack.s3.list_objects_v2(Bucket=TARGET)["Contents"])
     pieces = [f"from-vault/{big_id}.part-{i:03d}-of-003" for i in (1, 2, 3)]
-    assert keys == sorted(pieces + [f"from-vault/{small_id}"])  # the archive under its limit stays whole
+    assert keys == sorted([*pieces, f"from-vault/{small_id}"])  # the archive under its limit stays whole
     joined = b""
     for index, key in enumerate(pieces):
         data, metadata = vault.object(key)
@@ -489,8 +513,9 @@ def test_an_archive_of_thousands_of_parts_records_each_on_an_item_of_its_own_onc
     ref = archive_ref(VAULT, "A" * 40)
     record = ObjectRecord("job-1", ref, TARGET, "big.img", None, ObjectState.RESTORING, archive={"id": "A" * 40, "vault": VAULT})
     vault.stack.ddb.put_item(TableName=vault.stack.table_name, Item=_to_ddb(record.as_item(0)))
-    assert store.start_transfer("job-1", ref, {"upload": "upload-1", "size": 2500 << 30, "part_size": 1 << 30, "parts_total": 2500,
-                                               "parts_done": 0})
+    assert store.start_transfer(
+        "job-1", ref, {"upload": "upload-1", "size": 2500 << 30, "part_size": 1 << 30, "parts_total": 2500, "parts_done": 0}
+    )
     for number in range(1, 2501):
         info = {"etag": f'"{number:032x}"', "sha256": f"{number:043d}=", "tree_hash": f"{number:064x}"}
         assert store.record_part("job-1", ref, 0, number, info) is True
@@ -499,7 +524,11 @@ def test_an_archive_of_thousands_of_parts_records_each_on_an_item_of_its_own_onc
     assert archive["parts_done"] == 2500 and "parts" not in archive
     parts = list(store.archive_parts("job-1", ref))
     assert [n for _, n, _ in parts] == list(range(1, 2501)) and parts[6][2]["etag"] == f'"{7:032x}"'
-    vault.stack.ddb.update_item(TableName=vault.stack.table_name, Key=_to_ddb(object_key("job-1", ref)),
-                                UpdateExpression="SET #s = :f", ExpressionAttributeNames={"#s": "state"},
-                                ExpressionAttributeValues={":f": {"S": "FAILED"}})
+    vault.stack.ddb.update_item(
+        TableName=vault.stack.table_name,
+        Key=_to_ddb(object_key("job-1", ref)),
+        UpdateExpression="SET #s = :f",
+        ExpressionAttributeNames={"#s": "state"},
+        ExpressionAttributeValues={":f": {"S": "FAILED"}},
+    )
     assert store.record_part("job-1", ref, 1, 1, {"etag": "x", "sha256": "", "tree_hash": ""}) is None  # no longer moving

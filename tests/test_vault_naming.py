@@ -51,7 +51,9 @@ def test_sorted_runs_merge_into_the_lines_sorted(tmp_path: Path, run_lines: int,
     rng.shuffle(lines)
     assert list(sort_lines(lines, tmp_path, run_lines, fan_in)) == sorted(lines)
     # as UTF-8 bytes too
-    assert [line.encode("utf-8", "surrogatepass") for line in sorted(lines)] == sorted(line.encode("utf-8", "surrogatepass") for line in lines)
+    assert [line.encode("utf-8", "surrogatepass") for line in sorted(lines)] == sorted(
+        line.encode("utf-8", "surrogatepass") for line in lines
+    )
 
 
 def test_runs_beyond_the_fan_in_are_merged_first_and_removed(tmp_path: Path) -> None:
@@ -84,7 +86,7 @@ def inventory_json(entries: list[dict[str, Any]], per_block: int = 5) -> Iterato
     """A JSON inventory of ``entries``, as GetJobOutput blocks."""
     yield b'{"VaultARN":"arn:aws:glacier:us-east-1:012345678901:vaults/v","InventoryDate":"2024-06-01T00:00:00Z","ArchiveList":['
     for start in range(0, len(entries), per_block):
-        text = ",".join(json.dumps(e, ensure_ascii=False) for e in entries[start:start + per_block])
+        text = ",".join(json.dumps(e, ensure_ascii=False) for e in entries[start : start + per_block])
         yield (("," if start else "") + text).encode("utf-8")
     yield b"]}"
 
@@ -106,12 +108,29 @@ def duplicate_heavy_inventory(seed: int, count: int) -> list[dict[str, Any]]:
     entries = []
     for number in range(count):
         created = rng.choice(times)
-        entries.append({"ArchiveId": _archive_id(number), "ArchiveDescription": rng.choice(names).replace("{n}", str(number)),
-                        "CreationDate": created.isoformat().replace("+00:00", "Z"), "Size": rng.randrange(10**6), "SHA256TreeHash": HASH})
+        entries.append(
+            {
+                "ArchiveId": _archive_id(number),
+                "ArchiveDescription": rng.choice(names).replace("{n}", str(number)),
+                "CreationDate": created.isoformat().replace("+00:00", "Z"),
+                "Size": rng.randrange(10**6),
+                "SHA256TreeHash": HASH,
+            }
+        )
     for bad in range(max(1, count // 40)):
-        entries.insert(rng.randrange(len(entries)), {"ArchiveId": f"bad id {bad}!", "ArchiveDescription": "x", "CreationDate": "2020-01-01T00:00:00Z",
-                                                      "Size": 1, "SHA256TreeHash": HASH})
-    entries.insert(rng.randrange(len(entries)), {"ArchiveId": _archive_id(10**6 - 1), "CreationDate": "yesterday", "Size": 1, "SHA256TreeHash": HASH})
+        entries.insert(
+            rng.randrange(len(entries)),
+            {
+                "ArchiveId": f"bad id {bad}!",
+                "ArchiveDescription": "x",
+                "CreationDate": "2020-01-01T00:00:00Z",
+                "Size": 1,
+                "SHA256TreeHash": HASH,
+            },
+        )
+    entries.insert(
+        rng.randrange(len(entries)), {"ArchiveId": _archive_id(10**6 - 1), "CreationDate": "yesterday", "Size": 1, "SHA256TreeHash": HASH}
+    )
     return entries
 
 
@@ -137,7 +156,12 @@ def test_streamed_naming_gives_the_keys_naming_in_memory_gives(tmp_path: Path, s
     by_id = {a.archive_id: a for a in archives}
     for archive_id, _, fields in archive_rows:
         archive = by_id[archive_id]
-        assert fields == {"size": archive.size, "created": archive.creation_date, "tree_hash": archive.tree_hash, "description": archive.description}
+        assert fields == {
+            "size": archive.size,
+            "created": archive.creation_date,
+            "tree_hash": archive.tree_hash,
+            "description": archive.description,
+        }
     error_rows = [row for row in rows if not row[0]]
     assert error_rows == [["", "", {"error": f"inventory entry {e.index + 1}: {e.message}", "raw": e.raw[:200]}] for e in errors]
     if key_from is KeyFrom.DESCRIPTION:
@@ -174,8 +198,10 @@ def big_inventory(count: int, per_block: int = 256) -> Iterator[bytes]:
         batch = []
         for i in range(start, min(start + per_block, count)):
             name = f"backups/host-{i % 97:02d}/shared-{i % 1000:04d}.tar" if i % 10 == 0 else f"photos/{i // 1000:04d}/IMG_{i:07d}.jpg"
-            batch.append('{"ArchiveId":"%s","ArchiveDescription":"%s","CreationDate":"2019-%02d-21T08:52:%02d.%03dZ","Size":%d,"SHA256TreeHash":"%s"}'
-                         % (_archive_id(i), name, 1 + i % 12, i % 60, i % 1000, i * 7, HASH))
+            batch.append(
+                '{"ArchiveId":"%s","ArchiveDescription":"%s","CreationDate":"2019-%02d-21T08:52:%02d.%03dZ","Size":%d,"SHA256TreeHash":"%s"}'
+                % (_archive_id(i), name, 1 + i % 12, i % 60, i % 1000, i * 7, HASH)
+            )
         yield (("," if start else "") + ",".join(batch)).encode()
     yield b"]}"
 
@@ -189,7 +215,7 @@ def test_naming_100000_archives_holds_one_run_not_the_vault(tmp_path: Path) -> N
         named, total, lines = name_inventory(items, KeyRules(prefix="from-vault/"), str(tmp_path))
         digest, written, out_lines = hashlib.sha256(), 0, 0
         for line in lines:  # as name_archives hands them to the upload
-            chunk = f"{line}\n".encode("utf-8")
+            chunk = f"{line}\n".encode()
             digest.update(chunk)
             written += len(chunk)
             out_lines += 1
@@ -217,7 +243,7 @@ def _chunks(data: bytes, sizes: list[int]) -> Iterator[bytes]:
     at, i = 0, 0
     while at < len(data):
         size = sizes[i % len(sizes)]
-        yield data[at:at + size]
+        yield data[at : at + size]
         at += size
         i += 1
 
@@ -260,8 +286,9 @@ def test_a_stream_that_fails_leaves_no_object_and_no_upload(work_s3: tuple[S3Gat
 # ---- name_archives: the inventory read, named and written -------------------------------------
 
 
-def test_name_archives_writes_the_named_list_and_leaves_no_run_files(work_s3: tuple[S3Gateway, Any], tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_name_archives_writes_the_named_list_and_leaves_no_run_files(
+    work_s3: tuple[S3Gateway, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     s3, client = work_s3
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     entries = duplicate_heavy_inventory(5, 200)
@@ -277,6 +304,9 @@ def test_name_archives_writes_the_named_list_and_leaves_no_run_files(work_s3: tu
     assert len(rows) == len(entries) and body.endswith(b"\n")
     results = [item.result for item in iter_vault_inventory(inventory_json(entries))]
     rules = KeyRules(prefix="p/")
-    expected = {(r.archive_id, k) for r, k in assign_unique_keys(a.naming(archive_key_for(a, rules).key) for a in results if isinstance(a, VaultArchive))}
+    expected = {
+        (r.archive_id, k)
+        for r, k in assign_unique_keys(a.naming(archive_key_for(a, rules).key) for a in results if isinstance(a, VaultArchive))
+    }
     assert {(row[0], row[1]) for row in rows if row[0]} == expected
     assert list(tmp_path.iterdir()) == []  # the run files went with their temporary directory

@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
         own = zipped_size(package, package / "bulk_restore")
         total = zipped_size(package)
         print(f"{package.name}: {mib(total)} zipped, of which bulk_restore {mib(own)}")
-    largest = sorted(((sum(f.stat().st_size for f in p.rglob("*") if f.is_file()), p.name) for p in functions[0].iterdir() if p.is_dir()), reverse=True)[:5]
+    largest = sorted(
+        ((sum(f.stat().st_size for f in p.rglob("*") if f.is_file()), p.name) for p in functions[0].iterdir() if p.is_dir()), reverse=True
+    )[:5]
     print("largest parts (unzipped): " + ", ".join(f"{name} {mib(size)}" for size, name in largest))
     return 1 if failed else 0
 

@@ -33,7 +33,8 @@ class ErrorDetail(ApiModel):
     code: str = Field(description="What went wrong, for programs: InvalidRequest, JobNotFound, MissingOrInvalidApiKey, ...")
     message: str = Field(description="One line saying what went wrong and what to do about it")
     details: dict[str, Any] | list[Any] = Field(
-        description="More about it: the fields at fault, the job's status, API Gateway's requestId and responseType, ...")
+        description="More about it: the fields at fault, the job's status, API Gateway's requestId and responseType, ..."
+    )
 
 
 class ErrorAnswer(ApiModel):
@@ -76,8 +77,10 @@ class CreateJobAnswer(ApiModel):
 class BatchRun(ApiModel):
     Group: Literal["archive", "intelligent-tiering"]
     JobId: str | None = Field(description="The S3 Batch Operations job id (null until it is created)")
-    Status: str = Field(description="S3's status of the Batch job (New, Preparing, Active, ..., Complete, Failed, Cancelled), "
-                                    "or NotCreated while the manifest is planned")
+    Status: str = Field(
+        description="S3's status of the Batch job (New, Preparing, Active, ..., Complete, Failed, Cancelled), "
+        "or NotCreated while the manifest is planned"
+    )
     FailureReason: str | None
     ReportRead: bool
 
@@ -211,6 +214,8 @@ def conform(model: type[ApiModel], answer: Answer) -> Answer:
     try:
         model.model_validate(answer)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False, include_input=False))
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False, include_input=False)
+        )
         raise AnswerNotConforming(f"{model.__name__} answer does not match its model: {problems}") from None
     return answer

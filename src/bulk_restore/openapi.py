@@ -34,9 +34,9 @@ DEFAULT_PATH = Path("openapi.json")
 # declares no description of its own. Every field of CreateJobRequest needs one (a test checks).
 REQUEST_FIELDS = {
     "bucket": "The manifest's bucket: the stack's ManifestBucket (or one of the ManifestBuckets parameter). "
-              "Required with key, unless source or vault says what to restore",
+    "Required with key, unless source or vault says what to restore",
     "key": "The manifest's key: an S3 Batch Operations CSV (bucket,key[,versionId], keys URL-encoded), or with "
-           "manifest_format s3-inventory the manifest.json of an S3 Inventory report",
+    "manifest_format s3-inventory the manifest.json of an S3 Inventory report",
     "tier": "The retrieval tier: STANDARD, BULK or EXPEDITED, in any case",
     "expiration_days": "Days the restored copies stay readable (ignored by S3 for Intelligent-Tiering)",
     "client_tag": "Your label: it comes back in every event and as a message attribute",
@@ -46,7 +46,7 @@ REQUEST_FIELDS = {
     "deadline_hours": "When to give up waiting and end the job as Timeout (default: from the tier)",
     "keep_restored_days": "Keep renewing the restored copies for this many days after the job completes",
     "engine": "Who sends the restore requests: direct (the stack's functions), batch (one S3 Batch Operations job), "
-              "auto (batch from the stack's BatchEngineMinObjects objects on)",
+    "auto (batch from the stack's BatchEngineMinObjects objects on)",
     "manifest_format": "csv (an S3 Batch Operations CSV) or s3-inventory (key is an S3 Inventory report's manifest.json)",
     "include_versions": "With s3-inventory: restore the report's noncurrent versions too",
     "source": "Instead of bucket and key: restore the objects under a prefix of a bucket, listed while planning",
@@ -66,19 +66,32 @@ REQUEST_FIELDS = {
 # STATUS adds those): a request pydantic refuses, API Gateway's own answers (template.yaml's
 # GatewayResponses), an unexpected failure.
 REQUEST_EXAMPLES = {
-    "manifest": {"summary": "A manifest in the stack's ManifestBucket",
-                 "value": {"bucket": "my-manifests", "key": "restores/2026-11/manifest.csv", "tier": "STANDARD", "expiration_days": 1,
-                           "client_tag": "finance-archive"}},
-    "prefix": {"summary": "Every archived object under a prefix", "value": {"source": {"bucket": "my-archive", "prefix": "photos/2019/"},
-                                                                            "tier": "BULK", "expiration_days": 7}},
-    "estimate": {"summary": "The price first: an estimate, nothing created",
-                 "value": {"bucket": "my-manifests", "key": "restores/2026-11/manifest.csv", "tier": "BULK", "dry_run": True}},
+    "manifest": {
+        "summary": "A manifest in the stack's ManifestBucket",
+        "value": {
+            "bucket": "my-manifests",
+            "key": "restores/2026-11/manifest.csv",
+            "tier": "STANDARD",
+            "expiration_days": 1,
+            "client_tag": "finance-archive",
+        },
+    },
+    "prefix": {
+        "summary": "Every archived object under a prefix",
+        "value": {"source": {"bucket": "my-archive", "prefix": "photos/2019/"}, "tier": "BULK", "expiration_days": 7},
+    },
+    "estimate": {
+        "summary": "The price first: an estimate, nothing created",
+        "value": {"bucket": "my-manifests", "key": "restores/2026-11/manifest.csv", "tier": "BULK", "dry_run": True},
+    },
 }
 
 ERRORS = {
     400: ("The request is not valid: details names the fields at fault and the message what to send", ["InvalidRequest"]),
-    403: ("No valid x-api-key (API Gateway); a manifest outside the stack's manifest buckets; a bucket outside AllowedBuckets",
-          ["MissingOrInvalidApiKey", "Forbidden"]),
+    403: (
+        "No valid x-api-key (API Gateway); a manifest outside the stack's manifest buckets; a bucket outside AllowedBuckets",
+        ["MissingOrInvalidApiKey", "Forbidden"],
+    ),
     404: ("No such job (or an id that is no job id); no such route (API Gateway)", ["NotFound"]),
     409: ("An idempotency key made a job with another request (details.differences); the job has already ended (details.status)", []),
     413: ("The body is over 16 KiB (over 10 MB: API Gateway): the object list belongs in the manifest", ["RequestTooLarge"]),
@@ -94,33 +107,59 @@ def error_codes(status: int) -> list[str]:
     """The error codes an answer of this status may carry."""
     return sorted({*ERRORS[status][1], *(error.code for error, answered in STATUS.items() if answered == status)})
 
+
 EVERY_ROUTE = (403, 429, 500, 502, 504)  # API Gateway's (key, usage plan, function failure, timeout) and ours
 
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "description": "A job id, as create-job answered it (BulkJobId)",
-          "schema": {"type": "string", "format": "uuid"}}
-NEXT_TOKEN = {"name": "next_token", "in": "query", "required": False,
-              "description": "NextToken of the previous page, unchanged (absent or empty: the first page)", "schema": {"type": "string"}}
+JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "description": "A job id, as create-job answered it (BulkJobId)",
+    "schema": {"type": "string", "format": "uuid"},
+}
+NEXT_TOKEN = {
+    "name": "next_token",
+    "in": "query",
+    "required": False,
+    "description": "NextToken of the previous page, unchanged (absent or empty: the first page)",
+    "schema": {"type": "string"},
+}
 
 
 def limit_parameter(maximum: int = 1000, default: int = 100) -> dict[str, Any]:
-    return {"name": "limit", "in": "query", "required": False, "description": f"Page size, 1 to {maximum} (ASCII digits)",
-            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
+    return {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": f"Page size, 1 to {maximum} (ASCII digits)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
 
 
-def operation(operation_id: str, summary: str, ok: str, answer: type[BaseModel] | None, errors: tuple[int, ...],
-              parameters: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-              ok_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def operation(
+    operation_id: str,
+    summary: str,
+    ok: str,
+    answer: type[BaseModel] | None,
+    errors: tuple[int, ...],
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    ok_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     statuses = sorted({*errors, *EVERY_ROUTE})
     op: dict[str, Any] = {"operationId": operation_id, "summary": summary}
     if parameters:
         op["parameters"] = parameters
     if body:
         op["requestBody"] = body
-    op["responses"] = {"200": {"description": ok, "content": {
-        "application/json": {"schema": ok_schema or {"$ref": f"{SCHEMAS}{answer.__name__}"}}}}}  # type: ignore[union-attr]
+    op["responses"] = {
+        "200": {"description": ok, "content": {"application/json": {"schema": ok_schema or {"$ref": f"{SCHEMAS}{answer.__name__}"}}}}
+    }  # type: ignore[union-attr]
     for status in statuses:
-        op["responses"][str(status)] = {"description": f"{', '.join(error_codes(status))}: {ERRORS[status][0]}", "content": {
-            "application/json": {"schema": {"$ref": f"{SCHEMAS}ErrorAnswer"}}}}
+        op["responses"][str(status)] = {
+            "description": f"{', '.join(error_codes(status))}: {ERRORS[status][0]}",
+            "content": {"application/json": {"schema": {"$ref": f"{SCHEMAS}ErrorAnswer"}}},
+        }
     return op
 
 
@@ -128,38 +167,84 @@ def paths() -> dict[str, Any]:
     """Every route of the API (handlers/api.py; the API events of template.yaml)."""
     states = [s.value for s in ObjectState]
     create_job = operation(
-        "createJob", "Create a restore job (or find the one an idempotency key made); with dry_run, its estimate",
-        "The job (CreateJobAnswer), or with dry_run true its estimate, nothing created (DryRunAnswer)", None,
+        "createJob",
+        "Create a restore job (or find the one an idempotency key made); with dry_run, its estimate",
+        "The job (CreateJobAnswer), or with dry_run true its estimate, nothing created (DryRunAnswer)",
+        None,
         (400, 403, 409, 413, 422),
         ok_schema={"oneOf": [{"$ref": f"{SCHEMAS}CreateJobAnswer"}, {"$ref": f"{SCHEMAS}DryRunAnswer"}]},
-        parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
-                     "description": "1 to 128 visible ASCII characters (a UUID will do): a repeat with the same key "
-                                    "and request answers the same job; with another request, a 409",
-                     "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,128}$"}}],
-        body={"required": True, "description": "What to restore, and how. Unknown fields are ignored with a warning",
-              "content": {"application/json": {"schema": {"$ref": f"{SCHEMAS}CreateJobRequest"}, "examples": REQUEST_EXAMPLES}}},
+        parameters=[
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "1 to 128 visible ASCII characters (a UUID will do): a repeat with the same key "
+                "and request answers the same job; with another request, a 409",
+                "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,128}$"},
+            }
+        ],
+        body={
+            "required": True,
+            "description": "What to restore, and how. Unknown fields are ignored with a warning",
+            "content": {"application/json": {"schema": {"$ref": f"{SCHEMAS}CreateJobRequest"}, "examples": REQUEST_EXAMPLES}},
+        },
     )
     return {
         "/create-job": {"post": create_job},
-        "/jobs": {"get": operation("listJobs", "The jobs, newest first, a page at a time", "A page of jobs", JobsPage, (400,),
-                                   parameters=[limit_parameter(maximum=100, default=20), NEXT_TOKEN])},
-        "/jobs/{job_id}": {"get": operation("getJob", "A job's status", "The job's status", JobStatusDocument, (404,),
-                                            parameters=[JOB_ID])},
-        "/jobs/{job_id}/cancel": {"post": operation(
-            "cancelJob", "Stop a job: it ends as Cancelled; restores S3 already accepted go on", "The job's status, Cancelled",
-            JobStatusDocument, (404, 409), parameters=[JOB_ID])},
-        "/jobs/{job_id}/objects": {"get": operation(
-            "listObjects", "A job's objects, optionally of one state, a page at a time", "A page of the job's objects",
-            ObjectsPage, (400, 404), parameters=[
-                JOB_ID,
-                {"name": "state", "in": "query", "required": False, "description": "Only objects in this state (any case)",
-                 "schema": {"type": "string", "enum": states}},
-                limit_parameter(),
-                NEXT_TOKEN,
-            ])},
-        "/openapi.json": {"get": operation(
-            "getOpenApiDocument", "This document", "The API's OpenAPI document, with the URL it was fetched from as its server",
-            None, (), ok_schema={"type": "object", "required": ["openapi", "paths"]})},
+        "/jobs": {
+            "get": operation(
+                "listJobs",
+                "The jobs, newest first, a page at a time",
+                "A page of jobs",
+                JobsPage,
+                (400,),
+                parameters=[limit_parameter(maximum=100, default=20), NEXT_TOKEN],
+            )
+        },
+        "/jobs/{job_id}": {
+            "get": operation("getJob", "A job's status", "The job's status", JobStatusDocument, (404,), parameters=[JOB_ID])
+        },
+        "/jobs/{job_id}/cancel": {
+            "post": operation(
+                "cancelJob",
+                "Stop a job: it ends as Cancelled; restores S3 already accepted go on",
+                "The job's status, Cancelled",
+                JobStatusDocument,
+                (404, 409),
+                parameters=[JOB_ID],
+            )
+        },
+        "/jobs/{job_id}/objects": {
+            "get": operation(
+                "listObjects",
+                "A job's objects, optionally of one state, a page at a time",
+                "A page of the job's objects",
+                ObjectsPage,
+                (400, 404),
+                parameters=[
+                    JOB_ID,
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only objects in this state (any case)",
+                        "schema": {"type": "string", "enum": states},
+                    },
+                    limit_parameter(),
+                    NEXT_TOKEN,
+                ],
+            )
+        },
+        "/openapi.json": {
+            "get": operation(
+                "getOpenApiDocument",
+                "This document",
+                "The API's OpenAPI document, with the URL it was fetched from as its server",
+                None,
+                (),
+                ok_schema={"type": "object", "required": ["openapi", "paths"]},
+            )
+        },
     }
 
 
@@ -178,25 +263,36 @@ def _request_schema(schema: dict[str, Any]) -> dict[str, Any]:
     for name, field in CreateJobRequest.model_fields.items():
         if field.description is None and name in REQUEST_FIELDS:
             properties[name]["description"] = REQUEST_FIELDS[name]
-    properties["tier"] = {"type": "string", "enum": ["STANDARD", "BULK", "EXPEDITED"], "default": "STANDARD",
-                          "description": properties["tier"].get("description", REQUEST_FIELDS["tier"])}
-    schema["description"] = ("The body of POST /create-job: bucket and key (a manifest), or source (a prefix), or vault with "
-                             "target (a Glacier vault's archives into S3). Fields it does not know are ignored, with a warning "
-                             "in the answer; the known ones are checked strictly.")
+    properties["tier"] = {
+        "type": "string",
+        "enum": ["STANDARD", "BULK", "EXPEDITED"],
+        "default": "STANDARD",
+        "description": properties["tier"].get("description", REQUEST_FIELDS["tier"]),
+    }
+    schema["description"] = (
+        "The body of POST /create-job: bucket and key (a manifest), or source (a prefix), or vault with "
+        "target (a Glacier vault's archives into S3). Fields it does not know are ignored, with a warning "
+        "in the answer; the known ones are checked strictly."
+    )
     return schema
 
 
 def components() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [CreateJobRequest, ErrorAnswer, CreateJobAnswer, DryRunAnswer, JobStatusDocument, ObjectsPage,
-                                     JobsPage]
+    models: list[type[BaseModel]] = [CreateJobRequest, ErrorAnswer, CreateJobAnswer, DryRunAnswer, JobStatusDocument, ObjectsPage, JobsPage]
     _, top = models_json_schema([(model, "validation") for model in models], ref_template=SCHEMAS + "{model}")
     schemas = {name: _strip_titles(schema) for name, schema in top["$defs"].items()}
     schemas.pop("Tier", None)  # the request's tier is described inline, in the spellings the API documents
     schemas["CreateJobRequest"] = _request_schema(schemas["CreateJobRequest"])
     return {
         "schemas": dict(sorted(schemas.items())),
-        "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
-                                       "description": "The stack's API key: the ApiKeyCommand output prints it"}},
+        "securitySchemes": {
+            "ApiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "The stack's API key: the ApiKeyCommand output prints it",
+            }
+        },
     }
 
 
@@ -209,13 +305,17 @@ def _document() -> dict[str, Any]:
             "version": __version__,
             "summary": "Restore large sets of archived S3 objects and Glacier vault archives; one event when a whole job is done",
             "description": "Every route needs the API key in the x-api-key header. Every error, the service's and API "
-                           "Gateway's own, is {\"error\": {\"code\", \"message\", \"details\"}}; the message says what to fix. "
-                           "See the README's API reference.",
+            'Gateway\'s own, is {"error": {"code", "message", "details"}}; the message says what to fix. '
+            "See the README's API reference.",
             "license": {"name": "MIT-0", "identifier": "MIT-0"},
         },
-        "servers": [{"url": "https://{api_id}.execute-api.{region}.amazonaws.com/prod",
-                     "description": "A deployed stack (its RestAPI output)",
-                     "variables": {"api_id": {"default": "api_id"}, "region": {"default": "us-east-1"}}}],
+        "servers": [
+            {
+                "url": "https://{api_id}.execute-api.{region}.amazonaws.com/prod",
+                "description": "A deployed stack (its RestAPI output)",
+                "variables": {"api_id": {"default": "api_id"}, "region": {"default": "us-east-1"}},
+            }
+        ],
         "security": [{"ApiKey": []}],
         "paths": paths(),
         "components": components(),

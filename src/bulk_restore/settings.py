@@ -63,7 +63,7 @@ class Settings(BaseModel):
         return None if not names or "*" in names else names
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         names = {
             "table_name": "TABLE_NAME",

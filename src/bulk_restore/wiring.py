@@ -47,10 +47,17 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     # Each restore thread holds its own connections: the clients' pools are sized to RestoreConcurrency.
-    store = DynamoJobStore(settings.table_name, object_retention_days=settings.object_retention_days, job_retention_days=settings.job_retention_days,
-                           max_connections=settings.restore_concurrency)
-    s3 = S3Gateway(max_connections=settings.restore_concurrency, allowed_buckets=settings.allowed_bucket_set,
-                   manifest_buckets=settings.manifest_bucket_list)
+    store = DynamoJobStore(
+        settings.table_name,
+        object_retention_days=settings.object_retention_days,
+        job_retention_days=settings.job_retention_days,
+        max_connections=settings.restore_concurrency,
+    )
+    s3 = S3Gateway(
+        max_connections=settings.restore_concurrency,
+        allowed_buckets=settings.allowed_bucket_set,
+        manifest_buckets=settings.manifest_bucket_list,
+    )
     queues = QueueGateway(settings.plan_queue_url, settings.restore_queue_url, transfer_queue_url=settings.transfer_queue_url)
     publisher = EventPublisher(settings.topic_arn)
     metrics = EmfMetrics()  # flushed by each handler's @metrics.log_metrics
@@ -59,14 +66,30 @@ def build_services(settings: Settings) -> Services:
     batch = None
     if settings.batch_role_arn and settings.account_id and settings.report_bucket:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3CONTROL") or os.environ.get("AWS_ENDPOINT_URL") or None
-        batch = BatchEngine(store, s3, BatchOperations(settings.account_id, settings.batch_role_arn, endpoint_url=endpoint), notifier,
-                            settings.report_bucket, metrics=metrics)
+        batch = BatchEngine(
+            store,
+            s3,
+            BatchOperations(settings.account_id, settings.batch_role_arn, endpoint_url=endpoint),
+            notifier,
+            settings.report_bucket,
+            metrics=metrics,
+        )
     vaults = vault = None
     if settings.transfer_queue_url:
         vaults = GlacierVaults()
-        vault = VaultMover(store, s3, vaults, queues, notifier, settings.vault_topic_arn, settings.vault_part_bytes,
-                           settings.transfer_attempts, settings.restore_concurrency, work_bucket=settings.report_bucket,
-                           time_scale=settings.time_scale)
+        vault = VaultMover(
+            store,
+            s3,
+            vaults,
+            queues,
+            notifier,
+            settings.vault_topic_arn,
+            settings.vault_part_bytes,
+            settings.transfer_attempts,
+            settings.restore_concurrency,
+            work_bucket=settings.report_bucket,
+            time_scale=settings.time_scale,
+        )
         vault.metrics = metrics
     built = Services(
         settings=settings,
@@ -75,10 +98,12 @@ def build_services(settings: Settings) -> Services:
         queues=queues,
         publisher=publisher,
         notifier=notifier,
-        jobs=JobService(store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects,
-                        vaults),
-        planner=Planner(store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge,
-                        batch, vault),
+        jobs=JobService(
+            store, s3, queues, settings.topic_arn, settings.progress_step_percent, notifier, batch, settings.batch_min_objects, vaults
+        ),
+        planner=Planner(
+            store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge, batch, vault
+        ),
         restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault, metrics=metrics),
         completions=CompletionRecorder(store, notifier, s3, metrics=metrics),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault, metrics=metrics),
@@ -87,8 +112,14 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
     )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
-    built.estimates = EstimateService(built.jobs, s3, region=region, restore_rate_per_second=settings.restore_rate_per_second,
-                                      concurrency=settings.restore_concurrency, head_limit=settings.estimate_head_limit)
+    built.estimates = EstimateService(
+        built.jobs,
+        s3,
+        region=region,
+        restore_rate_per_second=settings.restore_rate_per_second,
+        concurrency=settings.restore_concurrency,
+        head_limit=settings.estimate_head_limit,
+    )
     return built
 
 

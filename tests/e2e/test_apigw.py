@@ -75,11 +75,16 @@ def test_a_missing_or_wrong_api_key_is_forbidden(serve):
 
 def test_the_function_gets_a_rest_proxy_event(serve):
     handler = Recorder()
-    route = Route("POST", "/jobs/{job_id}/objects", handler, "ApiFunction", timeout_s=29, api_key_required=True, stage="prod", api_id="abc123")
+    route = Route(
+        "POST", "/jobs/{job_id}/objects", handler, "ApiFunction", timeout_s=29, api_key_required=True, stage="prod", api_id="abc123"
+    )
     api = serve(route)
 
-    requests.post(api.url + "/jobs/j%201/objects?state=FAILED&tag=a&tag=b", data='{"x": 1}',
-                  headers={"x-api-key": KEY, "X-Multi": "one", "Content-Type": "application/json"})
+    requests.post(
+        api.url + "/jobs/j%201/objects?state=FAILED&tag=a&tag=b",
+        data='{"x": 1}',
+        headers={"x-api-key": KEY, "X-Multi": "one", "Content-Type": "application/json"},
+    )
 
     [event] = handler.events
     assert event["resource"] == "/jobs/{job_id}/objects"
@@ -94,7 +99,12 @@ def test_the_function_gets_a_rest_proxy_event(serve):
     assert event["stageVariables"] is None
     assert (event["body"], event["isBase64Encoded"]) == ('{"x": 1}', False)
     context = event["requestContext"]
-    assert (context["resourcePath"], context["httpMethod"], context["path"], context["stage"]) == ("/jobs/{job_id}/objects", "POST", "/jobs/j 1/objects", "prod")
+    assert (context["resourcePath"], context["httpMethod"], context["path"], context["stage"]) == (
+        "/jobs/{job_id}/objects",
+        "POST",
+        "/jobs/j 1/objects",
+        "prod",
+    )
     assert context["identity"]["apiKey"] == KEY and context["identity"]["sourceIp"] == "127.0.0.1"
     assert context["requestId"] and context["apiId"] == "abc123"
     assert context["domainName"] == event["headers"]["Host"]
@@ -116,8 +126,15 @@ def test_the_stage_prefix_is_served_too_and_shows_in_the_request_context(serve):
 
 def test_the_proxy_response_is_written_back(serve):
     body = base64.b64encode(b"\x00\x01binary").decode()
-    handler = Recorder({"statusCode": 201, "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]}, "headers": {"X-One": "1"},
-                        "body": body, "isBase64Encoded": True})
+    handler = Recorder(
+        {
+            "statusCode": 201,
+            "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+            "headers": {"X-One": "1"},
+            "body": body,
+            "isBase64Encoded": True,
+        }
+    )
     api = serve(Route("GET", "/b", handler, "fn"))
 
     response = requests.get(api.url + "/b")
@@ -129,13 +146,16 @@ def test_the_proxy_response_is_written_back(serve):
     assert response.headers["x-amzn-RequestId"]
 
 
-@pytest.mark.parametrize("response", [
-    None,
-    "not a dict",
-    {"statusCode": "abc", "body": ""},
-    {"statusCode": 200, "body": {"not": "a string"}},
-    {"statusCode": 200, "headers": {"X": {"nested": 1}}, "body": ""},
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        None,
+        "not a dict",
+        {"statusCode": "abc", "body": ""},
+        {"statusCode": 200, "body": {"not": "a string"}},
+        {"statusCode": 200, "headers": {"X": {"nested": 1}}, "body": ""},
+    ],
+)
 def test_a_malformed_response_is_a_502(serve, response):
     handler = Recorder()
     handler.response = response
@@ -207,11 +227,13 @@ def assert_gateway_error(response, status, code, *words):
 def test_with_the_template_s_gateway_responses_api_gateway_s_own_answers_have_the_api_error_shape(serve, monkeypatch):
     monkeypatch.setattr(apigw, "MAX_PAYLOAD_BYTES", 1024)
     handler = Recorder()
-    api = serve(Route("GET", "/jobs/{job_id}", handler, "fn", api_key_required=True),
-                Route("POST", "/create-job", handler, "fn", api_key_required=True),
-                Route("GET", "/boom", Recorder(error=RuntimeError("boom")), "fn", api_key_required=True),
-                Route("GET", "/malformed", Recorder({"statusCode": "abc"}), "fn", api_key_required=True),
-                responses=template_responses())
+    api = serve(
+        Route("GET", "/jobs/{job_id}", handler, "fn", api_key_required=True),
+        Route("POST", "/create-job", handler, "fn", api_key_required=True),
+        Route("GET", "/boom", Recorder(error=RuntimeError("boom")), "fn", api_key_required=True),
+        Route("GET", "/malformed", Recorder({"statusCode": "abc"}), "fn", api_key_required=True),
+        responses=template_responses(),
+    )
     key = {"x-api-key": KEY}
 
     missing = assert_gateway_error(requests.get(api.url + "/jobs/1"), 403, "MissingOrInvalidApiKey", "x-api-key")
@@ -242,8 +264,11 @@ def test_a_function_over_its_time_is_a_504_in_the_api_error_shape(serve):
 
 def test_requests_beyond_the_usage_plan_s_burst_and_rate_are_throttled_in_the_api_error_shape(serve):
     handler = Recorder()
-    api = serve(Route("GET", "/jobs/{job_id}", handler, "fn", api_key_required=True), responses=template_responses(),
-                usage_plan=UsagePlan(rate=2, burst=5))
+    api = serve(
+        Route("GET", "/jobs/{job_id}", handler, "fn", api_key_required=True),
+        responses=template_responses(),
+        usage_plan=UsagePlan(rate=2, burst=5),
+    )
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda i: requests.get(f"{api.url}/jobs/{i}", headers={"x-api-key": KEY}), range(12)))
@@ -258,8 +283,11 @@ def test_requests_beyond_the_usage_plan_s_burst_and_rate_are_throttled_in_the_ap
 
 
 def test_a_key_past_its_daily_quota_is_refused_in_the_api_error_shape(serve):
-    api = serve(Route("GET", "/jobs/{job_id}", Recorder(), "fn", api_key_required=True), responses=template_responses(),
-                usage_plan=UsagePlan(quota=3))
+    api = serve(
+        Route("GET", "/jobs/{job_id}", Recorder(), "fn", api_key_required=True),
+        responses=template_responses(),
+        usage_plan=UsagePlan(quota=3),
+    )
 
     assert [requests.get(api.url + "/jobs/1", headers={"x-api-key": KEY}).status_code for _ in range(3)] == [200] * 3
     assert_gateway_error(requests.get(api.url + "/jobs/1", headers={"x-api-key": KEY}), 429, "QuotaExceeded", "ApiQuotaPerDay")
@@ -267,8 +295,11 @@ def test_a_key_past_its_daily_quota_is_refused_in_the_api_error_shape(serve):
 
 def test_a_type_the_template_leaves_out_takes_its_default_4xx_or_5xx(serve):
     responses = {k: v for k, v in template_responses().items() if k in ("DEFAULT_4XX", "DEFAULT_5XX")}
-    api = serve(Route("GET", "/jobs/{job_id}", Recorder(), "fn", api_key_required=True),
-                Route("GET", "/boom", Recorder(error=RuntimeError("boom")), "fn"), responses=responses)
+    api = serve(
+        Route("GET", "/jobs/{job_id}", Recorder(), "fn", api_key_required=True),
+        Route("GET", "/boom", Recorder(error=RuntimeError("boom")), "fn"),
+        responses=responses,
+    )
 
     refused = assert_gateway_error(requests.get(api.url + "/jobs/1"), 403, "RequestRefused", "API reference")
     assert (refused["details"]["gatewayMessage"], refused["details"]["responseType"]) == ("Forbidden", "INVALID_API_KEY")

@@ -17,7 +17,6 @@ import boto3
 import pytest
 
 from bulk_restore_cli.demo import free_port
-
 from support.cli import command
 
 pytestmark = pytest.mark.e2e
@@ -100,23 +99,38 @@ def test_redrive_without_a_region_says_how_to_give_one(home: Path) -> None:
 def test_redrive_takes_the_region_from_aws_region(home: Path, moto_endpoint: str) -> None:
     # Given AWS_REGION (the variable Lambda and the CLI examples set), and no AWS_DEFAULT_REGION
     # When redrive runs on a queue that does not exist
-    result = run(home, "redrive", "--endpoint-url", moto_endpoint, "--dlq-url", f"{moto_endpoint}/123456789012/none-dlq",
-                 env={**FAKE_CREDENTIALS, "AWS_REGION": "eu-west-1"})
+    result = run(
+        home,
+        "redrive",
+        "--endpoint-url",
+        moto_endpoint,
+        "--dlq-url",
+        f"{moto_endpoint}/123456789012/none-dlq",
+        env={**FAKE_CREDENTIALS, "AWS_REGION": "eu-west-1"},
+    )
     # Then the region was found: the error is about the queue, not the region
     assert_one_line_error(result, "no queue", "none-dlq")
 
 
 def test_redrive_without_credentials_says_how_to_give_them(home: Path) -> None:
     # (the one AWS variable: on a CI runner in EC2, the instance's role would be credentials)
-    result = run(home, "redrive", "--region", "us-east-1", "--dlq-url", "https://sqs.us-east-1.amazonaws.com/123456789012/x-dlq",
-                 env={"AWS_EC2_METADATA_DISABLED": "true"})
+    result = run(
+        home,
+        "redrive",
+        "--region",
+        "us-east-1",
+        "--dlq-url",
+        "https://sqs.us-east-1.amazonaws.com/123456789012/x-dlq",
+        env={"AWS_EC2_METADATA_DISABLED": "true"},
+    )
 
     assert_one_line_error(result, "no AWS credentials", "AWS_ACCESS_KEY_ID", "aws configure")
 
 
 def test_redrive_of_an_unknown_stack_names_it(home: Path, moto_endpoint: str) -> None:
-    result = run(home, "redrive", "--region", "us-east-1", "--endpoint-url", moto_endpoint, "--stack-name", "no-such-stack",
-                 env=FAKE_CREDENTIALS)
+    result = run(
+        home, "redrive", "--region", "us-east-1", "--endpoint-url", moto_endpoint, "--stack-name", "no-such-stack", env=FAKE_CREDENTIALS
+    )
 
     assert_one_line_error(result, "no stack", "no-such-stack", "us-east-1", "--stack-name")
 
@@ -126,12 +140,24 @@ def test_redrive_of_an_unknown_queue_names_it_and_moves_nothing(home: Path, moto
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1", **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
     dead_letters = sqs.create_queue(QueueName="cli-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    source = sqs.create_queue(QueueName="cli-source",
-                              Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})})["QueueUrl"]
+    source = sqs.create_queue(
+        QueueName="cli-source", Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})}
+    )["QueueUrl"]
     sqs.send_message(QueueUrl=dead_letters, MessageBody="dead letter")
     # When redrive is given it and a queue that does not exist
-    result = run(home, "redrive", "--region", "us-east-1", "--endpoint-url", moto_endpoint,
-                 "--dlq-url", dead_letters, "--dlq-url", f"{moto_endpoint}/123456789012/no-such-dlq", env=FAKE_CREDENTIALS)
+    result = run(
+        home,
+        "redrive",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        moto_endpoint,
+        "--dlq-url",
+        dead_letters,
+        "--dlq-url",
+        f"{moto_endpoint}/123456789012/no-such-dlq",
+        env=FAKE_CREDENTIALS,
+    )
     # Then it names the unknown queue, and the known one's message was left where it was
     assert_one_line_error(result, "no queue", "no-such-dlq", "--dlq-url")
     depth = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
@@ -142,8 +168,17 @@ def test_redrive_of_an_unknown_queue_names_it_and_moves_nothing(home: Path, moto
 def test_redrive_of_an_unreachable_endpoint_says_so(home: Path) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
 
-    result = run(home, "redrive", "--region", "us-east-1", "--endpoint-url", nobody, "--dlq-url", f"{nobody}/123456789012/x-dlq",
-                 env=FAKE_CREDENTIALS)
+    result = run(
+        home,
+        "redrive",
+        "--region",
+        "us-east-1",
+        "--endpoint-url",
+        nobody,
+        "--dlq-url",
+        f"{nobody}/123456789012/x-dlq",
+        env=FAKE_CREDENTIALS,
+    )
 
     assert_one_line_error(result, "cannot reach", nobody, "--endpoint-url")
 
@@ -153,13 +188,13 @@ def test_redrive_moves_the_dead_letters_back_and_says_how_many(home: Path, moto_
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1", **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
     dead_letters = sqs.create_queue(QueueName="moved-dlq")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    source = sqs.create_queue(QueueName="moved-source",
-                              Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})})["QueueUrl"]
+    source = sqs.create_queue(
+        QueueName="moved-source", Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})}
+    )["QueueUrl"]
     for body in ("one", "two"):
         sqs.send_message(QueueUrl=dead_letters, MessageBody=body)
     # When redrive runs on it
-    result = run(home, "redrive", "--region", "us-east-1", "--endpoint-url", moto_endpoint, "--dlq-url", dead_letters,
-                 env=FAKE_CREDENTIALS)
+    result = run(home, "redrive", "--region", "us-east-1", "--endpoint-url", moto_endpoint, "--dlq-url", dead_letters, env=FAKE_CREDENTIALS)
     # Then both are back on the source queue, and it said so
     assert (result.returncode, result.stderr) == (0, "")
     assert "2 message(s) redriven" in result.stdout
@@ -209,14 +244,17 @@ def test_local_without_the_template_names_the_path(home: Path, tmp_path: Path) -
     assert_one_line_error(result, str(missing), "--template")
 
 
-@pytest.mark.parametrize(("option", "value", "words"), [
-    ("--parameter", "RestoreConcurrency", ("--parameter", "NAME=VALUE", "RestoreConcurrency")),
-    ("--parameter", "=16", ("--parameter", "NAME=VALUE")),
-    ("--parameter", "NoSuchParameter=1", ("NoSuchParameter",)),
-    ("--parameter", "RestoreConcurrency=lots", ("RestoreConcurrency",)),
-    ("--env", "LOG_LEVEL", ("--env", "NAME=VALUE")),
-    ("--restore-spread", "2", ("--restore-spread", "0", "1")),
-])
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--parameter", "RestoreConcurrency", ("--parameter", "NAME=VALUE", "RestoreConcurrency")),
+        ("--parameter", "=16", ("--parameter", "NAME=VALUE")),
+        ("--parameter", "NoSuchParameter=1", ("NoSuchParameter",)),
+        ("--parameter", "RestoreConcurrency=lots", ("RestoreConcurrency",)),
+        ("--env", "LOG_LEVEL", ("--env", "NAME=VALUE")),
+        ("--restore-spread", "2", ("--restore-spread", "0", "1")),
+    ],
+)
 def test_local_with_a_bad_option_says_what_to_fix(home: Path, option: str, value: str, words: tuple[str, ...]) -> None:
     result = run(home, "local", option, value, "--aws-port", str(free_port()), "--api-port", str(free_port()))
 

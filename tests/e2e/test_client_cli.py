@@ -10,6 +10,8 @@ import os
 import pty
 import re
 import select
+import shlex
+import shutil
 import subprocess
 import time
 import uuid
@@ -33,13 +35,17 @@ class LocalStack:
         self.process, self.info = start_local(self.ready_file, tmp / "stack.log", "--restore-seconds", "5", "--sweep-seconds", "2")
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.info["aws_endpoint_url"], region_name=self.info["region"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.info["aws_endpoint_url"],
+            region_name=self.info["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def env(self) -> dict[str, str]:
         """No AWS settings of the machine, and the user's directories in the test's place."""
-        return clean_env() | {"XDG_CONFIG_HOME": str(self.tmp / "config"), "XDG_STATE_HOME": str(self.tmp / "state"),
-                              "HOME": str(self.tmp)}
+        return clean_env() | {"XDG_CONFIG_HOME": str(self.tmp / "config"), "XDG_STATE_HOME": str(self.tmp / "state"), "HOME": str(self.tmp)}
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(command(*args), capture_output=True, text=True, timeout=timeout, env=self.env(), stdin=subprocess.DEVNULL)
@@ -179,8 +185,13 @@ def test_watch_on_a_terminal_draws_a_bar_that_moves(local: LocalStack) -> None:
     job_id = create(local, archive(local, 60), "--tier", "standard")
     # When it is watched on a terminal (a pseudo-terminal here), polling often
     leader, follower = pty.openpty()
-    process = subprocess.Popen(command("watch", job_id, "--ready-file", str(local.ready_file), "--poll", "--interval", "0.3"),
-                               stdin=follower, stdout=follower, stderr=subprocess.PIPE, env=local.env() | {"COLUMNS": "100"})
+    process = subprocess.Popen(
+        command("watch", job_id, "--ready-file", str(local.ready_file), "--poll", "--interval", "0.3"),
+        stdin=follower,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=local.env() | {"COLUMNS": "100"},
+    )
     os.close(follower)
     screen = b""
     deadline = time.monotonic() + 120
@@ -208,3 +219,44 @@ def test_watch_on_a_terminal_draws_a_bar_that_moves(local: LocalStack) -> None:
     assert len(bars) >= 2, plain
     assert not bars[0].startswith("Complete") and "100 %" not in bars[0]
     assert bars[-1].startswith("Complete") and "100 %  60/60" in bars[-1]
+
+
+def test_watch_in_tmux_shows_a_bar_that_moves_between_two_frames(local: LocalStack) -> None:
+    # What a user sees in a real terminal emulator: the screen of a tmux pane, not the byte stream
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (the pseudo-terminal test above covers the byte stream)")
+    # Given a job of 80 objects, just created
+    job_id = create(local, archive(local, 80), "--tier", "standard")
+    # When `bulk-restore watch` runs in a tmux pane 100 columns wide, on a server of its own
+    socket = f"bulk-restore-test-{uuid.uuid4().hex[:8]}"
+    watch = shlex.join(command("watch", job_id, "--ready-file", str(local.ready_file), "--poll", "--interval", "0.3"))
+    env = {k: v for k, v in local.env().items() if not k.startswith("TMUX")} | {"TERM": "xterm-256color"}
+    base = [tmux, "-L", socket, "-f", os.devnull]
+    subprocess.run(
+        [*base, "new-session", "-d", "-x", "100", "-y", "20", "-s", "watch", f"{watch}; echo EXIT=$?; sleep 60"],
+        check=True,
+        env=env,
+        timeout=30,
+    )
+    frames: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pane = subprocess.run([*base, "capture-pane", "-p", "-t", "watch"], capture_output=True, text=True, timeout=10).stdout
+            if not frames or pane != frames[-1]:
+                frames.append(pane)
+            if "EXIT=" in pane:
+                break
+            time.sleep(0.2)
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True, timeout=10)
+    # Then the pane showed the bar at two or more different points before the end
+    bars = [next((line for line in frame.splitlines() if "━" in line), "") for frame in frames]
+    moving = [bar for bar in dict.fromkeys(bars) if bar and not bar.startswith("Complete")]
+    assert len(moving) >= 1 and len(set(bars) - {""}) >= 2, "\n----\n".join(frames)
+    # And the last frame is the finished bar, drawn in place (one bar on the screen), and exit code 0
+    final = frames[-1]
+    assert [line for line in final.splitlines() if "━" in line] == [bars[-1]]
+    assert bars[-1].startswith("Complete") and "100 %  80/80" in bars[-1], final
+    assert re.search(r"^EXIT=0$", final, re.MULTILINE), final

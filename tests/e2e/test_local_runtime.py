@@ -4,6 +4,7 @@ pollers that cost nothing, a prompt stop, schedules on time while the pollers ar
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -33,8 +34,9 @@ def aws(monkeypatch) -> Iterator[None]:
 
 def provisioned(**parameters: str) -> ProvisionedStack:
     session = boto3.session.Session(region_name="us-east-1")
-    return provision(TEMPLATE, clients=lambda service: session.client(service), stack_name="runtime", parameters=parameters,
-                     region="us-east-1")
+    return provision(
+        TEMPLATE, clients=lambda service: session.client(service), stack_name="runtime", parameters=parameters, region="us-east-1"
+    )
 
 
 class Recorder:
@@ -185,7 +187,7 @@ def test_the_fifo_plan_queue_runs_message_groups_at_once_but_each_group_one_batc
     for job in ("a", "b", "c"):
         steps = sorted((c for c in handler.calls if c["records"][0]["body"].startswith(job)), key=lambda c: c["started"])
         assert [c["records"][0]["body"] for c in steps] == [f"{job}-{step}" for step in range(4)]
-        for before, after in zip(steps, steps[1:]):
+        for before, after in itertools.pairwise(steps):
             assert after["started"] >= before["ended"], (before, after)
 
 

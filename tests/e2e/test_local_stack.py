@@ -28,15 +28,21 @@ class RunningStack:
     def __init__(self, tmp: Path, *extra: str):
         self.ready_file = tmp / f"ready-{uuid.uuid4().hex[:6]}.json"
         self.log_path = tmp / f"stack-{uuid.uuid4().hex[:6]}.log"
-        self.process, self.info = start_local(self.ready_file, self.log_path, "--restore-seconds", RESTORE_SECONDS, *extra,
-                                              stdout=subprocess.PIPE)
+        self.process, self.info = start_local(
+            self.ready_file, self.log_path, "--restore-seconds", RESTORE_SECONDS, *extra, stdout=subprocess.PIPE
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.info["aws_endpoint_url"], region_name=self.info["region"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.info["aws_endpoint_url"],
+            region_name=self.info["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -86,7 +92,7 @@ def archive(local):
         "glacier/a b+c.txt": ("GLACIER", {}),
         "glacier/100% «ünïcode» 日本.txt": ("GLACIER", {}),
         "deep/one,two.csv": ("DEEP_ARCHIVE", {}),
-        "deep/\"quoted\".bin": ("DEEP_ARCHIVE", {}),
+        'deep/"quoted".bin': ("DEEP_ARCHIVE", {}),
         "it/archive access.txt": ("INTELLIGENT_TIERING", {"archive-status": "ARCHIVE_ACCESS"}),
         "it/deep archive access.txt": ("INTELLIGENT_TIERING", {"archive-status": "DEEP_ARCHIVE_ACCESS"}),
         "standard/readable.txt": ("STANDARD", {}),
@@ -95,8 +101,9 @@ def archive(local):
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode(), StorageClass=storage_class, Metadata=metadata)
     keys = [*objects, "missing/not there.txt"]
     manifest = f"{bucket}/manifest.csv"  # in the stack's manifest bucket: manifests are read from nowhere else
-    s3.put_object(Bucket=local.info["manifest_bucket"], Key=manifest,
-                  Body="".join(f"{bucket},{quote(k, safe='/')}\r\n" for k in keys).encode())
+    s3.put_object(
+        Bucket=local.info["manifest_bucket"], Key=manifest, Body="".join(f"{bucket},{quote(k, safe='/')}\r\n" for k in keys).encode()
+    )
     return {"bucket": bucket, "keys": keys, "manifest": {"bucket": local.info["manifest_bucket"], "key": manifest}}
 
 
@@ -156,16 +163,28 @@ def test_requests_beyond_the_key_s_burst_are_throttled_in_the_api_error_shape(ap
         time.sleep(2.5)  # let the key's bucket fill again for the other tests
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code", "words"), [
-    ("POST", "/create-job", {"data": '{"bucket": "b-1", "key": "m.csv", "expiration_days": ' + "9" * 5000 + "}"}, 400, "InvalidRequest",
-     ("4300 digits", "expiration_days")),
-    ("POST", "/create-job", {"data": b'{"bucket": "b-1", "key": "caf\xe9.csv"}'}, 400, "InvalidRequest", ("UTF-8",)),
-    ("GET", "/jobs/{job}/objects?limit=%C2%B2", {}, 400, "InvalidRequest", ("limit",)),
-    ("GET", "/jobs/{job}/objects?next_token=eyJzIjogSW5maW5pdHl9", {}, 400, "InvalidRequest", ("next_token",)),  # {"s": Infinity}
-    *(("GET", f"/jobs/{job_id}{suffix}", {}, 404, "JobNotFound", ("UUID",))
-      for job_id in ("%23", "a%23b", "%F0%9F%99%82", "%C0%AF") for suffix in ("", "/objects")),
-    *(("POST", f"/jobs/{job_id}/cancel", {}, 404, "JobNotFound", ("UUID",)) for job_id in ("a%23b", "%F0%9F%99%82", "%C0%AF")),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code", "words"),
+    [
+        (
+            "POST",
+            "/create-job",
+            {"data": '{"bucket": "b-1", "key": "m.csv", "expiration_days": ' + "9" * 5000 + "}"},
+            400,
+            "InvalidRequest",
+            ("4300 digits", "expiration_days"),
+        ),
+        ("POST", "/create-job", {"data": b'{"bucket": "b-1", "key": "caf\xe9.csv"}'}, 400, "InvalidRequest", ("UTF-8",)),
+        ("GET", "/jobs/{job}/objects?limit=%C2%B2", {}, 400, "InvalidRequest", ("limit",)),
+        ("GET", "/jobs/{job}/objects?next_token=eyJzIjogSW5maW5pdHl9", {}, 400, "InvalidRequest", ("next_token",)),  # {"s": Infinity}
+        *(
+            ("GET", f"/jobs/{job_id}{suffix}", {}, 404, "JobNotFound", ("UUID",))
+            for job_id in ("%23", "a%23b", "%F0%9F%99%82", "%C0%AF")
+            for suffix in ("", "/objects")
+        ),
+        *(("POST", f"/jobs/{job_id}/cancel", {}, 404, "JobNotFound", ("UUID",)) for job_id in ("a%23b", "%F0%9F%99%82", "%C0%AF")),
+    ],
+)
 def test_client_mistakes_are_4xx_that_say_what_to_fix(api, small_job, method, path, kwargs, status, code, words):
     path = path.replace("{job}", small_job)
     response = api.post(path, **kwargs) if method == "POST" else api.get(path, **kwargs)
@@ -227,9 +246,12 @@ def test_a_manifest_outside_the_manifest_bucket_is_never_read_nor_listed(local, 
     assert f"s3://{local.info['manifest_bucket']}/" in error["message"]
     assert "alice" not in response.text and "120000" not in response.text
     # And no job was made of it
-    jobs = local.client("dynamodb").scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key",
-                                         ExpressionAttributeNames={"#k": "key"},
-                                         ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": "hr-private/payroll/salaries.csv"}})
+    jobs = local.client("dynamodb").scan(
+        TableName=local.info["table_name"],
+        FilterExpression="sk = :m AND manifest.#k = :key",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": "hr-private/payroll/salaries.csv"}},
+    )
     assert jobs["Items"] == []
 
 
@@ -254,10 +276,16 @@ def test_a_job_runs_to_one_complete_event(local, api, archive):
     assert job["TotalFilesRequested"] == len(archive["keys"]) == 8
     assert job["Warnings"] == ["unknown field 'expiration_day' ignored: did you mean expiration_days?"]
     ddb = local.client("dynamodb")
-    jobs = ddb.scan(TableName=local.info["table_name"], FilterExpression="sk = :m AND manifest.#k = :key AND manifest.#b = :b",
-                    ExpressionAttributeNames={"#k": "key", "#b": "bucket"},
-                    ExpressionAttributeValues={":m": {"S": "META"}, ":key": {"S": archive["manifest"]["key"]},
-                                               ":b": {"S": archive["manifest"]["bucket"]}})["Items"]
+    jobs = ddb.scan(
+        TableName=local.info["table_name"],
+        FilterExpression="sk = :m AND manifest.#k = :key AND manifest.#b = :b",
+        ExpressionAttributeNames={"#k": "key", "#b": "bucket"},
+        ExpressionAttributeValues={
+            ":m": {"S": "META"},
+            ":key": {"S": archive["manifest"]["key"]},
+            ":b": {"S": archive["manifest"]["bucket"]},
+        },
+    )["Items"]
     assert len(jobs) == 1
 
     events = read_events(local, job["JobId"], linger=2.0)
@@ -279,7 +307,12 @@ def test_a_job_runs_to_one_complete_event(local, api, archive):
     assert status["Status"] == "Complete" and status["BulkJobId"] == job["JobId"]
     assert status["ProgressPercent"] == 100
     assert {k: status["Counts"][k] for k in ("Total", "Restoring", "Restored", "Skipped", "Failed")} == {
-        "Total": 8, "Restoring": 0, "Restored": 6, "Skipped": 1, "Failed": 1}
+        "Total": 8,
+        "Restoring": 0,
+        "Restored": 6,
+        "Skipped": 1,
+        "Failed": 1,
+    }
     assert status["FailedBatchFiles"] == 1
     assert status["Manifest"]["Bucket"] == archive["manifest"]["bucket"] and status["SNSTopic"] == local.info["topic_arn"]
     assert status["FinishedAt"]
@@ -313,8 +346,16 @@ def test_the_stack_prints_one_ready_line_and_stops_on_sigterm(tmp_path):
     stack = RunningStack(tmp_path)
     try:
         info = stack.info
-        assert {"api_url", "api_key", "aws_endpoint_url", "region", "topic_arn", "events_queue_url", "table_name",
-                "manifest_bucket"} <= set(info)
+        assert {
+            "api_url",
+            "api_key",
+            "aws_endpoint_url",
+            "region",
+            "topic_arn",
+            "events_queue_url",
+            "table_name",
+            "manifest_bucket",
+        } <= set(info)
         line = stack.process.stdout.readline()
         assert json.loads(line) == info
         stack.process.send_signal(signal.SIGTERM)
@@ -328,8 +369,13 @@ def test_the_stack_prints_one_ready_line_and_stops_on_sigterm(tmp_path):
 
 
 def test_the_demo_restores_a_bulk_job_and_says_so():
-    result = subprocess.run(command("demo", "--objects", "14", "--restore-seconds", "1", "--timeout", "60"),
-                            capture_output=True, text=True, timeout=120, env=clean_env())
+    result = subprocess.run(
+        command("demo", "--objects", "14", "--restore-seconds", "1", "--timeout", "60"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "RESULT: OK" in result.stdout
@@ -340,8 +386,13 @@ def test_the_demo_restores_a_bulk_job_and_says_so():
 
 
 def test_the_demo_with_the_batch_engine_runs_its_restores_as_s3_batch_operations_jobs():
-    result = subprocess.run(command("demo", "--engine", "batch", "--objects", "12", "--restore-seconds", "1", "--timeout", "90"),
-                            capture_output=True, text=True, timeout=150, env=clean_env())
+    result = subprocess.run(
+        command("demo", "--engine", "batch", "--objects", "12", "--restore-seconds", "1", "--timeout", "90"),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=clean_env(),
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "engine batch" in result.stdout and "RESULT: OK" in result.stdout
@@ -354,8 +405,13 @@ def test_the_demo_with_the_batch_engine_runs_its_restores_as_s3_batch_operations
 
 def test_the_vault_demo_moves_a_vault_into_a_bucket_over_the_api_and_reads_every_archive_back():
     # Archives uploaded with a plain boto3 glacier client to the local endpoint, one create-job over HTTP
-    result = subprocess.run(command("demo", "--vault", "--restore-seconds", "1", "--timeout", "90"),
-                            capture_output=True, text=True, timeout=150, env=clean_env())
+    result = subprocess.run(
+        command("demo", "--vault", "--restore-seconds", "1", "--timeout", "90"),
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env=clean_env(),
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "RESULT: OK" in result.stdout
@@ -370,10 +426,15 @@ def test_a_vault_uploaded_with_boto3_s_glacier_client_to_the_local_stack_is_retr
     glacier = local.client("glacier")
     glacier.create_vault(vaultName="old-backups")
     body = b"tape image " * 300_000  # over 3 MiB: a tree of several leaves
-    archive = glacier.upload_archive(vaultName="old-backups", body=body, archiveDescription="<m><v>4</v><p>ZGlyL2EudHh0</p></m>",
-                                     checksum=calculate_tree_hash(io.BytesIO(body)))
-    job = glacier.initiate_job(vaultName="old-backups", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive["archiveId"],
-                                                                      "Tier": "Expedited"})
+    archive = glacier.upload_archive(
+        vaultName="old-backups",
+        body=body,
+        archiveDescription="<m><v>4</v><p>ZGlyL2EudHh0</p></m>",
+        checksum=calculate_tree_hash(io.BytesIO(body)),
+    )
+    job = glacier.initiate_job(
+        vaultName="old-backups", jobParameters={"Type": "archive-retrieval", "ArchiveId": archive["archiveId"], "Tier": "Expedited"}
+    )
     deadline = time.monotonic() + 60
     while glacier.describe_job(vaultName="old-backups", jobId=job["jobId"])["StatusCode"] != "Succeeded":
         assert time.monotonic() < deadline, "the retrieval job did not complete"

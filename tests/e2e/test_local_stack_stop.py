@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from bulk_restore_cli.demo import free_port
-
 from support.cli import command, start_local
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +24,12 @@ OBJECTS = 2000
 BUCKET = "busy-archive"
 STOP_SECONDS = 5.0
 # Which function logs each of these lines (the use cases' and handlers' own messages).
-LOGGED_BY = {"job accepted": "ApiFunction", "chunk accounted": "RestoreFunction", "restores completed": "CompletionFunction",
-             "sweep done": "SweeperFunction"}
+LOGGED_BY = {
+    "job accepted": "ApiFunction",
+    "chunk accounted": "RestoreFunction",
+    "restores completed": "CompletionFunction",
+    "sweep done": "SweeperFunction",
+}
 
 
 class BusyStack:
@@ -44,16 +47,25 @@ class BusyStack:
         return [json.loads(line) for line in self.log().splitlines() if line.startswith('{"level"')]
 
     def start_job(self) -> str:
-        s3 = boto3.client("s3", endpoint_url=self.info["aws_endpoint_url"], region_name=self.info["region"],
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.info["aws_endpoint_url"],
+            region_name=self.info["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket=BUCKET)
         keys = [f"archived/{i:05d}.bin" for i in range(OBJECTS)]
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"x", StorageClass="GLACIER"), keys))
         manifests = self.info["manifest_bucket"]  # manifests are read from the stack's manifest bucket only
         s3.put_object(Bucket=manifests, Key="manifest.csv", Body="".join(f"{BUCKET},{key}\n" for key in keys).encode())
-        created = requests.post(f"{self.info['api_url']}/create-job", json={"bucket": manifests, "key": "manifest.csv"},
-                                headers={"x-api-key": self.info["api_key"]}, timeout=30)
+        created = requests.post(
+            f"{self.info['api_url']}/create-job",
+            json={"bucket": manifests, "key": "manifest.csv"},
+            headers={"x-api-key": self.info["api_key"]},
+            timeout=30,
+        )
         assert created.status_code == 200, created.text
         return str(created.json()["JobId"])
 
@@ -107,9 +119,13 @@ def test_a_local_stack_stopped_while_starting_exits_at_once_without_a_ready_file
     ready_file, log_path = tmp_path / "ready.json", tmp_path / "stack.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()),
-                                           "--ready-file", str(ready_file)),
-                                   stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(
+            command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--ready-file", str(ready_file)),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
     try:
         deadline = time.monotonic() + 30
         while "AWS endpoint up" not in log_path.read_text(errors="replace"):

@@ -18,10 +18,9 @@ import pytest
 import requests
 import schemathesis
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
+from test_local_stack import RunningStack
 
 from bulk_restore import openapi
-
-from test_local_stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +49,16 @@ api_key = "{api_key}"
 """
 # No throttling by the usage plan during the run: a 429 would be documented, but would test nothing.
 # Restores that take 10 minutes: the job stays Restoring until it is cancelled.
-STACK_OPTIONS = ("--parameter", "ApiThrottleRateLimit=100000", "--parameter", "ApiThrottleBurstLimit=100000",
-                 "--parameter", "ApiQuotaPerDay=10000000", "--restore-seconds", "600")
+STACK_OPTIONS = (
+    "--parameter",
+    "ApiThrottleRateLimit=100000",
+    "--parameter",
+    "ApiThrottleBurstLimit=100000",
+    "--parameter",
+    "ApiQuotaPerDay=10000000",
+    "--restore-seconds",
+    "600",
+)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 DOCUMENT = openapi.document()
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)  # requests here send the key in their session
@@ -80,10 +87,16 @@ def job(local, session) -> dict[str, Any]:
     s3.create_bucket(Bucket=bucket)
     for key in ("a.bin", "b.bin"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"x", StorageClass="GLACIER")
-    s3.put_object(Bucket=local.info["manifest_bucket"], Key="openapi/manifest.csv",
-                  Body=f"{bucket},a.bin\n{bucket},b.bin\n{bucket},missing.bin\n".encode())
-    answer = session.post(local.info["api_url"] + "/create-job", json={"bucket": local.info["manifest_bucket"],
-                                                                       "key": "openapi/manifest.csv", "tier": "BULK"}, timeout=30)
+    s3.put_object(
+        Bucket=local.info["manifest_bucket"],
+        Key="openapi/manifest.csv",
+        Body=f"{bucket},a.bin\n{bucket},b.bin\n{bucket},missing.bin\n".encode(),
+    )
+    answer = session.post(
+        local.info["api_url"] + "/create-job",
+        json={"bucket": local.info["manifest_bucket"], "key": "openapi/manifest.csv", "tier": "BULK"},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -107,9 +120,25 @@ def test_schemathesis_finds_every_route_answering_as_documented(local, tmp_path:
     # When it runs every route of the running stack: the document's examples, the boundary and
     # invalid values of every parameter and body field, and generated requests, valid and invalid
     run = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run", str(COMMITTED), "--url",
-         local.info["api_url"], "--report-dir", str(tmp_path / "reports")],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            str(config),
+            "--no-color",
+            "run",
+            str(COMMITTED),
+            "--url",
+            local.info["api_url"],
+            "--report-dir",
+            str(tmp_path / "reports"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
     )
     # Then it finds no failure: no 5xx, every status documented, every body (errors included) as its schema says
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
@@ -137,19 +166,26 @@ def test_a_job_s_routes_answer_as_documented(local, session, job) -> None:
     assert again.status_code == 409 and again.json()["error"]["code"] == "JobAlreadyFinished"
 
 
-@pytest.mark.parametrize(("body", "headers", "status", "code"), [
-    (b"x" * (17 * 1024), {}, 413, "RequestTooLarge"),
-    (b"{not json", {}, 400, "InvalidRequest"),
-    (json.dumps({"bucket": "elsewhere-bkt", "key": "m.csv"}).encode(), {}, 403, "ManifestLocationNotAllowed"),
-    (None, {"Idempotency-Key": "a b"}, 400, "InvalidRequest"),
-], ids=["too-large", "not-json", "manifest-elsewhere", "bad-idempotency-key"])
-def test_create_job_errors_come_in_the_documented_shape(local, session, body: bytes | None, headers: dict[str, str], status: int,
-                                                        code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b"x" * (17 * 1024), {}, 413, "RequestTooLarge"),
+        (b"{not json", {}, 400, "InvalidRequest"),
+        (json.dumps({"bucket": "elsewhere-bkt", "key": "m.csv"}).encode(), {}, 403, "ManifestLocationNotAllowed"),
+        (None, {"Idempotency-Key": "a b"}, 400, "InvalidRequest"),
+    ],
+    ids=["too-large", "not-json", "manifest-elsewhere", "bad-idempotency-key"],
+)
+def test_create_job_errors_come_in_the_documented_shape(
+    local, session, body: bytes | None, headers: dict[str, str], status: int, code: str
+) -> None:
     data = body if body is not None else json.dumps({"bucket": local.info["manifest_bucket"], "key": "m.csv"}).encode()
-    case = SCHEMA["/create-job"]["POST"].Case(body=json.loads(data) if _is_json(data) else None, headers=headers,
-                                                 media_type="application/json")
-    answer = session.post(local.info["api_url"] + "/create-job", data=data, headers={"Content-Type": "application/json", **headers},
-                          timeout=30)
+    case = SCHEMA["/create-job"]["POST"].Case(
+        body=json.loads(data) if _is_json(data) else None, headers=headers, media_type="application/json"
+    )
+    answer = session.post(
+        local.info["api_url"] + "/create-job", data=data, headers={"Content-Type": "application/json", **headers}, timeout=30
+    )
     case.validate_response(answer, checks=CHECKS)
     assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
 
@@ -159,21 +195,34 @@ def test_an_idempotency_key_reused_with_another_request_is_a_documented_409(loca
     headers = {"Idempotency-Key": "openapi-409"}
     first = call(local, session, "POST", "/create-job", body=manifest | {"tier": "BULK"}, headers=headers, media_type="application/json")
     assert first.status_code == 200, first.text
-    second = call(local, session, "POST", "/create-job", body=manifest | {"tier": "STANDARD"}, headers=headers,
-                  media_type="application/json")
+    second = call(
+        local, session, "POST", "/create-job", body=manifest | {"tier": "STANDARD"}, headers=headers, media_type="application/json"
+    )
     assert (second.status_code, second.json()["error"]["code"]) == (409, "IdempotencyKeyMismatch"), second.text
 
 
 def test_a_dry_run_answers_a_documented_estimate(local, session, job) -> None:
-    answer = call(local, session, "POST", "/create-job", body={"bucket": local.info["manifest_bucket"], "key": "openapi/manifest.csv",
-                                                               "dry_run": True}, media_type="application/json")
+    answer = call(
+        local,
+        session,
+        "POST",
+        "/create-job",
+        body={"bucket": local.info["manifest_bucket"], "key": "openapi/manifest.csv", "dry_run": True},
+        media_type="application/json",
+    )
     assert answer.status_code == 200 and answer.json()["DryRun"] is True, answer.text
     assert answer.json()["Estimate"]["ObjectsListed"] == 3
 
 
 def test_a_missing_manifest_is_a_documented_422(local, session) -> None:
-    answer = call(local, session, "POST", "/create-job", body={"bucket": local.info["manifest_bucket"], "key": "openapi/none.csv"},
-                  media_type="application/json")
+    answer = call(
+        local,
+        session,
+        "POST",
+        "/create-job",
+        body={"bucket": local.info["manifest_bucket"], "key": "openapi/none.csv"},
+        media_type="application/json",
+    )
     assert (answer.status_code, answer.json()["error"]["code"]) == (422, "ManifestUnreadable"), answer.text
 
 

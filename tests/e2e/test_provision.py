@@ -188,7 +188,11 @@ def test_schedule_events_become_schedule_sources(aws):
     [spec] = stack.functions.values()
     assert spec.environment == {"QUEUE": stack.ref("Work")}
     assert spec.timeout == 30
-    assert [(s.name, s.every_seconds, s.enabled) for s in spec.schedules] == [("Every", 900, True), ("Nightly", None, True), ("Off", 60, False)]
+    assert [(s.name, s.every_seconds, s.enabled) for s in spec.schedules] == [
+        ("Every", 900, True),
+        ("Nightly", None, True),
+        ("Off", 60, False),
+    ]
     [source] = stack.schedule_sources(load=lambda path: print, scale=0.01, minimum_seconds=1)
     assert source.every_seconds == 9 and source.input == {"sweep": True}
     assert [(s.logical_id, s.type) for s in stack.skipped] == [("Alarm", "AWS::CloudWatch::Alarm")]
@@ -385,7 +389,8 @@ def test_less_common_shapes_are_made_too(aws):
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert stack.ref("Queue").endswith(".fifo")
     assert sqs.get_queue_attributes(QueueUrl=stack.ref("Queue"), AttributeNames=["ContentBasedDeduplication"])["Attributes"] == {
-        "ContentBasedDeduplication": "true"}
+        "ContentBasedDeduplication": "true"
+    }
     policy = sns.get_subscription_attributes(SubscriptionArn=stack.ref("Filtered"))["Attributes"]["FilterPolicy"]
     assert json.loads(policy) == {"Status": ["Complete"]}
     assert s3.get_bucket_versioning(Bucket=stack.ref("Bucket"))["Status"] == "Enabled"

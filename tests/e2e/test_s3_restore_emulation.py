@@ -69,7 +69,11 @@ def restore(s3, key, days=1, tier="Standard", **kwargs):
 def error_of(call):
     with pytest.raises(ClientError) as caught:
         call()
-    return caught.value.response["ResponseMetadata"]["HTTPStatusCode"], caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+    return (
+        caught.value.response["ResponseMetadata"]["HTTPStatusCode"],
+        caught.value.response["Error"]["Code"],
+        caught.value.response["Error"]["Message"],
+    )
 
 
 def queue_with_arn(name):
@@ -320,7 +324,9 @@ def test_eventbridge_delivers_object_restore_completed_through_a_matching_rule(e
 def test_a_disabled_rule_gets_nothing(emulator, s3):
     sqs, url, arn = queue_with_arn("disabled")
     events = boto3.client("events", region_name="us-east-1")
-    events.put_rule(Name="off", State="DISABLED", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}))
+    events.put_rule(
+        Name="off", State="DISABLED", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]})
+    )
     events.put_targets(Rule="off", Targets=[{"Id": "q", "Arn": arn}])
     s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}})
     put(s3, "k")

@@ -22,8 +22,12 @@ def api_event(
 
     ``base64``: the body comes base64-encoded with ``isBase64Encoded`` (bytes are encoded here; a
     str is sent as it is, as if already encoded)."""
-    all_headers = {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "X-Forwarded-Proto": "https",
-                   "Content-Type": "application/json", **(headers or {})}
+    all_headers = {
+        "Host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "X-Forwarded-Proto": "https",
+        "Content-Type": "application/json",
+        **(headers or {}),
+    }
     if base64 and isinstance(body, bytes):
         body = b64encode(body).decode("ascii")
     elif body is not None and not isinstance(body, str):
@@ -55,8 +59,14 @@ def api_event(
     }
 
 
-def call_api(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-             query: dict[str, str] | None = None, base64: bool = False) -> tuple[int, dict[str, Any]]:
+def call_api(
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    base64: bool = False,
+) -> tuple[int, dict[str, Any]]:
     """Invoke the API function with a proxy event; returns (status code, JSON body)."""
     from bulk_restore.handlers import api
 

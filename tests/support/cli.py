@@ -26,8 +26,9 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
 
-def start_local(ready_file: Path, log_path: Path, *args: str, stdout: int = subprocess.DEVNULL,
-                timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_local(
+    ready_file: Path, log_path: Path, *args: str, stdout: int = subprocess.DEVNULL, timeout: float = 60.0
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """`bulk-restore local` on free ports, in a subprocess (stderr to ``log_path``), as a user starts it.
 
     Returns once it has written ``ready_file``: the process and its ready line.
@@ -37,7 +38,10 @@ def start_local(ready_file: Path, log_path: Path, *args: str, stdout: int = subp
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command("local", "--api-port", str(free_port()), "--aws-port", str(free_port()), "--ready-file", str(ready_file), *args),
-            stdout=stdout, stderr=log, stdin=subprocess.DEVNULL, env=clean_env(),
+            stdout=stdout,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(),
         )
     deadline = time.monotonic() + timeout
     while not ready_file.exists():

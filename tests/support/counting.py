@@ -13,14 +13,18 @@ def counting(cls: type, name: str) -> Iterator[list[int]]:
     original = cls.__dict__[name]
     calls = [0]
     if isinstance(original, property):
+
         def read(self: Any, _get: Callable[[Any], Any] = original.fget) -> Any:  # type: ignore[assignment]
             calls[0] += 1
             return _get(self)
+
         setattr(cls, name, property(read))
     else:
+
         def call(self: Any, *args: Any, _f: Callable[..., Any] = original, **kwargs: Any) -> Any:
             calls[0] += 1
             return _f(self, *args, **kwargs)
+
         setattr(cls, name, call)
     try:
         yield calls

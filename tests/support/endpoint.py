@@ -11,7 +11,6 @@ from botocore.config import Config
 
 from bulk_restore_cli.demo import free_port
 from bulk_restore_cli.local.endpoint import AwsEndpoint
-
 from support.stack import REGION
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})  # one attempt: an error is the answer
@@ -31,8 +30,7 @@ def endpoint_url(endpoint: AwsEndpoint) -> str:
     return f"http://127.0.0.1:{endpoint.port}"
 
 
-def endpoint_client(service: str, endpoint: AwsEndpoint | None = None, *, region: str = REGION,
-                    config: Config = NO_RETRIES) -> Any:
+def endpoint_client(service: str, endpoint: AwsEndpoint | None = None, *, region: str = REGION, config: Config = NO_RETRIES) -> Any:
     """A plain boto3 client of ``endpoint``; without one, of AWS's own endpoints (for inside ``mock_aws``).
 
     ``config``: the retries (and anything else) the client runs with; by default it never retries."""

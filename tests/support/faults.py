@@ -84,7 +84,7 @@ class CallTracer:
     _uncleared: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def install(self, services: Any) -> "CallTracer":
+    def install(self, services: Any) -> CallTracer:
         for name in CLIENT_NAMES:
             events = getattr(services, name).client.meta.events
             events.register("before-parameter-build.*.*", self._params)
@@ -107,8 +107,14 @@ class CallTracer:
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         params = context.get("tracer_params", {})
         with self._lock:
-            call = Call(len(self.calls) + 1, f"{model.service_model.service_id.hyphenize()}.{model.name}", params,
-                        RUNNING["function"], RUNNING["invocation"], at=self.clock())
+            call = Call(
+                len(self.calls) + 1,
+                f"{model.service_model.service_id.hyphenize()}.{model.name}",
+                params,
+                RUNNING["function"],
+                RUNNING["invocation"],
+                at=self.clock(),
+            )
             self.calls.append(call)
         context["tracer_call"] = call
         if model.name == "RestoreObject":
@@ -150,7 +156,10 @@ class CallTracer:
         if crashed is None or not crashed.invocation:
             return False
         return any(
-            c.invocation == crashed.invocation and c.operation == operation and c.status is not None and c.status < 300
+            c.invocation == crashed.invocation
+            and c.operation == operation
+            and c.status is not None
+            and c.status < 300
             and (c.index < crashed.index or self.phase == "after")
             for c in self.calls
         )
@@ -173,7 +182,7 @@ class Throttle:
     by_key: Counter = field(default_factory=Counter)  # answers per object key
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def install(self, client: Any) -> "Throttle":
+    def install(self, client: Any) -> Throttle:
         client.meta.events.register(f"before-parameter-build.*.{self.operation}", self._params)
         client.meta.events.register(f"before-call.*.{self.operation}", self._answer)
         return self
@@ -194,6 +203,8 @@ class Throttle:
             self.by_key[key] += 1
         from botocore.awsrequest import AWSResponse
 
-        parsed = {"Error": {"Code": self.code, "Message": f"{self.code} (answered by the test)"},
-                  "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}}}
+        parsed = {
+            "Error": {"Code": self.code, "Message": f"{self.code} (answered by the test)"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status, "HTTPHeaders": {}},
+        }
         return AWSResponse("https://s3.amazonaws.com/", self.status, {}, None), parsed

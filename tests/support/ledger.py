@@ -10,7 +10,6 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from bulk_restore.domain.model import ObjectId, ObjectState
-
 from support.stack import PublishedEvent, Stack
 
 _de = TypeDeserializer()
@@ -39,7 +38,7 @@ class JobLedger:
     on_sweep_list: bool = False  # the ACTIVE item the sweeper reads
 
     @classmethod
-    def read(cls, stack: Stack, job_id: str) -> "JobLedger":
+    def read(cls, stack: Stack, job_id: str) -> JobLedger:
         items = scan_table(stack)
         pk = f"JOB#{job_id}"
         meta = next(i for i in items if i["pk"] == pk and i["sk"] == "META")
@@ -68,8 +67,9 @@ class JobLedger:
         return self.record_of(obj)["state"]
 
     def record_of(self, obj: ObjectId) -> dict[str, Any]:
-        matches = [o for o in self.objects if o.get("bucket") == obj.bucket and o.get("key") == obj.key
-                   and o.get("version_id") == obj.version_id]
+        matches = [
+            o for o in self.objects if o.get("bucket") == obj.bucket and o.get("key") == obj.key and o.get("version_id") == obj.version_id
+        ]
         assert len(matches) == 1, f"{obj} has {len(matches)} object items in job {self.job_id}"
         return matches[0]
 

@@ -84,8 +84,9 @@ def plan_step(job_id: str, step: int = 0) -> dict[str, Any]:
     return doc
 
 
-def restore_chunk(job_id: str, chunk: int | None = None, rows: list[list[Any]] | None = None,
-                  errors: list[list[Any]] | None = None) -> dict[str, Any]:
+def restore_chunk(
+    job_id: str, chunk: int | None = None, rows: list[list[Any]] | None = None, errors: list[list[Any]] | None = None
+) -> dict[str, Any]:
     doc = body("restore_chunk.json")
     doc["job_id"] = job_id
     if chunk is not None:

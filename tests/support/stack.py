@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,7 +25,6 @@ from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 from bulk_restore_cli.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
-
 from support.api import call_api
 from support.faults import InvocationFailed, crash_as_invocation_error
 
@@ -48,7 +47,7 @@ class PublishedEvent:
     attributes: dict[str, str]
 
     @classmethod
-    def from_sqs(cls, message: dict[str, Any]) -> "PublishedEvent":
+    def from_sqs(cls, message: dict[str, Any]) -> PublishedEvent:
         """From a message of an SQS queue subscribed to the topic: in the SNS envelope (the
         stack's events queue, as the sample's), or raw (a subscription with raw delivery)."""
         body = json.loads(message["Body"])
@@ -103,8 +102,17 @@ class Stack:
         from bulk_restore.handlers import completion, planner, restorer, sweeper
 
         def source(name: str, handler: Any, url: str, batch_size: int, timeout_s: int) -> SqsEventSource:
-            return SqsEventSource(name, crash_as_invocation_error(name, handler), url, self.queue_arn(url),
-                                  batch_size=batch_size, report_failures=True, timeout_s=timeout_s, retry_delay=0, region=REGION)
+            return SqsEventSource(
+                name,
+                crash_as_invocation_error(name, handler),
+                url,
+                self.queue_arn(url),
+                batch_size=batch_size,
+                report_failures=True,
+                timeout_s=timeout_s,
+                retry_delay=0,
+                region=REGION,
+            )
 
         # Batch sizes and timeouts as in template.yaml (no batching window: tests do not wait).
         self.planner = source("planner", planner.handler, self.plan_queue_url, 1, 900)
@@ -115,7 +123,7 @@ class Stack:
     # ---- resources ---------------------------------------------------------------------------
 
     @classmethod
-    def build(cls) -> "Stack":
+    def build(cls) -> Stack:
         s3, sqs, ddb, sns, events = (_client(name) for name in ("s3", "sqs", "dynamodb", "sns", "events"))
         table = "bulk-restore-test"
         ddb.create_table(
@@ -140,23 +148,49 @@ class Stack:
         events_queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
         topic = sns.create_topic(Name="bulk-restore-events")["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_arn(sqs, events_queue))  # as template.yaml: the SNS envelope
-        events.put_rule(Name="restore-completed",
-                        EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]}))
+        events.put_rule(
+            Name="restore-completed", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Restore Completed"]})
+        )
         events.put_targets(Rule="restore-completed", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
-        events.put_rule(Name="batch-job-status", EventPattern=json.dumps({  # as template.yaml's BatchJobStatusRule
-            "source": ["aws.s3"], "detail-type": ["AWS Service Event via CloudTrail"],
-            "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": ["JobStatusChanged"]}}))
+        events.put_rule(
+            Name="batch-job-status",
+            EventPattern=json.dumps(
+                {  # as template.yaml's BatchJobStatusRule
+                    "source": ["aws.s3"],
+                    "detail-type": ["AWS Service Event via CloudTrail"],
+                    "detail": {"eventSource": ["s3.amazonaws.com"], "eventName": ["JobStatusChanged"]},
+                }
+            ),
+        )
         events.put_targets(Rule="batch-job-status", Targets=[{"Id": "completion-queue", "Arn": _arn(sqs, completion)}])
         s3.create_bucket(Bucket=MANIFEST_BUCKET)
         s3.create_bucket(Bucket=DATA_BUCKET)
         s3.create_bucket(Bucket=REPORT_BUCKET)
-        return cls(s3, sqs, ddb, sns, table, plan, restore, completion, events_queue,
-                   {"plan": plan_dlq, "restore": restore_dlq, "completion": completion_dlq}, topic, REPORT_BUCKET)
+        return cls(
+            s3,
+            sqs,
+            ddb,
+            sns,
+            table,
+            plan,
+            restore,
+            completion,
+            events_queue,
+            {"plan": plan_dlq, "restore": restore_dlq, "completion": completion_dlq},
+            topic,
+            REPORT_BUCKET,
+        )
 
     def env(self) -> dict[str, str]:
-        return {"TABLE_NAME": self.table_name, "PLAN_QUEUE_URL": self.plan_queue_url,
-                "RESTORE_QUEUE_URL": self.restore_queue_url, "TOPIC_ARN": self.topic_arn, "MANIFEST_BUCKETS": MANIFEST_BUCKET,
-                "EVENTS_QUEUE_ARN": self.queue_arn(self.events_queue_url), "REPORT_BUCKET": self.report_bucket}
+        return {
+            "TABLE_NAME": self.table_name,
+            "PLAN_QUEUE_URL": self.plan_queue_url,
+            "RESTORE_QUEUE_URL": self.restore_queue_url,
+            "TOPIC_ARN": self.topic_arn,
+            "MANIFEST_BUCKETS": MANIFEST_BUCKET,
+            "EVENTS_QUEUE_ARN": self.queue_arn(self.events_queue_url),
+            "REPORT_BUCKET": self.report_bucket,
+        }
 
     def queue_arn(self, url: str) -> str:
         return _arn(self.sqs, url)
@@ -241,8 +275,9 @@ class Stack:
             config = {"TopicConfigurations": [{"TopicArn": topic, "Events": events}]}
         self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
 
-    def settle_delivering(self, plan: Transform = list, chunks: Transform = list, completions: Transform = list,
-                          max_rounds: int = 500) -> None:
+    def settle_delivering(
+        self, plan: Transform = list, chunks: Transform = list, completions: Transform = list, max_rounds: int = 500
+    ) -> None:
         """Settle, but each message goes through its queue's ``transform`` (copies, reordering) once
         before a function sees it; one batch per function per round, so copies meet in different batches."""
         for _ in range(max_rounds):
@@ -291,7 +326,9 @@ class Stack:
             if not messages:
                 break
             new.extend(PublishedEvent.from_sqs(m) for m in messages)
-            self.sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self.sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            )
         if url == self.events_queue_url:
             self.published.extend(new)
         return new
@@ -320,8 +357,9 @@ class Stack:
         seen: list[tuple[str, str]] = []  # (body, group)
         group_of: dict[str, str] = {}
         while True:
-            got = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                           MessageAttributeNames=["All"], VisibilityTimeout=30).get("Messages", [])
+            got = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"], VisibilityTimeout=30
+            ).get("Messages", [])
             if not got:
                 break
             for m in got:
@@ -331,7 +369,9 @@ class Stack:
                 else:
                     fresh.append(m["Body"])
                     group_of[m["Body"]] = group
-            self.sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+            self.sqs.delete_message_batch(
+                QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+            )
         outgoing = seen + [(b, group_of.get(b, "")) for b in transform(fresh)]
         for body, group in outgoing:
             extra: dict[str, Any] = {"MessageAttributes": {"redelivered": {"DataType": "String", "StringValue": "1"}}}
@@ -346,7 +386,9 @@ class Stack:
         return [m["Body"] for m in messages]
 
     def queue_depth(self, url: str) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -364,7 +406,7 @@ def _session() -> boto3.Session:
     return boto3.Session(region_name=REGION)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str) -> Any:
     """The tests' own clients (never hooked), made once: moto intercepts them whichever mock is running."""
     return _session().client(service, region_name=REGION)

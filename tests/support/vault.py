@@ -61,8 +61,10 @@ class Vault:
     def parts(self, job_id: str, archive_id: str) -> dict[tuple[int, int], dict[str, Any]]:
         """The recorded parts of an archive's transfer: (object, part number) -> ETag, SHA-256 and tree hash."""
         store = DynamoJobStore(self.stack.table_name, client=self.stack.ddb)
-        return {(obj, number): {k: info[k] for k in ("etag", "sha256", "tree_hash")}
-                for obj, number, info in store.archive_parts(job_id, archive_ref(VAULT, archive_id))}
+        return {
+            (obj, number): {k: info[k] for k in ("etag", "sha256", "tree_hash")}
+            for obj, number, info in store.archive_parts(job_id, archive_ref(VAULT, archive_id))
+        }
 
     def object(self, key: str) -> tuple[bytes, dict[str, str]]:
         answer = self.stack.s3.get_object(Bucket=TARGET, Key=key)
@@ -82,8 +84,17 @@ def vault_on(stack: Stack) -> Iterator[Vault]:
     reset_caches()
     stack.s3.create_bucket(Bucket=TARGET)
     stack.dead_letter_urls["transfer"] = dlq
-    source = SqsEventSource("transfer", crash_as_invocation_error("transfer", transfer.handler), queue, stack.queue_arn(queue),
-                            batch_size=1, report_failures=True, timeout_s=900, retry_delay=0, region=REGION)
+    source = SqsEventSource(
+        "transfer",
+        crash_as_invocation_error("transfer", transfer.handler),
+        queue,
+        stack.queue_arn(queue),
+        batch_size=1,
+        report_failures=True,
+        timeout_s=900,
+        retry_delay=0,
+        region=REGION,
+    )
     with GlacierEmulator(seed=11) as glacier:
         client = boto3.client("glacier", region_name=REGION)
         client.create_vault(vaultName=VAULT)

@@ -42,11 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     from bulk_restore_cli.client.commands import CLIENT_COMMANDS, add_client_commands
 
     parser = argparse.ArgumentParser(
-        prog="bulk-restore", description="Restore large sets of archived S3 objects.",
+        prog="bulk-restore",
+        description="Restore large sets of archived S3 objects.",
         epilog="exit codes: 0 done; 1 the command ran and failed; 2 nothing done, fix what the one line on\n"
-               "stderr says; 130 interrupted; `watch` adds 3 to 7 for how the job ended (bulk-restore watch --help).\n\n"
-               "example:\n  bulk-restore local &\n"
-               "  JOB=$(bulk-restore create-job manifest.csv --tier BULK) && bulk-restore watch \"$JOB\"",
+        "stderr says; 130 interrupted; `watch` adds 3 to 7 for how the job ended (bulk-restore watch --help).\n\n"
+        "example:\n  bulk-restore local &\n"
+        '  JOB=$(bulk-restore create-job manifest.csv --tier BULK) && bulk-restore watch "$JOB"',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -60,25 +61,45 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1", help="address both servers listen on (default 127.0.0.1)")
     local.add_argument("--api-port", type=int, default=3000, help="port of the REST API (default 3000)")
     local.add_argument("--aws-port", type=int, default=4566, help="port of the emulated AWS endpoint (default 4566)")
-    local.add_argument("--restore-seconds", type=float, default=5.0,
-                       help="seconds a Standard restore of a GLACIER object takes (Expedited /5, Bulk x2, Deep Archive x2; default 5)")
-    local.add_argument("--restore-spread", type=float, default=0.8,
-                       help="restores finish at random between (1 - spread) and 1 times their time (0 to 1; default 0.8)")
-    local.add_argument("--sweep-seconds", type=float, default=10.0,
-                       help="seconds between two runs of the sweeper (lost events, deadlines; default 10)")
-    local.add_argument("--ready-file", type=Path,
-                       help="also write the ready line to this file, where the client commands find the stack (default "
-                            "$XDG_STATE_HOME/bulk-restore/local.json, else ~/.local/state/bulk-restore/local.json)")
-    local.add_argument("--endpoint-stats", type=Path, metavar="FILE",
-                       help="when the stack stops, write the AWS endpoint's requests and time per operation to FILE (JSON)")
+    local.add_argument(
+        "--restore-seconds",
+        type=float,
+        default=5.0,
+        help="seconds a Standard restore of a GLACIER object takes (Expedited /5, Bulk x2, Deep Archive x2; default 5)",
+    )
+    local.add_argument(
+        "--restore-spread",
+        type=float,
+        default=0.8,
+        help="restores finish at random between (1 - spread) and 1 times their time (0 to 1; default 0.8)",
+    )
+    local.add_argument(
+        "--sweep-seconds", type=float, default=10.0, help="seconds between two runs of the sweeper (lost events, deadlines; default 10)"
+    )
+    local.add_argument(
+        "--ready-file",
+        type=Path,
+        help="also write the ready line to this file, where the client commands find the stack (default "
+        "$XDG_STATE_HOME/bulk-restore/local.json, else ~/.local/state/bulk-restore/local.json)",
+    )
+    local.add_argument(
+        "--endpoint-stats",
+        type=Path,
+        metavar="FILE",
+        help="when the stack stops, write the AWS endpoint's requests and time per operation to FILE (JSON)",
+    )
     local.add_argument("--region", default="us-east-1")
     local.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
     local.add_argument("--stack-name", default="bulk-restore-local")
     local.add_argument("--parameter", action="append", metavar="NAME=VALUE", help="template parameter override (repeatable)")
     local.add_argument("--env", action="append", metavar="NAME=VALUE", help="override a function environment variable (repeatable)")
     local.add_argument("--api-key", help="API key to accept (default: a random one, printed in the ready line)")
-    local.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="level of the local stack's own log; the functions log at the template's level (or --env POWERTOOLS_LOG_LEVEL=...)")
+    local.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="level of the local stack's own log; the functions log at the template's level (or --env POWERTOOLS_LOG_LEVEL=...)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -94,12 +115,23 @@ def _parser() -> argparse.ArgumentParser:
 
     demo.add_argument("--objects", type=int, default=50, help="archived objects to restore (default 50)")
     demo.add_argument("--restore-seconds", type=float, default=3.0, help="seconds a Standard restore takes locally (default 3)")
-    demo.add_argument("--tier", default=None, choices=["STANDARD", "BULK", "EXPEDITED"], type=str.upper,
-                      help="retrieval tier of the job (default BULK, the usual one for bulk restores; EXPEDITED with --vault)")
-    demo.add_argument("--vault", action="store_true",
-                      help="move a Glacier vault's archives (uploaded with boto3's glacier client) into a bucket instead")
-    demo.add_argument("--engine", default="auto", choices=["auto", "direct", "batch"], type=str.lower,
-                      help="who sends the restore requests: direct (the functions), batch (one S3 Batch Operations job); default auto")
+    demo.add_argument(
+        "--tier",
+        default=None,
+        choices=["STANDARD", "BULK", "EXPEDITED"],
+        type=str.upper,
+        help="retrieval tier of the job (default BULK, the usual one for bulk restores; EXPEDITED with --vault)",
+    )
+    demo.add_argument(
+        "--vault", action="store_true", help="move a Glacier vault's archives (uploaded with boto3's glacier client) into a bucket instead"
+    )
+    demo.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "direct", "batch"],
+        type=str.lower,
+        help="who sends the restore requests: direct (the functions), batch (one S3 Batch Operations job); default auto",
+    )
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the job to finish (default 120)")
     demo.add_argument("--template", type=Path, help="template to run (default ./template.yaml, then the repository's)")
     add_client_commands(commands)
@@ -155,13 +187,22 @@ def _demo(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
     tier = args.tier or ("EXPEDITED" if args.vault else "BULK")  # a local Bulk vault retrieval takes minutes
-    options = DemoOptions(objects=args.objects, restore_seconds=args.restore_seconds, tier=tier, timeout=args.timeout,
-                          template=args.template, engine=args.engine, vault=args.vault)
+    options = DemoOptions(
+        objects=args.objects,
+        restore_seconds=args.restore_seconds,
+        tier=tier,
+        timeout=args.timeout,
+        template=args.template,
+        engine=args.engine,
+        vault=args.vault,
+    )
     return run_demo(options)
 
 
-CREDENTIALS_HELP = ("no AWS credentials: run `aws configure`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                    " (for the local stack any values will do)")
+CREDENTIALS_HELP = (
+    "no AWS credentials: run `aws configure`, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    " (for the local stack any values will do)"
+)
 REGION_HELP = "no AWS region: pass --region or set AWS_REGION"
 MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue")
 

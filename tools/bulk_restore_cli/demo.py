@@ -129,11 +129,22 @@ class LocalStackProcess:
         self.ready_file = workdir / "ready.json"
         self.log_path = workdir / "local-stack.log"
         self.command = [
-            sys.executable, "-m", "bulk_restore_cli.cli", "local",
-            "--api-port", str(free_port()), "--aws-port", str(free_port()),
-            "--restore-seconds", str(restore_seconds), "--ready-file", str(self.ready_file),
-            "--stack-name", "bulk-restore-demo",
-            "--env", "POWERTOOLS_LOG_LEVEL=WARNING",
+            sys.executable,
+            "-m",
+            "bulk_restore_cli.cli",
+            "local",
+            "--api-port",
+            str(free_port()),
+            "--aws-port",
+            str(free_port()),
+            "--restore-seconds",
+            str(restore_seconds),
+            "--ready-file",
+            str(self.ready_file),
+            "--stack-name",
+            "bulk-restore-demo",
+            "--env",
+            "POWERTOOLS_LOG_LEVEL=WARNING",
             *(["--template", str(template)] if template else []),
             *(extra or []),
         ]
@@ -179,10 +190,14 @@ class ApiClient:
 
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                         headers={"x-api-key": self.api_key, "Content-Type": "application/json", **(headers or {})})
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"x-api-key": self.api_key, "Content-Type": "application/json", **(headers or {})},
+        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - our own loopback URL
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
@@ -221,7 +236,7 @@ def run_demo(options: DemoOptions) -> int:
             info = stack.start()
             out.write(f"local stack up: API {info['api_url']}, AWS endpoint {info['aws_endpoint_url']}\n")
             ok = _demo_vault(info, options, started) if options.vault else _demo(info, options, started)
-        except Exception as exc:  # noqa: BLE001 - report any failure with the stack's log, then stop it
+        except Exception as exc:
             out.write(f"demo failed: {exc}\n--- local stack log (tail) ---\n{stack.log_tail()}\n")
             ok = False
         finally:
@@ -242,6 +257,7 @@ def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
     plan = make_plan(options.objects, options.tier)
 
     s3.create_bucket(Bucket=plan.bucket)
+
     def archive(item: tuple[str, tuple[str, str | None]]) -> None:
         key, (storage_class, archive_tier) = item
         metadata = {"archive-status": archive_tier} if archive_tier else {}
@@ -256,21 +272,34 @@ def _demo(info: dict[str, Any], options: DemoOptions, started: float) -> bool:
     for storage_class, archive_tier in plan.archived.values():
         label = f"{storage_class}/{archive_tier}" if archive_tier else storage_class
         by_class[label] = by_class.get(label, 0) + 1
-    out.write(f"archived {len(plan.archived)} objects in s3://{plan.bucket}: "
-              + ", ".join(f"{n} {label}" for label, n in sorted(by_class.items()))
-              + f"; plus 1 STANDARD and 1 missing key; manifest of {len(plan.manifest_keys)} lines\n")
+    out.write(
+        f"archived {len(plan.archived)} objects in s3://{plan.bucket}: "
+        + ", ".join(f"{n} {label}" for label, n in sorted(by_class.items()))
+        + f"; plus 1 STANDARD and 1 missing key; manifest of {len(plan.manifest_keys)} lines\n"
+    )
 
     api = ApiClient(info["api_url"], info["api_key"])
-    status, created = api.call("POST", "/create-job",
-                               {"bucket": info["manifest_bucket"], "key": manifest_key, "tier": options.tier, "expiration_days": 1,
-                                "client_tag": "demo", "engine": options.engine},
-                               headers={"Idempotency-Key": f"demo-{plan.bucket}"})
+    status, created = api.call(
+        "POST",
+        "/create-job",
+        {
+            "bucket": info["manifest_bucket"],
+            "key": manifest_key,
+            "tier": options.tier,
+            "expiration_days": 1,
+            "client_tag": "demo",
+            "engine": options.engine,
+        },
+        headers={"Idempotency-Key": f"demo-{plan.bucket}"},
+    )
     if status != 200:
         out.write(f"create-job answered {status}: {created}\n")
         return False
     job_id = created["JobId"]
-    out.write(f"job {job_id} created ({options.tier}, engine {created.get('Engine', 'direct')});"
-              f" following its events on {info['events_queue_url']}\n")
+    out.write(
+        f"job {job_id} created ({options.tier}, engine {created.get('Engine', 'direct')});"
+        f" following its events on {info['events_queue_url']}\n"
+    )
 
     terminal = _follow(sqs, info["events_queue_url"], job_id, options, started)
     if terminal is None:
@@ -322,12 +351,23 @@ def _demo_vault(info: dict[str, Any], options: DemoOptions, started: float) -> b
         archive_id = glacier.upload_archive(vaultName=vault, body=body, archiveDescription=description)["archiveId"]
         bodies[archive_id] = body
     total = sum(len(b) for b in bodies.values())
-    out.write(f"uploaded {len(bodies)} archives ({total:,} bytes) to vault {vault} with boto3's glacier client; "
-              f"plus one archive id the vault does not have\n")
+    out.write(
+        f"uploaded {len(bodies)} archives ({total:,} bytes) to vault {vault} with boto3's glacier client; "
+        f"plus one archive id the vault does not have\n"
+    )
     api = ApiClient(info["api_url"], info["api_key"])
-    status, created = api.call("POST", "/create-job", {
-        "vault": {"name": vault}, "archives": [*bodies, MISSING_ARCHIVE], "tier": options.tier, "client_tag": "demo-vault",
-        "target": {"bucket": target, "prefix": "restored/"}}, headers={"Idempotency-Key": f"demo-{vault}"})
+    status, created = api.call(
+        "POST",
+        "/create-job",
+        {
+            "vault": {"name": vault},
+            "archives": [*bodies, MISSING_ARCHIVE],
+            "tier": options.tier,
+            "client_tag": "demo-vault",
+            "target": {"bucket": target, "prefix": "restored/"},
+        },
+        headers={"Idempotency-Key": f"demo-{vault}"},
+    )
     if status != 200:
         out.write(f"create-job answered {status}: {created}\n")
         return False
@@ -339,8 +379,9 @@ def _demo_vault(info: dict[str, Any], options: DemoOptions, started: float) -> b
         return False
     status, job = api.call("GET", f"/jobs/{job_id}")
     out.write("\n=== summary ===\n")
-    out.write(f"job {job_id}: {job['Status']} in {time.monotonic() - started:.1f} s, {job['BytesMoved']:,} bytes moved; "
-              f"counts: {job['Counts']}\n")
+    out.write(
+        f"job {job_id}: {job['Status']} in {time.monotonic() - started:.1f} s, {job['BytesMoved']:,} bytes moved; counts: {job['Counts']}\n"
+    )
     problems = []
     for archive_id, body in bodies.items():
         answer = s3.get_object(Bucket=target, Key=f"restored/{archive_id}")
@@ -353,7 +394,9 @@ def _demo_vault(info: dict[str, Any], options: DemoOptions, started: float) -> b
         out.write(f"  FAILED  {record['Key'][:40]}...: {record['Reason']}\n")
     expected = {"Total": len(bodies) + 1, "Restoring": 0, "Restored": len(bodies), "Skipped": 0, "Failed": 1, "Cancelled": 0}
     if job["Status"] != "Complete" or job["Counts"] != expected or job["BytesMoved"] != total:
-        problems.append(f"the job came to {job['Status']} {job['Counts']}, {job['BytesMoved']} bytes; expected Complete {expected}, {total}")
+        problems.append(
+            f"the job came to {job['Status']} {job['Counts']}, {job['BytesMoved']} bytes; expected Complete {expected}, {total}"
+        )
     for problem in problems:
         out.write(f"MISMATCH: {problem}\n")
     out.write("RESULT: OK\n" if not problems else "RESULT: FAILED\n")
@@ -388,8 +431,7 @@ def _summary(api: ApiClient, s3: Any, plan: Plan, job_id: str, terminal: dict[st
     out.write("\n=== summary ===\n")
     out.write(f"job {job_id}: {job['Status']} in {elapsed:.1f} s (tier {job['Tier']}, engine {job.get('Engine')})\n")
     for run in job.get("BatchOperations") or []:
-        out.write(f"  S3 Batch Operations job {run['JobId']} ({run['Group']}): {run['Status']}"
-                  f"\n")
+        out.write(f"  S3 Batch Operations job {run['JobId']} ({run['Group']}): {run['Status']}\n")
     out.write("counts:   " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "\n")
     out.write("expected: " + ", ".join(f"{k} {v}" for k, v in expected.items()) + "\n")
     for record in skipped:

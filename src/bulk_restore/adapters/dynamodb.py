@@ -28,11 +28,11 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -49,6 +49,9 @@ from bulk_restore.domain.model import (
     RestoreJob,
     Tier,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, WriteRequestTypeDef, WriteRequestUnionTypeDef
 
 COUNTER_SHARDS = 8
 EARLY_COMPLETION_DAYS = 2
@@ -142,7 +145,7 @@ class ObjectRecord:
         }
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "ObjectRecord":
+    def from_item(cls, item: dict[str, Any]) -> ObjectRecord:
         return cls(
             job_id=item["job_id"],
             ref=item["sk"],
@@ -162,8 +165,9 @@ class TransactionConflict(Exception):
 
 
 class DynamoJobStore:
-    def __init__(self, table_name: str, client: Any = None, object_retention_days: int = 90, job_retention_days: int = 30,
-                 max_connections: int = 10):
+    def __init__(
+        self, table_name: str, client: Any = None, object_retention_days: int = 90, job_retention_days: int = 30, max_connections: int = 10
+    ):
         self.table = table_name
         # Restore threads pace their retries through the store: a connection for each of them.
         self.client = client or boto3.client("dynamodb", config=Config(max_pool_connections=max(10, max_connections)))
@@ -263,8 +267,11 @@ class DynamoJobStore:
             manifest_objects=_int(item["manifest_objects"]) if item.get("manifest_objects") is not None else None,
             notes=list(item.get("notes") or []),
             source=dict(item.get("source") or {}),
-            batch_runs={name[len("batch_"):]: {k: (int(v) if isinstance(v, Decimal) else v) for k, v in run.items()}
-                        for name, run in item.items() if name.startswith("batch_") and isinstance(run, dict)},
+            batch_runs={
+                name[len("batch_") :]: {k: (int(v) if isinstance(v, Decimal) else v) for k, v in run.items()}
+                for name, run in item.items()
+                if name.startswith("batch_") and isinstance(run, dict)
+            },
         )
 
     def create_job(self, job: RestoreJob, idempotency_keys: Sequence[str] | str | None = ()) -> tuple[RestoreJob, bool]:
@@ -274,7 +281,7 @@ class DynamoJobStore:
         Returns (job, created).
         """
         keys = [idempotency_keys] if isinstance(idempotency_keys, str) else list(dict.fromkeys(idempotency_keys or ()))
-        actions: list[dict[str, Any]] = [
+        actions: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self.table,
@@ -287,8 +294,9 @@ class DynamoJobStore:
             {
                 "Put": {
                     "TableName": self.table,
-                    "Item": _to_ddb({"pk": "ACTIVE", "sk": f"JOB#{job.job_id}", "job_id": job.job_id, "created_at": job.created_at,
-                                     "issuing": True}),
+                    "Item": _to_ddb(
+                        {"pk": "ACTIVE", "sk": f"JOB#{job.job_id}", "job_id": job.job_id, "created_at": job.created_at, "issuing": True}
+                    ),
                 }
             }
         )
@@ -318,8 +326,12 @@ class DynamoJobStore:
     def _listing_item(self, job: RestoreJob) -> dict[str, Any]:
         """The job's entry in the JOBS partition (GET /jobs): its key sorts by creation time. It
         expires with the job's objects, by when the job itself is gone."""
-        return {"pk": JOBS_PARTITION, "sk": f"{job.created_at}#{job.job_id}", "job_id": job.job_id,
-                "expires_at": _epoch(max(self.object_retention_days, self.job_retention_days))}
+        return {
+            "pk": JOBS_PARTITION,
+            "sk": f"{job.created_at}#{job.job_id}",
+            "job_id": job.job_id,
+            "expires_at": _epoch(max(self.object_retention_days, self.job_retention_days)),
+        }
 
     def recent_jobs(self, limit: int, token: str | None) -> tuple[list[RestoreJob], str | None]:
         """Jobs newest first, ``limit`` entries of the JOBS partition a page (one Query, then one
@@ -352,12 +364,15 @@ class DynamoJobStore:
         if len(token) > MAX_TOKEN_CHARS:
             raise invalid
         try:
-            decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"),
-                                 parse_constant=lambda name: float("nan"))
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8"), parse_constant=lambda name: float("nan"))
         except (ValueError, RecursionError) as exc:  # bad base64, not UTF-8, not JSON, over 4,300 digits, too deep
             raise invalid from exc
-        if not isinstance(decoded, dict) or set(decoded) != {"k"} or not isinstance(decoded["k"], str) \
-                or not _JOBS_SK.fullmatch(decoded["k"]):
+        if (
+            not isinstance(decoded, dict)
+            or set(decoded) != {"k"}
+            or not isinstance(decoded["k"], str)
+            or not _JOBS_SK.fullmatch(decoded["k"])
+        ):
             raise invalid
         return decoded["k"]
 
@@ -374,8 +389,9 @@ class DynamoJobStore:
     def bind_idempotency_key(self, key: str, job_id: str) -> str:
         """Make ``key`` name ``job_id`` too, unless it already names a job. Returns the job it names."""
         try:
-            self.client.put_item(TableName=self.table, Item=_to_ddb(self._token_item(key, job_id)),
-                                 ConditionExpression="attribute_not_exists(pk)")
+            self.client.put_item(
+                TableName=self.table, Item=_to_ddb(self._token_item(key, job_id)), ConditionExpression="attribute_not_exists(pk)"
+            )
             return job_id
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -387,9 +403,9 @@ class DynamoJobStore:
         return self.get_job(job_id) if job_id else None
 
     def get_job(self, job_id: str) -> RestoreJob | None:
-        item = self.client.get_item(
-            TableName=self.table, Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}), ConsistentRead=True
-        ).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_to_ddb({"pk": job_pk(job_id), "sk": "META"}), ConsistentRead=True).get(
+            "Item"
+        )
         return self._job_from_item(_from_ddb(item)) if item else None
 
     def get_job_and_counts(self, job_id: str) -> tuple[RestoreJob, Counts] | None:
@@ -457,7 +473,10 @@ class DynamoJobStore:
             # The job was ended (cancel, timeout, failure) before: announce it, once.
             values[":t"] = terminal.value
             return self._conditional_update(
-                self._meta(job_id), update + " REMOVE end_pending", "#s = :t AND end_pending = :yes", names,
+                self._meta(job_id),
+                update + " REMOVE end_pending",
+                "#s = :t AND end_pending = :yes",
+                names,
                 values | {":yes": True},
             )
         values |= {":a1": _ACTIVE[0], ":a2": _ACTIVE[1]}
@@ -481,8 +500,15 @@ class DynamoJobStore:
             "SET #s = :t, finished_at = :u, updated_at = :u, expires_at = :exp, failure_reason = :fr, end_pending = :yes",
             "#s IN (:a1, :a2)",
             {"#s": "status"},
-            {":t": status.value, ":u": now_iso(), ":exp": _epoch(self.job_retention_days), ":fr": reason, ":yes": True,
-             ":a1": _ACTIVE[0], ":a2": _ACTIVE[1]},
+            {
+                ":t": status.value,
+                ":u": now_iso(),
+                ":exp": _epoch(self.job_retention_days),
+                ":fr": reason,
+                ":yes": True,
+                ":a1": _ACTIVE[0],
+                ":a2": _ACTIVE[1],
+            },
         )
 
     def mark_issued(self, job_id: str, buckets: Iterable[str]) -> None:
@@ -492,8 +518,13 @@ class DynamoJobStore:
         for bucket in buckets:  # a link already removed stays removed (an update would make it anew)
             self._conditional_update({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
         self._conditional_update({"pk": "ACTIVE", "sk": f"JOB#{job_id}"}, "REMOVE issuing", "attribute_exists(pk)", None, {})
-        self._conditional_update(self._meta(job_id), "SET issued = :yes, issued_at = if_not_exists(issued_at, :at)",
-                                 "attribute_exists(pk)", None, {":yes": True, ":at": now_iso()})
+        self._conditional_update(
+            self._meta(job_id),
+            "SET issued = :yes, issued_at = if_not_exists(issued_at, :at)",
+            "attribute_exists(pk)",
+            None,
+            {":yes": True, ":at": now_iso()},
+        )
 
     # ---- the batch engine's S3 Batch Operations jobs ------------------------------------------
 
@@ -515,13 +546,24 @@ class DynamoJobStore:
 
     def link_batch_job(self, batch_job_id: str, job_id: str, group: str) -> None:
         """Remember which job a Batch job id belongs to: its status events carry only that id."""
-        self.client.put_item(TableName=self.table, Item=_to_ddb({
-            "pk": f"BATCH#{batch_job_id}", "sk": "META", "job_id": job_id, "group": group, "expires_at": _epoch(self.object_retention_days)}))
+        self.client.put_item(
+            TableName=self.table,
+            Item=_to_ddb(
+                {
+                    "pk": f"BATCH#{batch_job_id}",
+                    "sk": "META",
+                    "job_id": job_id,
+                    "group": group,
+                    "expires_at": _epoch(self.object_retention_days),
+                }
+            ),
+        )
 
     def batch_job_owner(self, batch_job_id: str) -> tuple[str, str] | None:
         """(job id, group) of a Batch job this stack created, else None."""
-        item = self.client.get_item(TableName=self.table, Key=_to_ddb({"pk": f"BATCH#{batch_job_id}", "sk": "META"}),
-                                    ConsistentRead=True).get("Item")
+        item = self.client.get_item(
+            TableName=self.table, Key=_to_ddb({"pk": f"BATCH#{batch_job_id}", "sk": "META"}), ConsistentRead=True
+        ).get("Item")
         if not item:
             return None
         found = _from_ddb(item)
@@ -542,7 +584,9 @@ class DynamoJobStore:
     def _meta(job_id: str) -> dict[str, str]:
         return {"pk": job_pk(job_id), "sk": "META"}
 
-    def _conditional_update(self, key: dict[str, str], update: str, condition: str, names: dict[str, str] | None, values: dict[str, Any]) -> bool:
+    def _conditional_update(
+        self, key: dict[str, str], update: str, condition: str, names: dict[str, str] | None, values: dict[str, Any]
+    ) -> bool:
         """UpdateItem if ``condition`` holds; False (not an error) if it does not."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -618,7 +662,8 @@ class DynamoJobStore:
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-                used = _int(_from_ddb(exc.response.get("Item") or {}).get("used"), limit)
+                old = exc.response.get("Item")  # the item as it was (ReturnValuesOnConditionCheckFailure)
+                used = _int(_from_ddb(old if isinstance(old, dict) else {}).get("used"), limit)
                 ask = min(wanted, limit - used)
                 if ask <= 0:
                     return 0
@@ -629,12 +674,19 @@ class DynamoJobStore:
     def register_bucket(self, job_id: str, bucket: str) -> None:
         self.client.put_item(
             TableName=self.table,
-            Item=_to_ddb({"pk": f"BUCKET#{bucket}", "sk": f"JOB#{job_id}", "job_id": job_id, "issuing": True,
-                          "expires_at": _epoch(self.object_retention_days)}),
+            Item=_to_ddb(
+                {
+                    "pk": f"BUCKET#{bucket}",
+                    "sk": f"JOB#{job_id}",
+                    "job_id": job_id,
+                    "issuing": True,
+                    "expires_at": _epoch(self.object_retention_days),
+                }
+            ),
         )
 
     def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
-        requests = [
+        requests: list[WriteRequestTypeDef] = [
             {"DeleteRequest": {"Key": _to_ddb({"pk": f"BUCKET#{b}", "sk": f"JOB#{job_id}"})}} for b in buckets
         ]
         for i in range(0, len(requests), 25):
@@ -651,9 +703,20 @@ class DynamoJobStore:
         """Keep completion events (ref -> (when S3 completed it, whether the ref is certain)) for
         a job that may record the object later (a restore worker reads them after recording)."""
         expires = _epoch(EARLY_COMPLETION_DAYS)
-        requests = [
-            {"PutRequest": {"Item": _to_ddb({"pk": f"EARLY#{ref}", "sk": "COMPLETED", "at": Decimal(str(round(at, 3))),
-                                              "certain": certain, "expires_at": expires})}}
+        requests: list[WriteRequestTypeDef] = [
+            {
+                "PutRequest": {
+                    "Item": _to_ddb(
+                        {
+                            "pk": f"EARLY#{ref}",
+                            "sk": "COMPLETED",
+                            "at": Decimal(str(round(at, 3))),
+                            "certain": certain,
+                            "expires_at": expires,
+                        }
+                    )
+                }
+            }
             for ref, (at, certain) in refs.items()
         ]
         for i in range(0, len(requests), 25):
@@ -662,10 +725,11 @@ class DynamoJobStore:
     def early_completions(self, refs: Iterable[str]) -> dict[str, tuple[float, bool]]:
         """The kept completion events of these refs: ref -> (when S3 completed it, certain)."""
         items = self.get_items([{"pk": f"EARLY#{ref}", "sk": "COMPLETED"} for ref in refs])
-        return {item["pk"][len("EARLY#"):]: (float(item.get("at", 0)), bool(item.get("certain"))) for item in items}
+        return {item["pk"][len("EARLY#") :]: (float(item.get("at", 0)), bool(item.get("certain"))) for item in items}
 
-    def _query_partition(self, pk: str, filter_expression: str | None = None, consistent: bool = False,
-                         values: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def _query_partition(
+        self, pk: str, filter_expression: str | None = None, consistent: bool = False, values: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of one partition, page after page."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -682,8 +746,8 @@ class DynamoJobStore:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self.table: requests}
+    def _batch_write(self, requests: list[WriteRequestTypeDef]) -> None:
+        pending: Mapping[str, Sequence[WriteRequestUnionTypeDef]] = {self.table: requests}
         for attempt in range(8):
             if not pending or not pending.get(self.table):
                 return
@@ -745,7 +809,7 @@ class DynamoJobStore:
             for r in pending:
                 counts.total += 1
                 counts.count_state(r.state)
-            actions = [
+            actions: list[TransactWriteItemTypeDef] = [
                 {
                     "Put": {
                         "TableName": self.table,
@@ -759,7 +823,14 @@ class DynamoJobStore:
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _to_ddb({"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}", "objects": len(pending), "expires_at": _epoch(self.object_retention_days)}),
+                        "Item": _to_ddb(
+                            {
+                                "pk": f"JOB#{job_id}#CHUNKS",
+                                "sk": f"{chunk:010d}",
+                                "objects": len(pending),
+                                "expires_at": _epoch(self.object_retention_days),
+                            }
+                        ),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 }
@@ -785,8 +856,9 @@ class DynamoJobStore:
     def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
         return [ObjectRecord.from_item(i) for i in self.get_items(keys) if "state" in i]
 
-    def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "",
-                   sizes: dict[str, int] | None = None) -> int:
+    def transition(
+        self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "", sizes: dict[str, int] | None = None
+    ) -> int:
         """Move objects from RESTORING to ``to`` with the counter change, each object at most once.
 
         Objects another delivery already moved are dropped from the transaction. Returns how many
@@ -804,7 +876,7 @@ class DynamoJobStore:
                 counts.count_state(to, len(pending))
                 counts.bytes = sum((sizes or {}).get(r.ref, 0) for r in pending)
                 stamp = now_iso()
-                actions = [
+                actions: list[TransactWriteItemTypeDef] = [
                     {
                         "Update": {
                             "TableName": self.table,
@@ -814,8 +886,7 @@ class DynamoJobStore:
                             "ConditionExpression": "#s = :from",
                             "ExpressionAttributeNames": {"#s": "state"},
                             "ExpressionAttributeValues": _to_ddb(
-                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp}
-                                | ({":why": reason} if reason else {})
+                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp} | ({":why": reason} if reason else {})
                             ),
                         }
                     }
@@ -845,14 +916,20 @@ class DynamoJobStore:
         item = self.client.get_item(TableName=self.table, Key=_to_ddb(object_key(job_id, ref)), ConsistentRead=True).get("Item")
         return ObjectRecord.from_item(_from_ddb(item)) if item else None
 
-    def _archive_update(self, job_id: str, ref: str, update: str, condition: str, values: dict[str, Any],
-                        names: dict[str, str] | None = None) -> dict[str, Any] | None:
+    def _archive_update(
+        self, job_id: str, ref: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """One conditional update of an archive's fields; its new ``archive`` map, or None when the condition failed."""
         try:
             answer = self.client.update_item(
-                TableName=self.table, Key=_to_ddb(object_key(job_id, ref)), UpdateExpression=update,
-                ConditionExpression=condition, ExpressionAttributeNames={"#s": "state", "#a": "archive", **(names or {})},
-                ExpressionAttributeValues=_to_ddb(values | {":restoring": ObjectState.RESTORING.value}), ReturnValues="ALL_NEW")
+                TableName=self.table,
+                Key=_to_ddb(object_key(job_id, ref)),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "state", "#a": "archive", **(names or {})},
+                ExpressionAttributeValues=_to_ddb(values | {":restoring": ObjectState.RESTORING.value}),
+                ReturnValues="ALL_NEW",
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
@@ -861,31 +938,54 @@ class DynamoJobStore:
 
     def set_glacier_job(self, job_id: str, ref: str, glacier_job: str) -> bool:
         """The archive's retrieval job, once initiated; not once its transfer has begun (a notice came first)."""
-        return self._archive_update(job_id, ref, "SET #a.glacier_job = :g, updated_at = :u",
-                                    "#s = :restoring AND attribute_not_exists(#a.upload)", {":g": glacier_job, ":u": now_iso()}) is not None
+        return (
+            self._archive_update(
+                job_id,
+                ref,
+                "SET #a.glacier_job = :g, updated_at = :u",
+                "#s = :restoring AND attribute_not_exists(#a.upload)",
+                {":g": glacier_job, ":u": now_iso()},
+            )
+            is not None
+        )
 
     def start_transfer(self, job_id: str, ref: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         """Record an archive's multipart upload and plan; only the first caller does (None for the others)."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         sets = ", ".join(f"#a.#f{i} = :f{i}" for i in range(len(fields)))
         values = {f":f{i}": value for i, value in enumerate(fields.values())} | {":u": now_iso()}
-        return self._archive_update(job_id, ref, f"SET {sets}, updated_at = :u", "#s = :restoring AND attribute_not_exists(#a.upload)",
-                                    values, names)
+        return self._archive_update(
+            job_id, ref, f"SET {sets}, updated_at = :u", "#s = :restoring AND attribute_not_exists(#a.upload)", values, names
+        )
 
     def record_part(self, job_id: str, ref: str, obj: int, part: int, info: dict[str, Any]) -> bool | None:
         """Record one verified part of an archive's transfer once: its own item (``archive_part_key``)
         and one more in the archive's ``parts_done``, in one transaction. True: recorded now; False:
         recorded before (the count is not moved twice); None: the archive is no longer moving."""
         try:
-            self.client.transact_write_items(TransactItems=[
-                {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
-                         "Item": _to_ddb(archive_part_key(job_id, ref, obj, part) | info | {"expires_at": _epoch(self.object_retention_days)})}},
-                {"Update": {"TableName": self.table, "Key": _to_ddb(object_key(job_id, ref)),
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "Item": _to_ddb(
+                                archive_part_key(job_id, ref, obj, part) | info | {"expires_at": _epoch(self.object_retention_days)}
+                            ),
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _to_ddb(object_key(job_id, ref)),
                             "UpdateExpression": "SET #a.parts_done = #a.parts_done + :one, updated_at = :u",
                             "ConditionExpression": "#s = :restoring AND attribute_exists(#a.parts_done)",
                             "ExpressionAttributeNames": {"#s": "state", "#a": "archive"},
-                            "ExpressionAttributeValues": _to_ddb({":one": 1, ":u": now_iso(), ":restoring": ObjectState.RESTORING.value})}},
-            ])
+                            "ExpressionAttributeValues": _to_ddb({":one": 1, ":u": now_iso(), ":restoring": ObjectState.RESTORING.value}),
+                        }
+                    },
+                ]
+            )
         except ClientError as exc:
             reasons = self._cancellation_reasons(exc, 2)
             if reasons is None or reasons == ["None", "None"]:
@@ -895,7 +995,9 @@ class DynamoJobStore:
 
     def archive_part(self, job_id: str, ref: str, obj: int, part: int) -> dict[str, Any] | None:
         """The record of one part of an archive's transfer (its ETag, SHA-256 and tree hash), or None."""
-        item = self.client.get_item(TableName=self.table, Key=_to_ddb(archive_part_key(job_id, ref, obj, part)), ConsistentRead=True).get("Item")
+        item = self.client.get_item(TableName=self.table, Key=_to_ddb(archive_part_key(job_id, ref, obj, part)), ConsistentRead=True).get(
+            "Item"
+        )
         return _plain(_from_ddb(item)) if item else None
 
     def archive_parts(self, job_id: str, ref: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
@@ -906,38 +1008,68 @@ class DynamoJobStore:
 
     def switch_glacier_job(self, job_id: str, ref: str, old: str, new: str) -> bool:
         """A new retrieval job for an archive whose output expired (or was about to): the parts stored so far stay."""
-        return self._archive_update(job_id, ref, "SET #a.glacier_job = :new, #a.reinitiated = if_not_exists(#a.reinitiated, :zero) + :one, updated_at = :u",
-                                    "#s = :restoring AND #a.glacier_job = :old",
-                                    {":new": new, ":old": old, ":zero": 0, ":one": 1, ":u": now_iso()}) is not None
+        return (
+            self._archive_update(
+                job_id,
+                ref,
+                "SET #a.glacier_job = :new, #a.reinitiated = if_not_exists(#a.reinitiated, :zero) + :one, updated_at = :u",
+                "#s = :restoring AND #a.glacier_job = :old",
+                {":new": new, ":old": old, ":zero": 0, ":one": 1, ":u": now_iso()},
+            )
+            is not None
+        )
 
     def mark_output_ready(self, job_id: str, ref: str, glacier_job: str, at: int = 0) -> dict[str, Any] | None:
         """The archive's current retrieval job has its output ready (its notice came); the archive's fields after it."""
-        return self._archive_update(job_id, ref, "SET #a.ready_job = :g, #a.ready_at = :at, updated_at = :u",
-                                    "#s = :restoring AND #a.glacier_job = :g", {":g": glacier_job, ":at": at or int(time.time()), ":u": now_iso()})
+        return self._archive_update(
+            job_id,
+            ref,
+            "SET #a.ready_job = :g, #a.ready_at = :at, updated_at = :u",
+            "#s = :restoring AND #a.glacier_job = :g",
+            {":g": glacier_job, ":at": at or int(time.time()), ":u": now_iso()},
+        )
 
     def set_spare_job(self, job_id: str, ref: str, current: str, spare: str) -> bool:
         """A second retrieval of an archive whose current output nears its end; one at a time."""
-        return self._archive_update(job_id, ref, "SET #a.spare_job = :s, updated_at = :u",
-                                    "#s = :restoring AND #a.glacier_job = :g AND attribute_not_exists(#a.spare_job)",
-                                    {":s": spare, ":g": current, ":u": now_iso()}) is not None
+        return (
+            self._archive_update(
+                job_id,
+                ref,
+                "SET #a.spare_job = :s, updated_at = :u",
+                "#s = :restoring AND #a.glacier_job = :g AND attribute_not_exists(#a.spare_job)",
+                {":s": spare, ":g": current, ":u": now_iso()},
+            )
+            is not None
+        )
 
     def adopt_spare_job(self, job_id: str, ref: str, spare: str, at: int) -> dict[str, Any] | None:
         """The spare retrieval's output is ready: it becomes the archive's current one (the stored parts stay)."""
         return self._archive_update(
-            job_id, ref, "SET #a.glacier_job = :s, #a.ready_job = :s, #a.ready_at = :at, "
+            job_id,
+            ref,
+            "SET #a.glacier_job = :s, #a.ready_job = :s, #a.ready_at = :at, "
             "#a.reinitiated = if_not_exists(#a.reinitiated, :zero) + :one, updated_at = :u REMOVE #a.spare_job",
-            "#s = :restoring AND #a.spare_job = :s", {":s": spare, ":at": at, ":zero": 0, ":one": 1, ":u": now_iso()})
+            "#s = :restoring AND #a.spare_job = :s",
+            {":s": spare, ":at": at, ":zero": 0, ":one": 1, ":u": now_iso()},
+        )
 
     def note_attempt(self, job_id: str, ref: str, what: str) -> int:
         """Count one failed attempt at ``what`` (a part's tree hash check...) on the archive; the count after it."""
-        fields = self._archive_update(job_id, ref, "SET #a.attempts.#w = if_not_exists(#a.attempts.#w, :zero) + :one",
-                                      "#s = :restoring AND attribute_exists(#a.attempts)", {":zero": 0, ":one": 1}, {"#w": what})
+        fields = self._archive_update(
+            job_id,
+            ref,
+            "SET #a.attempts.#w = if_not_exists(#a.attempts.#w, :zero) + :one",
+            "#s = :restoring AND attribute_exists(#a.attempts)",
+            {":zero": 0, ":one": 1},
+            {"#w": what},
+        )
         if fields is None:
-            fields = self._archive_update(job_id, ref, "SET #a.attempts = :first", "#s = :restoring AND attribute_not_exists(#a.attempts)",
-                                          {":first": {what: 1}})
+            fields = self._archive_update(
+                job_id, ref, "SET #a.attempts = :first", "#s = :restoring AND attribute_not_exists(#a.attempts)", {":first": {what: 1}}
+            )
         return int(((fields or {}).get("attempts") or {}).get(what, 0))
 
-    def _counter_update(self, job_id: str, counts: Counts) -> dict[str, Any]:
+    def _counter_update(self, job_id: str, counts: Counts) -> TransactWriteItemTypeDef:
         fields = {k: v for k, v in counts.as_dict().items() if v}
         shard = random.randrange(COUNTER_SHARDS)
         if not fields:
@@ -988,8 +1120,11 @@ class DynamoJobStore:
         if type(shard) is not int or not 0 <= shard < OBJECT_SHARDS:  # not a bool, a float, infinity
             raise invalid
         if key is not None and (
-            not isinstance(key, dict) or set(key) != {"pk", "sk"} or key["pk"] != f"JOB#{job_id}#O#{shard:02d}"
-            or not isinstance(key["sk"], str) or not _REF.fullmatch(key["sk"])
+            not isinstance(key, dict)
+            or set(key) != {"pk", "sk"}
+            or key["pk"] != f"JOB#{job_id}#O#{shard:02d}"
+            or not isinstance(key["sk"], str)
+            or not _REF.fullmatch(key["sk"])
         ):
             raise invalid
         return shard, key

@@ -49,8 +49,12 @@ from bulk_restore.domain.vault import (
 
 INVENTORY_BLOCK = 8 * MIB
 TRANSIENT = THROTTLING | {
-    "ThrottlingException", "LimitExceededException", "RequestTimeoutException", "ServiceUnavailableException",
-    "InsufficientCapacityException", "PolicyEnforcedException",
+    "ThrottlingException",
+    "LimitExceededException",
+    "RequestTimeoutException",
+    "ServiceUnavailableException",
+    "InsufficientCapacityException",
+    "PolicyEnforcedException",
 }
 REFUSED = frozenset({"InvalidParameterValueException", "MissingParameterValueException"})
 NOT_FOUND = "ResourceNotFoundException"
@@ -127,8 +131,12 @@ class GlacierVaults:
                 return None
             _raise_if_transient(exc)
             raise
-        return {"name": answer["VaultName"], "arn": answer["VaultARN"], "archives": answer.get("NumberOfArchives"),
-                "size": answer.get("SizeInBytes")}
+        return {
+            "name": answer["VaultName"],
+            "arn": answer["VaultARN"],
+            "archives": answer.get("NumberOfArchives"),
+            "size": answer.get("SizeInBytes"),
+        }
 
     def _initiate(self, vault: str, parameters: dict[str, Any], topic_arn: str | None, description: str) -> str:
         if topic_arn:
@@ -137,8 +145,15 @@ class GlacierVaults:
             parameters["Description"] = description
         return str(self.client.initiate_job(accountId=self.account_id, vaultName=vault, jobParameters=parameters)["jobId"])
 
-    def initiate_archive_retrieval(self, vault: str, archive_id: str, tier: Tier | str, topic_arn: str | None = None,
-                                   description: str = "", byte_range: str | None = None) -> str:
+    def initiate_archive_retrieval(
+        self,
+        vault: str,
+        archive_id: str,
+        tier: Tier | str,
+        topic_arn: str | None = None,
+        description: str = "",
+        byte_range: str | None = None,
+    ) -> str:
         """InitiateJob for an archive (``byte_range`` "start-end", megabyte aligned; None: all of it); the job id.
 
         Raises RetryLater (no capacity, the retrieval policy, throttling), ArchiveNotFound or ArchiveRefused.
@@ -157,10 +172,20 @@ class GlacierVaults:
                 raise ArchiveRefused(code, message) from exc
             raise
 
-    def initiate_with_retries(self, vault: str, archive_id: str, tier: Tier | str, topic_arn: str | None = None,
-                              description: str = "", byte_range: str | None = None, *, attempts: int = 6,
-                              sleep: Callable[[float], None] = time.sleep, base_delay: float = 1.0,
-                              max_delay: float = 30.0) -> str:
+    def initiate_with_retries(
+        self,
+        vault: str,
+        archive_id: str,
+        tier: Tier | str,
+        topic_arn: str | None = None,
+        description: str = "",
+        byte_range: str | None = None,
+        *,
+        attempts: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+        base_delay: float = 1.0,
+        max_delay: float = 30.0,
+    ) -> str:
         """``initiate_archive_retrieval``, sleeping ``base_delay * 2**n`` (at most ``max_delay``) after
         the n-th RetryLater; the last RetryLater is raised once ``attempts`` calls were made."""
         for attempt in range(attempts):
@@ -172,8 +197,7 @@ class GlacierVaults:
                 sleep(min(max_delay, base_delay * 2**attempt))
         raise ValueError(f"attempts must be at least 1, not {attempts}")
 
-    def initiate_inventory_retrieval(self, vault: str, fmt: str = "JSON", topic_arn: str | None = None,
-                                     description: str = "") -> str:
+    def initiate_inventory_retrieval(self, vault: str, fmt: str = "JSON", topic_arn: str | None = None, description: str = "") -> str:
         """InitiateJob for the vault's last inventory, JSON or CSV; the job id. Raises RetryLater when throttled."""
         try:
             return self._initiate(vault, {"Type": "inventory-retrieval", "Format": fmt}, topic_arn, description)
@@ -199,8 +223,7 @@ class GlacierVaults:
         Raises OutputExpired, or RetryLater when throttled or when the body broke off.
         """
         try:
-            answer = self.client.get_job_output(accountId=self.account_id, vaultName=vault, jobId=job_id,
-                                                range=f"bytes={start}-{end}")
+            answer = self.client.get_job_output(accountId=self.account_id, vaultName=vault, jobId=job_id, range=f"bytes={start}-{end}")
             with answer["body"] as body:
                 data = body.read()
         except ClientError as exc:
@@ -212,8 +235,9 @@ class GlacierVaults:
             raise RetryLater(type(exc).__name__) from exc
         return data, answer.get("checksum") or None
 
-    def get_verified_range(self, vault: str, job_id: str, start: int, end: int, archive_size: int, *,
-                           output_offset: int = 0) -> tuple[bytes, str]:
+    def get_verified_range(
+        self, vault: str, job_id: str, start: int, end: int, archive_size: int, *, output_offset: int = 0
+    ) -> tuple[bytes, str]:
         """Bytes ``start``-``end`` of an archive job's output and their tree hash, checked.
 
         ``output_offset``: the archive byte the output starts at (the job's RetrievalByteRange start).
@@ -224,8 +248,9 @@ class GlacierVaults:
         data, checksum = self.get_output_range(vault, job_id, start, end)
         what = f"job {job_id}, output bytes {start}-{end}"
         if len(data) != end - start + 1:
-            raise TreeHashMismatch(f"{what}: {len(data)} bytes arrived instead of {end - start + 1}: the download is "
-                                   "incomplete; read it again", "range")
+            raise TreeHashMismatch(
+                f"{what}: {len(data)} bytes arrived instead of {end - start + 1}: the download is incomplete; read it again", "range"
+            )
         computed = tree_hash(data)
         if aligned or checksum is not None:
             check_tree_hash(what, computed, checksum)
@@ -255,7 +280,8 @@ class GlacierVaults:
         while position < size:
             data, _ = self.get_output_range(vault, job_id, position, min(size, position + block_bytes) - 1)
             if not data:
-                raise VaultInventoryError(f"the inventory of job {job_id} ends at byte {position}, not {size}: read it again "
-                                          "from there", "document")
+                raise VaultInventoryError(
+                    f"the inventory of job {job_id} ends at byte {position}, not {size}: read it again from there", "document"
+                )
             position += len(data)
             yield data

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import os
 import threading
-
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import single_metric
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from bulk_restore.usecases.metrics import COUNT
@@ -52,9 +51,14 @@ def powertools_metrics() -> Metrics:
     """The Powertools Metrics the handlers flush (``@metrics.log_metrics``), in this stack's namespace."""
     service = os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
     metrics = Metrics(namespace=namespace(), service=service)
-    metrics.provider = _TakingTurns(namespace=namespace(), service=service, metric_set=metrics.metric_set,
-                                    dimension_set=metrics.dimension_set, metadata_set=metrics.metadata_set,
-                                    default_dimensions=metrics.default_dimensions)
+    metrics.provider = _TakingTurns(
+        namespace=namespace(),
+        service=service,
+        metric_set=metrics.metric_set,
+        dimension_set=metrics.dimension_set,
+        metadata_set=metrics.metadata_set,
+        default_dimensions=metrics.default_dimensions,
+    )
     return metrics
 
 
@@ -71,6 +75,11 @@ class EmfMetrics:
         if not dimensions:
             self._metrics.add_metric(name=name, unit=unit, value=value)
             return
-        with single_metric(name=name, unit=unit, value=value, namespace=self._metrics.namespace,
-                           default_dimensions={"service": self._service, **dimensions}):
+        with single_metric(
+            name=name,
+            unit=cast(MetricUnit, unit),  # typed MetricUnit, but handed to add_metric, which takes a unit's name too (as above)
+            value=value,
+            namespace=self._metrics.namespace,
+            default_dimensions={"service": self._service, **dimensions},
+        ):
             pass  # written when the block ends, with its own dimensions and the service's

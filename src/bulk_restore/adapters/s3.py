@@ -6,7 +6,7 @@ import io
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -16,6 +16,10 @@ from bulk_restore.domain.errors import BucketNotAllowed, ManifestChanged, Manife
 from bulk_restore.domain.model import ManifestLocation, ObjectId, ObjectOutcome, ObjectState, Tier
 from bulk_restore.domain.outcomes import THROTTLING, RetryLater, classify
 from bulk_restore.domain.vault import META_TREE_HASH as TREE_HASH_METADATA
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.literals import StorageClassType
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, NotificationConfigurationTypeDef
 
 SAMPLE_BYTES = 64 * 1024
 READ_BLOCK = 256 * 1024
@@ -33,8 +37,9 @@ BUCKET_REFUSED = ObjectOutcome(ObjectState.FAILED, "BucketNotAllowed: this stack
 def manifest_location_refused(bucket: str, manifest_buckets: tuple[str, ...]) -> ManifestLocationNotAllowed:
     """The 403 for a manifest outside the stack's manifest buckets, saying where manifests go."""
     if not manifest_buckets:
-        return ManifestLocationNotAllowed("this stack has no manifest bucket configured (MANIFEST_BUCKETS): redeploy it from template.yaml",
-                                          {"bucket": bucket})
+        return ManifestLocationNotAllowed(
+            "this stack has no manifest bucket configured (MANIFEST_BUCKETS): redeploy it from template.yaml", {"bucket": bucket}
+        )
     others = f" (or one of the ManifestBuckets parameter's buckets: {', '.join(manifest_buckets[1:])})" if len(manifest_buckets) > 1 else ""
     return ManifestLocationNotAllowed(
         f"manifests are read only from this stack's manifest bucket: upload the manifest to s3://{manifest_buckets[0]}/{others}"
@@ -47,8 +52,13 @@ class S3Gateway:
     """The only place that talks to S3. It touches source objects only in ``allowed_buckets`` (None:
     any) and reads manifests only from ``manifest_buckets`` (None: any), whatever a manifest says."""
 
-    def __init__(self, client: Any = None, max_connections: int = 10, allowed_buckets: frozenset[str] | None = None,
-                 manifest_buckets: tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        client: Any = None,
+        max_connections: int = 10,
+        allowed_buckets: frozenset[str] | None = None,
+        manifest_buckets: tuple[str, ...] | None = None,
+    ):
         self.allowed_buckets = allowed_buckets
         self.manifest_buckets = manifest_buckets
         # Retries of throttling answers are ours (with backoff and jitter), not botocore's: a
@@ -78,7 +88,9 @@ class S3Gateway:
                 raise ManifestUnreadable(f"manifest bucket {bucket} is in another region than this stack") from exc
             raise
         if head.get("StorageClass") in ("GLACIER", "DEEP_ARCHIVE") and 'ongoing-request="false"' not in head.get("Restore", ""):
-            raise ManifestUnreadable(f"manifest s3://{bucket}/{key} is itself archived ({head['StorageClass']}): store it in a readable class")
+            raise ManifestUnreadable(
+                f"manifest s3://{bucket}/{key} is itself archived ({head['StorageClass']}): store it in a readable class"
+            )
         location = ManifestLocation(bucket, key, head.get("ETag", ""), int(head.get("ContentLength", 0)))
         if location.size == 0:
             return location, b""
@@ -91,9 +103,7 @@ class S3Gateway:
         if manifest.size and offset >= manifest.size:
             return iter(())
         try:
-            response = self.client.get_object(
-                Bucket=manifest.bucket, Key=manifest.key, Range=f"bytes={offset}-", IfMatch=manifest.etag
-            )
+            response = self.client.get_object(Bucket=manifest.bucket, Key=manifest.key, Range=f"bytes={offset}-", IfMatch=manifest.etag)
         except ClientError as exc:
             status, code, _ = _code(exc)
             if status == 412 or code == "PreconditionFailed":
@@ -136,9 +146,15 @@ class S3Gateway:
                 return classify(status, code, message)
         raise AssertionError("unreachable")
 
-    def restore_with_retries(self, obj: ObjectId, tier: Tier, days: int, attempts: int = 8,
-                             pace: Callable[[], None] | None = None,
-                             refused: Callable[[str], None] | None = None) -> ObjectOutcome:
+    def restore_with_retries(
+        self,
+        obj: ObjectId,
+        tier: Tier,
+        days: int,
+        attempts: int = 8,
+        pace: Callable[[], None] | None = None,
+        refused: Callable[[str], None] | None = None,
+    ) -> ObjectOutcome:
         """Restore, backing off with full jitter on throttling. Raises RetryLater if S3 still says not now.
 
         ``pace`` is called before each retry: a retry is a request too, and counts against the rate.
@@ -222,8 +238,12 @@ class S3Gateway:
             status, code, _ = _code(exc)
             missing = status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket")
             return {"kind": "missing" if missing else "refused", "storage_class": None, "archive_status": None, "size": 0}
-        return {"kind": _head_class(head), "storage_class": head.get("StorageClass") or "STANDARD",
-                "archive_status": head.get("ArchiveStatus"), "size": int(head.get("ContentLength") or 0)}
+        return {
+            "kind": _head_class(head),
+            "storage_class": head.get("StorageClass") or "STANDARD",
+            "archive_status": head.get("ArchiveStatus"),
+            "size": int(head.get("ContentLength") or 0),
+        }
 
     # ---- notifications ---------------------------------------------------------------------
 
@@ -238,15 +258,11 @@ class S3Gateway:
         current = self.client.get_bucket_notification_configuration(Bucket=bucket)
         if "EventBridgeConfiguration" in current:
             return False
-        config = {
-            k: current[k]
-            for k in ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
-            if current.get(k)
-        }
+        kinds = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
+        # The configurations as GetBucketNotificationConfiguration returned them: the shapes PutBucket... takes.
+        config = cast("NotificationConfigurationTypeDef", {k: current[k] for k in kinds if current.get(k)})
         config["EventBridgeConfiguration"] = {}
-        self.client.put_bucket_notification_configuration(
-            Bucket=bucket, NotificationConfiguration=config, SkipDestinationValidation=True
-        )
+        self.client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config, SkipDestinationValidation=True)
         return True
 
     # ---- the stack's own work files (Batch manifests and reports) ---------------------------
@@ -265,8 +281,10 @@ class S3Gateway:
     def read_work_object(self, bucket: str, key: str, offset: int = 0) -> Iterator[bytes]:
         """One of the stack's objects (from byte ``offset``), block by block; empty when it does not exist."""
         try:
-            ranged = {"Range": f"bytes={offset}-"} if offset else {}
-            body = self.client.get_object(Bucket=bucket, Key=key, **ranged)["Body"]
+            if offset:
+                body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-")["Body"]
+            else:
+                body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         except ClientError as exc:
             status, code, _ = _code(exc)
             if status in (404, 416) or code in ("NoSuchKey", "NotFound", "InvalidRange"):
@@ -281,7 +299,7 @@ class S3Gateway:
         part_bytes = max(int(part_bytes), 5 << 20)
         buffer = bytearray()
         upload: str | None = None
-        done: list[dict[str, Any]] = []
+        done: list[CompletedPartTypeDef] = []
         try:
             for chunk in chunks:
                 buffer += chunk
@@ -289,8 +307,9 @@ class S3Gateway:
                     if upload is None:
                         upload = str(self.client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv")["UploadId"])
                     number = len(done) + 1
-                    etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number,
-                                                   Body=bytes(buffer[:part_bytes]))["ETag"]
+                    etag = self.client.upload_part(
+                        Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=bytes(buffer[:part_bytes])
+                    )["ETag"]
                     done.append({"PartNumber": number, "ETag": etag})
                     del buffer[:part_bytes]
             if upload is None:
@@ -298,8 +317,9 @@ class S3Gateway:
             number = len(done) + 1
             etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=bytes(buffer))["ETag"]
             done.append({"PartNumber": number, "ETag": etag})
-            return str(self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
-                                                             MultipartUpload={"Parts": done})["ETag"])
+            return str(
+                self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})["ETag"]
+            )
         except BaseException:
             if upload is not None:
                 try:
@@ -316,13 +336,14 @@ class S3Gateway:
             return self.put_work_object(bucket, key, body)
         upload = self.client.create_multipart_upload(Bucket=bucket, Key=key, ContentType="text/csv")["UploadId"]
         try:
-            done = []
+            done: list[CompletedPartTypeDef] = []
             for number, keys in enumerate(parts, start=1):
                 body = b"".join(b"".join(self.read_work_object(bucket, k)) for k in keys)
                 etag = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body)["ETag"]
                 done.append({"PartNumber": number, "ETag": etag})
-            return str(self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
-                                                             MultipartUpload={"Parts": done})["ETag"])
+            return str(
+                self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})["ETag"]
+            )
         except Exception:
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
             raise
@@ -331,21 +352,36 @@ class S3Gateway:
 
     def begin_upload(self, bucket: str, key: str, storage_class: str, metadata: dict[str, str]) -> str:
         """CreateMultipartUpload with SHA-256 part checksums; the upload id."""
-        return str(self.client.create_multipart_upload(Bucket=bucket, Key=key, StorageClass=storage_class, Metadata=metadata,
-                                                       ChecksumAlgorithm="SHA256")["UploadId"])
+        return str(
+            self.client.create_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                StorageClass=cast("StorageClassType", storage_class),  # a target's class, checked at create (CreateJobRequest)
+                Metadata=metadata,
+                ChecksumAlgorithm="SHA256",
+            )["UploadId"]
+        )
 
     def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes, sha256_b64: str) -> str:
         """UploadPart with its SHA-256 (S3 checks it on arrival); the part's ETag."""
-        return str(self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
-                                           ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64)["ETag"])
+        return str(
+            self.client.upload_part(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=sha256_b64,
+            )["ETag"]
+        )
 
     def complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str, str]], tree_hash: str) -> None:
         """CompleteMultipartUpload of ``parts`` (number, ETag, SHA-256). Done already (another
         delivery completed it) is fine when the object there has this archive's tree hash."""
+        completed: list[CompletedPartTypeDef] = [{"PartNumber": n, "ETag": etag, "ChecksumSHA256": sha} for n, etag, sha in parts]
         try:
-            self.client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag, "ChecksumSHA256": sha} for n, etag, sha in parts]})
+            self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": completed})
         except ClientError as exc:
             _, code, _ = _code(exc)
             if code != "NoSuchUpload" or self.stored_tree_hash(bucket, key) != tree_hash:
@@ -358,8 +394,14 @@ class S3Gateway:
         return [str(u["UploadId"]) for u in uploads]
 
     def put_small_object(self, bucket: str, key: str, body: bytes, storage_class: str, metadata: dict[str, str]) -> None:
-        self.client.put_object(Bucket=bucket, Key=key, Body=body, StorageClass=storage_class, Metadata=metadata,
-                               ChecksumAlgorithm="SHA256")
+        self.client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            StorageClass=cast("StorageClassType", storage_class),  # a target's class, checked at create (CreateJobRequest)
+            Metadata=metadata,
+            ChecksumAlgorithm="SHA256",
+        )
 
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         try:
@@ -389,12 +431,14 @@ class S3Gateway:
             if status == 404 or code == "NoSuchBucket":
                 raise ManifestUnreadable(f"bucket {bucket} does not exist", {"bucket": bucket}) from exc
             if status == 403 or code in ("AccessDenied", "Forbidden"):
-                raise ManifestUnreadable(f"no access to list bucket {bucket}: allow this stack's functions s3:ListBucket on it",
-                                         {"bucket": bucket}) from exc
+                raise ManifestUnreadable(
+                    f"no access to list bucket {bucket}: allow this stack's functions s3:ListBucket on it", {"bucket": bucket}
+                ) from exc
             raise
 
-    def list_page(self, bucket: str, prefix: str, versions: bool, marker: dict[str, str],
-                  restore_status: bool = False) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    def list_page(
+        self, bucket: str, prefix: str, versions: bool, marker: dict[str, str], restore_status: bool = False
+    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
         """One page of a prefix's objects (every version with ``versions``): each {"Key", "VersionId",
         "StorageClass", "IsLatest", "DeleteMarker", "Size", "RestoreStatus"}, and the marker of the next
         page (None: the last). ``restore_status`` asks S3 for each object's RestoreStatus
@@ -408,21 +452,51 @@ class S3Gateway:
                 if marker.get("key"):
                     kwargs.update(KeyMarker=marker["key"], VersionIdMarker=marker.get("version", ""))
                 page = self.client.list_object_versions(**kwargs)
-                items = [{"Key": v["Key"], "VersionId": v.get("VersionId"), "StorageClass": v.get("StorageClass", "STANDARD"),
-                          "IsLatest": v.get("IsLatest", True), "DeleteMarker": False, "Size": int(v.get("Size") or 0),
-                          "RestoreStatus": v.get("RestoreStatus")} for v in page.get("Versions", [])]
-                items += [{"Key": d["Key"], "VersionId": d.get("VersionId"), "StorageClass": None, "IsLatest": d.get("IsLatest", True),
-                           "DeleteMarker": True, "Size": 0, "RestoreStatus": None} for d in page.get("DeleteMarkers", [])]
+                items = [
+                    {
+                        "Key": v["Key"],
+                        "VersionId": v.get("VersionId"),
+                        "StorageClass": v.get("StorageClass", "STANDARD"),
+                        "IsLatest": v.get("IsLatest", True),
+                        "DeleteMarker": False,
+                        "Size": int(v.get("Size") or 0),
+                        "RestoreStatus": v.get("RestoreStatus"),
+                    }
+                    for v in page.get("Versions", [])
+                ]
+                items += [
+                    {
+                        "Key": d["Key"],
+                        "VersionId": d.get("VersionId"),
+                        "StorageClass": None,
+                        "IsLatest": d.get("IsLatest", True),
+                        "DeleteMarker": True,
+                        "Size": 0,
+                        "RestoreStatus": None,
+                    }
+                    for d in page.get("DeleteMarkers", [])
+                ]
                 items.sort(key=lambda i: (i["Key"], not i["IsLatest"]))
-                following = {"key": page["NextKeyMarker"], "version": page.get("NextVersionIdMarker", "")} if page.get("IsTruncated") else None
+                following = (
+                    {"key": page["NextKeyMarker"], "version": page.get("NextVersionIdMarker", "")} if page.get("IsTruncated") else None
+                )
                 return items, following
             kwargs = {"Bucket": bucket, "Prefix": prefix, **optional}
             if marker.get("token"):
                 kwargs["ContinuationToken"] = marker["token"]
             page = self.client.list_objects_v2(**kwargs)
-            items = [{"Key": o["Key"], "VersionId": None, "StorageClass": o.get("StorageClass", "STANDARD"), "IsLatest": True,
-                      "DeleteMarker": False, "Size": int(o.get("Size") or 0), "RestoreStatus": o.get("RestoreStatus")}
-                     for o in page.get("Contents", [])]
+            items = [
+                {
+                    "Key": o["Key"],
+                    "VersionId": None,
+                    "StorageClass": o.get("StorageClass", "STANDARD"),
+                    "IsLatest": True,
+                    "DeleteMarker": False,
+                    "Size": int(o.get("Size") or 0),
+                    "RestoreStatus": o.get("RestoreStatus"),
+                }
+                for o in page.get("Contents", [])
+            ]
             return items, ({"token": page["NextContinuationToken"]} if page.get("IsTruncated") else None)
         except ClientError as exc:
             status, code, _ = _code(exc)

@@ -38,9 +38,21 @@ class BatchOperations:
                 client.meta.events.register("before-sign.s3-control", without_account_label)
         self.client = client
 
-    def create_restore_job(self, *, token: str, manifest_bucket: str, manifest_key: str, manifest_etag: str, versioned: bool,
-                           tier: str, expiration_days: int | None, report_bucket: str, report_prefix: str,
-                           description: str, tags: dict[str, str]) -> str:
+    def create_restore_job(
+        self,
+        *,
+        token: str,
+        manifest_bucket: str,
+        manifest_key: str,
+        manifest_etag: str,
+        versioned: bool,
+        tier: str,
+        expiration_days: int | None,
+        report_bucket: str,
+        report_prefix: str,
+        description: str,
+        tags: dict[str, str],
+    ) -> str:
         """CreateJob for an S3InitiateRestoreObject job; the same ``token`` answers the same job id."""
         operation: dict[str, Any] = {"GlacierJobTier": tier}
         if expiration_days is not None:
@@ -49,8 +61,13 @@ class BatchOperations:
             AccountId=self.account_id,
             ConfirmationRequired=False,
             Operation={OPERATION: operation},
-            Report={"Bucket": f"arn:aws:s3:::{report_bucket}", "Prefix": report_prefix, "Format": REPORT_FORMAT,
-                    "Enabled": True, "ReportScope": "AllTasks"},
+            Report={
+                "Bucket": f"arn:aws:s3:::{report_bucket}",
+                "Prefix": report_prefix,
+                "Format": REPORT_FORMAT,
+                "Enabled": True,
+                "ReportScope": "AllTasks",
+            },
             ClientRequestToken=token,
             Manifest={
                 "Spec": {"Format": MANIFEST_FORMAT, "Fields": manifest_fields(versioned)},
@@ -75,8 +92,9 @@ class BatchOperations:
     def confirm(self, batch_job_id: str) -> bool:
         """Let a Batch job waiting for confirmation (Suspended) run; False when it is not waiting."""
         try:
-            self.client.update_job_status(AccountId=self.account_id, JobId=batch_job_id, RequestedJobStatus="Ready",
-                                          StatusUpdateReason="confirmed by bulk-restore")
+            self.client.update_job_status(
+                AccountId=self.account_id, JobId=batch_job_id, RequestedJobStatus="Ready", StatusUpdateReason="confirmed by bulk-restore"
+            )
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("JobStatusException", "NoSuchJob", "NotFoundException"):
@@ -86,8 +104,9 @@ class BatchOperations:
     def cancel(self, batch_job_id: str, reason: str) -> bool:
         """Ask the Batch job to stop; False when it has already ended (nothing to cancel)."""
         try:
-            self.client.update_job_status(AccountId=self.account_id, JobId=batch_job_id, RequestedJobStatus="Cancelled",
-                                          StatusUpdateReason=reason[:256])
+            self.client.update_job_status(
+                AccountId=self.account_id, JobId=batch_job_id, RequestedJobStatus="Cancelled", StatusUpdateReason=reason[:256]
+            )
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("JobStatusException", "NoSuchJob", "NotFoundException"):

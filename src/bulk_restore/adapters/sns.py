@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
 
 class EventPublisher:
@@ -15,7 +18,7 @@ class EventPublisher:
 
     def publish(self, message: dict[str, Any]) -> None:
         """Publish a job event with attributes that subscription filter policies can match."""
-        attributes = {
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
             "JobId": {"DataType": "String", "StringValue": message["JobId"]},
             "Status": {"DataType": "String", "StringValue": message["Status"]},
             "EventType": {"DataType": "String", "StringValue": message["EventType"]},

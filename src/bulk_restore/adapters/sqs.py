@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class QueueGateway:
@@ -34,7 +37,7 @@ class QueueGateway:
 
     def _send_all(self, queue_url: str, bodies: list[dict[str, Any]], what: str) -> None:
         for i in range(0, len(bodies), 10):
-            entries = [
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(n), "MessageBody": json.dumps(body, separators=(",", ":"), ensure_ascii=False)}
                 for n, body in enumerate(bodies[i : i + 10])
             ]

@@ -37,8 +37,23 @@ MAX_PARTS = 10_000
 
 # Batch job statuses (s3control JobStatus)
 TERMINAL_STATUSES = frozenset({"Complete", "Failed", "Cancelled"})
-STATUSES = frozenset({"Active", "Cancelled", "Cancelling", "Complete", "Completing", "Failed", "Failing", "New", "Paused",
-                      "Pausing", "Preparing", "Ready", "Suspended"})
+STATUSES = frozenset(
+    {
+        "Active",
+        "Cancelled",
+        "Cancelling",
+        "Complete",
+        "Completing",
+        "Failed",
+        "Failing",
+        "New",
+        "Paused",
+        "Pausing",
+        "Preparing",
+        "Ready",
+        "Suspended",
+    }
+)
 
 # The runs of one job: Intelligent-Tiering archive objects may not share a Batch job with
 # GLACIER / DEEP_ARCHIVE ones and take no ExpirationInDays.
@@ -54,7 +69,7 @@ def batch_tier(tier: Tier) -> str:
     """``GlacierJobTier``: BULK or STANDARD. Batch Operations offers no Expedited."""
     if tier is Tier.EXPEDITED:
         raise BatchEngineRefused(
-            "S3 Batch Operations restores with the STANDARD or BULK tier only: use engine \"direct\" for EXPEDITED, "
+            'S3 Batch Operations restores with the STANDARD or BULK tier only: use engine "direct" for EXPEDITED, '
             "or choose tier STANDARD or BULK"
         )
     return tier.value.upper()
@@ -184,7 +199,7 @@ def iter_report_rows(schema: Iterable[str], lines: Iterable[str]) -> Iterator[Ta
 
 def text_lines(blocks: Iterable[bytes]) -> Iterator[str]:
     """Decode a stream of byte blocks into text lines (a quoted field may hold a newline: csv joins them)."""
-    reader = io.TextIOWrapper(_BlockReader(blocks), encoding="utf-8", newline="")
+    reader = io.TextIOWrapper(io.BufferedReader(_BlockReader(blocks)), encoding="utf-8", newline="")
     yield from reader
 
 

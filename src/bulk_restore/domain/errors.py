@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class BulkRestoreError(Exception):
     code = "Error"
 
-    def __init__(self, message: str, details: dict | list | None = None):
+    def __init__(self, message: str, details: dict[str, Any] | list[Any] | None = None):
         super().__init__(message)
         self.message = message
         self.details = details or {}

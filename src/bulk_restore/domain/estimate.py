@@ -39,7 +39,7 @@ class ArchiveClass(StrEnum):
     UNKNOWN = "UNKNOWN"  # the source does not say (an inventory without StorageClass): priced as GLACIER
 
     @property
-    def priced_as(self) -> "ArchiveClass":
+    def priced_as(self) -> ArchiveClass:
         return ArchiveClass.GLACIER if self is ArchiveClass.UNKNOWN else self
 
     @property
@@ -172,18 +172,27 @@ class Prices:
     head_per_thousand: float
 
     @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> "Prices":
+    def from_document(cls, doc: Mapping[str, Any]) -> Prices:
         restore_doc = doc["restore"]
         restore: dict[ArchiveClass, dict[Tier, TierPrice]] = {}
         for archive in ArchiveClass:
             if archive.value not in restore_doc:
                 continue
-            restore[archive] = {Tier.parse(name): TierPrice(float(p["requests_per_thousand"]), float(p["retrieval_per_gb"]),
-                                                            str(p["window"]), float(p["min_hours"]), float(p["max_hours"]))
-                                for name, p in restore_doc[archive.value].items()}
+            restore[archive] = {
+                Tier.parse(name): TierPrice(
+                    float(p["requests_per_thousand"]),
+                    float(p["retrieval_per_gb"]),
+                    str(p["window"]),
+                    float(p["min_hours"]),
+                    float(p["max_hours"]),
+                )
+                for name, p in restore_doc[archive.value].items()
+            }
         storage = {str(k): float(v) for k, v in doc["s3"]["storage_per_gb_month"].items()}
         return cls(
-            region=str(doc["region"]), as_of=str(doc["as_of"]), currency=str(doc.get("currency", "USD")),
+            region=str(doc["region"]),
+            as_of=str(doc["as_of"]),
+            currency=str(doc.get("currency", "USD")),
             sources={str(k): str(v) for k, v in doc.get("sources", {}).items()},
             restore=restore,
             copy_storage_per_gb_month=storage[str(restore_doc.get("restored_copy_storage_class", "STANDARD"))],
@@ -264,8 +273,11 @@ def combined_window(parts: list[tuple[ArchiveClass, TierPrice]], issue_hours: fl
     low = max(p.min_hours for _, p in parts)
     high = max(p.max_hours for _, p in parts) + issue_hours
     windows = {p.window for _, p in parts}
-    text = parts[0][1].window if len(windows) == 1 else (
-        f"up to {_hours(high - issue_hours)} (" + "; ".join(f"{a.value} {p.window}" for a, p in parts) + ")")
+    text = (
+        parts[0][1].window
+        if len(windows) == 1
+        else (f"up to {_hours(high - issue_hours)} (" + "; ".join(f"{a.value} {p.window}" for a, p in parts) + ")")
+    )
     if issue_hours >= 1 / 60:
         text += f", after the requests are sent (about {_hours(issue_hours)} at the stack's pacing)"
     return Window(text, round(low, 4), round(high, 4))
@@ -306,8 +318,10 @@ def cost_of_tier(population: Population, plan: JobPlan, prices: Prices, tier: Ti
         elif price is None:
             used = None
             what = "its object" if tally.objects == 1 else f"these {tally.objects:,} objects"
-            note = (f"{archive.value} has no {tier.value} tier: {what} would fail "
-                    "(send expedited_fallback: true to restore with Standard instead)")
+            note = (
+                f"{archive.value} has no {tier.value} tier: {what} would fail "
+                "(send expedited_fallback: true to restore with Standard instead)"
+            )
         if note:
             notes.append(note)
         if price is None:
@@ -317,23 +331,44 @@ def cost_of_tier(population: Population, plan: JobPlan, prices: Prices, tier: Ti
         gib = tally.bytes / GIB
         storage = gib * prices.copy_storage_per_gb_month * month_share if archive.has_restored_copy else 0.0
         parts.append((archive, price))
-        by_class.append(ClassCost(archive, tally.objects, tally.bytes, used, tally.objects * price.requests_per_thousand / 1000,
-                                  gib * price.retrieval_per_gb, storage,
-                                  Window(price.window, price.min_hours, price.max_hours), note))
+        by_class.append(
+            ClassCost(
+                archive,
+                tally.objects,
+                tally.bytes,
+                used,
+                tally.objects * price.requests_per_thousand / 1000,
+                gib * price.retrieval_per_gb,
+                storage,
+                Window(price.window, price.min_hours, price.max_hours),
+                note,
+            )
+        )
     batch = 0.0
     if engine == "batch":
         groups = {a.batch_group for a, t in population.to_restore.items() if t.objects}
         batch = len(groups) * prices.batch_per_job + requested * prices.batch_per_million / 1e6
         if len(groups) > 1:
             notes.append("two S3 Batch Operations jobs: Intelligent-Tiering objects may not share one with Glacier's")
-    how = (Orchestration.VAULT if engine == "vault" else plan.batch_source if engine == "batch" else Orchestration.DIRECT)
+    how = Orchestration.VAULT if engine == "vault" else plan.batch_source if engine == "batch" else Orchestration.DIRECT
     # Every object of the job is tracked, those it skips included.
     orchestration = prices.orchestration_cost(how, population.objects_listed, population.bytes_to_restore)
     issue_hours = requested / plan.restore_rate_per_second / 3600 if engine == "direct" and plan.restore_rate_per_second else 0.0
     if engine is None:
-        notes.append(f"this request cannot run at {tier.value}: S3 Batch Operations has no Expedited tier (use engine \"direct\")")
-    return TierCost(tier, tier is plan.tier, engine, sum(c.restore_requests for c in by_class), sum(c.retrieval for c in by_class),
-                    sum(c.restored_storage for c in by_class), batch, orchestration, combined_window(parts, issue_hours), by_class, notes)
+        notes.append(f'this request cannot run at {tier.value}: S3 Batch Operations has no Expedited tier (use engine "direct")')
+    return TierCost(
+        tier,
+        tier is plan.tier,
+        engine,
+        sum(c.restore_requests for c in by_class),
+        sum(c.retrieval for c in by_class),
+        sum(c.restored_storage for c in by_class),
+        batch,
+        orchestration,
+        combined_window(parts, issue_hours),
+        by_class,
+        notes,
+    )
 
 
 def estimate_costs(population: Population, plan: JobPlan, prices: Prices) -> list[TierCost]:

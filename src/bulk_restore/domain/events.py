@@ -168,9 +168,13 @@ def parse_vault_notice(body: str) -> VaultJobNotice | None:
     archive = doc.get("Action") == "ArchiveRetrieval"
     size = doc.get("ArchiveSizeInBytes") if archive else doc.get("InventorySizeInBytes")
     return VaultJobNotice(
-        job_id=str(doc["JobId"]), action=str(doc["Action"]), vault=vault_name(str(doc.get("VaultARN") or "")),
-        archive_id=str(doc.get("ArchiveId") or ""), succeeded=doc.get("StatusCode") == "Succeeded",
-        status_message=str(doc.get("StatusMessage") or ""), size=int(size or 0),
+        job_id=str(doc["JobId"]),
+        action=str(doc["Action"]),
+        vault=vault_name(str(doc.get("VaultARN") or "")),
+        archive_id=str(doc.get("ArchiveId") or ""),
+        succeeded=doc.get("StatusCode") == "Succeeded",
+        status_message=str(doc.get("StatusMessage") or ""),
+        size=int(size or 0),
         tree_hash=str(doc.get("ArchiveSHA256TreeHash") or doc.get("SHA256TreeHash") or ""),
         byte_range=str(doc.get("RetrievalByteRange") or ""),
     )

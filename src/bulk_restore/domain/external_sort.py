@@ -87,7 +87,7 @@ def merge_runs(runs: Sequence[str | os.PathLike[str]], fan_in: int = FAN_IN) -> 
     while len(paths) > fan_in:
         merged = []
         for start in range(0, len(paths), fan_in):
-            group = paths[start:start + fan_in]
+            group = paths[start : start + fan_in]
             target = group[0].with_name(f"merged-{level}-{start // fan_in:06d}")
             write_lines(target, heapq.merge(*(read_lines(path) for path in group)))
             for path in group:
@@ -98,8 +98,7 @@ def merge_runs(runs: Sequence[str | os.PathLike[str]], fan_in: int = FAN_IN) -> 
     yield from heapq.merge(*(read_lines(path) for path in paths))
 
 
-def sort_lines(lines: Iterable[str], directory: str | os.PathLike[str], run_lines: int = RUN_LINES,
-               fan_in: int = FAN_IN) -> Iterator[str]:
+def sort_lines(lines: Iterable[str], directory: str | os.PathLike[str], run_lines: int = RUN_LINES, fan_in: int = FAN_IN) -> Iterator[str]:
     """``lines`` sorted, through run files in ``directory``: all of them are read (and written)
     before the first comes out."""
     writer = RunWriter(directory, run_lines)

@@ -73,16 +73,31 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 BUCKET, KEY, VERSION_ID, IS_LATEST, IS_DELETE_MARKER = "Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker"
 SIZE, STORAGE_CLASS, IT_ACCESS_TIER = "Size", "StorageClass", "IntelligentTieringAccessTier"
 KNOWN_COLUMNS: tuple[str, ...] = (
-    BUCKET, KEY, VERSION_ID, IS_LATEST, IS_DELETE_MARKER, SIZE, "LastModifiedDate", "ETag", STORAGE_CLASS,
-    "IsMultipartUploaded", "ReplicationStatus", "EncryptionStatus", "ObjectLockRetainUntilDate",
-    "ObjectLockMode", "ObjectLockLegalHoldStatus", IT_ACCESS_TIER, "BucketKeyStatus", "ChecksumAlgorithm",
-    "ObjectAccessControlList", "ObjectOwner", "LifecycleExpirationDate",
+    BUCKET,
+    KEY,
+    VERSION_ID,
+    IS_LATEST,
+    IS_DELETE_MARKER,
+    SIZE,
+    "LastModifiedDate",
+    "ETag",
+    STORAGE_CLASS,
+    "IsMultipartUploaded",
+    "ReplicationStatus",
+    "EncryptionStatus",
+    "ObjectLockRetainUntilDate",
+    "ObjectLockMode",
+    "ObjectLockLegalHoldStatus",
+    IT_ACCESS_TIER,
+    "BucketKeyStatus",
+    "ChecksumAlgorithm",
+    "ObjectAccessControlList",
+    "ObjectOwner",
+    "LifecycleExpirationDate",
 )
 _BY_FOLDED = {name.lower(): name for name in KNOWN_COLUMNS}
 # The Parquet column names: snake case of the CSV names ("ETag" is "e_tag").
-PARQUET_NAMES: dict[str, str] = {
-    name: re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in KNOWN_COLUMNS
-}
+PARQUET_NAMES: dict[str, str] = {name: re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() for name in KNOWN_COLUMNS}
 
 ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
 IT_CLASS = "INTELLIGENT_TIERING"
@@ -199,10 +214,13 @@ def parse_manifest(data: bytes | str) -> InventoryManifest:
     except json.JSONDecodeError as exc:
         raise InventoryManifestError(
             f"manifest.json is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
-            "give the manifest.json S3 Inventory wrote, unchanged", "",
+            "give the manifest.json S3 Inventory wrote, unchanged",
+            "",
         ) from exc
     if not isinstance(doc, dict):
-        raise InventoryManifestError("manifest.json must be a JSON object with sourceBucket, destinationBucket, version, fileFormat, fileSchema and files", "")
+        raise InventoryManifestError(
+            "manifest.json must be a JSON object with sourceBucket, destinationBucket, version, fileFormat, fileSchema and files", ""
+        )
 
     source = _required_str(doc, "sourceBucket", "the name of the bucket the inventory lists")
     if not _BUCKET_RE.match(source):
@@ -217,10 +235,12 @@ def parse_manifest(data: bytes | str) -> InventoryManifest:
         raise _fail("version", f'missing: S3 Inventory manifests have "version": "{MANIFEST_VERSION}"')
     version = doc["version"]
     if version != MANIFEST_VERSION:
-        raise _fail("version", f'{json.dumps(version)[:40]} is not supported: only "{MANIFEST_VERSION}" (the S3 Inventory manifest version) is')
+        raise _fail(
+            "version", f'{json.dumps(version)[:40]} is not supported: only "{MANIFEST_VERSION}" (the S3 Inventory manifest version) is'
+        )
 
     if "creationTimestamp" not in doc:
-        raise _fail("creationTimestamp", "missing: the report's start time in epoch milliseconds, e.g. \"1514944800000\"")
+        raise _fail("creationTimestamp", 'missing: the report\'s start time in epoch milliseconds, e.g. "1514944800000"')
     raw_ts = doc["creationTimestamp"]
     if isinstance(raw_ts, bool) or not (
         (isinstance(raw_ts, int) and raw_ts >= 0) or (isinstance(raw_ts, str) and raw_ts.strip().isdigit())
@@ -235,7 +255,7 @@ def parse_manifest(data: bytes | str) -> InventoryManifest:
     if file_format is None:
         raise _fail("fileFormat", f"{fmt_text[:40]!r} is not an S3 Inventory format: use CSV or Parquet (ORC is not supported)")
 
-    schema = _required_str(doc, "fileSchema", "the data files' columns, e.g. \"Bucket, Key, Size, StorageClass\"")
+    schema = _required_str(doc, "fileSchema", 'the data files\' columns, e.g. "Bucket, Key, Size, StorageClass"')
     columns = _schema_columns(schema, file_format)
 
     files = _files(doc)
@@ -310,7 +330,8 @@ def verify_manifest_checksum(manifest_bytes: bytes, checksum: bytes | str) -> No
     if actual != expected:
         raise ChecksumMismatch(
             f"manifest.json's MD5 is {actual} but manifest.checksum says {expected[:40]!r}: "
-            "the manifest was changed or is from another report", "manifest.checksum",
+            "the manifest was changed or is from another report",
+            "manifest.checksum",
         )
 
 
@@ -335,7 +356,8 @@ class Md5Check:
             raise ChecksumMismatch(
                 f"data file {self.expected.key}: read {self.size} bytes with MD5 {actual}, the manifest gives "
                 f"{self.expected.size} bytes with MD5 {self.expected.md5}: the file is damaged, incomplete or "
-                "from another report", self.expected.key,
+                "from another report",
+                self.expected.key,
             )
 
     def wrap(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
@@ -563,7 +585,7 @@ class _CsvLayout:
     positions: tuple[int, ...]  # for each of _WANTED, its column's position, or -1 when absent
 
     @classmethod
-    def of(cls, columns: Sequence[str]) -> "_CsvLayout":
+    def of(cls, columns: Sequence[str]) -> _CsvLayout:
         canonical = [canonical_column(c) for c in columns]
         for needed in (BUCKET, KEY):
             if needed not in canonical:
@@ -623,7 +645,9 @@ def iter_csv_rows(
         if index < start_row:
             continue
         if too_long:
-            yield InventoryRowError(index, f"the row is longer than {MAX_ROW_BYTES} bytes: not an inventory row", data[:200].decode("utf-8", "replace"))
+            yield InventoryRowError(
+                index, f"the row is longer than {MAX_ROW_BYTES} bytes: not an inventory row", data[:200].decode("utf-8", "replace")
+            )
             continue
         yield _parse_csv_row(index, data, layout)
 
@@ -682,7 +706,7 @@ def iter_parquet_rows(
             absent = [None] * batch.num_rows
             lists = {canonical: batch.column(name).to_pylist() for canonical, name in wanted}
             columns = [lists.get(name, absent) for name in _WANTED]
-            for values in zip(*columns):
+            for values in zip(*columns, strict=True):
                 if index >= start_row:
                     yield _build_row(index, False, *values)
                 index += 1
@@ -760,6 +784,7 @@ def classify(row: InventoryRow, latest_only: bool = False, restore_unknown: bool
     or an Intelligent-Tiering object with no access tier), ``restore_unknown`` makes the row an
     entry anyway (RestoreObject answers InvalidObjectState for an object not archived) or a skip.
     """
+
     def skip(code: SkipCode, reason: str) -> InventorySkip:
         return InventorySkip(row.index, row.bucket, row.key, row.version_id, code, reason, row.storage_class, row.access_tier)
 
@@ -784,7 +809,10 @@ def classify(row: InventoryRow, latest_only: bool = False, restore_unknown: bool
         if tier is None:
             if restore_unknown:
                 return entry(None)
-            return skip(SkipCode.UNKNOWN_CLASS, "INTELLIGENT_TIERING with no access tier in the report: add IntelligentTieringAccessTier to the inventory's fields")
+            return skip(
+                SkipCode.UNKNOWN_CLASS,
+                "INTELLIGENT_TIERING with no access tier in the report: add IntelligentTieringAccessTier to the inventory's fields",
+            )
         return skip(SkipCode.NOT_ARCHIVED, f"not archived: INTELLIGENT_TIERING in the {tier} access tier is readable at once")
     if storage_class == "GLACIER_IR":
         return skip(SkipCode.NOT_ARCHIVED, "not archived: GLACIER_IR (Glacier Instant Retrieval) is readable at once")
@@ -805,7 +833,7 @@ class InventoryCursor:
         return {"file_index": self.file_index, "row": self.row}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "InventoryCursor":
+    def from_dict(cls, data: dict[str, Any]) -> InventoryCursor:
         return cls(int(data.get("file_index", 0)), int(data.get("row", 0)))
 
 
@@ -856,7 +884,11 @@ def iter_report(
 
 
 def _rows_of(
-    manifest: InventoryManifest, info: InventoryFile, source: FileSource, first: int, verify_md5: bool,
+    manifest: InventoryManifest,
+    info: InventoryFile,
+    source: FileSource,
+    first: int,
+    verify_md5: bool,
 ) -> Iterator[InventoryRow | InventoryRowError]:
     try:
         yield from _read_file(manifest, info, source, first, verify_md5)
@@ -865,7 +897,11 @@ def _rows_of(
 
 
 def _read_file(
-    manifest: InventoryManifest, info: InventoryFile, source: FileSource, first: int, verify_md5: bool,
+    manifest: InventoryManifest,
+    info: InventoryFile,
+    source: FileSource,
+    first: int,
+    verify_md5: bool,
 ) -> Iterator[InventoryRow | InventoryRowError]:
     if manifest.file_format is FileFormat.CSV:
         blocks = read_blocks(source) if hasattr(source, "read") else source  # type: ignore[arg-type]

@@ -108,9 +108,7 @@ def parse_row(line: int, data: bytes) -> ManifestEntry | ManifestError | None:
     else:
         fields = text.split(",")  # no quotes: the CSV reader would split the same way, slower
     if len(fields) not in (2, 3):
-        return ManifestError(
-            line, f"expected 2 or 3 columns (bucket,key[,versionId]), found {len(fields)}", preview
-        )
+        return ManifestError(line, f"expected 2 or 3 columns (bucket,key[,versionId]), found {len(fields)}", preview)
     bucket, encoded_key = fields[0].strip(), fields[1]
     version = fields[2].strip() if len(fields) == 3 else ""
     if not _BUCKET_RE.match(bucket):

@@ -24,7 +24,7 @@ class Tier(StrEnum):
     BULK = "Bulk"
 
     @classmethod
-    def parse(cls, value: str) -> "Tier":
+    def parse(cls, value: str) -> Tier:
         """Accept any case: "STANDARD", "standard", "Standard"."""
         for tier in cls:
             if tier.value.lower() == str(value).strip().lower():
@@ -152,7 +152,7 @@ class Counts:
         """Objects S3 was asked to restore (or answered for): all but the never-requested ones."""
         return self.total - self.cancelled
 
-    def add(self, other: "Counts") -> "Counts":
+    def add(self, other: Counts) -> Counts:
         return Counts(
             total=self.total + other.total,
             restoring=self.restoring + other.restoring,
@@ -191,7 +191,7 @@ class Counts:
         }
 
     @classmethod
-    def sum(cls, parts: list["Counts"]) -> "Counts":
+    def sum(cls, parts: list[Counts]) -> Counts:
         result = cls()
         for part in parts:
             result = result.add(part)
@@ -239,8 +239,8 @@ class RestoreJob:
     expedited_fallback: bool = False
     deadline_seconds: float = 0.0  # 0: the default for the tier (domain.timing)
     keep_restored_days: int = 0
-    sweep: dict = field(default_factory=dict)  # the sweeper's cursor: {"next_at", "shard", "key"}
-    outbox: dict[str, dict] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}
+    sweep: dict[str, Any] = field(default_factory=dict)  # the sweeper's cursor: {"next_at", "shard", "key"}
+    outbox: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> {"message": {...}, "lease": epoch ms}
     end_pending: bool = False  # ended (cancel, timeout, failure); its terminal event not yet announced
     issued: bool = False  # every planned chunk is accounted: the job records no new objects
     issued_at: str = ""  # when that was first seen: the tier's window and deadline count from here
@@ -278,4 +278,6 @@ class RestoreJob:
         """Every Batch run of a batch-engine job has ended (its tasks all ran or never will)."""
         from bulk_restore.domain.batch import TERMINAL_STATUSES
 
-        return bool(self.batch_runs) and all(run.get("status") in TERMINAL_STATUSES and run.get("report") for run in self.batch_runs.values())
+        return bool(self.batch_runs) and all(
+            run.get("status") in TERMINAL_STATUSES and run.get("report") for run in self.batch_runs.values()
+        )

@@ -24,8 +24,18 @@ _FAILURES = {
     "AuthorizationHeaderMalformed": "the bucket is in another region than this stack",
     "KMS.DisabledException": "the object's KMS key is disabled",
 }
-THROTTLING = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-                        "ServiceUnavailable", "InternalError", "RequestTimeout"})
+THROTTLING = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
 NO_CAPACITY = "GlacierExpeditedRetrievalNotAvailable"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
 from bulk_restore.domain.timing import event_epoch
@@ -85,7 +86,7 @@ def event_id(job_id: str, kind: str) -> str:
 
 def build_message(
     job: RestoreJob, counts: Counts, status: JobStatus, kind: str, at: str, batch_job_id: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """The event body. The first five fields are the seed contract's, with the seed's string types."""
     planned = job.planning.done
     percent = reported_percent(status, counts, planned)
@@ -109,7 +110,7 @@ def build_message(
     } | (_bytes_moved(job, counts, at) if job.is_vault else {})
 
 
-def _bytes_moved(job: RestoreJob, counts: Counts, at: str) -> dict:
+def _bytes_moved(job: RestoreJob, counts: Counts, at: str) -> dict[str, Any]:
     """A vault job's events: bytes moved into S3 so far, and their rate since the job was created."""
     elapsed = (event_epoch(at) or 0.0) - (event_epoch(job.created_at) or 0.0)
     return {"BytesMoved": counts.bytes, "BytesPerSecond": round(counts.bytes / elapsed) if elapsed > 0 else 0}

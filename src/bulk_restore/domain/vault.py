@@ -116,7 +116,7 @@ class VaultInventoryError(VaultError):
 # ---- tree hash ----------------------------------------------------------------------------------
 
 
-def _sha256(data: bytes) -> bytes:
+def _sha256(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
@@ -148,7 +148,7 @@ class TreeHasher:
     True
     """
 
-    __slots__ = ("_leaf", "_leaf_fill", "_stack", "_size")
+    __slots__ = ("_leaf", "_leaf_fill", "_size", "_stack")
 
     def __init__(self) -> None:
         self._leaf = hashlib.sha256()
@@ -310,7 +310,8 @@ def combine_tree_hashes(ranges: Iterable[RangeTreeHash], archive_size: int) -> s
         if item.start != expected:
             raise VaultError(
                 f"the range from byte {item.start} does not follow the ranges before it, which end at byte "
-                f"{expected - 1}: give consecutive ranges from byte 0", "ranges",
+                f"{expected - 1}: give consecutive ranges from byte 0",
+                "ranges",
             )
         if item.length <= 0 or item.end >= archive_size:
             raise VaultError(f"bytes {item.start}-{item.end} are not a range of a {archive_size}-byte archive", "ranges")
@@ -318,7 +319,8 @@ def combine_tree_hashes(ranges: Iterable[RangeTreeHash], archive_size: int) -> s
             raise VaultError(
                 f"bytes {item.start}-{item.end} are not a node of the archive's tree hash (a power-of-two number "
                 "of MiB starting at a multiple of itself, or the archive's last such range): their tree hash "
-                "cannot be combined", "ranges",
+                "cannot be combined",
+                "ranges",
             )
         if not isinstance(item.tree_hash, str) or not _HEX64_RE.fullmatch(item.tree_hash):
             raise VaultError(f"the tree hash of bytes {item.start}-{item.end} is not 64 hex digits: {item.tree_hash!r:.80}", "ranges")
@@ -335,12 +337,14 @@ def check_tree_hash(what: str, computed: str, expected: str | None) -> None:
     if expected is None or not expected.strip():
         raise TreeHashMismatch(
             f"{what}: Glacier gave no tree hash to check it against; the range is tree-hash aligned, so "
-            "GetJobOutput should have sent x-amz-sha256-tree-hash: read it again", "tree_hash",
+            "GetJobOutput should have sent x-amz-sha256-tree-hash: read it again",
+            "tree_hash",
         )
     if computed.strip().lower() != expected.strip().lower():
         raise TreeHashMismatch(
             f"{what}: the bytes read have tree hash {computed.lower()}, Glacier says {expected.strip().lower()}: "
-            "the data is damaged or incomplete; read it again (do not complete the upload)", "tree_hash",
+            "the data is damaged or incomplete; read it again (do not complete the upload)",
+            "tree_hash",
         )
 
 
@@ -357,7 +361,8 @@ def _check_min_part_size(min_part_size: int) -> None:
     if min_part_size % MIB or (min_part_size // MIB) & (min_part_size // MIB - 1) or not 8 * MIB <= min_part_size <= 4 * GIB:
         raise VaultError(
             f"min_part_size {min_part_size} is not a power-of-two number of MiB from 8 MiB to 4 GiB: parts must "
-            "be tree-hash aligned (2**k MiB), at least S3's 5 MiB and at most its 5 GiB", "min_part_size",
+            "be tree-hash aligned (2**k MiB), at least S3's 5 MiB and at most its 5 GiB",
+            "min_part_size",
         )
 
 
@@ -480,7 +485,7 @@ class ArchivePlan:
         """The archive's tree hash from its objects' (each a node of the archive's tree)."""
         if len(object_tree_hashes) != len(self.objects):
             raise VaultError(f"give the tree hashes of all {len(self.objects)} objects, not {len(object_tree_hashes)}", "objects")
-        ranges = (RangeTreeHash(o.start, o.size, h) for o, h in zip(self.objects, object_tree_hashes))
+        ranges = (RangeTreeHash(o.start, o.size, h) for o, h in zip(self.objects, object_tree_hashes, strict=True))
         return combine_tree_hashes(ranges, self.archive_size)
 
 
@@ -490,7 +495,7 @@ def too_large_reason(archive_size: int) -> str | None:
         return None
     return (
         f"the archive is {archive_size:,} bytes, over S3's object limit of 5 TiB ({S3_MAX_OBJECT_BYTES:,} bytes): "
-        "it cannot become one S3 object; ask for a split (\"split_large_archives\": true: objects of at most 4 TiB, "
+        'it cannot become one S3 object; ask for a split ("split_large_archives": true: objects of at most 4 TiB, '
         "concatenated in order) or leave it in the vault"
     )
 
@@ -505,7 +510,9 @@ def plan_archive(archive_size: int, *, split: bool = False, min_part_size: int =
     """
     _check_size(archive_size)
     if archive_size > GLACIER_MAX_ARCHIVE_BYTES:
-        raise VaultError(f"{archive_size:,} bytes is more than a Glacier archive can hold (40 TiB): check the inventory's Size", "archive_size")
+        raise VaultError(
+            f"{archive_size:,} bytes is more than a Glacier archive can hold (40 TiB): check the inventory's Size", "archive_size"
+        )
     reason = too_large_reason(archive_size)
     if reason is None:
         part = part_size_for(archive_size, min_part_size) if archive_size else min_part_size
@@ -585,7 +592,9 @@ def _xml_metadata(text: str, root: str, path_tag: str) -> DecodedName:
     body = text.strip().strip("'").strip('"').strip()
     opening, closing = f"<{root}>", f"</{root}>"
     if not (body.startswith(opening) and body.endswith(closing)):
-        return DecodedName("", NameSource.ERROR, f"the description looks like <{root}> metadata but is not one <{root}>...</{root}> element")
+        return DecodedName(
+            "", NameSource.ERROR, f"the description looks like <{root}> metadata but is not one <{root}>...</{root}> element"
+        )
     inner = body[len(opening) : -len(closing)]
     children: dict[str, str] = {}
     pos = 0
@@ -594,7 +603,7 @@ def _xml_metadata(text: str, root: str, path_tag: str) -> DecodedName:
         if match is None:
             if not inner[pos:].strip():
                 break
-            return DecodedName("", NameSource.ERROR, f"the <{root}> metadata is not well formed near {inner[pos:pos + 40]!r}")
+            return DecodedName("", NameSource.ERROR, f"the <{root}> metadata is not well formed near {inner[pos : pos + 40]!r}")
         children.setdefault(match.group(1), match.group(2))
         pos = match.end()
     if path_tag not in children:
@@ -644,7 +653,7 @@ def _json_name(text: str) -> DecodedName | None:
         break
     if not isinstance(value, dict):
         if _PATH_CLAIM_RE.search(text):
-            return DecodedName("", NameSource.ERROR, "the description claims a path (\"path\":) but is not valid JSON")
+            return DecodedName("", NameSource.ERROR, 'the description claims a path ("path":) but is not valid JSON')
         return None
     found, path = _find_path(value)
     if not found:
@@ -686,7 +695,7 @@ def decode_description(description: str) -> DecodedName:
         return _xml_metadata(text, "m", "p")
     if re.search(r"<ArchiveMetadata>.*</ArchiveMetadata>", text, re.DOTALL) or bare.startswith("<ArchiveMetadata>"):
         return _xml_metadata(text, "ArchiveMetadata", "Path")
-    if text.startswith("{") or text.startswith('"{'):
+    if text.startswith(("{", '"{')):
         named = _json_name(text)
         if named is not None:
             return named
@@ -834,7 +843,9 @@ def iter_name_overrides(blocks: Iterable[bytes]) -> Iterator[NameOverride | Over
             yield OverrideError(raw.number, f"{archive_id[:80]!r} is not a Glacier archive id (letters, digits, - and _)", preview)
             continue
         if not clean_name(key):
-            yield OverrideError(raw.number, "the key is empty (or only separators): give the S3 key for this archive, or drop the row", preview)
+            yield OverrideError(
+                raw.number, "the key is empty (or only separators): give the S3 key for this archive, or drop the row", preview
+            )
             continue
         yield NameOverride(raw.number, archive_id, key)
 
@@ -848,7 +859,11 @@ def read_name_overrides(blocks: Iterable[bytes]) -> tuple[dict[str, str], list[O
         if isinstance(row, OverrideError):
             errors.append(row)
         elif row.archive_id in overrides and overrides[row.archive_id] != row.key:
-            errors.append(OverrideError(row.line, f"archive {row.archive_id[:40]}... is given another key before: the first one is kept", row.key[:200]))
+            errors.append(
+                OverrideError(
+                    row.line, f"archive {row.archive_id[:40]}... is given another key before: the first one is kept", row.key[:200]
+                )
+            )
         else:
             overrides.setdefault(row.archive_id, row.key)
     return overrides, errors
@@ -938,7 +953,8 @@ def iter_unique_keys(sorted_records: Iterable[NamingRecord], reserved: Container
         if previous is not None and order < previous:
             raise VaultError(
                 f"archive {record.archive_id[:40]} comes out of order: sort the records by NamingRecord.sort_key "
-                "(key, creation date, archive id) first", "sorted_records",
+                "(key, creation date, archive id) first",
+                "sorted_records",
             )
         if group and record.key != group[0].key:
             yield from name_group(group, reserved)
@@ -1007,7 +1023,7 @@ class VaultInventoryCursor:
         return {"offset": self.offset, "index": self.index}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "VaultInventoryCursor":
+    def from_dict(cls, data: Mapping[str, Any]) -> VaultInventoryCursor:
         return cls(int(data.get("offset", 0)), int(data.get("index", 0)))
 
 
@@ -1032,11 +1048,20 @@ def _parse_creation_date(value: Any) -> datetime:
 
 
 def _build_archive(
-    index: int, offset: int, archive_id: Any, description: Any, creation_date: Any, size: Any, tree: Any,
-    raw: str, description_valid: bool = True,
+    index: int,
+    offset: int,
+    archive_id: Any,
+    description: Any,
+    creation_date: Any,
+    size: Any,
+    tree: Any,
+    raw: str,
+    description_valid: bool = True,
 ) -> VaultArchive | VaultRowError:
     def error(message: str) -> VaultRowError:
-        return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): {message}: no archive can be moved from this entry", raw[:200])
+        return VaultRowError(
+            index, offset, f"inventory entry {index} (byte {offset}): {message}: no archive can be moved from this entry", raw[:200]
+        )
 
     if not isinstance(archive_id, str) or not ARCHIVE_ID_RE.fullmatch(archive_id):
         return error(f"ArchiveId {str(archive_id)[:60]!r} is not a Glacier archive id")
@@ -1107,12 +1132,27 @@ def _csv_row(index: int, offset: int, data: bytes) -> VaultArchive | VaultRowErr
     first = text.find(",")
     rest = text[first + 1 :].rsplit(",", 3) if first >= 0 else []
     if len(rest) != 4:
-        return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): expected 5 columns ({','.join(CSV_COLUMNS)}): no archive can be moved from this entry", text[:200])
+        return VaultRowError(
+            index,
+            offset,
+            f"inventory entry {index} (byte {offset}): expected 5 columns ({','.join(CSV_COLUMNS)}): no archive can be moved from this entry",
+            text[:200],
+        )
     description, created, size, tree = rest
     archive_id = _unquote(text[:first])
     if not description_valid and not ARCHIVE_ID_RE.fullmatch(archive_id):
         return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): the row is not valid UTF-8", text[:200])
-    return _build_archive(index, offset, archive_id, _unquote_description(description), _unquote(created), _unquote(size), _unquote(tree), text, description_valid)
+    return _build_archive(
+        index,
+        offset,
+        archive_id,
+        _unquote_description(description),
+        _unquote(created),
+        _unquote(size),
+        _unquote(tree),
+        text,
+        description_valid,
+    )
 
 
 def iter_csv_inventory(blocks: Iterable[bytes], start: VaultInventoryCursor | None = None) -> Iterator[VaultInventoryItem]:
@@ -1129,7 +1169,12 @@ def iter_csv_inventory(blocks: Iterable[bytes], start: VaultInventoryCursor | No
     for raw in iter_lines(ending, start.offset):
         offset, line_start = line_start, raw.end_offset
         if raw.too_long:
-            error = VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): the row is longer than 8 KiB: not an inventory row", raw.data[:200].decode("utf-8", "replace"))
+            error = VaultRowError(
+                index,
+                offset,
+                f"inventory entry {index} (byte {offset}): the row is longer than 8 KiB: not an inventory row",
+                raw.data[:200].decode("utf-8", "replace"),
+            )
             index += 1
             yield VaultInventoryItem(error, VaultInventoryCursor(raw.end_offset, index))
             continue
@@ -1143,7 +1188,9 @@ def iter_csv_inventory(blocks: Iterable[bytes], start: VaultInventoryCursor | No
         if isinstance(result, VaultRowError) and ending.done and not ending.newline:
             # A last row that ends without a line end and does not parse was cut: a reader
             # resuming after it would skip an archive, so the inventory is truncated instead.
-            raise VaultInventoryError(f"the inventory ends inside entry {index} (byte {offset}): it is truncated; retrieve it again", "document")
+            raise VaultInventoryError(
+                f"the inventory ends inside entry {index} (byte {offset}): it is truncated; retrieve it again", "document"
+            )
         index += 1
         yield VaultInventoryItem(result, VaultInventoryCursor(raw.end_offset, index))
 
@@ -1293,7 +1340,11 @@ class JsonInventoryReader:
             entry_offset = text.offset
             if not first:
                 if char != ",":
-                    error = VaultRowError(index, entry_offset, f"inventory entry {index} (byte {entry_offset}): expected ',' or ']' between archives, found {char!r}: no archive can be moved from this entry")
+                    error = VaultRowError(
+                        index,
+                        entry_offset,
+                        f"inventory entry {index} (byte {entry_offset}): expected ',' or ']' between archives, found {char!r}: no archive can be moved from this entry",
+                    )
                     text.resync()
                     index += 1
                     yield VaultInventoryItem(error, VaultInventoryCursor(text.offset, index))
@@ -1320,7 +1371,12 @@ class JsonInventoryReader:
                     f"the inventory ends inside entry {index} (byte {offset}): it is truncated; retrieve it again",
                     "ArchiveList",
                 )
-            return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): not valid JSON ({decoded.msg}): no archive can be moved from this entry", preview)
+            return VaultRowError(
+                index,
+                offset,
+                f"inventory entry {index} (byte {offset}): not valid JSON ({decoded.msg}): no archive can be moved from this entry",
+                preview,
+            )
         value, end = decoded
         text.pos = end
         if not text.ascii and not text.text[start:end].isascii():
@@ -1329,12 +1385,28 @@ class JsonInventoryReader:
                 value = json.loads(text.utf8(start, end))
             except ValueError as exc:
                 preview = text.text[start : start + 200].encode("latin-1").decode("utf-8", "replace")
-                return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): not valid UTF-8 JSON ({exc}): no archive can be moved from this entry", preview)
+                return VaultRowError(
+                    index,
+                    offset,
+                    f"inventory entry {index} (byte {offset}): not valid UTF-8 JSON ({exc}): no archive can be moved from this entry",
+                    preview,
+                )
         if not isinstance(value, dict):
-            return VaultRowError(index, offset, f"inventory entry {index} (byte {offset}): an archive is a JSON object, not {type(value).__name__}: no archive can be moved from this entry", json.dumps(value)[:200])
+            return VaultRowError(
+                index,
+                offset,
+                f"inventory entry {index} (byte {offset}): an archive is a JSON object, not {type(value).__name__}: no archive can be moved from this entry",
+                json.dumps(value)[:200],
+            )
         result = _build_archive(
-            index, offset, value.get("ArchiveId"), value.get("ArchiveDescription", ""), value.get("CreationDate"),
-            value.get("Size"), value.get("SHA256TreeHash"), "",
+            index,
+            offset,
+            value.get("ArchiveId"),
+            value.get("ArchiveDescription", ""),
+            value.get("CreationDate"),
+            value.get("Size"),
+            value.get("SHA256TreeHash"),
+            "",
         )
         if isinstance(result, VaultRowError):  # the preview is made for errors only
             result = replace(result, raw=json.dumps(value, ensure_ascii=False)[:200])
@@ -1366,7 +1438,9 @@ class JsonInventoryReader:
             char = text.peek()
             if char is None:
                 where = "before ArchiveList" if before_list else "after ArchiveList"
-                raise VaultInventoryError(f"the inventory ends {where} (byte {text.offset}): it is truncated; retrieve it again", "document")
+                raise VaultInventoryError(
+                    f"the inventory ends {where} (byte {text.offset}): it is truncated; retrieve it again", "document"
+                )
             if char == "}":
                 text.pos += 1
                 if before_list:
@@ -1419,7 +1493,9 @@ def iter_json_inventory(blocks: Iterable[bytes], start: VaultInventoryCursor | N
 
 
 def iter_vault_inventory(
-    blocks: Iterable[bytes], inventory_format: InventoryFormat | str | None = None, start: VaultInventoryCursor | None = None,
+    blocks: Iterable[bytes],
+    inventory_format: InventoryFormat | str | None = None,
+    start: VaultInventoryCursor | None = None,
 ) -> Iterator[VaultInventoryItem]:
     """Stream an inventory in either format; without ``inventory_format``, its first bytes decide
     (a resumed read needs the format: its bytes start mid-document)."""
@@ -1551,7 +1627,7 @@ class DailyAllowance:
             return True
         return self.started_bytes == 0 and size > self.max_bytes_per_day
 
-    def after(self, size: int) -> "DailyAllowance":
+    def after(self, size: int) -> DailyAllowance:
         """The allowance once an archive of ``size`` bytes has started."""
         started = self.started_bytes + size
         return replace(self, started_bytes=started, may_start_bytes=max(0, self.max_bytes_per_day - started))
@@ -1605,7 +1681,11 @@ def metadata_bytes(metadata: Mapping[str, str]) -> int:
 
 
 def object_metadata(
-    archive: VaultArchive, *, vault_arn: str = "", key_prefix: str = "", plan: TransferPlan | None = None,
+    archive: VaultArchive,
+    *,
+    vault_arn: str = "",
+    key_prefix: str = "",
+    plan: TransferPlan | None = None,
 ) -> ObjectMetadata:
     """The archive's id, size, creation date, tree hash and description as S3 user metadata.
 
@@ -1669,5 +1749,7 @@ def archive_key_for(archive: VaultArchive, rules: KeyRules = KeyRules(), overrid
     """``archive_key`` for an inventory archive; a description that was not UTF-8 names nothing
     (``00error/<id>``) unless an override or ``key_from="archive_id"`` names the archive."""
     if not archive.description_valid and not (overrides and archive.archive_id in overrides) and rules.key_from is KeyFrom.DESCRIPTION:
-        return ArchiveKey(fit_key(rules.prefix + ERROR_FOLDER + archive.archive_id), NameSource.ERROR, "the inventory's description is not valid UTF-8")
+        return ArchiveKey(
+            fit_key(rules.prefix + ERROR_FOLDER + archive.archive_id), NameSource.ERROR, "the inventory's description is not valid UTF-8"
+        )
     return archive_key(archive.archive_id, archive.description, rules, overrides)

@@ -24,7 +24,9 @@ def create_job() -> dict:
     assert estimates is not None
     if request.dry_run:  # the price before paying: nothing is created
         estimate = estimates.estimate(request)
-        logger.info("estimate answered", extra={"source": estimate.Source, "objects": estimate.ObjectsListed, "total_usd": estimate.TotalUsd})
+        logger.info(
+            "estimate answered", extra={"source": estimate.Source, "objects": estimate.ObjectsListed, "total_usd": estimate.TotalUsd}
+        )
         return DryRunAnswer(DryRun=True, Estimate=estimate, Warnings=warnings).model_dump(mode="json")
     idempotency_key = rest.idempotency_key(app.current_event)
     if request.max_cost_usd is not None and not services().jobs.is_repeat(request, idempotency_key):
@@ -32,28 +34,33 @@ def create_job() -> dict:
     job, created = services().jobs.create(request, idempotency_key)
     logger.info("job accepted", extra={"job_id": job.job_id, "new_job": created, "tier": job.tier.value, "warnings": len(warnings)})
     settings = services().settings
-    return conform(CreateJobAnswer, {
-        "SNSTopic": settings.topic_arn,
-        "SQSQueue": settings.events_queue_arn or None,
-        "ReportBucket": settings.report_bucket or None,
-        "BulkJobId": job.job_id,
-        "TotalFilesRequested": job.manifest_objects,
-        "JobId": job.job_id,
-        "Status": job.status.value,
-        "StatusUrl": f"{rest.base_url(app.current_event)}/jobs/{job.job_id}",
-        "Created": created,
-        "BatchJobId": job.batch_job_id,
-        "Engine": job.engine,
-        "Source": job.source_type,
-        "BatchOperation": {"Engine": job.engine, "JobId": job.batch_job_id},
-        "Warnings": warnings,
-    })
+    return conform(
+        CreateJobAnswer,
+        {
+            "SNSTopic": settings.topic_arn,
+            "SQSQueue": settings.events_queue_arn or None,
+            "ReportBucket": settings.report_bucket or None,
+            "BulkJobId": job.job_id,
+            "TotalFilesRequested": job.manifest_objects,
+            "JobId": job.job_id,
+            "Status": job.status.value,
+            "StatusUrl": f"{rest.base_url(app.current_event)}/jobs/{job.job_id}",
+            "Created": created,
+            "BatchJobId": job.batch_job_id,
+            "Engine": job.engine,
+            "Source": job.source_type,
+            "BatchOperation": {"Engine": job.engine, "JobId": job.batch_job_id},
+            "Warnings": warnings,
+        },
+    )
 
 
 @app.get("/jobs")
 def recent_jobs() -> dict:
     params = app.current_event.query_string_parameters or {}
-    return conform(JobsPage, services().jobs.recent_jobs(rest.page_size(app.current_event, default=20, maximum=100), params.get("next_token")))
+    return conform(
+        JobsPage, services().jobs.recent_jobs(rest.page_size(app.current_event, default=20, maximum=100), params.get("next_token"))
+    )
 
 
 @app.get("/jobs/<job_id>")

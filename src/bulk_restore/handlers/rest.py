@@ -12,9 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from pydantic import ValidationError
-
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from pydantic import ValidationError
 
 from bulk_restore.api_models import ErrorAnswer, conform
 from bulk_restore.domain.errors import (

@@ -71,8 +71,16 @@ def _it_refused_days(code: str, message: str) -> bool:
 
 
 class BatchEngine:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, operations: BatchOperations, notifier: Notifier,
-                 work_bucket: str, clock: Callable[[], float] = time.time, metrics: Metrics = NO_METRICS):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        operations: BatchOperations,
+        notifier: Notifier,
+        work_bucket: str,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
+    ):
         self.store = store
         self.s3 = s3
         self.operations = operations
@@ -134,8 +142,14 @@ class BatchEngine:
     def _create(self, job: RestoreJob, group: str, key: str, etag: str, expiration_days: int | None) -> None:
         versioned = job.planning.versioned_line > 0
         batch_id = self.operations.create_restore_job(
-            token=client_request_token(job.job_id, group), manifest_bucket=self.bucket, manifest_key=key, manifest_etag=etag,
-            versioned=versioned, tier=batch_tier(job.tier), expiration_days=expiration_days, report_bucket=self.bucket,
+            token=client_request_token(job.job_id, group),
+            manifest_bucket=self.bucket,
+            manifest_key=key,
+            manifest_etag=etag,
+            versioned=versioned,
+            tier=batch_tier(job.tier),
+            expiration_days=expiration_days,
+            report_bucket=self.bucket,
             report_prefix=f"{self.prefix(job.job_id)}report-{group}",
             description=f"bulk-restore job {job.job_id} ({group})",
             tags={"bulk-restore:job": job.job_id, "bulk-restore:client-tag": job.client_tag},
@@ -188,7 +202,7 @@ class BatchEngine:
         if job.planning.done and not job.batch_runs and not job.status.is_terminal:
             self.launch_when_accounted(job.job_id)
             return
-        for group, run in list(job.batch_runs.items()):
+        for _group, run in list(job.batch_runs.items()):
             if run.get("report") or not run.get("id"):
                 continue
             described = self.operations.describe(str(run["id"]))
@@ -200,7 +214,7 @@ class BatchEngine:
 
     def cancel_runs(self, job_id: str, reason: str) -> None:
         job = self.store.get_job(job_id)
-        for run in (job.batch_runs.values() if job else ()):
+        for run in job.batch_runs.values() if job else ():
             if run.get("id") and run.get("status") not in TERMINAL_STATUSES:
                 self.operations.cancel(str(run["id"]), reason)
 
@@ -213,8 +227,12 @@ class BatchEngine:
         if status != "Complete" and reported is None and self._no_task_ran(run):
             reported = set()  # no report because no task ran (S3 writes one once a task was invoked)
         if status != "Complete" and reported is not None:  # without a report, the sweeper's HeadObject checks decide
-            never_ran = self._never_ran(job, reported, f"its S3 Batch Operations task never ran: the Batch job {run['id']} "
-                                                       f"ended {status} ({run.get('failure') or 'no reason given'})")
+            never_ran = self._never_ran(
+                job,
+                reported,
+                f"its S3 Batch Operations task never ran: the Batch job {run['id']} "
+                f"ended {status} ({run.get('failure') or 'no reason given'})",
+            )
         self._save(job, group, {**run, "report": True, "failed": failed, "never_ran": never_ran})
         if it_rows and group == ARCHIVE_GROUP and status == "Complete" and IT_GROUP not in job.batch_runs:
             key = f"{self.prefix(job.job_id)}manifest-{IT_GROUP}.csv"
@@ -223,9 +241,20 @@ class BatchEngine:
             self._create(job, IT_GROUP, key, etag, expiration_days=None)
         if status in ("Failed", "Cancelled") and not job.status.is_terminal:
             ending = JobStatus.CANCELLED if status == "Cancelled" else JobStatus.FAILED
-            self.notifier.end(job.job_id, ending, f"S3 Batch Operations job {run['id']} {status}: {run.get('failure') or 'no reason given'}")
-        logger.info("S3 Batch Operations job ended", extra={"job_id": job.job_id, "batch_job_id": run.get("id"), "status": status,
-                                                           "failed_tasks": failed, "never_ran": never_ran, "it_rerun": len(it_rows)})
+            self.notifier.end(
+                job.job_id, ending, f"S3 Batch Operations job {run['id']} {status}: {run.get('failure') or 'no reason given'}"
+            )
+        logger.info(
+            "S3 Batch Operations job ended",
+            extra={
+                "job_id": job.job_id,
+                "batch_job_id": run.get("id"),
+                "status": status,
+                "failed_tasks": failed,
+                "never_ran": never_ran,
+                "it_rerun": len(it_rows),
+            },
+        )
         self.notifier.evaluate(job.job_id)
 
     def _no_task_ran(self, run: dict[str, Any]) -> bool:
@@ -278,6 +307,6 @@ class BatchEngine:
             records, token = self.store.list_objects(job.job_id, ObjectState.RESTORING, LIST_PAGE, token)
             orphans = [r for r in records if reported is None or r.ref not in reported]
             for i in range(0, len(orphans), TRANSITION_BATCH):
-                moved += self.store.transition(job.job_id, orphans[i:i + TRANSITION_BATCH], ObjectState.CANCELLED, reason)
+                moved += self.store.transition(job.job_id, orphans[i : i + TRANSITION_BATCH], ObjectState.CANCELLED, reason)
             if not token:
                 return moved

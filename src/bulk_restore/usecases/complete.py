@@ -35,8 +35,14 @@ logger = Logger(child=True)
 
 
 class CompletionRecorder:
-    def __init__(self, store: DynamoJobStore, notifier: Notifier, s3: S3Gateway | None = None,
-                 clock: Callable[[], float] = time.time, metrics: Metrics = NO_METRICS):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        notifier: Notifier,
+        s3: S3Gateway | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics = NO_METRICS,
+    ):
         self.store = store
         self.notifier = notifier
         self.s3 = s3  # checks an event whose key only matches in its form-decoded spelling

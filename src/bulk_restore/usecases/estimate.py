@@ -64,10 +64,18 @@ MAX_LINES = 1_000_000  # manifest lines read at most (distinct objects are remem
 MAX_ROWS = 2_000_000  # inventory rows read at most
 MAX_LISTED = 200_000  # objects of a prefix listed at most
 ARCHIVED_LISTED = ("GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING")
-_INVENTORY_ARCHIVE = {"GLACIER": ArchiveClass.GLACIER, "DEEP_ARCHIVE": ArchiveClass.DEEP_ARCHIVE,
-                      "ARCHIVE_ACCESS": ArchiveClass.IT_ARCHIVE, "DEEP_ARCHIVE_ACCESS": ArchiveClass.IT_DEEP_ARCHIVE}
-_INVENTORY_SKIPS = {SkipCode.NOT_ARCHIVED: SkipReason.NOT_ARCHIVED, SkipCode.DELETE_MARKER: SkipReason.DELETE_MARKER,
-                    SkipCode.NOT_LATEST: SkipReason.NOT_LATEST, SkipCode.UNKNOWN_CLASS: SkipReason.UNREADABLE}
+_INVENTORY_ARCHIVE = {
+    "GLACIER": ArchiveClass.GLACIER,
+    "DEEP_ARCHIVE": ArchiveClass.DEEP_ARCHIVE,
+    "ARCHIVE_ACCESS": ArchiveClass.IT_ARCHIVE,
+    "DEEP_ARCHIVE_ACCESS": ArchiveClass.IT_DEEP_ARCHIVE,
+}
+_INVENTORY_SKIPS = {
+    SkipCode.NOT_ARCHIVED: SkipReason.NOT_ARCHIVED,
+    SkipCode.DELETE_MARKER: SkipReason.DELETE_MARKER,
+    SkipCode.NOT_LATEST: SkipReason.NOT_LATEST,
+    SkipCode.UNKNOWN_CLASS: SkipReason.UNREADABLE,
+}
 
 
 # ---- the answer ----------------------------------------------------------------------------------
@@ -78,22 +86,28 @@ class _Model(BaseModel):
 
 
 class EstimateWindow(_Model):
-    Text: str = Field(description="When the job should be done once started, as S3 documents the tier (e.g. \"5-12 hours\")")
+    Text: str = Field(description='When the job should be done once started, as S3 documents the tier (e.g. "5-12 hours")')
     MinHours: float = Field(description="The earliest the slowest class's restores typically finish, in hours")
     MaxHours: float = Field(description="The latest they typically finish, in hours (with the time to send the requests)")
 
 
 class StorageClassCount(_Model):
-    StorageClass: str = Field(description="GLACIER, DEEP_ARCHIVE, INTELLIGENT_TIERING_ARCHIVE_ACCESS, "
-                              "INTELLIGENT_TIERING_DEEP_ARCHIVE_ACCESS, GLACIER_VAULT, or UNKNOWN (priced as GLACIER)")
+    StorageClass: str = Field(
+        description="GLACIER, DEEP_ARCHIVE, INTELLIGENT_TIERING_ARCHIVE_ACCESS, "
+        "INTELLIGENT_TIERING_DEEP_ARCHIVE_ACCESS, GLACIER_VAULT, or UNKNOWN (priced as GLACIER)"
+    )
     Objects: int = Field(description="Objects to restore in this class")
     Bytes: int = Field(description="Their bytes")
 
 
 class SkippedCount(_Model):
-    Reason: str = Field(description="NOT_ARCHIVED, ALREADY_RESTORED, RESTORE_IN_PROGRESS, MISSING, BUCKET_NOT_ALLOWED, BAD_LINE, "
-                        "DELETE_MARKER, NOT_LATEST, NOT_SELECTED or UNREADABLE")
-    Outcome: str = Field(description="The state the job would give these objects: SKIPPED, RESTORED, RESTORING, FAILED (UNKNOWN: S3 will say)")
+    Reason: str = Field(
+        description="NOT_ARCHIVED, ALREADY_RESTORED, RESTORE_IN_PROGRESS, MISSING, BUCKET_NOT_ALLOWED, BAD_LINE, "
+        "DELETE_MARKER, NOT_LATEST, NOT_SELECTED or UNREADABLE"
+    )
+    Outcome: str = Field(
+        description="The state the job would give these objects: SKIPPED, RESTORED, RESTORING, FAILED (UNKNOWN: S3 will say)"
+    )
     Description: str = Field(description="The reason, in words")
     Objects: int
     Bytes: int = Field(description="Their bytes where the source says (0 where it does not)")
@@ -103,8 +117,10 @@ class ClassCostDoc(_Model):
     StorageClass: str
     Objects: int
     Bytes: int
-    TierUsed: str | None = Field(description="The tier these objects would be restored with (STANDARD for Deep Archive under an "
-                                 "Expedited job with expedited_fallback); null: not restorable at this tier, they would fail")
+    TierUsed: str | None = Field(
+        description="The tier these objects would be restored with (STANDARD for Deep Archive under an "
+        "Expedited job with expedited_fallback); null: not restorable at this tier, they would fail"
+    )
     RestoreRequestsUsd: float
     RetrievalUsd: float
     RestoredStorageUsd: float
@@ -115,8 +131,10 @@ class ClassCostDoc(_Model):
 class TierEstimate(_Model):
     Tier: Literal["EXPEDITED", "STANDARD", "BULK"]
     Chosen: bool = Field(description="The request's tier: the one max_cost_usd is compared with")
-    Engine: str | None = Field(description="direct, batch or vault: who would send the requests at this tier; null: the request "
-                               "cannot run at this tier (S3 Batch Operations has no Expedited)")
+    Engine: str | None = Field(
+        description="direct, batch or vault: who would send the requests at this tier; null: the request "
+        "cannot run at this tier (S3 Batch Operations has no Expedited)"
+    )
     RestoreRequestsUsd: float = Field(description="S3's (or Glacier's) fee per restore request")
     RetrievalUsd: float = Field(description="S3's (or Glacier's) fee per GB retrieved")
     RestoredStorageUsd: float = Field(description="The restored copies as S3 Standard storage for expiration_days (+ keep_restored_days)")
@@ -164,8 +182,9 @@ class Estimate(_Model):
     Tiers: list[TierEstimate] = Field(description="Every tier that applies, fastest first; the request's one has Chosen true")
     TotalUsd: float = Field(description="The total at the request's tier")
     MaxCostUsd: float | None = Field(description="The request's max_cost_usd, if any")
-    TargetStorageUsdPerMonth: float | None = Field(description="A vault job: the archives' storage per month in the target's class, "
-                                                   "after the move (not in the totals)")
+    TargetStorageUsdPerMonth: float | None = Field(
+        description="A vault job: the archives' storage per month in the target's class, after the move (not in the totals)"
+    )
     Sampling: SamplingDoc
     Capped: list[str] = Field(description="What was cut short to answer in time, and how the counts were completed")
     Prices: PriceSource
@@ -211,8 +230,12 @@ def head_category(info: Mapping[str, Any]) -> Category:
         return ArchiveClass.DEEP_ARCHIVE if info["storage_class"] == "DEEP_ARCHIVE" else ArchiveClass.GLACIER
     if kind == "intelligent-tiering":
         return ArchiveClass.IT_DEEP_ARCHIVE if info.get("archive_status") == "DEEP_ARCHIVE_ACCESS" else ArchiveClass.IT_ARCHIVE
-    return {"restored": SkipReason.ALREADY_RESTORED, "restoring": SkipReason.RESTORE_IN_PROGRESS, "readable": SkipReason.NOT_ARCHIVED,
-            "missing": SkipReason.MISSING}.get(kind, SkipReason.UNREADABLE)
+    return {
+        "restored": SkipReason.ALREADY_RESTORED,
+        "restoring": SkipReason.RESTORE_IN_PROGRESS,
+        "readable": SkipReason.NOT_ARCHIVED,
+        "missing": SkipReason.MISSING,
+    }.get(kind, SkipReason.UNREADABLE)
 
 
 def scale_sample(found: list[tuple[Category, int]], objects: int, size: int | None = None) -> dict[Category, Tally]:
@@ -273,10 +296,21 @@ class _Reservoir:
 
 
 class EstimateService:
-    def __init__(self, jobs: JobService, s3: S3Gateway, region: str = "", restore_rate_per_second: int = 0,
-                 head_limit: int = HEAD_LIMIT, budget_seconds: float = BUDGET_SECONDS, concurrency: int = 16,
-                 prices: Prices | None = None, clock: Callable[[], float] = time.monotonic, max_lines: int = MAX_LINES,
-                 max_rows: int = MAX_ROWS, max_listed: int = MAX_LISTED):
+    def __init__(
+        self,
+        jobs: JobService,
+        s3: S3Gateway,
+        region: str = "",
+        restore_rate_per_second: int = 0,
+        head_limit: int = HEAD_LIMIT,
+        budget_seconds: float = BUDGET_SECONDS,
+        concurrency: int = 16,
+        prices: Prices | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_lines: int = MAX_LINES,
+        max_rows: int = MAX_ROWS,
+        max_listed: int = MAX_LISTED,
+    ):
         self.jobs = jobs
         self.s3 = s3
         self.region = region
@@ -313,14 +347,21 @@ class EstimateService:
         if estimate.TotalUsd <= request.max_cost_usd:
             return estimate
         cheapest = min((t for t in estimate.Tiers if t.Engine is not None), key=lambda t: t.TotalUsd, default=None)
-        hint = (f"; tier {cheapest.Tier} would cost ${cheapest.TotalUsd:,.2f}" if cheapest is not None and cheapest.Tier != estimate.Tier
-                and cheapest.TotalUsd < estimate.TotalUsd else "")
+        hint = (
+            f"; tier {cheapest.Tier} would cost ${cheapest.TotalUsd:,.2f}"
+            if cheapest is not None and cheapest.Tier != estimate.Tier and cheapest.TotalUsd < estimate.TotalUsd
+            else ""
+        )
         raise EstimateOverMaxCost(
             f"the estimate for this job is ${estimate.TotalUsd:,.2f} at tier {estimate.Tier}, above max_cost_usd ${request.max_cost_usd:,.2f}: "
             f"nothing was created. Raise max_cost_usd, choose a cheaper tier{hint}, or restore fewer objects "
             "(send dry_run: true to see the whole estimate)",
-            {"TotalUsd": estimate.TotalUsd, "MaxCostUsd": request.max_cost_usd, "Tier": estimate.Tier,
-             "Estimate": estimate.model_dump(mode="json")},
+            {
+                "TotalUsd": estimate.TotalUsd,
+                "MaxCostUsd": request.max_cost_usd,
+                "Tier": estimate.Tier,
+                "Estimate": estimate.model_dump(mode="json"),
+            },
         )
 
     # ---- sources ---------------------------------------------------------------------------
@@ -364,8 +405,9 @@ class EstimateService:
         # the objects the create counts (or estimates) to choose the engine, as it does
         reading.engine_objects = count_objects(sample) if complete_sample else estimate_objects(sample, location.size)
         if capped:
-            reading.capped.append(f"{capped}, {bytes_read:,} of its {location.size:,} bytes: counts extrapolated by its size "
-                                  f"(x{scale:.2f})")
+            reading.capped.append(
+                f"{capped}, {bytes_read:,} of its {location.size:,} bytes: counts extrapolated by its size (x{scale:.2f})"
+            )
         found = self._heads(reservoir.items, head_until, reading)
         tallies: dict[Category, Tally] = {}
         _merge(tallies, scale_sample(found, valid))
@@ -377,9 +419,12 @@ class EstimateService:
         reading.sampled = len(found) < valid
         reading.exact = not capped and not reading.sampled
         reading.sample_population = valid
-        reading.method = (f"HeadObject of every object ({len(found):,})" if not reading.sampled else
-                          f"HeadObject of {len(found):,} objects drawn at random from {reservoir.seen:,} distinct ones read; "
-                          f"their shares of each class and reason applied to {valid:,}")
+        reading.method = (
+            f"HeadObject of every object ({len(found):,})"
+            if not reading.sampled
+            else f"HeadObject of {len(found):,} objects drawn at random from {reservoir.seen:,} distinct ones read; "
+            f"their shares of each class and reason applied to {valid:,}"
+        )
         return reading
 
     def _inventory(self, request: CreateJobRequest, read_until: float) -> _Reading:
@@ -398,6 +443,7 @@ class EstimateService:
                 for block in blocks:
                     consumed[0] += len(block)
                     yield block
+
             return counted(opened)
 
         tallies: dict[Category, Tally] = {}
@@ -410,7 +456,7 @@ class EstimateService:
             if self.clock() > read_until:
                 capped = f"the report was read to row {rows:,} (the time limit)"
                 break
-            rows += 1
+            rows += 1  # noqa: SIM113 - the rows read, not an index: it stays the count after the loop
             result = item.result
             if isinstance(result, InventoryEntry):
                 archive = _INVENTORY_ARCHIVE.get(result.archive or "", ArchiveClass.UNKNOWN)
@@ -421,30 +467,42 @@ class EstimateService:
             else:
                 tallies.setdefault(SkipReason.BAD_LINE, Tally()).add(1, 0)
         total = sum(f.size for f in manifest.files)
-        reading = _Reading("s3-inventory", Population({}), complete=not capped, exact=not capped, batch_source=Orchestration.BATCH_LISTED,
-                           method="the report's StorageClass, IntelligentTieringAccessTier and Size columns: no HeadObject")
+        reading = _Reading(
+            "s3-inventory",
+            Population({}),
+            complete=not capped,
+            exact=not capped,
+            batch_source=Orchestration.BATCH_LISTED,
+            method="the report's StorageClass, IntelligentTieringAccessTier and Size columns: no HeadObject",
+        )
         reading.engine_objects = total // INVENTORY_BYTES_PER_ROW
         if capped:
             read = consumed[0] if not parquet else sum(started)
             scale = total / read if read else 1.0
             tallies = {c: Tally(round(t.objects * scale), round(t.bytes * scale)) for c, t in tallies.items()}
-            reading.capped.append(f"{capped}, about {read:,} of its data files' {total:,} bytes: counts extrapolated by their size "
-                                  f"(x{scale:.2f})")
+            reading.capped.append(
+                f"{capped}, about {read:,} of its data files' {total:,} bytes: counts extrapolated by their size (x{scale:.2f})"
+            )
         reading.population = _population(tallies)
-        reading.notes.append("an inventory does not say which objects are already restored or restoring: they are counted as to "
-                             "restore (a restore request for a restored object only extends its expiry)")
+        reading.notes.append(
+            "an inventory does not say which objects are already restored or restoring: they are counted as to "
+            "restore (a restore request for a restored object only extends its expiry)"
+        )
         if unsized:
-            reading.notes.append(f"{unsized:,} rows give no Size (add Size to the inventory's fields): their retrieval is priced as 0 bytes")
+            reading.notes.append(
+                f"{unsized:,} rows give no Size (add Size to the inventory's fields): their retrieval is priced as 0 bytes"
+            )
         if ArchiveClass.UNKNOWN in reading.population.to_restore:
-            reading.notes.append("the report gives no storage class for some rows (add StorageClass to the inventory's fields): "
-                                 "they are priced as GLACIER")
+            reading.notes.append(
+                "the report gives no storage class for some rows (add StorageClass to the inventory's fields): they are priced as GLACIER"
+            )
         return reading
 
     def _prefix(self, request: CreateJobRequest, read_until: float, head_until: float) -> _Reading:
         source = request.source
         assert source is not None
         self.jobs.check_prefix(source)
-        wanted = set(source.storage_classes or ()) or set(ARCHIVED_LISTED)
+        wanted: set[str] = set(source.storage_classes or ()) or set(ARCHIVED_LISTED)
         tallies: dict[Category, Tally] = {}
         listed_by_class: dict[str, Tally] = {}
         reservoirs: dict[str, _Reservoir] = {}
@@ -469,7 +527,8 @@ class EstimateService:
                     category = None
                     listed_by_class.setdefault(storage_class, Tally()).add(1, item["Size"])
                     reservoirs.setdefault(storage_class, _Reservoir(self.head_limit)).offer(
-                        (ObjectId(source.bucket, item["Key"], item["VersionId"] if source.include_versions else None), item["Size"]))
+                        (ObjectId(source.bucket, item["Key"], item["VersionId"] if source.include_versions else None), item["Size"])
+                    )
                 if category is not None:
                     tallies.setdefault(category, Tally()).add(1, item["Size"])
             if following is None:
@@ -483,8 +542,10 @@ class EstimateService:
             marker = following
         reading = _Reading("prefix", Population({}), complete=not capped, batch_source=Orchestration.BATCH_LISTED)
         if capped:
-            reading.capped.append(f"{capped}: the prefix holds more, and the figures are for the objects listed (a lower bound); "
-                                  "an S3 Inventory report of the bucket gives a whole estimate quickly")
+            reading.capped.append(
+                f"{capped}: the prefix holds more, and the figures are for the objects listed (a lower bound); "
+                "an S3 Inventory report of the bucket gives a whole estimate quickly"
+            )
         # What the listing cannot say: whether an archived object is restored or restoring (unless
         # S3 returned RestoreStatus), and an Intelligent-Tiering object's access tier.
         to_head = {c: t for c, t in listed_by_class.items() if c == "INTELLIGENT_TIERING" or not listing_says}
@@ -503,17 +564,25 @@ class EstimateService:
             if not found:  # no time left to look: what the listing says
                 fallback = ArchiveClass.IT_ARCHIVE if storage_class == "INTELLIGENT_TIERING" else ArchiveClass(storage_class)
                 tallies.setdefault(fallback, Tally()).add(tally.objects, tally.bytes)
-                reading.notes.append(f"{tally.objects:,} {storage_class} objects were not looked at (the time limit): priced as "
-                                     f"{fallback.value}, restore status unknown")
+                reading.notes.append(
+                    f"{tally.objects:,} {storage_class} objects were not looked at (the time limit): priced as "
+                    f"{fallback.value}, restore status unknown"
+                )
                 continue
             _merge(tallies, scale_sample(found, tally.objects, tally.bytes))
         reading.population = _population(tallies)
         reading.sampled = sampled
         reading.exact = not capped and not sampled
         what = "ListObjectsV2" + (" (ListObjectVersions)" if source.include_versions else "")
-        reading.method = (f"{what} for classes and sizes" + (" and RestoreStatus" if listing_says else "") +
-                          (f"; HeadObject of {reading.sample_size:,} archived objects for their restore status and access tier"
-                           if reading.sample_size else ""))
+        reading.method = (
+            f"{what} for classes and sizes"
+            + (" and RestoreStatus" if listing_says else "")
+            + (
+                f"; HeadObject of {reading.sample_size:,} archived objects for their restore status and access tier"
+                if reading.sample_size
+                else ""
+            )
+        )
         return reading
 
     def _vault(self, request: CreateJobRequest, read_until: float) -> _Reading:
@@ -550,26 +619,34 @@ class EstimateService:
         if count is None:
             count = 0
             reading.exact = False
-            reading.notes.append(f"vault {request.vault.name} has no inventory yet (Glacier takes one about a day after the first upload): "
-                                 "its archives cannot be counted, and the figures are for none")
+            reading.notes.append(
+                f"vault {request.vault.name} has no inventory yet (Glacier takes one about a day after the first upload): "
+                "its archives cannot be counted, and the figures are for none"
+            )
         if request.max_archives is not None and count > request.max_archives:
             count = request.max_archives
         nbytes = round(count * average) if average is not None else 0
         if request.archives is not None or request.bucket is not None or request.max_archives is not None:
             reading.exact = False
-            reading.notes.append("archives' sizes are the vault's average at its last inventory"
-                                 + (f" ({average:,.0f} bytes)" if average is not None else " (none yet: priced as 0 bytes)"))
+            reading.notes.append(
+                "archives' sizes are the vault's average at its last inventory"
+                + (f" ({average:,.0f} bytes)" if average is not None else " (none yet: priced as 0 bytes)")
+            )
         if request.filter is not None:
             reading.exact = False
-            reading.notes.append("the filter is not applied here (it needs the inventory's dates and sizes): the figures are for "
-                                 "every archive of the vault, an upper bound")
+            reading.notes.append(
+                "the filter is not applied here (it needs the inventory's dates and sizes): the figures are for "
+                "every archive of the vault, an upper bound"
+            )
         if count:
             tallies[ArchiveClass.VAULT] = Tally(count, nbytes)
         reading.population = _population(tallies)
         storage_class = request.target.storage_class
         reading.target_storage = nbytes / GIB * self.prices.storage_per_gb_month.get(storage_class, 0.0)
-        reading.notes.append(f"after the move the archives are stored in s3://{request.target.bucket}/{request.target.prefix} as "
-                             f"{storage_class}: TargetStorageUsdPerMonth, not in the totals; delete them from the vault to stop its storage charge")
+        reading.notes.append(
+            f"after the move the archives are stored in s3://{request.target.bucket}/{request.target.prefix} as "
+            f"{storage_class}: TargetStorageUsdPerMonth, not in the totals; delete them from the vault to stop its storage charge"
+        )
         return reading
 
     # ---- HeadObject ------------------------------------------------------------------------
@@ -591,8 +668,9 @@ class EstimateService:
             pool.shutdown(wait=True, cancel_futures=True)  # those not started are dropped; those running end
         ran = [f for f in futures if not f.cancelled()]
         if len(ran) < len(futures):
-            reading.capped.append(f"HeadObject stopped after {len(ran):,} of {len(futures):,} objects (the time limit): "
-                                  "the sample is smaller")
+            reading.capped.append(
+                f"HeadObject stopped after {len(ran):,} of {len(futures):,} objects (the time limit): the sample is smaller"
+            )
         found = [answer for f in ran if (answer := f.result()) is not None]
         reading.heads += len(ran)
         reading.sample_size += len(found)
@@ -611,7 +689,7 @@ class EstimateService:
 
     def _engines(self, request: CreateJobRequest, objects: int | None) -> dict[Tier, str | None]:
         if request.vault is not None:
-            return {tier: "vault" for tier in Tier}
+            return dict.fromkeys(Tier, "vault")
         engines: dict[Tier, str | None] = {}
         for tier in Tier:
             try:
@@ -624,24 +702,40 @@ class EstimateService:
 
     def _document(self, request: CreateJobRequest, reading: _Reading) -> Estimate:
         prices = self.prices
-        plan = JobPlan(request.tier, request.expiration_days, self._engines(request, reading.engine_objects), reading.batch_source,
-                       request.keep_restored_days, request.expedited_fallback, self.restore_rate_per_second)
+        plan = JobPlan(
+            request.tier,
+            request.expiration_days,
+            self._engines(request, reading.engine_objects),
+            reading.batch_source,
+            request.keep_restored_days,
+            request.expedited_fallback,
+            self.restore_rate_per_second,
+        )
         tiers = estimate_costs(reading.population, plan, prices)
         chosen = next(t for t in tiers if t.chosen)
         population = reading.population
         notes = list(reading.notes)
         if self.region and self.region != prices.region:
-            notes.insert(0, f"prices are {prices.region}'s ({prices.as_of}): the price file has none for {self.region}, where most "
-                            "prices are the same or higher")
+            notes.insert(
+                0,
+                f"prices are {prices.region}'s ({prices.as_of}): the price file has none for {self.region}, where most "
+                "prices are the same or higher",
+            )
         if any(a.has_restored_copy for a in population.to_restore):
-            notes.append(f"restored copies are billed as S3 Standard for {request.expiration_days + request.keep_restored_days} days "
-                         "(expiration_days + keep_restored_days), on top of the archive; S3 ends them at the next midnight UTC after "
-                         "their days: up to a day more")
+            notes.append(
+                f"restored copies are billed as S3 Standard for {request.expiration_days + request.keep_restored_days} days "
+                "(expiration_days + keep_restored_days), on top of the archive; S3 ends them at the next midnight UTC after "
+                "their days: up to a day more"
+            )
         if ArchiveClass.IT_ARCHIVE in population.to_restore or ArchiveClass.IT_DEEP_ARCHIVE in population.to_restore:
-            notes.append("Intelligent-Tiering objects move back to the Frequent Access tier (no copy, and Standard and Bulk restores "
-                         "are free): billed at that tier's rate until they tier down again")
+            notes.append(
+                "Intelligent-Tiering objects move back to the Frequent Access tier (no copy, and Standard and Bulk restores "
+                "are free): billed at that tier's rate until they tier down again"
+            )
         if reading.heads:
-            notes.append(f"this estimate made {reading.heads:,} HeadObject requests (${reading.heads * prices.head_per_thousand / 1000:.4f})")
+            notes.append(
+                f"this estimate made {reading.heads:,} HeadObject requests (${reading.heads * prices.head_per_thousand / 1000:.4f})"
+            )
         notes.append("not included: reading or copying the restored objects (requests, data transfer), and the archives' own storage")
         return Estimate(
             Source=reading.source,  # type: ignore[arg-type]
@@ -654,21 +748,35 @@ class EstimateService:
             ObjectsListed=population.objects_listed,
             ObjectsToRestore=population.objects_to_restore,
             BytesToRestore=population.bytes_to_restore,
-            ByStorageClass=[StorageClassCount(StorageClass=a.value, Objects=t.objects, Bytes=t.bytes)
-                            for a, t in sorted(population.to_restore.items(), key=lambda i: list(ArchiveClass).index(i[0]))],
-            Skipped=[SkippedCount(Reason=r.value, Outcome=r.outcome, Description=r.description, Objects=t.objects, Bytes=t.bytes)
-                     for r, t in sorted(population.skipped.items(), key=lambda i: list(SkipReason).index(i[0]))],
+            ByStorageClass=[
+                StorageClassCount(StorageClass=a.value, Objects=t.objects, Bytes=t.bytes)
+                for a, t in sorted(population.to_restore.items(), key=lambda i: list(ArchiveClass).index(i[0]))
+            ],
+            Skipped=[
+                SkippedCount(Reason=r.value, Outcome=r.outcome, Description=r.description, Objects=t.objects, Bytes=t.bytes)
+                for r, t in sorted(population.skipped.items(), key=lambda i: list(SkipReason).index(i[0]))
+            ],
             Tiers=[_tier_document(t) for t in tiers],
             TotalUsd=_usd(chosen.total),
             MaxCostUsd=request.max_cost_usd,
             TargetStorageUsdPerMonth=_usd(reading.target_storage) if reading.target_storage is not None else None,
-            Sampling=SamplingDoc(Sampled=reading.sampled, HeadObjects=reading.heads, SampleSize=reading.sample_size,
-                                 Population=reading.sample_population or population.objects_listed,
-                                 MarginPercent=margin_percent(reading.sample_size) if reading.sampled else None,
-                                 Method=reading.method),
+            Sampling=SamplingDoc(
+                Sampled=reading.sampled,
+                HeadObjects=reading.heads,
+                SampleSize=reading.sample_size,
+                Population=reading.sample_population or population.objects_listed,
+                MarginPercent=margin_percent(reading.sample_size) if reading.sampled else None,
+                Method=reading.method,
+            ),
             Capped=reading.capped,
-            Prices=PriceSource(Region=prices.region, RequestedRegion=self.region or prices.region, AsOf=prices.as_of, Currency="USD",
-                               File="prices.json", Sources=dict(prices.sources)),
+            Prices=PriceSource(
+                Region=prices.region,
+                RequestedRegion=self.region or prices.region,
+                AsOf=prices.as_of,
+                Currency="USD",
+                File="prices.json",
+                Sources=dict(prices.sources),
+            ),
             Notes=notes,
         )
 
@@ -682,23 +790,37 @@ def _window(window: Window | None) -> EstimateWindow | None:
 
 
 def _class_document(cost: ClassCost) -> ClassCostDoc:
-    return ClassCostDoc(StorageClass=cost.archive.value, Objects=cost.objects, Bytes=cost.bytes,
-                        TierUsed=cost.tier_used.value.upper() if cost.tier_used else None,
-                        RestoreRequestsUsd=_usd(cost.restore_requests), RetrievalUsd=_usd(cost.retrieval),
-                        RestoredStorageUsd=_usd(cost.restored_storage), Window=_window(cost.window), Note=cost.note or None)
+    return ClassCostDoc(
+        StorageClass=cost.archive.value,
+        Objects=cost.objects,
+        Bytes=cost.bytes,
+        TierUsed=cost.tier_used.value.upper() if cost.tier_used else None,
+        RestoreRequestsUsd=_usd(cost.restore_requests),
+        RetrievalUsd=_usd(cost.retrieval),
+        RestoredStorageUsd=_usd(cost.restored_storage),
+        Window=_window(cost.window),
+        Note=cost.note or None,
+    )
 
 
 def _tier_document(cost: TierCost) -> TierEstimate:
     return TierEstimate(
         Tier=cost.tier.value.upper(),  # type: ignore[arg-type]
-        Chosen=cost.chosen, Engine=cost.engine,
-        RestoreRequestsUsd=_usd(cost.restore_requests), RetrievalUsd=_usd(cost.retrieval), RestoredStorageUsd=_usd(cost.restored_storage),
-        BatchOperationsUsd=_usd(cost.batch_operations), OrchestrationUsd=_usd(cost.orchestration), TotalUsd=_usd(cost.total),
-        Window=_window(cost.window), ByStorageClass=[_class_document(c) for c in cost.by_class], Notes=cost.notes)
+        Chosen=cost.chosen,
+        Engine=cost.engine,
+        RestoreRequestsUsd=_usd(cost.restore_requests),
+        RetrievalUsd=_usd(cost.retrieval),
+        RestoredStorageUsd=_usd(cost.restored_storage),
+        BatchOperationsUsd=_usd(cost.batch_operations),
+        OrchestrationUsd=_usd(cost.orchestration),
+        TotalUsd=_usd(cost.total),
+        Window=_window(cost.window),
+        ByStorageClass=[_class_document(c) for c in cost.by_class],
+        Notes=cost.notes,
+    )
 
 
 def _split(total: int, weights: Mapping[str, int]) -> dict[str, int]:
     """``total`` HeadObject calls shared among classes by their objects, at least one each."""
     whole = sum(weights.values())
     return {c: max(1, total * w // whole) if whole else 1 for c, w in weights.items()}
-

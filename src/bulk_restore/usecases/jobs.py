@@ -13,6 +13,7 @@ from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
 from bulk_restore.adapters.glacier import GlacierVaults
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
 from bulk_restore.domain.errors import (
     BucketNotAllowed,
     IdempotencyKeyMismatch,
@@ -22,7 +23,6 @@ from bulk_restore.domain.errors import (
     ManifestLocationNotAllowed,
     ManifestUnreadable,
 )
-from bulk_restore.domain.batch import BatchEngineRefused, batch_tier
 from bulk_restore.domain.inventory import FileFormat, InventoryError, InventoryManifest
 from bulk_restore.domain.inventory import parse_manifest as parse_inventory_manifest
 from bulk_restore.domain.manifest import count_objects, first_entry, leading_header, sniff
@@ -70,8 +70,9 @@ class VaultTarget(BaseModel):
 
     bucket: Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")]
     prefix: Annotated[str, Field(max_length=512)] = ""
-    storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER",
-                           "DEEP_ARCHIVE"] = "STANDARD"
+    storage_class: Literal["STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] = (
+        "STANDARD"
+    )
 
 
 class ObjectLocation(BaseModel):
@@ -94,7 +95,7 @@ class VaultFilter(BaseModel):
     max_size: Annotated[int | None, Field(ge=0, strict=True)] = None
 
     @model_validator(mode="after")
-    def _ordered(self) -> "VaultFilter":
+    def _ordered(self) -> VaultFilter:
         if self.created_from and self.created_before and self.created_from >= self.created_before:
             raise ValueError("created_from must be before created_before")
         if self.max_size is not None and self.max_size < self.min_size:
@@ -116,10 +117,12 @@ class CreateJobRequest(BaseModel):
     source: PrefixSource | None = None
     # A Glacier vault's archives into S3: the ids here, or a manifest of ids (bucket and key).
     vault: VaultSource | None = None
-    archives: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,1024}$")]] | None,
-                        Field(min_length=1, max_length=MAX_INLINE_ARCHIVES)] = None
-    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$",
-                                        validate_default=True)] = None
+    archives: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,1024}$")]] | None, Field(min_length=1, max_length=MAX_INLINE_ARCHIVES)
+    ] = None
+    bucket: Annotated[str | None, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$", validate_default=True)] = (
+        None
+    )
     key: Annotated[str | None, Field(min_length=1, max_length=1024, validate_default=True)] = None
     tier: Tier = Tier.STANDARD
     expiration_days: Annotated[int, Field(ge=1, le=3650, strict=True)] = 1
@@ -145,10 +148,26 @@ class CreateJobRequest(BaseModel):
     split_large_archives: Annotated[bool | None, Field(strict=True)] = None
     # The price before paying: dry_run answers the estimate and creates nothing; max_cost_usd
     # refuses (EstimateOverMaxCost) a job whose estimate at its tier is above it.
-    dry_run: Annotated[bool, Field(strict=True, description="Answer the job's estimate (objects per storage class, what would "
-                                   "be skipped, the cost and completion window per tier) and create nothing")] = False
-    max_cost_usd: Annotated[float | None, Field(ge=0, le=1e12, strict=True, allow_inf_nan=False, description=(
-        "Refuse the job (422 EstimateOverMaxCost, nothing created) when its estimate at its tier is above this many US dollars"))] = None
+    dry_run: Annotated[
+        bool,
+        Field(
+            strict=True,
+            description="Answer the job's estimate (objects per storage class, what would "
+            "be skipped, the cost and completion window per tier) and create nothing",
+        ),
+    ] = False
+    max_cost_usd: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1e12,
+            strict=True,
+            allow_inf_nan=False,
+            description=(
+                "Refuse the job (422 EstimateOverMaxCost, nothing created) when its estimate at its tier is above this many US dollars"
+            ),
+        ),
+    ] = None
 
     @field_validator("bucket", "key", mode="after")
     @classmethod
@@ -167,12 +186,21 @@ class CreateJobRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _format_of_a_manifest(self) -> "CreateJobRequest":
+    def _format_of_a_manifest(self) -> CreateJobRequest:
         if self.source is not None and self.manifest_format != "csv":
             raise ValueError("manifest_format applies to a manifest (bucket and key), not to source")
         if self.vault is None:
-            for name in ("archives", "target", "key_from", "max_archives", "inventory", "filter", "max_bytes_per_day", "overrides",
-                         "split_large_archives"):
+            for name in (
+                "archives",
+                "target",
+                "key_from",
+                "max_archives",
+                "inventory",
+                "filter",
+                "max_bytes_per_day",
+                "overrides",
+                "split_large_archives",
+            ):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name} applies to a vault job: give vault (its name) as well")
             return self
@@ -180,34 +208,47 @@ class CreateJobRequest(BaseModel):
             raise ValueError("a vault job needs target: the S3 bucket (and prefix) its archives go to")
         if self.source is not None or self.manifest_format != "csv" or self.engine == "batch":
             raise ValueError("a vault job takes archives or a manifest of archive ids; not source, manifest_format or the batch engine")
-        given = [name for name, there in (("archives", self.archives is not None), ("bucket and key", self.bucket is not None),
-                                          ("inventory", bool(self.inventory))) if there]
+        given = [
+            name
+            for name, there in (
+                ("archives", self.archives is not None),
+                ("bucket and key", self.bucket is not None),
+                ("inventory", bool(self.inventory)),
+            )
+            if there
+        ]
         if len(given) != 1:
-            raise ValueError("a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
-                             f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given")
+            raise ValueError(
+                "a vault job takes one of: archives (ids), bucket and key (a manifest of archive ids), or "
+                f"inventory: true (every archive of the vault's inventory); {' and '.join(given) or 'none'} given"
+            )
         if self.overrides is not None and not self.inventory:
             raise ValueError("overrides names archives of the vault's inventory: add inventory: true (or name archives by id)")
         if self.max_bytes_per_day is not None and not self.inventory:
             raise ValueError("max_bytes_per_day needs the archives' sizes, which come with the vault's inventory: add inventory: true")
         if self.filter is not None and not self.inventory:
-            raise ValueError("filter needs the archives' creation dates and sizes, which come with the vault's inventory: add inventory: true")
+            raise ValueError(
+                "filter needs the archives' creation dates and sizes, which come with the vault's inventory: add inventory: true"
+            )
         if self.key_from == "description" and not self.inventory:
-            raise ValueError("key_from \"description\" needs the archives' descriptions, which come with the vault's inventory: "
-                             "add inventory: true, or name archives by their ids (key_from \"archive_id\")")
+            raise ValueError(
+                "key_from \"description\" needs the archives' descriptions, which come with the vault's inventory: "
+                'add inventory: true, or name archives by their ids (key_from "archive_id")'
+            )
         return self
 
     @field_validator("manifest_format", mode="before")
     @classmethod
     def _format(cls, value: Any) -> str:
         if not isinstance(value, str) or value.strip().lower() not in ("csv", "s3-inventory"):
-            raise ValueError("manifest_format must be \"csv\" or \"s3-inventory\" (the manifest.json of an S3 Inventory report)")
+            raise ValueError('manifest_format must be "csv" or "s3-inventory" (the manifest.json of an S3 Inventory report)')
         return value.strip().lower()
 
     @field_validator("engine", mode="before")
     @classmethod
     def _engine(cls, value: Any) -> str:
         if not isinstance(value, str) or value.strip().lower() not in ("auto", "direct", "batch"):
-            raise ValueError("engine must be \"auto\", \"direct\" or \"batch\"")
+            raise ValueError('engine must be "auto", "direct" or "batch"')
         return value.strip().lower()
 
     @field_validator("tier", mode="before")
@@ -218,7 +259,7 @@ class CreateJobRequest(BaseModel):
         return Tier.parse(value)
 
     @classmethod
-    def from_body(cls, body: Any) -> tuple["CreateJobRequest", list[str]]:
+    def from_body(cls, body: Any) -> tuple[CreateJobRequest, list[str]]:
         """The request, and a warning for each field of the body it ignored."""
         request = cls.model_validate(body)
         return request, ignored_field_warnings(body, list(cls.model_fields))
@@ -229,10 +270,22 @@ class CreateJobRequest(BaseModel):
         job give the same document. The idempotency keys are not part of it."""
         doc = self.model_dump(mode="json", exclude={"client_token", "dry_run", "max_cost_usd"})  # asked of the create, not of the job
         doc["tier"] = self.tier.value.upper()
-        for name, default in (("engine", "auto"), ("manifest_format", "csv"), ("include_versions", False), ("source", None),
-                              ("vault", None), ("archives", None), ("target", None), ("key_from", None), ("max_archives", None),
-                              ("inventory", None), ("filter", None), ("max_bytes_per_day", None), ("overrides", None),
-                              ("split_large_archives", None)):
+        for name, default in (
+            ("engine", "auto"),
+            ("manifest_format", "csv"),
+            ("include_versions", False),
+            ("source", None),
+            ("vault", None),
+            ("archives", None),
+            ("target", None),
+            ("key_from", None),
+            ("max_archives", None),
+            ("inventory", None),
+            ("filter", None),
+            ("max_bytes_per_day", None),
+            ("overrides", None),
+            ("split_large_archives", None),
+        ):
             if name in doc and doc[name] == default:
                 del doc[name]  # as jobs made before the field was known
         if doc.get("split_large_archives") is False:
@@ -271,9 +324,18 @@ def request_differences(job: dict[str, Any], request: dict[str, Any]) -> list[di
 
 
 class JobService:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, topic_arn: str, default_step: int,
-                 notifier: Notifier | None = None, batch: BatchEngine | None = None, batch_min_objects: int = 0,
-                 vaults: GlacierVaults | None = None):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        queues: QueueGateway,
+        topic_arn: str,
+        default_step: int,
+        notifier: Notifier | None = None,
+        batch: BatchEngine | None = None,
+        batch_min_objects: int = 0,
+        vaults: GlacierVaults | None = None,
+    ):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -288,8 +350,11 @@ class JobService:
         """The engine a job runs on. ``objects``: the manifest's rows, counted or estimated."""
         if request.engine == "batch":
             if self.batch is None:
-                raise InvalidRequest("this stack cannot run S3 Batch Operations jobs (it was deployed without the Batch "
-                                     "Operations role): use engine \"direct\"", {"engine": "batch"})
+                raise InvalidRequest(
+                    "this stack cannot run S3 Batch Operations jobs (it was deployed without the Batch "
+                    'Operations role): use engine "direct"',
+                    {"engine": "batch"},
+                )
             try:
                 batch_tier(request.tier)
             except BatchEngineRefused as exc:
@@ -297,8 +362,13 @@ class JobService:
             return "batch"
         if request.engine == "direct":
             return "direct"
-        if (self.batch is not None and self.batch_min_objects > 0 and request.tier is not Tier.EXPEDITED
-                and objects is not None and objects >= self.batch_min_objects):
+        if (
+            self.batch is not None
+            and self.batch_min_objects > 0
+            and request.tier is not Tier.EXPEDITED
+            and objects is not None
+            and objects >= self.batch_min_objects
+        ):
             return "batch"
         return "direct"
 
@@ -358,7 +428,7 @@ class JobService:
         location, sample = self.s3.inspect_manifest(request.bucket, request.key)
         problem = sniff(sample, complete=len(sample) >= location.size)
         if problem is not None:
-            details = {"bucket": request.bucket, "key": request.key}
+            details: dict[str, str | int] = {"bucket": request.bucket, "key": request.key}
             if problem.line:
                 details["line"] = problem.line
             raise ManifestUnreadable(f"manifest s3://{request.bucket}/{request.key} is not usable: {problem.message}", details)
@@ -374,8 +444,10 @@ class JobService:
     def check_prefix(self, source: PrefixSource) -> None:
         """A prefix source's bucket is allowed and listable; raises BucketNotAllowed or ManifestUnreadable."""
         if not self.s3.may_touch(source.bucket):
-            raise BucketNotAllowed(f"this stack may not restore objects of bucket {source.bucket!r}: add it to the stack's AllowedBuckets parameter",
-                                   {"bucket": source.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+            raise BucketNotAllowed(
+                f"this stack may not restore objects of bucket {source.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                {"bucket": source.bucket, "allowed": sorted(self.s3.allowed_buckets or ())},
+            )
         self.s3.check_listable(source.bucket)
 
     def _create_from_prefix(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
@@ -391,15 +463,31 @@ class JobService:
         stamp = now_iso()
         classes = ", ".join(source.storage_classes) if source.storage_classes else "every archived class"
         job = RestoreJob(
-            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days,
-            manifest=ManifestLocation(source.bucket, source.prefix), client_tag=request.client_tag,
-            progress_step_percent=request.progress_step_percent or self.default_step, created_at=stamp, updated_at=stamp,
-            expedited_fallback=request.expedited_fallback, deadline_seconds=(request.deadline_hours or 0) * 3600,
-            keep_restored_days=request.keep_restored_days, request=request.normalised(), manifest_objects=None, engine=engine,
-            notes=[f"objects under s3://{source.bucket}/{source.prefix} ({classes}; "
-                   f"{'every version' if source.include_versions else 'latest versions'})"],
-            source={"type": "prefix", "bucket": source.bucket, "prefix": source.prefix,
-                    "storage_classes": list(source.storage_classes or []), "include_versions": source.include_versions},
+            job_id=str(uuid.uuid4()),
+            tier=request.tier,
+            expiration_days=request.expiration_days,
+            manifest=ManifestLocation(source.bucket, source.prefix),
+            client_tag=request.client_tag,
+            progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp,
+            updated_at=stamp,
+            expedited_fallback=request.expedited_fallback,
+            deadline_seconds=(request.deadline_hours or 0) * 3600,
+            keep_restored_days=request.keep_restored_days,
+            request=request.normalised(),
+            manifest_objects=None,
+            engine=engine,
+            notes=[
+                f"objects under s3://{source.bucket}/{source.prefix} ({classes}; "
+                f"{'every version' if source.include_versions else 'latest versions'})"
+            ],
+            source={
+                "type": "prefix",
+                "bucket": source.bucket,
+                "prefix": source.prefix,
+                "storage_classes": list(source.storage_classes or []),
+                "include_versions": source.include_versions,
+            },
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:
@@ -422,23 +510,46 @@ class JobService:
         stamp = now_iso()
         count = len(request.archives) if request.archives is not None else None
         key_from = request.key_from or ("description" if request.inventory else "archive_id")
-        what = (f"{count} archives named in the request" if count is not None else
-                "every archive of the vault's inventory (retrieved first)" if request.inventory else
-                f"archive ids listed in s3://{request.bucket}/{request.key}")
+        what = (
+            f"{count} archives named in the request"
+            if count is not None
+            else "every archive of the vault's inventory (retrieved first)"
+            if request.inventory
+            else f"archive ids listed in s3://{request.bucket}/{request.key}"
+        )
         naming = "named from their descriptions, duplicates settled by age" if key_from == "description" else "named by archive id"
         job = RestoreJob(
-            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
-            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp, updated_at=stamp, deadline_seconds=(request.deadline_hours or 0) * 3600,
-            request=request.normalised(), manifest_objects=count, engine="vault",
-            notes=[f"Glacier vault {vault.name} ({_inventoried(found)}): {what}, into s3://{target.bucket}/{target.prefix} "
-                   f"({target.storage_class}), {naming}"],
-            source={"type": "vault", "vault": vault.name, "account_id": vault.account_id, "vault_arn": found["arn"],
-                    "target": target.model_dump(), "key_from": key_from, "archives": request.archives,
-                    "max_archives": request.max_archives, "inventory": bool(request.inventory),
-                    "filter": request.filter.model_dump(mode="json") if request.filter else None,
-                    "max_bytes_per_day": request.max_bytes_per_day, "overrides": overrides,
-                    "split_large_archives": bool(request.split_large_archives)},
+            job_id=str(uuid.uuid4()),
+            tier=request.tier,
+            expiration_days=request.expiration_days,
+            manifest=location,
+            client_tag=request.client_tag,
+            progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp,
+            updated_at=stamp,
+            deadline_seconds=(request.deadline_hours or 0) * 3600,
+            request=request.normalised(),
+            manifest_objects=count,
+            engine="vault",
+            notes=[
+                f"Glacier vault {vault.name} ({_inventoried(found)}): {what}, into s3://{target.bucket}/{target.prefix} "
+                f"({target.storage_class}), {naming}"
+            ],
+            source={
+                "type": "vault",
+                "vault": vault.name,
+                "account_id": vault.account_id,
+                "vault_arn": found["arn"],
+                "target": target.model_dump(),
+                "key_from": key_from,
+                "archives": request.archives,
+                "max_archives": request.max_archives,
+                "inventory": bool(request.inventory),
+                "filter": request.filter.model_dump(mode="json") if request.filter else None,
+                "max_bytes_per_day": request.max_bytes_per_day,
+                "overrides": overrides,
+                "split_large_archives": bool(request.split_large_archives),
+            },
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:
@@ -452,11 +563,14 @@ class JobService:
         vault, target = request.vault, request.target
         assert vault is not None and target is not None
         if self.vaults is None:
-            raise InvalidRequest("this stack moves no Glacier vaults (it was deployed without the vault topic and transfer queue)",
-                                 {"vault": vault.name})
+            raise InvalidRequest(
+                "this stack moves no Glacier vaults (it was deployed without the vault topic and transfer queue)", {"vault": vault.name}
+            )
         if not self.s3.may_touch(target.bucket):
-            raise BucketNotAllowed(f"this stack may not write to bucket {target.bucket!r}: add it to the stack's AllowedBuckets parameter",
-                                   {"bucket": target.bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+            raise BucketNotAllowed(
+                f"this stack may not write to bucket {target.bucket!r}: add it to the stack's AllowedBuckets parameter",
+                {"bucket": target.bucket, "allowed": sorted(self.s3.allowed_buckets or ())},
+            )
         found = self.vaults.describe_vault(vault.name)
         if found is None:
             raise InvalidRequest(f"no vault {vault.name!r} in this account and region: check the name (ListVaults)", {"vault": vault.name})
@@ -472,8 +586,10 @@ class JobService:
         overrides, errors = read_name_overrides(self.s3.stream_manifest(location, 0))
         if errors:
             shown = "; ".join(f"line {e.line}: {e.message}" for e in errors[:5])
-            raise ManifestUnreadable(f"the names CSV s3://{where.bucket}/{where.key} has {len(errors)} bad rows: {shown}",
-                                     {"bucket": where.bucket, "key": where.key, "bad_rows": len(errors)})
+            raise ManifestUnreadable(
+                f"the names CSV s3://{where.bucket}/{where.key} has {len(errors)} bad rows: {shown}",
+                {"bucket": where.bucket, "key": where.key, "bad_rows": len(errors)},
+            )
         return {"bucket": location.bucket, "key": location.key, "etag": location.etag, "size": location.size, "names": len(overrides)}
 
     def _create_from_inventory(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
@@ -484,13 +600,24 @@ class JobService:
         engine = self.choose_engine(request, estimate)
         stamp = now_iso()
         job = RestoreJob(
-            job_id=str(uuid.uuid4()), tier=request.tier, expiration_days=request.expiration_days, manifest=location,
-            client_tag=request.client_tag, progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp, updated_at=stamp, expedited_fallback=request.expedited_fallback,
-            deadline_seconds=(request.deadline_hours or 0) * 3600, keep_restored_days=request.keep_restored_days,
-            request=request.normalised(), manifest_objects=None, engine=engine,
-            notes=[f"S3 Inventory report of bucket {manifest.source_bucket} ({manifest.file_format.value}, {len(manifest.files)} data files, "
-                   f"{'every version' if request.include_versions else 'latest versions'})"],
+            job_id=str(uuid.uuid4()),
+            tier=request.tier,
+            expiration_days=request.expiration_days,
+            manifest=location,
+            client_tag=request.client_tag,
+            progress_step_percent=request.progress_step_percent or self.default_step,
+            created_at=stamp,
+            updated_at=stamp,
+            expedited_fallback=request.expedited_fallback,
+            deadline_seconds=(request.deadline_hours or 0) * 3600,
+            keep_restored_days=request.keep_restored_days,
+            request=request.normalised(),
+            manifest_objects=None,
+            engine=engine,
+            notes=[
+                f"S3 Inventory report of bucket {manifest.source_bucket} ({manifest.file_format.value}, {len(manifest.files)} data files, "
+                f"{'every version' if request.include_versions else 'latest versions'})"
+            ],
             source={"type": "s3-inventory", "include_versions": request.include_versions},
         )
         job, created = self.store.create_job(job, list(keys.values()))
@@ -507,22 +634,28 @@ class JobService:
         try:
             manifest = parse_inventory_manifest(data)
         except InventoryError as exc:
-            raise ManifestUnreadable(f"{where} is not a usable S3 Inventory manifest.json: {exc.message}",
-                                     {"bucket": request.bucket, "key": request.key, "field": exc.field}) from exc
+            raise ManifestUnreadable(
+                f"{where} is not a usable S3 Inventory manifest.json: {exc.message}",
+                {"bucket": request.bucket, "key": request.key, "field": exc.field},
+            ) from exc
         if manifest.file_format is FileFormat.PARQUET and not parquet_readable():
-            raise ManifestUnreadable(f"{where} lists Parquet data files, and this stack was built without pyarrow: "
-                                     "configure the inventory with the CSV format, or build with the parquet extra")
+            raise ManifestUnreadable(
+                f"{where} lists Parquet data files, and this stack was built without pyarrow: "
+                "configure the inventory with the CSV format, or build with the parquet extra"
+            )
         readable = self.s3.manifest_buckets
         if readable is not None and manifest.destination_bucket not in readable:  # its data files are read from there
             raise ManifestLocationNotAllowed(
                 f"the inventory's data files are in bucket {manifest.destination_bucket!r}, which this stack does not read: "
                 "add it to the stack's ManifestBuckets parameter (or deliver the inventory to the stack's manifest bucket)",
-                {"bucket": manifest.destination_bucket, "manifest_buckets": list(readable)})
+                {"bucket": manifest.destination_bucket, "manifest_buckets": list(readable)},
+            )
         if not self.s3.may_touch(manifest.source_bucket):
             raise BucketNotAllowed(
                 f"this stack may not restore objects of bucket {manifest.source_bucket!r} (the inventory's source): "
                 "add it to the stack's AllowedBuckets parameter",
-                {"bucket": manifest.source_bucket, "allowed": sorted(self.s3.allowed_buckets or ())})
+                {"bucket": manifest.source_bucket, "allowed": sorted(self.s3.allowed_buckets or ())},
+            )
         return location, manifest
 
     def _repeated(self, keys: dict[str, str], request: CreateJobRequest) -> RestoreJob | None:
@@ -538,8 +671,7 @@ class JobService:
         if len(named) > 1:
             (a, job_a), (b, job_b) = [(source, owners[source]) for source in keys]
             raise IdempotencyKeyMismatch(
-                f"the {a} names job {job_a} and the {b} names job {job_b}: send the key of the job you mean, "
-                "or new keys for a new job",
+                f"the {a} names job {job_a} and the {b} names job {job_b}: send the key of the job you mean, or new keys for a new job",
                 {"JobId": job_a, "OtherJobId": job_b, "keys": {a: keys[a], b: keys[b]}},
             )
         (job_id,) = named
@@ -616,7 +748,6 @@ class JobService:
             "NextToken": next_token,
         }
 
-
     def recent_jobs(self, limit: int, token: str | None) -> dict[str, Any]:
         """GET /jobs: the jobs newest first, a page at a time."""
         jobs, next_token = self.store.recent_jobs(limit, token)
@@ -660,8 +791,10 @@ def job_not_found(job_id: str) -> JobNotFound:
     shown = job_id if len(job_id) <= 100 else f"{job_id[:100]}..."
     if not is_job_id(job_id):
         return JobNotFound(f"no job {shown!r}: job ids are the UUIDs create-job answers with (BulkJobId)", {"job_id": shown})
-    return JobNotFound(f"no job {shown}: check the id create-job answered with (BulkJobId); a job is kept "
-                       "JobRetentionDays after it ends", {"job_id": shown})
+    return JobNotFound(
+        f"no job {shown}: check the id create-job answered with (BulkJobId); a job is kept JobRetentionDays after it ends",
+        {"job_id": shown},
+    )
 
 
 def manifest_notes(sample: bytes) -> list[str]:
@@ -711,16 +844,23 @@ def status_document(job: RestoreJob, counts: Counts, topic_arn: str) -> dict[str
 def vault_document(job: RestoreJob, counts: Counts) -> dict[str, Any]:
     """What a vault job adds to its status: the vault, the target, and the bytes moved so far."""
     target = job.source.get("target") or {}
-    return {"Vault": {"Name": job.source.get("vault"), "ARN": job.source.get("vault_arn")},
-            "Target": {"Bucket": target.get("bucket"), "Prefix": target.get("prefix", ""), "StorageClass": target.get("storage_class")},
-            "BytesMoved": counts.bytes}
+    return {
+        "Vault": {"Name": job.source.get("vault"), "ARN": job.source.get("vault_arn")},
+        "Target": {"Bucket": target.get("bucket"), "Prefix": target.get("prefix", ""), "StorageClass": target.get("storage_class")},
+        "BytesMoved": counts.bytes,
+    }
 
 
 def batch_runs_document(job: RestoreJob) -> list[dict[str, Any]]:
     """The S3 Batch Operations jobs of a batch-engine job, as the API shows them."""
     return [
-        {"Group": group, "JobId": run.get("id") or None, "Status": run.get("status") or "NotCreated",
-         "FailureReason": run.get("failure") or None, "ReportRead": bool(run.get("report"))}
+        {
+            "Group": group,
+            "JobId": run.get("id") or None,
+            "Status": run.get("status") or "NotCreated",
+            "FailureReason": run.get("failure") or None,
+            "ReportRead": bool(run.get("report")),
+        }
         for group, run in sorted(job.batch_runs.items())
     ]
 

@@ -74,8 +74,7 @@ def count_recorded(metrics: Metrics, states: Iterable[ObjectState]) -> None:
 
 def count_moved(metrics: Metrics, state: ObjectState, moved: int) -> None:
     """Count objects a transition moved to ``state`` (RESTORED, FAILED or SKIPPED; others: nothing)."""
-    name = {ObjectState.RESTORED: RESTORES_COMPLETED, ObjectState.FAILED: RESTORES_FAILED,
-            ObjectState.SKIPPED: RESTORES_SKIPPED}.get(state)
+    name = {ObjectState.RESTORED: RESTORES_COMPLETED, ObjectState.FAILED: RESTORES_FAILED, ObjectState.SKIPPED: RESTORES_SKIPPED}.get(state)
     if name is not None and moved:
         metrics.add(name, moved)
 

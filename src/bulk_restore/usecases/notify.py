@@ -11,6 +11,8 @@ outbox was cleared, and it carries the same EventId.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
@@ -25,8 +27,7 @@ DEFAULT_LEASE_MS = 60_000
 
 
 class Notifier:
-    def __init__(self, store: DynamoJobStore, publisher: EventPublisher, lease_ms: int = DEFAULT_LEASE_MS,
-                 metrics: Metrics = NO_METRICS):
+    def __init__(self, store: DynamoJobStore, publisher: EventPublisher, lease_ms: int = DEFAULT_LEASE_MS, metrics: Metrics = NO_METRICS):
         self.store = store
         self.publisher = publisher
         self.lease_ms = lease_ms
@@ -74,14 +75,15 @@ class Notifier:
         """End a job as Failed (its manifest became unreadable, for one)."""
         self.end(job_id, JobStatus.FAILED, reason)
 
-    def _claim(self, job: RestoreJob, counts: Counts, status: JobStatus, kind: str, **how) -> str | None:
+    def _claim(self, job: RestoreJob, counts: Counts, status: JobStatus, kind: str, **how: Any) -> str | None:
         message = build_message(job, counts, status, kind, now_iso())
         if not self.store.claim_event(job.job_id, message["EventId"], message, lease_ms=self.lease_ms, **how):
             return None
         job.outbox[message["EventId"]] = {"message": message, "lease": 0}
         if status.is_terminal:
             job.status = status
-        return message["EventId"]
+        claimed: str = message["EventId"]
+        return claimed
 
     def _finish(self, job: RestoreJob, status: str) -> None:
         """Take an ended job off the lists of running jobs."""
@@ -96,7 +98,7 @@ class Notifier:
             self.store.deactivate(job.job_id)
 
     def _flush(self, job: RestoreJob, claimed: str | None) -> None:
-        def order(item: tuple[str, dict]) -> tuple[bool, int]:
+        def order(item: tuple[str, dict[str, Any]]) -> tuple[bool, int]:
             message = item[1]["message"]
             return message.get("EventType") == "JobFinished", int(message.get("ProgressPercent", 0))
 
@@ -105,7 +107,9 @@ class Notifier:
                 continue  # another worker is publishing it right now
             message = entry["message"]
             self.publisher.publish(message)
-            logger.info("job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]})
+            logger.info(
+                "job event published", extra={"job_id": job.job_id, "status": message["Status"], "percent": message["ProgressPercent"]}
+            )
             if message.get("EventType") == "JobFinished":
                 # Counted where the one terminal event goes out: a job's evaluations may repeat, its end does not.
                 self.metrics.add(JOBS_ENDED, 1, State=message["Status"])

@@ -25,8 +25,13 @@ SLOTS_PER_SECOND = 10
 
 
 class Pacer:
-    def __init__(self, store: DynamoJobStore, rate_per_second: int, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        rate_per_second: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.store = store
         self.rate = rate_per_second
         self.clock = clock

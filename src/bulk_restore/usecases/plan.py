@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.s3 import S3Gateway
 from bulk_restore.adapters.sqs import QueueGateway
+from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.domain.errors import ManifestChanged, ManifestUnreadable
 from bulk_restore.domain.inventory import (
     FileFormat,
@@ -34,7 +35,6 @@ from bulk_restore.domain.inventory import parse_manifest as parse_inventory_mani
 from bulk_restore.domain.manifest import check_versioning, header_row, iter_lines, parse_row, too_long_error
 from bulk_restore.domain.model import JobStatus, ManifestEntry, ManifestError, ObjectId, PlanningState, RestoreJob, vault_link
 from bulk_restore.domain.vault_jobs import VaultRow, VaultSkip, vault_manifest_row
-from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.vault import InventoryFailed, VaultMover
@@ -57,8 +57,14 @@ class _Chunk:
 
     def message(self, job_id: str) -> dict[str, Any]:
         if self.vault is not None:
-            return {"job_id": job_id, "chunk": self.number, **self.vault, "archives": self.rows, "errors": self.errors,
-                    **({"skipped": self.skipped} if self.skipped else {})}
+            return {
+                "job_id": job_id,
+                "chunk": self.number,
+                **self.vault,
+                "archives": self.rows,
+                "errors": self.errors,
+                **({"skipped": self.skipped} if self.skipped else {}),
+            }
         message = {"job_id": job_id, "chunk": self.number, "rows": self.rows, "errors": self.errors}
         if self.skipped:
             message["skipped"] = self.skipped
@@ -66,9 +72,18 @@ class _Chunk:
 
 
 class Planner:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier,
-                 lines_per_step: int, reserve_ms: int, manage_eventbridge: bool = True, batch: BatchEngine | None = None,
-                 vault: VaultMover | None = None):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        queues: QueueGateway,
+        notifier: Notifier,
+        lines_per_step: int,
+        reserve_ms: int,
+        manage_eventbridge: bool = True,
+        batch: BatchEngine | None = None,
+        vault: VaultMover | None = None,
+    ):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -183,7 +198,7 @@ class Planner:
             nonlocal chunks_emitted
             if not c.rows and not c.errors and not c.skipped:
                 return
-            for row in (c.rows if c.vault is None else []):
+            for row in c.rows if c.vault is None else []:
                 bucket = row[1]
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
                 if bucket not in buckets and self.s3.may_touch(bucket):
@@ -204,8 +219,15 @@ class Planner:
         paused = False
         if vault is not None:
             self._register_vault(job.job_id, vault["vault"], buckets)  # its notices find the job
-        rows = (self._vault_rows(job) if vault is not None else self._inventory_rows(job) if inventory
-                else self._prefix_rows(job) if source == "prefix" else self._csv_rows(job))
+        rows = (
+            self._vault_rows(job)
+            if vault is not None
+            else self._inventory_rows(job)
+            if inventory
+            else self._prefix_rows(job)
+            if source == "prefix"
+            else self._csv_rows(job)
+        )
         for number, row, after, kind in rows:
             chunk_number = (number - 1) // LINES_PER_CHUNK
             if chunk is None or chunk_number != chunk.number:
@@ -305,15 +327,25 @@ class Planner:
             for index in range(skip, len(items)):
                 item = items[index]
                 number += 1
-                after = {"cursor": {"marker": marker, "index": index + 1}} if index + 1 < len(items) else {"cursor": {"marker": following or {}, "index": 0, "end": following is None}}
+                after = (
+                    {"cursor": {"marker": marker, "index": index + 1}}
+                    if index + 1 < len(items)
+                    else {"cursor": {"marker": following or {}, "index": 0, "end": following is None}}
+                )
                 obj = ObjectId(bucket, item["Key"], item["VersionId"] if versions else None)
                 storage_class = item["StorageClass"]
                 row: Any
                 if item["DeleteMarker"]:
-                    row = InventorySkip(number, bucket, obj.key, obj.version_id, SkipCode.DELETE_MARKER, "a delete marker: it has no data to restore")
+                    row = InventorySkip(
+                        number, bucket, obj.key, obj.version_id, SkipCode.DELETE_MARKER, "a delete marker: it has no data to restore"
+                    )
                 elif storage_class not in wanted:
                     archived = storage_class in ("GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING")
-                    why = f"{storage_class} is not one of the storage classes asked for" if archived else f"not archived: {storage_class} is readable at once"
+                    why = (
+                        f"{storage_class} is not one of the storage classes asked for"
+                        if archived
+                        else f"not archived: {storage_class} is readable at once"
+                    )
                     row = InventorySkip(number, bucket, obj.key, obj.version_id, SkipCode.NOT_ARCHIVED, why, storage_class)
                 else:
                     row = ManifestEntry(number, obj)
@@ -332,21 +364,30 @@ class Planner:
         limit = int(src.get("max_archives") or 0)
         named = start.cursor.get("named")
         if named and self.vault is not None:  # the vault's inventory, named: [archive id, key, fields] per line
-            for raw in iter_lines(self.s3.read_work_object(self.vault.work_bucket, str(named), start.byte_offset),
-                                  start.byte_offset, start.lines_read):
+            for raw in iter_lines(
+                self.s3.read_work_object(self.vault.work_bucket, str(named), start.byte_offset), start.byte_offset, start.lines_read
+            ):
                 if limit and raw.number > limit:
                     return
                 archive_id, key, fields = json.loads(raw.data)
-                row: Any = (VaultSkip(raw.number, archive_id, str(fields["skip"])) if "skip" in fields
-                            else VaultRow(raw.number, archive_id, key, fields) if archive_id
-                            else ManifestError(raw.number, str(fields.get("error")), str(fields.get("raw", ""))))
+                row: Any = (
+                    VaultSkip(raw.number, archive_id, str(fields["skip"]))
+                    if "skip" in fields
+                    else VaultRow(raw.number, archive_id, key, fields)
+                    if archive_id
+                    else ManifestError(raw.number, str(fields.get("error")), str(fields.get("raw", "")))
+                )
                 yield raw.number, row, {"byte_offset": raw.end_offset, "cursor": dict(start.cursor)}, ""
             return
         if src.get("archives") is not None:
-            ids: Iterator[tuple[int, str, int]] = ((n, str(a), 0) for n, a in enumerate(src["archives"][start.lines_read:], start.lines_read + 1))
+            ids: Iterator[tuple[int, str, int]] = (
+                (n, str(a), 0) for n, a in enumerate(src["archives"][start.lines_read :], start.lines_read + 1)
+            )
         else:
-            ids = ((raw.number, raw.data.decode("utf-8", "replace"), raw.end_offset)
-                   for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read))
+            ids = (
+                (raw.number, raw.data.decode("utf-8", "replace"), raw.end_offset)
+                for raw in iter_lines(self.s3.stream_manifest(job.manifest, start.byte_offset), start.byte_offset, start.lines_read)
+            )
         for number, text, end in ids:
             if limit and number > limit:
                 return
@@ -376,7 +417,8 @@ class Planner:
                 row: Any
                 kind = ""
                 if isinstance(result, InventoryEntry):
-                    kind = {True: ARCHIVE_GROUP, False: IT_GROUP if result.access_tier else ""}.get(result.takes_days, "")
+                    groups: dict[bool | None, str] = {True: ARCHIVE_GROUP, False: IT_GROUP if result.access_tier else ""}
+                    kind = groups.get(result.takes_days, "")
                     obj = result.object
                     if manifest.has_versions and obj.version_id is None:
                         obj = ObjectId(obj.bucket, obj.key, "null")  # an object stored before versioning
@@ -411,5 +453,5 @@ class Planner:
         if self.manage_eventbridge and eventbridge:
             try:
                 self.s3.ensure_eventbridge(bucket)
-            except Exception as exc:  # noqa: BLE001 - a bucket we may not configure still restores
+            except Exception as exc:
                 logger.warning("could not turn on EventBridge for bucket", extra={"job_id": job_id, "bucket": bucket, "error": str(exc)})

@@ -12,8 +12,8 @@ from aws_lambda_powertools import Logger
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
 from bulk_restore.adapters.s3 import BUCKET_REFUSED, S3Gateway
-from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier, archive_ref
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
+from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier, archive_ref
 from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.batch import BatchEngine
@@ -32,9 +32,17 @@ NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had
 
 
 class RestoreWorker:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, notifier: Notifier, concurrency: int = 16,
-                 pacer: Pacer | None = None, batch: BatchEngine | None = None, vault: VaultMover | None = None,
-                 metrics: Metrics = NO_METRICS):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        notifier: Notifier,
+        concurrency: int = 16,
+        pacer: Pacer | None = None,
+        batch: BatchEngine | None = None,
+        vault: VaultMover | None = None,
+        metrics: Metrics = NO_METRICS,
+    ):
         self.store = store
         self.s3 = s3
         self.notifier = notifier
@@ -52,9 +60,12 @@ class RestoreWorker:
         raw_rows = message.get("rows", [])
         rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in raw_rows]
         # the object's kind for the batch engine, where the source said it (a 5th field)
-        known = {obj.ref: row[4] for row, (_, obj) in zip(raw_rows, rows) if len(row) > 4}
+        known = {obj.ref: row[4] for row, (_, obj) in zip(raw_rows, rows, strict=True) if len(row) > 4}
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
-        skipped = [(int(line), ObjectId(bucket, key, version or None), str(reason)) for line, bucket, key, version, reason in message.get("skipped", [])]
+        skipped = [
+            (int(line), ObjectId(bucket, key, version or None), str(reason))
+            for line, bucket, key, version, reason in message.get("skipped", [])
+        ]
         refs = [obj.ref for _, obj in rows] + [e.ref for e in errors] + [obj.ref for _, obj, _ in skipped]
         job, done, existing = self.store.chunk_state(job_id, chunk, refs)
         if job is None:
@@ -76,8 +87,11 @@ class RestoreWorker:
                 for e in errors
                 if e.ref not in existing
             ]
-            records += [self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason)) for line, obj, reason in skipped
-                        if obj.ref not in existing]
+            records += [
+                self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason))
+                for line, obj, reason in skipped
+                if obj.ref not in existing
+            ]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
             if applied:  # counted once: a chunk delivered again commits nothing
                 count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))
@@ -98,8 +112,11 @@ class RestoreWorker:
         archives = [(int(line), str(archive_id), str(key), dict(extra or {})) for line, archive_id, key, extra in message["archives"]]
         errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
         skipped = [(int(line), str(archive_id), str(reason)) for line, archive_id, reason in message.get("skipped", [])]
-        refs = ([archive_ref(vault, archive_id) for _, archive_id, _, _ in archives] + [e.ref for e in errors]
-                + [archive_ref(vault, archive_id) for _, archive_id, _ in skipped])
+        refs = (
+            [archive_ref(vault, archive_id) for _, archive_id, _, _ in archives]
+            + [e.ref for e in errors]
+            + [archive_ref(vault, archive_id) for _, archive_id, _ in skipped]
+        )
         job, done, existing = self.store.chunk_state(job_id, chunk, refs)
         if job is None:
             logger.warning("vault chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
@@ -108,15 +125,42 @@ class RestoreWorker:
             state = ObjectState.CANCELLED if job.status.is_terminal or self.vault is None else ObjectState.RESTORING
             why = "" if state is ObjectState.RESTORING else NOT_REQUESTED.reason
             records = [
-                ObjectRecord(job_id, archive_ref(vault, archive_id), bucket, key, None, state, why, line, now_iso(),
-                             {"id": archive_id, "vault": vault, **extra})
-                for line, archive_id, key, extra in archives if archive_ref(vault, archive_id) not in existing
+                ObjectRecord(
+                    job_id,
+                    archive_ref(vault, archive_id),
+                    bucket,
+                    key,
+                    None,
+                    state,
+                    why,
+                    line,
+                    now_iso(),
+                    {"id": archive_id, "vault": vault, **extra},
+                )
+                for line, archive_id, key, extra in archives
+                if archive_ref(vault, archive_id) not in existing
             ]
-            records += [ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
-                        for e in errors if e.ref not in existing]
-            records += [ObjectRecord(job_id, archive_ref(vault, archive_id), bucket, "", None, ObjectState.SKIPPED, reason, line, now_iso(),
-                                     {"id": archive_id, "vault": vault})
-                        for line, archive_id, reason in skipped if archive_ref(vault, archive_id) not in existing]
+            records += [
+                ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
+                for e in errors
+                if e.ref not in existing
+            ]
+            records += [
+                ObjectRecord(
+                    job_id,
+                    archive_ref(vault, archive_id),
+                    bucket,
+                    "",
+                    None,
+                    ObjectState.SKIPPED,
+                    reason,
+                    line,
+                    now_iso(),
+                    {"id": archive_id, "vault": vault},
+                )
+                for line, archive_id, reason in skipped
+                if archive_ref(vault, archive_id) not in existing
+            ]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
             if applied:
                 count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))

@@ -35,9 +35,20 @@ GONE = "the object was deleted (or its version removed) while it was restoring"
 
 
 class Sweeper:
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, queues: QueueGateway, notifier: Notifier, settings: Settings,
-                 pacer: Pacer | None = None, clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
-                 batch: BatchEngine | None = None, vault: VaultMover | None = None, metrics: Metrics = NO_METRICS):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        queues: QueueGateway,
+        notifier: Notifier,
+        settings: Settings,
+        pacer: Pacer | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        batch: BatchEngine | None = None,
+        vault: VaultMover | None = None,
+        metrics: Metrics = NO_METRICS,
+    ):
         self.store = store
         self.s3 = s3
         self.queues = queues
@@ -61,7 +72,7 @@ class Sweeper:
             except RetryLater:
                 self.metrics.add(RESTORES_THROTTLED, 1)
                 logger.info("S3 asked to slow down; the sweep goes on next run", extra={"job_id": job_id})
-            except Exception:  # noqa: BLE001 - one job's trouble must not stop the sweep of the others
+            except Exception:
                 report["errors"] = report.get("errors", 0) + 1
                 logger.exception("sweep of a job failed; the others go on", extra={"job_id": job_id})
         logger.info("sweep done", extra=report)
@@ -117,9 +128,9 @@ class Sweeper:
             if self.notifier.end(job_id, JobStatus.TIMEOUT, reason):
                 report["timed_out"] += 1
             return
-        if counts.restoring and due(job.issued_at or job.created_at, expected_window(job.tier, scale), now):
-            if self.clock() >= float(job.sweep.get("next_at", 0)):
-                self._check_restoring(job, counts, report)
+        due_now = counts.restoring and due(job.issued_at or job.created_at, expected_window(job.tier, scale), now)
+        if due_now and self.clock() >= float(job.sweep.get("next_at", 0)):
+            self._check_restoring(job, counts, report)
 
     def _last_activity(self, job: RestoreJob, counts: Counts, now: datetime) -> str:
         """The later of the job's last update and the last sweep that saw its chunk count grow (noted on the job)."""
@@ -188,7 +199,9 @@ class Sweeper:
             self.store.save_sweep(job.job_id, {**job.sweep, "renew_at": int(first)})
             if self.clock() < first:
                 return
-        records, token = self.store.list_objects(job.job_id, ObjectState.RESTORED, self.settings.sweep_objects_per_job, job.sweep.get("renew_token"))
+        records, token = self.store.list_objects(
+            job.job_id, ObjectState.RESTORED, self.settings.sweep_objects_per_job, job.sweep.get("renew_token")
+        )
         if self.pacer is not None and records:
             self.pacer.acquire(job.job_id, len(records))
         for record in records:

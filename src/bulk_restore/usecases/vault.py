@@ -59,18 +59,18 @@ from bulk_restore.domain.vault import (
     KeyFrom,
     KeyRules,
     NamingRecord,
-    VaultRowError,
-    archive_key_for,
-    read_name_overrides,
-    iter_vault_inventory,
-    looks_like_dedup_key,
-    name_group,
     TransferPlan,
     TreeHashMismatch,
     VaultArchive,
     VaultError,
+    VaultRowError,
+    archive_key_for,
+    iter_vault_inventory,
+    looks_like_dedup_key,
+    name_group,
     object_metadata,
     plan_archive,
+    read_name_overrides,
 )
 from bulk_restore.usecases.metrics import NO_METRICS, Metrics, count_moved, count_stored
 from bulk_restore.usecases.notify import Notifier
@@ -85,17 +85,27 @@ def archive_filter(spec: dict[str, Any] | None) -> ArchiveFilter | None:
     """The job's ``filter`` (created_from, created_before: ISO 8601; min_size, max_size: bytes)."""
     if not spec:
         return None
-    when = {name: datetime.fromisoformat(str(spec[name]).replace("Z", "+00:00")) for name in ("created_from", "created_before") if spec.get(name)}
-    return ArchiveFilter(**when, min_size=int(spec.get("min_size") or 0),
-                         max_size=int(spec["max_size"]) if spec.get("max_size") is not None else None)
+    when = {
+        name: datetime.fromisoformat(str(spec[name]).replace("Z", "+00:00"))
+        for name in ("created_from", "created_before")
+        if spec.get(name)
+    }
+    return ArchiveFilter(
+        **when, min_size=int(spec.get("min_size") or 0), max_size=int(spec["max_size"]) if spec.get("max_size") is not None else None
+    )
 
 
 class InventoryFailed(Exception):
     """The vault's inventory could not be retrieved: the job fails with this reason."""
 
 
-def name_inventory(items: Iterable[VaultArchive | VaultRowError], rules: KeyRules, workdir: str,
-                   run_lines: int = RUN_LINES, overrides: Mapping[str, str] | None = None) -> tuple[int, int, Iterator[str]]:
+def name_inventory(
+    items: Iterable[VaultArchive | VaultRowError],
+    rules: KeyRules,
+    workdir: str,
+    run_lines: int = RUN_LINES,
+    overrides: Mapping[str, str] | None = None,
+) -> tuple[int, int, Iterator[str]]:
     """Name a vault's archives in flat memory, whatever its size: (archives, entries, the named
     list's lines), one JSON line per entry: ``[archive id, unique key, fields]``, or
     ``["", "", {"error", "raw"}]`` for an entry that is no archive.
@@ -118,11 +128,21 @@ def name_inventory(items: Iterable[VaultArchive | VaultRowError], rules: KeyRule
                 record = entry.naming(archive_key_for(entry, rules, overrides).key)
                 if looks_like_dedup_key(record.key):
                     reserved.add(record.key)
-                fields = {"size": entry.size, "created": entry.creation_date, "tree_hash": entry.tree_hash, "description": entry.description}
+                fields = {
+                    "size": entry.size,
+                    "created": entry.creation_date,
+                    "tree_hash": entry.tree_hash,
+                    "description": entry.description,
+                }
                 runs.add(f"{record.sort_key}\t{json.dumps([record.created_at.isoformat(), fields], ensure_ascii=False)}")
             else:
-                out.write(json.dumps(["", "", {"error": f"inventory entry {entry.index + 1}: {entry.message}", "raw": entry.raw[:200]}],
-                                     ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps(
+                        ["", "", {"error": f"inventory entry {entry.index + 1}: {entry.message}", "raw": entry.raw[:200]}],
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
     return archives, entries, _named_lines(merge_runs(runs.finish()), reserved, errors)
 
 
@@ -147,9 +167,21 @@ def _named_lines(merged: Iterator[str], reserved: set[str], errors: str) -> Iter
 class VaultMover:
     metrics: Metrics = NO_METRICS  # what it counts (archives stored, bytes moved, failures); wiring sets it
 
-    def __init__(self, store: DynamoJobStore, s3: S3Gateway, glacier: GlacierVaults, queues: QueueGateway, notifier: Notifier,
-                 topic_arn: str = "", part_bytes: int = 1 << 30, attempts: int = 3, concurrency: int = 16, work_bucket: str = "",
-                 time_scale: float = 1.0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        store: DynamoJobStore,
+        s3: S3Gateway,
+        glacier: GlacierVaults,
+        queues: QueueGateway,
+        notifier: Notifier,
+        topic_arn: str = "",
+        part_bytes: int = 1 << 30,
+        attempts: int = 3,
+        concurrency: int = 16,
+        work_bucket: str = "",
+        time_scale: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self.store = store
         self.s3 = s3
         self.glacier = glacier
@@ -169,8 +201,9 @@ class VaultMover:
 
     def _retrieve(self, job: RestoreJob, archive: dict[str, Any]) -> str:
         """InitiateJob for an archive at the job's tier, notifying the stack's vault topic; the Glacier job id."""
-        return self.glacier.initiate_with_retries(archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None,
-                                                  description=f"bulk-restore {job.job_id}")
+        return self.glacier.initiate_with_retries(
+            archive["vault"], archive["id"], job.tier.value, topic_arn=self.topic_arn or None, description=f"bulk-restore {job.job_id}"
+        )
 
     def request(self, job: RestoreJob, records: Iterable[ObjectRecord]) -> None:
         """Initiate a retrieval job for each RESTORING archive that has none yet."""
@@ -212,24 +245,30 @@ class VaultMover:
             return None
         if not cursor.get("inventory_job"):
             try:
-                glacier_job = self.glacier.initiate_inventory_retrieval(vault, "JSON", topic_arn=self.topic_arn or None,
-                                                                        description=f"bulk-restore {job.job_id}")
+                glacier_job = self.glacier.initiate_inventory_retrieval(
+                    vault, "JSON", topic_arn=self.topic_arn or None, description=f"bulk-restore {job.job_id}"
+                )
             except ClientError as exc:  # throttling was raised as RetryLater: the step is retried
                 error = exc.response.get("Error", {})
                 if error.get("Code") == "ResourceNotFoundException":
-                    raise InventoryFailed(f"vault {vault} has no inventory yet (Glacier takes one about a day after a vault's first "
-                                          "upload): create the job again then, or name the archives (archives, or a manifest of "
-                                          "archive ids)") from exc
-                raise InventoryFailed(f"Glacier refused the inventory retrieval of vault {vault}: {error.get('Code')}: "
-                                      f"{error.get('Message')}") from exc
+                    raise InventoryFailed(
+                        f"vault {vault} has no inventory yet (Glacier takes one about a day after a vault's first "
+                        "upload): create the job again then, or name the archives (archives, or a manifest of "
+                        "archive ids)"
+                    ) from exc
+                raise InventoryFailed(
+                    f"Glacier refused the inventory retrieval of vault {vault}: {error.get('Code')}: {error.get('Message')}"
+                ) from exc
             return {"inventory_job": glacier_job}
         if not cursor.get("inventory_ready"):
             described = self.glacier.describe_job(vault, str(cursor["inventory_job"]))
             if described is None or not described.get("Completed"):
                 return cursor  # still waiting (or gone: its notice or the sweeper's next ask starts again)
             if described.get("StatusCode") != "Succeeded":
-                raise InventoryFailed(f"the vault's inventory retrieval {cursor['inventory_job']} failed: "
-                                      f"{described.get('StatusMessage') or 'no reason given'}")
+                raise InventoryFailed(
+                    f"the vault's inventory retrieval {cursor['inventory_job']} failed: "
+                    f"{described.get('StatusMessage') or 'no reason given'}"
+                )
         key, count = self.name_archives(job, str(cursor["inventory_job"]))
         return {"named": key, "archives": count}
 
@@ -245,7 +284,9 @@ class VaultMover:
             touched.add(job_id)
             if not notice.succeeded:
                 self.store.save_planning(job_id, job.planning.step, replace(job.planning, stopped=True))
-                self.notifier.fail(job_id, f"the vault's inventory retrieval {notice.job_id} failed: {notice.status_message or 'no reason given'}")
+                self.notifier.fail(
+                    job_id, f"the vault's inventory retrieval {notice.job_id} failed: {notice.status_message or 'no reason given'}"
+                )
                 continue
             ready = replace(job.planning, cursor={**job.planning.cursor, "inventory_ready": True, "inventory_bytes": notice.size})
             if self.store.save_planning(job_id, job.planning.step, ready):
@@ -266,11 +307,12 @@ class VaultMover:
         with tempfile.TemporaryDirectory(prefix="naming-") as workdir:
             left_out = os.path.join(workdir, "left-out")
             with open(left_out, "w", encoding="utf-8", errors="surrogatepass", newline="\n") as skipped:
+
                 def selected() -> Iterator[VaultArchive | VaultRowError]:
                     for item in iter_vault_inventory(self.glacier.inventory_blocks(vault, inventory_job)):
                         entry = item.result
                         reason = chosen.exclusion(entry) if chosen is not None and isinstance(entry, VaultArchive) else None
-                        if reason is None:
+                        if reason is None or not isinstance(entry, VaultArchive):  # only an archive is given a reason
                             yield entry
                         else:  # left out by the job's filter: SKIPPED with the reason, never named
                             skipped.write(json.dumps([entry.archive_id, "", {"skip": f"left out by the filter: {reason}"}]) + "\n")
@@ -278,7 +320,7 @@ class VaultMover:
                 archives, entries, lines = name_inventory(selected(), rules, workdir, overrides=self._overrides(job))
             with open(left_out, encoding="utf-8", errors="surrogatepass") as skipped_lines:
                 everything = itertools.chain(lines, (line.rstrip("\n") for line in skipped_lines))
-                self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode("utf-8") for line in everything))
+                self.s3.write_work_object_stream(self.work_bucket, key, (f"{line}\n".encode() for line in everything))
         logger.info("vault inventory named", extra={"job_id": job.job_id, "archives": archives, "entries": entries})
         return key, entries
 
@@ -332,7 +374,11 @@ class VaultMover:
                     self._send_parts(job_id, record.ref, adopted)
                 return
             if notice.succeeded and notice.job_id == archive.get("glacier_job"):
-                ready = archive if notice.job_id == archive.get("ready_job") else self.store.mark_output_ready(job_id, record.ref, notice.job_id)
+                ready = (
+                    archive
+                    if notice.job_id == archive.get("ready_job")
+                    else self.store.mark_output_ready(job_id, record.ref, notice.job_id)
+                )
                 if ready is not None:
                     self._send_parts(job_id, record.ref, ready)
             return
@@ -367,11 +413,21 @@ class VaultMover:
             for extra in pending[1:]:
                 self.s3.abort_upload(record.bucket, key, extra)
         fields: dict[str, Any] = {
-            "glacier_job": notice.job_id, "ready_job": notice.job_id, "ready_at": int(self.clock()), "size": notice.size,
-            "tree_hash": notice.tree_hash.lower(), "upload": uploads[0], "part_size": plan.objects[0].part_size,
-            "parts_total": sum(o.part_count for o in plan.objects), "parts_done": 0}
+            "glacier_job": notice.job_id,
+            "ready_job": notice.job_id,
+            "ready_at": int(self.clock()),
+            "size": notice.size,
+            "tree_hash": notice.tree_hash.lower(),
+            "upload": uploads[0],
+            "part_size": plan.objects[0].part_size,
+            "parts_total": sum(o.part_count for o in plan.objects),
+            "parts_done": 0,
+        }
         if plan.split:  # each object's upload, first byte, size and part size
-            fields["objects"] = [{"upload": u, "start": o.start, "size": o.size, "part_size": o.part_size} for u, o in zip(uploads, plan.objects)]
+            fields["objects"] = [
+                {"upload": u, "start": o.start, "size": o.size, "part_size": o.part_size}
+                for u, o in zip(uploads, plan.objects, strict=True)
+            ]
         started = self.store.start_transfer(job_id, record.ref, fields)
         if started is None:  # another delivery of the notice started it
             for index, upload in enumerate(uploads):
@@ -380,20 +436,39 @@ class VaultMover:
         if sidecar is not None and sidecar.sidecar_key and sidecar.sidecar_body is not None:
             self.s3.put_small_object(record.bucket, sidecar.sidecar_key, sidecar.sidecar_body, "STANDARD", {})
         self._send_parts(job_id, record.ref, started)
-        logger.info("archive transfer started", extra={"job_id": job_id, "archive_id": archive.get("id"), "bytes": notice.size,
-                                                       "objects": len(plan.objects), "parts": fields["parts_total"]})
+        logger.info(
+            "archive transfer started",
+            extra={
+                "job_id": job_id,
+                "archive_id": archive.get("id"),
+                "bytes": notice.size,
+                "objects": len(plan.objects),
+                "parts": fields["parts_total"],
+            },
+        )
 
     @staticmethod
     def _archive(archive: dict[str, Any], notice: VaultJobNotice) -> VaultArchive:
         created = str(archive.get("created") or "")
-        return VaultArchive(index=0, archive_id=str(archive["id"]), description=str(archive.get("description") or ""),
-                            creation_date=created, created_at=datetime.now(UTC), size=notice.size, tree_hash=notice.tree_hash.lower())
+        return VaultArchive(
+            index=0,
+            archive_id=str(archive["id"]),
+            description=str(archive.get("description") or ""),
+            creation_date=created,
+            created_at=datetime.now(UTC),
+            size=notice.size,
+            tree_hash=notice.tree_hash.lower(),
+        )
 
     def _send_parts(self, job_id: str, ref: str, archive: dict[str, Any]) -> None:
         """One message per part not recorded yet (``object`` only for a split archive's later objects)."""
         done = {(obj, number) for obj, number, _ in self.store.archive_parts(job_id, ref)} if archive.get("parts_done") else set()
-        parts = [{"job_id": job_id, "ref": ref, "part": part.number} | ({"object": index} if index else {})
-                 for index, plan in enumerate(self._plans(archive)) for part in plan.parts() if (index, part.number) not in done]
+        parts = [
+            {"job_id": job_id, "ref": ref, "part": part.number} | ({"object": index} if index else {})
+            for index, plan in enumerate(self._plans(archive))
+            for part in plan.parts()
+            if (index, part.number) not in done
+        ]
         if parts:
             self.queues.send_transfer_parts(parts)
 
@@ -427,8 +502,10 @@ class VaultMover:
         archive = record.archive
         spare = self._retrieve(job, archive)
         if self.store.set_spare_job(job_id, record.ref, archive["glacier_job"], spare):
-            logger.info("archive output near its 24-hour end: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"],
-                                                                                      "glacier_job": spare})
+            logger.info(
+                "archive output near its 24-hour end: retrieved again",
+                extra={"job_id": job_id, "archive_id": archive["id"], "glacier_job": spare},
+            )
 
     # ---- 3. parts -------------------------------------------------------------------------
 
@@ -454,14 +531,19 @@ class VaultMover:
             part = plan.part(number)
             try:
                 # The retrieval is of the whole archive: its output holds each byte at its archive offset.
-                data, tree_hash = self.glacier.get_verified_range(archive["vault"], archive["glacier_job"], part.start, part.end,
-                                                                  plan.archive_size)
+                data, tree_hash = self.glacier.get_verified_range(
+                    archive["vault"], archive["glacier_job"], part.start, part.end, plan.archive_size
+                )
             except TreeHashMismatch as exc:
                 what = f"part-{number}" if not index else f"object-{index + 1}-part-{number}"
                 tries = self.store.note_attempt(job_id, ref, what)
                 if tries >= self.attempts:
-                    self._fail(job_id, record, f"{self._part_name(plans, index, number)} (bytes {part.archive_range}) failed its tree hash "
-                                               f"check {tries} times: {exc}")
+                    self._fail(
+                        job_id,
+                        record,
+                        f"{self._part_name(plans, index, number)} (bytes {part.archive_range}) failed its tree hash "
+                        f"check {tries} times: {exc}",
+                    )
                     return
                 raise
             except OutputExpired:
@@ -513,7 +595,9 @@ class VaultMover:
         archive = record.archive
         new = self._retrieve(job, archive)
         if self.store.switch_glacier_job(job_id, record.ref, archive["glacier_job"], new):
-            logger.info("archive output expired: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"], "glacier_job": new})
+            logger.info(
+                "archive output expired: retrieved again", extra={"job_id": job_id, "archive_id": archive["id"], "glacier_job": new}
+            )
 
     # ---- 4. complete ----------------------------------------------------------------------
 
@@ -525,14 +609,19 @@ class VaultMover:
         for index, number, info in self.store.archive_parts(job_id, record.ref):
             if index < len(parts):
                 parts[index][number] = info
-        if any(set(found) != set(range(1, plan.part_count + 1)) for found, plan in zip(parts, plans)):
+        if any(set(found) != set(range(1, plan.part_count + 1)) for found, plan in zip(parts, plans, strict=True)):
             return  # a part's record is not readable yet; its own delivery completes the archive
-        hashes = [plan.object_tree_hash(found[n]["tree_hash"] for n in range(1, plan.part_count + 1)) for found, plan in zip(parts, plans)]
+        hashes = [
+            plan.object_tree_hash(found[n]["tree_hash"] for n in range(1, plan.part_count + 1))
+            for found, plan in zip(parts, plans, strict=True)
+        ]
         combined = ArchivePlan(int(archive["size"]), tuple(plans)).archive_tree_hash(hashes)
         if combined != archive["tree_hash"]:
-            self._fail(job_id, record, f"the parts' tree hashes combine to {combined}, not the archive's {archive['tree_hash']}: not stored")
+            self._fail(
+                job_id, record, f"the parts' tree hashes combine to {combined}, not the archive's {archive['tree_hash']}: not stored"
+            )
             return
-        for index, (found, plan) in enumerate(zip(parts, plans)):
+        for index, (found, plan) in enumerate(zip(parts, plans, strict=True)):
             key, upload = self._object_of(record, archive, index)
             numbered = [(n, found[n]["etag"], found[n]["sha256"]) for n in range(1, plan.part_count + 1)]
             self.s3.complete_upload(record.bucket, key, upload, numbered, archive["tree_hash"])

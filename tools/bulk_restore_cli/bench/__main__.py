@@ -1,8 +1,8 @@
 """`make bench`: run the benchmark's parts, each in a fresh process, and write BENCHMARKS.md.
 
-    python -m bulk_restore_cli.bench                        # the default run (about 10 minutes)
-    python -m bulk_restore_cli.bench --objects 100000 --planner-lines 10000000
-    python -m bulk_restore_cli.bench --parts planner,completion
+python -m bulk_restore_cli.bench                        # the default run (about 10 minutes)
+python -m bulk_restore_cli.bench --objects 100000 --planner-lines 10000000
+python -m bulk_restore_cli.bench --parts planner,completion
 """
 
 from __future__ import annotations
@@ -23,21 +23,28 @@ COMPLETION_BATCH_SIZES = (10, 100, 1000)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bulk_restore_cli.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bulk_restore_cli.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--objects", type=int, default=10_000, help="objects of the cost profile's job (default 10,000)")
     parser.add_argument("--engines", default="", help="comma-separated engines for the cost profile (default: every engine)")
     parser.add_argument("--arrivals", default="burst,spread", help="how restore completions arrive in the cost profile")
-    parser.add_argument("--planner-lines", type=int, default=1_000_000,
-                        help="largest generated manifest (default 1,000,000; 100,000 and 1,000,000 lines are also run)")
+    parser.add_argument(
+        "--planner-lines",
+        type=int,
+        default=1_000_000,
+        help="largest generated manifest (default 1,000,000; 100,000 and 1,000,000 lines are also run)",
+    )
     parser.add_argument("--completion-events", type=int, default=20_000, help="events per completion batch size (default 20,000)")
     parser.add_argument("--issuance-objects", type=int, default=6_000, help="objects restored against the limit (default 6,000)")
     parser.add_argument("--issuance-rate", type=int, default=900, help="the pacer's rate (default: the stack's RestoreRatePerSecond, 900)")
     parser.add_argument("--latency-jobs", default="300,300,1", help="objects of each job on the local stack (default 300,300,1)")
-    parser.add_argument("--scale-objects", type=int, default=100_000,
-                        help="objects of the local-scale job on the local stack (default 100,000)")
-    parser.add_argument("--scale-loop-objects", type=int, default=10_000,
-                        help="objects the threaded boto3 loop restores beside it (default 10,000)")
+    parser.add_argument(
+        "--scale-objects", type=int, default=100_000, help="objects of the local-scale job on the local stack (default 100,000)"
+    )
+    parser.add_argument(
+        "--scale-loop-objects", type=int, default=10_000, help="objects the threaded boto3 loop restores beside it (default 10,000)"
+    )
     parser.add_argument("--scale-concurrent", type=int, default=200, help="concurrent create-job calls (default 200)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each CPU-time measurement; the fastest counts (default 3)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run (default all: {','.join(PARTS)})")
@@ -87,7 +94,17 @@ def _in_fresh_process(name: str, args: dict[str, Any]) -> Any:
     """Run a part in a child interpreter: its own memory peak, no state left by another part."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
-        command = [sys.executable, "-m", "bulk_restore_cli.bench", "--run-part", name, "--part-args", json.dumps(args), "--part-out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "bulk_restore_cli.bench",
+            "--run-part",
+            name,
+            "--part-args",
+            json.dumps(args),
+            "--part-out",
+            str(out),
+        ]
         started = time.monotonic()
         print(f"[bench] {name} {json.dumps(args)} ...", file=sys.stderr, flush=True)
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -120,21 +137,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "cost" in parts:
         engines = [e for e in args.engines.split(",") if e] or list(ENGINES)
-        results["cost"] = [_in_fresh_process("cost", {"objects": args.objects, "engine": engine, "arrival": arrival})
-                           for engine in engines for arrival in args.arrivals.split(",") if arrival]
+        results["cost"] = [
+            _in_fresh_process("cost", {"objects": args.objects, "engine": engine, "arrival": arrival})
+            for engine in engines
+            for arrival in args.arrivals.split(",")
+            if arrival
+        ]
     if "planner" in parts:
         sizes = sorted({n for n in (100_000, 1_000_000) if n < args.planner_lines} | {args.planner_lines})
         results["planner"] = [_in_fresh_process("planner", {"lines": n, "repeats": args.repeats}) for n in sizes]
     if "completion" in parts:
-        results["completion"] = _in_fresh_process("completion", {"events": args.completion_events, "batch_sizes": list(COMPLETION_BATCH_SIZES),
-                                                                 "repeats": args.repeats})
+        results["completion"] = _in_fresh_process(
+            "completion", {"events": args.completion_events, "batch_sizes": list(COMPLETION_BATCH_SIZES), "repeats": args.repeats}
+        )
     if "issuance" in parts:
         results["issuance"] = _in_fresh_process("issuance", {"objects": args.issuance_objects, "rate": args.issuance_rate})
     if "latency" in parts:
         results["latency"] = _in_fresh_process("latency", {"sizes": [int(n) for n in args.latency_jobs.split(",") if n]})
     if "local-scale" in parts:
-        results["local_scale"] = _in_fresh_process("local-scale", {"objects": args.scale_objects, "loop_objects": args.scale_loop_objects,
-                                                                   "concurrent": args.scale_concurrent})
+        results["local_scale"] = _in_fresh_process(
+            "local-scale", {"objects": args.scale_objects, "loop_objects": args.scale_loop_objects, "concurrent": args.scale_concurrent}
+        )
     if "vault" in parts:
         results["vault"] = _in_fresh_process("vault", {})
     results["finished"] = report.now_iso()

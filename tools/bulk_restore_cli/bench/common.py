@@ -7,8 +7,8 @@ import os
 import resource
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB. Code that
 # takes 1 CPU-second here takes about 1769/512 = 3.5 s in a 512 MB function (this machine's
@@ -76,7 +76,7 @@ def functions_logging_to(sink: LogSink) -> Iterator[LogSink]:
     swapped: list[tuple[logging.StreamHandler, object]] = []
     sys.stdout = sink  # loggers made from here on write to the sink
     try:
-        for name in list(logging.root.manager.loggerDict) + ["bulk-restore"]:
+        for name in [*list(logging.root.manager.loggerDict), "bulk-restore"]:
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, logging.StreamHandler) and handler.stream in (saved_stdout, sys.__stdout__):
                     swapped.append((handler, handler.stream))

@@ -30,39 +30,67 @@ def run(events: int, batch_size: int, repeats: int = 1, sink: LogSink | None = N
 
 def _eventbridge_record(bucket: str, key: str, n: int) -> dict[str, Any]:
     body = {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Restore Completed", "source": "aws.s3",
-        "account": "123456789012", "time": "2026-11-21T10:00:00Z", "region": "us-east-1",
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Restore Completed",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-21T10:00:00Z",
+        "region": "us-east-1",
         "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key, "size": 1024, "etag": "0cc175b9c0f1b6a831c399e269772661"},
-                   "request-id": "C3D13FE58DE4C810", "requester": "s3.amazonaws.com",
-                   "restore-expiry-time": "2026-11-23T00:00:00Z", "source-storage-class": "GLACIER"},
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 1024, "etag": "0cc175b9c0f1b6a831c399e269772661"},
+            "request-id": "C3D13FE58DE4C810",
+            "requester": "s3.amazonaws.com",
+            "restore-expiry-time": "2026-11-23T00:00:00Z",
+            "source-storage-class": "GLACIER",
+        },
     }
-    return {"messageId": f"m-{n}", "receiptHandle": f"r-{n}", "body": json.dumps(body), "attributes": {}, "messageAttributes": {},
-            "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:completion", "awsRegion": "us-east-1"}
+    return {
+        "messageId": f"m-{n}",
+        "receiptHandle": f"r-{n}",
+        "body": json.dumps(body),
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:completion",
+        "awsRegion": "us-east-1",
+    }
 
 
 def _run(events: int, batch_size: int, sink: LogSink) -> dict[str, Any]:
     from bulk_restore.adapters.dynamodb import ObjectRecord, now_iso
     from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectId, ObjectState, PlanningState, RestoreJob, Tier
     from bulk_restore.handlers import completion as handler_module
-    from bulk_restore_cli.local.lambda_runtime import LambdaContext
     from bulk_restore.usecases.complete import CompletionRecorder
     from bulk_restore.usecases.notify import Notifier
     from bulk_restore.usecases.plan import LINES_PER_CHUNK
+    from bulk_restore_cli.local.lambda_runtime import LambdaContext
 
     logged_before = sink.total_bytes
     store, publisher = FakeJobStore(), FakePublisher()
     recorder = CompletionRecorder(store, Notifier(store, publisher))
     job_id, stamp = str(uuid.uuid4()), now_iso()
     chunks = math.ceil(events / LINES_PER_CHUNK)
-    job = RestoreJob(job_id, Tier.STANDARD, 1, ManifestLocation("bench-manifests", "manifest.csv", '"etag"', 1),
-                     status=JobStatus.RESTORING, created_at=stamp, updated_at=stamp,
-                     planning=PlanningState(lines_read=events, chunks_emitted=chunks, step=1, done=True, buckets=[BUCKET]))
+    job = RestoreJob(
+        job_id,
+        Tier.STANDARD,
+        1,
+        ManifestLocation("bench-manifests", "manifest.csv", '"etag"', 1),
+        status=JobStatus.RESTORING,
+        created_at=stamp,
+        updated_at=stamp,
+        planning=PlanningState(lines_read=events, chunks_emitted=chunks, step=1, done=True, buckets=[BUCKET]),
+    )
     store.put_job(job, Counts(total=events, restoring=events, chunks_done=chunks))
     store.register_bucket(job_id, BUCKET)
     keys = [f"photos/2024/07/IMG_{i:07d}.jpg" for i in range(events)]
-    store.put_objects(ObjectRecord(job_id, ObjectId(BUCKET, key).ref, BUCKET, key, None, ObjectState.RESTORING, line=i + 1)
-                      for i, key in enumerate(keys))
+    store.put_objects(
+        ObjectRecord(job_id, ObjectId(BUCKET, key).ref, BUCKET, key, None, ObjectState.RESTORING, line=i + 1) for i, key in enumerate(keys)
+    )
     records = [_eventbridge_record(BUCKET, key, i) for i, key in enumerate(keys)]
     batches = [{"Records": records[i : i + batch_size]} for i in range(0, events, batch_size)]
     store.calls.clear()

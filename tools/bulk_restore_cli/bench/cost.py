@@ -34,8 +34,11 @@ DATA_BUCKET = "bench-archive"
 # create-job fields that select each engine the project has; the direct engine is the default.
 # "batch+inventory": the batch engine with the job's objects from an S3 Inventory report, which
 # says each object's class (no HeadObject per object).
-ENGINES: dict[str, dict[str, Any]] = {"direct": {}, "batch": {"engine": "batch"},
-                                      "batch+inventory": {"engine": "batch", "manifest_format": "s3-inventory"}}
+ENGINES: dict[str, dict[str, Any]] = {
+    "direct": {},
+    "batch": {"engine": "batch"},
+    "batch+inventory": {"engine": "batch", "manifest_format": "s3-inventory"},
+}
 
 ARRIVALS = ("burst", "spread")
 STANDARD_WINDOW_S = (3 * 3600, 5 * 3600)  # Flexible Retrieval, Standard tier: "within 3-5 hours"
@@ -77,8 +80,15 @@ def _fake_aws_environment() -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("AWS_") or name in ("TABLE_NAME", "PLAN_QUEUE_URL", "RESTORE_QUEUE_URL", "TOPIC_ARN"):
             del os.environ[name]
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+        }
+    )
     try:
         yield
     finally:
@@ -103,13 +113,29 @@ def _api_event(body: dict[str, Any]) -> dict[str, Any]:
     """POST /create-job as API Gateway's REST proxy integration sends it."""
     headers = {"Host": "bench.execute-api.us-east-1.amazonaws.com", "X-Forwarded-Proto": "https", "Content-Type": "application/json"}
     return {
-        "resource": "/create-job", "path": "/create-job", "httpMethod": "POST", "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
-        "multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
-        "requestContext": {"resourcePath": "/create-job", "httpMethod": "POST", "path": "/prod/create-job", "stage": "prod",
-                           "requestId": "bench", "accountId": "123456789012", "apiId": "bench",
-                           "identity": {"sourceIp": "192.0.2.1"}, "protocol": "HTTP/1.1", "requestTimeEpoch": 1700000000000},
-        "body": json.dumps(body), "isBase64Encoded": False,
+        "resource": "/create-job",
+        "path": "/create-job",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/create-job",
+            "httpMethod": "POST",
+            "path": "/prod/create-job",
+            "stage": "prod",
+            "requestId": "bench",
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "identity": {"sourceIp": "192.0.2.1"},
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": 1700000000000,
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
     }
 
 
@@ -244,7 +270,7 @@ def _deliver_completions(emulator: Any, completion: Any, esm: Any, now: list[flo
     (moto's ReceiveMessage reads the whole queue each time).
     """
     batches = 0
-    dues = sorted(state.due for state in emulator._pending)  # noqa: SLF001 - the emulator's schedule of completions
+    dues = sorted(state.due for state in emulator._pending)
     i = 0
     while i < len(dues):
         close = dues[min(i + batch_size, len(dues)) - 1]
@@ -258,8 +284,17 @@ def _deliver_completions(emulator: Any, completion: Any, esm: Any, now: list[flo
     return batches
 
 
-def summarise(meter: RequestMeter, objects: int, engine: str, arrival: str, sink: LogSink, job_id: str,
-              eventbridge_deliveries: int, completion_batches: int, restore_concurrency: int) -> dict[str, Any]:
+def summarise(
+    meter: RequestMeter,
+    objects: int,
+    engine: str,
+    arrival: str,
+    sink: LogSink,
+    job_id: str,
+    eventbridge_deliveries: int,
+    completion_batches: int,
+    restore_concurrency: int,
+) -> dict[str, Any]:
     code = [r for r in meter.requests if r.origin == "code"]
     esm = [r for r in meter.requests if r.origin == "esm"]
     by_operation: Counter[str] = Counter(f"{r.service}.{r.operation}" for r in code)
@@ -280,9 +315,21 @@ def summarise(meter: RequestMeter, objects: int, engine: str, arrival: str, sink
     for r in code:
         calls_of[r.invocation].append(r)
     for inv in meter.invocations:
-        f = per_function.setdefault(inv.function, {"memory_mb": inv.memory_mb, "invocations": 0, "records": 0, "wall_s": 0.0,
-                                                   "cpu_s": 0.0, "own_cpu_s": 0.0, "modelled_s": 0.0, "requests": 0,
-                                                   "wru": 0.0, "rru": 0.0})
+        f = per_function.setdefault(
+            inv.function,
+            {
+                "memory_mb": inv.memory_mb,
+                "invocations": 0,
+                "records": 0,
+                "wall_s": 0.0,
+                "cpu_s": 0.0,
+                "own_cpu_s": 0.0,
+                "modelled_s": 0.0,
+                "requests": 0,
+                "wru": 0.0,
+                "rru": 0.0,
+            },
+        )
         calls = calls_of.get(inv.index, [])
         own = max(0.0, inv.cpu_s - sum(r.cpu_s for r in calls))
         waits = sum(latency_s(r) for r in calls if not r.pooled) + sum(latency_s(r) for r in calls if r.pooled) / restore_concurrency
@@ -319,8 +366,12 @@ def summarise(meter: RequestMeter, objects: int, engine: str, arrival: str, sink
             "eventbridge_to_sqs": eventbridge_deliveries,
         },
         "dynamodb": {
-            "wru": wru, "rru": rru, "wru_per_object": wru / objects, "rru_per_object": rru / objects,
-            "wru_by_operation": _sum_by(code, "wru"), "rru_by_operation": _sum_by(code, "rru"),
+            "wru": wru,
+            "rru": rru,
+            "wru_per_object": wru / objects,
+            "rru_per_object": rru / objects,
+            "wru_by_operation": _sum_by(code, "wru"),
+            "rru_by_operation": _sum_by(code, "rru"),
             "transactions": by_operation.get("dynamodb.TransactWriteItems", 0),
             "cancelled_transactions": sum(1 for r in code if r.operation == "TransactWriteItems" and r.error),
             "capacity_source": "computed from item sizes (DynamoDB's rounding rules); moto's ConsumedCapacity is a constant",
@@ -332,14 +383,19 @@ def summarise(meter: RequestMeter, objects: int, engine: str, arrival: str, sink
             "messages_received_by_esm": sum(r.messages for r in esm_receives),
             "completion_batches": completion_batches,
         },
-        "sns": {"publishes": len(published), "billed": sum(r.billed for r in code if r.service == "sns"),
-                "job_events": len(job_events),
-                "progress_events": sum(1 for m in job_events if m.get("EventType") == "JobProgress"),
-                "terminal_events": sum(1 for m in job_events if m.get("EventType") == "JobFinished")},
+        "sns": {
+            "publishes": len(published),
+            "billed": sum(r.billed for r in code if r.service == "sns"),
+            "job_events": len(job_events),
+            "progress_events": sum(1 for m in job_events if m.get("EventType") == "JobProgress"),
+            "terminal_events": sum(1 for m in job_events if m.get("EventType") == "JobFinished"),
+        },
         "lambda": per_function,
-        "logs": {"app_bytes": sink.total_bytes,
-                 "platform_bytes": PLATFORM_LOG_BYTES * len(meter.invocations),
-                 "by_function": dict(sink.bytes)},
+        "logs": {
+            "app_bytes": sink.total_bytes,
+            "platform_bytes": PLATFORM_LOG_BYTES * len(meter.invocations),
+            "by_function": dict(sink.bytes),
+        },
         "s3_restore_requests_by_tier": {"GLACIER.Standard": by_operation.get("s3.RestoreObject", 0)},
         "api_requests": 1,
     }

@@ -28,7 +28,7 @@ _ACTIVE = (JobStatus.PLANNING, JobStatus.RESTORING)
 
 
 def _job_of_object_pk(pk: str) -> str:
-    """"JOB#<id>#O#<shard>" -> <id>."""
+    """ "JOB#<id>#O#<shard>" -> <id>."""
     return pk[len("JOB#") :].rsplit("#O#", 1)[0]
 
 
@@ -126,8 +126,18 @@ class FakeJobStore:
 
     # ---- events -------------------------------------------------------------------------------
 
-    def claim_event(self, job_id: str, event_id: str, message: dict[str, Any], *, step: int | None = None,
-                    terminal: JobStatus | None = None, failure_reason: str = "", lease_ms: int = 0, ended: bool = False) -> bool:
+    def claim_event(
+        self,
+        job_id: str,
+        event_id: str,
+        message: dict[str, Any],
+        *,
+        step: int | None = None,
+        terminal: JobStatus | None = None,
+        failure_reason: str = "",
+        lease_ms: int = 0,
+        ended: bool = False,
+    ) -> bool:
         self._call("UpdateItem")
         with self._lock:
             job = self._jobs[job_id]
@@ -331,13 +341,13 @@ class StubSqsClient:
         self.kept: list[str] = []
         self._keep = keep
 
-    def send_message(self, QueueUrl: str, MessageBody: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def send_message(self, QueueUrl: str, MessageBody: str, **_: Any) -> dict[str, Any]:
         self.requests["SendMessage"] += 1
         self.messages += 1
         self.bytes += len(MessageBody.encode())
         return {"MessageId": str(self.messages)}
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         self.requests["SendMessageBatch"] += 1
         for entry in Entries:
             self.messages += 1
@@ -396,12 +406,12 @@ class ManifestS3Client:
         self.manifest = manifest
         self.requests: Counter[str] = Counter()
 
-    def get_object(self, Bucket: str, Key: str, Range: str = "", IfMatch: str = "") -> dict[str, Any]:  # noqa: N803
+    def get_object(self, Bucket: str, Key: str, Range: str = "", IfMatch: str = "") -> dict[str, Any]:
         self.requests["GetObject"] += 1
         offset = int(Range.removeprefix("bytes=").split("-")[0] or 0) if Range else 0
         return {"Body": _Body(self.manifest, offset), "ContentLength": self.manifest.size - offset}
 
-    def get_bucket_notification_configuration(self, Bucket: str) -> dict[str, Any]:  # noqa: N803
+    def get_bucket_notification_configuration(self, Bucket: str) -> dict[str, Any]:
         self.requests["GetBucketNotificationConfiguration"] += 1
         return {"EventBridgeConfiguration": {}}
 
@@ -420,7 +430,7 @@ class ThrottlingS3Client:
         self._window: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def restore_object(self, Bucket: str, Key: str, RestoreRequest: dict[str, Any], VersionId: str | None = None) -> dict[str, Any]:  # noqa: N803
+    def restore_object(self, Bucket: str, Key: str, RestoreRequest: dict[str, Any], VersionId: str | None = None) -> dict[str, Any]:
         self.sleep(self.latency / 2)
         with self._lock:
             now = self.clock()
@@ -434,8 +444,10 @@ class ThrottlingS3Client:
                 self.throttled += 1
         self.sleep(self.latency / 2)
         if not accepted:
-            raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
-                               "ResponseMetadata": {"HTTPStatusCode": 503}}, "RestoreObject")
+            raise ClientError(
+                {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}, "ResponseMetadata": {"HTTPStatusCode": 503}},
+                "RestoreObject",
+            )
         return {"ResponseMetadata": {"HTTPStatusCode": 202}}
 
     @property

@@ -24,8 +24,16 @@ BUCKET = "bench-archive"
 MAX_RECEIVES = 8  # template.yaml RestoreQueue maxReceiveCount
 
 
-def run(objects: int = 6000, workers: int = 10, threads: int = 16, rate: int = 900, limit: int = 1000,
-        s3_latency: float = 0.03, store_latency: float = 0.005, sink: LogSink | None = None) -> dict[str, Any]:
+def run(
+    objects: int = 6000,
+    workers: int = 10,
+    threads: int = 16,
+    rate: int = 900,
+    limit: int = 1000,
+    s3_latency: float = 0.03,
+    store_latency: float = 0.005,
+    sink: LogSink | None = None,
+) -> dict[str, Any]:
     sink = sink or LogSink()
     with functions_logging_to(sink):
         return _run(objects, workers, threads, rate, limit, s3_latency, store_latency)
@@ -47,15 +55,30 @@ def _run(objects: int, workers: int, threads: int, rate: int, limit: int, s3_lat
     worker = RestoreWorker(store, S3Gateway(client=s3), Notifier(store, publisher), threads, pacer)
     job_id, stamp = str(uuid.uuid4()), now_iso()
     chunks = math.ceil(objects / LINES_PER_CHUNK)
-    store.put_job(RestoreJob(job_id, Tier.STANDARD, 1, ManifestLocation("bench-manifests", "manifest.csv", '"etag"', 1),
-                             status=JobStatus.RESTORING, created_at=stamp, updated_at=stamp,
-                             planning=PlanningState(lines_read=objects, chunks_emitted=chunks, step=1, done=True, buckets=[BUCKET])),
-                  Counts())
+    store.put_job(
+        RestoreJob(
+            job_id,
+            Tier.STANDARD,
+            1,
+            ManifestLocation("bench-manifests", "manifest.csv", '"etag"', 1),
+            status=JobStatus.RESTORING,
+            created_at=stamp,
+            updated_at=stamp,
+            planning=PlanningState(lines_read=objects, chunks_emitted=chunks, step=1, done=True, buckets=[BUCKET]),
+        ),
+        Counts(),
+    )
     messages: queue.Queue[dict[str, Any]] = queue.Queue()
     for n in range(chunks):
         lines = range(n * LINES_PER_CHUNK + 1, min(objects, (n + 1) * LINES_PER_CHUNK) + 1)
-        messages.put({"job_id": job_id, "chunk": n, "rows": [[line, BUCKET, f"photos/2024/07/IMG_{line:07d}.jpg", None] for line in lines],
-                      "errors": []})
+        messages.put(
+            {
+                "job_id": job_id,
+                "chunk": n,
+                "rows": [[line, BUCKET, f"photos/2024/07/IMG_{line:07d}.jpg", None] for line in lines],
+                "errors": [],
+            }
+        )
     failed_deliveries: list[BaseException] = []
     dead: list[dict[str, Any]] = []
     receives: dict[int, int] = {}
@@ -68,7 +91,7 @@ def _run(objects: int, workers: int, threads: int, rate: int, limit: int, s3_lat
                 return
             try:
                 worker.restore_chunk(message)
-            except Exception as exc:  # noqa: BLE001 - as SQS does: the chunk comes back, until its dead-letter queue
+            except Exception as exc:
                 failed_deliveries.append(exc)
                 receives[message["chunk"]] = receives.get(message["chunk"], 1) + 1
                 (dead.append if receives[message["chunk"]] > MAX_RECEIVES else messages.put)(message)

@@ -31,8 +31,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run(sizes: tuple[int, ...] | list[int] = (300, 300, 1), restore_seconds: float = 3.0, timeout_s: float = 120.0,
-        sink: LogSink | None = None) -> dict[str, Any]:
+def run(
+    sizes: tuple[int, ...] | list[int] = (300, 300, 1), restore_seconds: float = 3.0, timeout_s: float = 120.0, sink: LogSink | None = None
+) -> dict[str, Any]:
     """One job per size, one after another. A one-object job shows the lone last event: it waits
     for the whole batching window, as the last straggler of a large job does."""
     sink = sink or LogSink()
@@ -67,13 +68,13 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
         emulator = local.emulator
         assert emulator is not None
         last_completed: dict[str, float] = {}
-        complete = emulator._complete  # noqa: SLF001 - timed, then called as the clock calls it
+        complete = emulator._complete
 
         def timed_complete(state: Any) -> None:
             complete(state)
             last_completed[state.bucket_name] = time.time()
 
-        emulator._complete = timed_complete  # type: ignore[method-assign]  # noqa: SLF001
+        emulator._complete = timed_complete  # type: ignore[method-assign]
         s3 = boto3.client("s3", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
         results = []
         for n, objects in enumerate(sizes):
@@ -83,9 +84,12 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
             for key in keys:
                 s3.put_object(Bucket=bucket, Key=key, Body=b"x", StorageClass="GLACIER")
             manifest_key = f"{bucket}.csv"
-            s3.put_object(Bucket=info["manifest_bucket"], Key=manifest_key, Body="".join(f"{bucket},{encode_key(k)}\n" for k in keys).encode())
+            s3.put_object(
+                Bucket=info["manifest_bucket"], Key=manifest_key, Body="".join(f"{bucket},{encode_key(k)}\n" for k in keys).encode()
+            )
             request = urllib.request.Request(
-                f"{info['api_url']}/create-job", method="POST",
+                f"{info['api_url']}/create-job",
+                method="POST",
                 data=json.dumps({"bucket": info["manifest_bucket"], "key": manifest_key, "tier": "STANDARD"}).encode(),
                 headers={"x-api-key": info["api_key"], "Content-Type": "application/json"},
             )
@@ -93,13 +97,15 @@ def _run(sizes: list[int], restore_seconds: float, timeout_s: float) -> dict[str
                 job_id = json.loads(answer.read())["JobId"]
             created = time.time()
             finished = _wait_for_terminal_event(meter, job_id, created + timeout_s)
-            results.append({
-                "job_id": job_id,
-                "objects": objects,
-                "status": finished["status"],
-                "last_completion_to_event_s": finished["at"] - last_completed[bucket],
-                "create_to_event_s": finished["at"] - created,
-            })
+            results.append(
+                {
+                    "job_id": job_id,
+                    "objects": objects,
+                    "status": finished["status"],
+                    "last_completion_to_event_s": finished["at"] - last_completed[bucket],
+                    "create_to_event_s": finished["at"] - created,
+                }
+            )
     finally:
         local.stop()
     latencies = [r["last_completion_to_event_s"] for r in results]

@@ -63,8 +63,13 @@ def threaded_loop(s3: Any, bucket: str, keys: list[str], threads: int = LOOP_THR
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(restore, keys))
     seconds = time.monotonic() - started
-    return {"objects": len(keys), "threads": threads, "seconds": round(seconds, 2), "per_second": round(len(keys) / seconds, 1),
-            "answers": {str(k): v for k, v in sorted(answers.items())}}
+    return {
+        "objects": len(keys),
+        "threads": threads,
+        "seconds": round(seconds, 2),
+        "per_second": round(len(keys) / seconds, 1),
+        "answers": {str(k): v for k, v in sorted(answers.items())},
+    }
 
 
 class _StatusPoller(threading.Thread):
@@ -143,8 +148,14 @@ def run_job(api: ApiClient, manifest: dict[str, str], objects: int, timeout: flo
             doc = poller.last
             runs = doc.get("BatchOperations") or []
             batch_done = all(r.get("Status") == "Complete" for r in runs) if doc.get("Engine") == "batch" else True
-            if issued_at is None and doc.get("Planning", {}).get("Complete") and doc.get("RequestedCount") == objects \
-                    and doc["Planning"]["ChunksAccounted"] >= doc["Planning"]["ChunksPlanned"] and runs_started(doc) and batch_done:
+            if (
+                issued_at is None
+                and doc.get("Planning", {}).get("Complete")
+                and doc.get("RequestedCount") == objects
+                and doc["Planning"]["ChunksAccounted"] >= doc["Planning"]["ChunksPlanned"]
+                and runs_started(doc)
+                and batch_done
+            ):
                 issued_at = time.monotonic()
             if doc.get("Status") in ("Complete", "Failed", "Cancelled", "Timeout"):
                 break
@@ -208,8 +219,15 @@ def _inventory(info: dict[str, Any], bucket: str) -> str:
         return str(json.loads(answer.read())["manifest_key"])
 
 
-def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: float = 5.0, concurrent: int = 200,
-        timeout: float = 3600.0, source: str = "manifest", engine: str = "direct") -> dict[str, Any]:
+def run(
+    objects: int = 100_000,
+    loop_objects: int = 10_000,
+    restore_seconds: float = 5.0,
+    concurrent: int = 200,
+    timeout: float = 3600.0,
+    source: str = "manifest",
+    engine: str = "direct",
+) -> dict[str, Any]:
     """``source``: the job's objects from a CSV manifest, or from an S3 Inventory report of the
     bucket (made by the local stack); ``engine``: direct or batch."""
     with tempfile.TemporaryDirectory(prefix="bulk-restore-scale-") as workdir:
@@ -256,8 +274,11 @@ def run(objects: int = 100_000, loop_objects: int = 10_000, restore_seconds: flo
         "job": job,
         "issuance_ratio": round(job["issued_per_second"] / loop["per_second"], 3),
         # the same comparison in the endpoint's CPU per object: the loop's / the job's
-        "endpoint_cpu_ratio": (round(loop["endpoint_cpu_ms_per_object"] / job["endpoint_cpu_ms_per_object"], 3)
-                               if loop.get("endpoint_cpu_ms_per_object") and job.get("endpoint_cpu_ms_per_object") else None),
+        "endpoint_cpu_ratio": (
+            round(loop["endpoint_cpu_ms_per_object"] / job["endpoint_cpu_ms_per_object"], 3)
+            if loop.get("endpoint_cpu_ms_per_object") and job.get("endpoint_cpu_ms_per_object")
+            else None
+        ),
         "whole_over_loop_issuance": round(job["whole_seconds"] / (objects / loop["per_second"]), 3),
         "concurrent_creates": creates,
         "stack_exit": code,

@@ -250,12 +250,16 @@ class RequestMeter:
         params = context.get("bench.params") or {}
         invocation = self._current
         request = Request(
-            service=service, operation=operation, origin=origin,
-            function=invocation.function if invocation else "", invocation=invocation.index if invocation else 0,
+            service=service,
+            operation=operation,
+            origin=origin,
+            function=invocation.function if invocation else "",
+            invocation=invocation.index if invocation else 0,
             pooled=invocation is not None and threading.get_ident() != invocation.thread,
             status=int(getattr(http_response, "status_code", 0) or 0),
             error=str((parsed.get("Error") or {}).get("Code", "")),
-            seconds=0.0, cpu_s=0.0,
+            seconds=0.0,
+            cpu_s=0.0,
         )
         if service == "dynamodb" and self.capacity is not None:
             request.wru, request.rru = self.capacity.units(operation, _wire(params), parsed, context.get("bench.old_sizes") or [])
@@ -295,8 +299,13 @@ class RequestMeter:
         """The handler, measured: one Invocation per call."""
 
         def invoke(event: dict, context: Any) -> Any:
-            invocation = Invocation(function, next(self._numbers), memory_mb, threading.get_ident(),
-                                    records=len(event.get("Records") or []) if isinstance(event, dict) else 0)
+            invocation = Invocation(
+                function,
+                next(self._numbers),
+                memory_mb,
+                threading.get_ident(),
+                records=len(event.get("Records") or []) if isinstance(event, dict) else 0,
+            )
             self._current = invocation
             if log_sink is not None:
                 log_sink.function = function

@@ -19,8 +19,9 @@ PLANNER_MEMORY_MB = 1024  # template.yaml PlannerFunction
 PLANNER_TIMEOUT_S = 900
 
 
-def run(lines: int, repeats: int = 1, memory_mb: int = PLANNER_MEMORY_MB, timeout_s: int = PLANNER_TIMEOUT_S,
-        sink: LogSink | None = None) -> dict[str, Any]:
+def run(
+    lines: int, repeats: int = 1, memory_mb: int = PLANNER_MEMORY_MB, timeout_s: int = PLANNER_TIMEOUT_S, sink: LogSink | None = None
+) -> dict[str, Any]:
     """Plan a generated manifest of ``lines`` lines, ``repeats`` times: the fastest run is reported
     (other load on the machine only slows a run down), with the slowest for comparison."""
     sink = sink or LogSink()
@@ -45,12 +46,27 @@ def _run(lines: int, memory_mb: int, timeout_s: int, sink: LogSink) -> dict[str,
     manifest = GeneratedManifest(lines)
     store, publisher, sqs = FakeJobStore(), FakePublisher(), StubSqsClient()
     s3_client = ManifestS3Client(manifest)
-    planner = Planner(store, S3Gateway(client=s3_client), QueueGateway("plan.fifo", "restore", client=sqs),
-                      Notifier(store, publisher), settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge)
+    planner = Planner(
+        store,
+        S3Gateway(client=s3_client),
+        QueueGateway("plan.fifo", "restore", client=sqs),
+        Notifier(store, publisher),
+        settings.plan_lines_per_step,
+        settings.plan_reserve_ms,
+        settings.manage_eventbridge,
+    )
     job_id = str(uuid.uuid4())
     stamp = now_iso()
-    store.put_job(RestoreJob(job_id, Tier.STANDARD, 1, ManifestLocation("bench-manifests", "manifest.csv", '"etag"', manifest.size),
-                             created_at=stamp, updated_at=stamp))
+    store.put_job(
+        RestoreJob(
+            job_id,
+            Tier.STANDARD,
+            1,
+            ManifestLocation("bench-manifests", "manifest.csv", '"etag"', manifest.size),
+            created_at=stamp,
+            updated_at=stamp,
+        )
+    )
 
     # Making the manifest's bytes is this benchmark's work, not the planner's: measured apart.
     started = time.process_time()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bulk_restore.domain.estimate import PRICES_FILE
+
 S3_GET_CLASS = {"GetObject", "HeadObject", "GetBucketNotificationConfiguration"}
 GIB = 2**30
 
@@ -18,7 +19,9 @@ def load(path: str | None = None) -> dict[str, Any]:
     return json.loads(Path(path or PRICES_FILE).read_text(encoding="utf-8"))
 
 
-def dollars(profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard", prices: dict[str, Any] | None = None) -> dict[str, float]:
+def dollars(
+    profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard", prices: dict[str, Any] | None = None
+) -> dict[str, float]:
     """The job's cost by item, in dollars. ``s3_restore_requests`` is S3's fee for the restores
     themselves (the same whatever orchestrates them); ``orchestration`` is everything else."""
     p = prices or load()
@@ -31,14 +34,20 @@ def dollars(profile: dict[str, Any], restore_class_tier: str = "GLACIER.Standard
     log_bytes = profile["logs"]["app_bytes"] + profile["logs"]["platform_bytes"]
     items = {
         "s3_restore_requests": (requests["restore_object"] + requests.get("batch_tasks", 0))
-        * restore_request_price(p, restore_class_tier) / 1000,
-        "s3_batch_operations": (requests.get("batch_jobs", 0) * p["s3_batch_operations"]["per_job"]
-                                + requests.get("batch_tasks", 0) * p["s3_batch_operations"]["per_million_objects"] / 1e6),
+        * restore_request_price(p, restore_class_tier)
+        / 1000,
+        "s3_batch_operations": (
+            requests.get("batch_jobs", 0) * p["s3_batch_operations"]["per_job"]
+            + requests.get("batch_tasks", 0) * p["s3_batch_operations"]["per_million_objects"] / 1e6
+        ),
         "s3_other_requests": s3_get * p["s3"]["get_head_per_thousand"] / 1000 + s3_put * p["s3"]["put_post_list_per_thousand"] / 1000,
         "dynamodb_writes": profile["dynamodb"]["wru"] * p["dynamodb"]["per_million_write_request_units"] / 1e6,
         "dynamodb_reads": profile["dynamodb"]["rru"] * p["dynamodb"]["per_million_read_request_units"] / 1e6,
-        "sqs": (profile["sqs"]["fifo_requests_billed"] * p["sqs"]["fifo_per_million_requests"]
-                + profile["sqs"]["standard_requests_billed"] * p["sqs"]["standard_per_million_requests"]) / 1e6,
+        "sqs": (
+            profile["sqs"]["fifo_requests_billed"] * p["sqs"]["fifo_per_million_requests"]
+            + profile["sqs"]["standard_requests_billed"] * p["sqs"]["standard_per_million_requests"]
+        )
+        / 1e6,
         "sns": profile["sns"]["billed"] * p["sns"]["publish_per_million_requests"] / 1e6,
         "lambda_requests": invocations * p["lambda"]["per_million_requests"] / 1e6,
         "lambda_compute": sum(f["gb_s"] for f in functions) * p["lambda"]["arm64_per_gb_second"],

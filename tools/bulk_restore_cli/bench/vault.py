@@ -21,8 +21,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
 from bulk_restore_cli.bench import prices as price_data
+from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
 from bulk_restore_cli.bench.meter import RequestMeter
 
 MIB = 1 << 20
@@ -30,13 +30,22 @@ GIB = 1 << 30
 REGION = "us-east-1"
 TRANSFER_MEMORY_MB = 3008  # template.yaml TransferFunction
 # Glacier vault retrievals, per GB and per 1,000 requests, from the price data file (us-east-1)
-RETRIEVAL = {tier.title(): (float(p["retrieval_per_gb"]), float(p["requests_per_thousand"]))
-             for tier, p in price_data.load()["restore"]["GLACIER_VAULT"].items()}
+RETRIEVAL = {
+    tier.title(): (float(p["retrieval_per_gb"]), float(p["requests_per_thousand"]))
+    for tier, p in price_data.load()["restore"]["GLACIER_VAULT"].items()
+}
 PRICES = {
-    ("s3", "UploadPart"): 0.005 / 1000, ("s3", "CreateMultipartUpload"): 0.005 / 1000, ("s3", "CompleteMultipartUpload"): 0.005 / 1000,
-    ("s3", "PutObject"): 0.005 / 1000, ("s3", "HeadObject"): 0.0004 / 1000,
-    "sqs": 0.40 / 1_000_000, "sns": 0.50 / 1_000_000, "dynamodb_write": 1.25 / 1_000_000, "dynamodb_read": 0.25 / 1_000_000,
-    "lambda_gb_s": 0.0000133334, "lambda_request": 0.20 / 1_000_000,
+    ("s3", "UploadPart"): 0.005 / 1000,
+    ("s3", "CreateMultipartUpload"): 0.005 / 1000,
+    ("s3", "CompleteMultipartUpload"): 0.005 / 1000,
+    ("s3", "PutObject"): 0.005 / 1000,
+    ("s3", "HeadObject"): 0.0004 / 1000,
+    "sqs": 0.40 / 1_000_000,
+    "sns": 0.50 / 1_000_000,
+    "dynamodb_write": 1.25 / 1_000_000,
+    "dynamodb_read": 0.25 / 1_000_000,
+    "lambda_gb_s": 0.0000133334,
+    "lambda_request": 0.20 / 1_000_000,
 }
 
 
@@ -65,34 +74,54 @@ def _run(archives: int, archive_mib: int, small_archives: int, part_mib: int, ti
 
     from bulk_restore import settings, wiring
     from bulk_restore.handlers import completion, planner, restorer, transfer
+    from bulk_restore.usecases.jobs import CreateJobRequest
     from bulk_restore_cli.local.glacier import GlacierEmulator
     from bulk_restore_cli.local.lambda_runtime import SqsEventSource, drain
-    from bulk_restore.usecases.jobs import CreateJobRequest
 
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION})
     with mock_aws(), GlacierEmulator(seed=5) as emulator:
         session = boto3.session.Session(region_name=REGION)
         s3, sqs, ddb, sns, glacier = (session.client(name) for name in ("s3", "sqs", "dynamodb", "sns", "glacier"))
-        ddb.create_table(TableName="jobs", BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+        ddb.create_table(
+            TableName="jobs",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        )
 
         def queue(name: str, fifo: bool = False) -> str:
-            return str(sqs.create_queue(QueueName=name + (".fifo" if fifo else ""), Attributes={"FifoQueue": "true"} if fifo else {})["QueueUrl"])
+            return str(
+                sqs.create_queue(QueueName=name + (".fifo" if fifo else ""), Attributes={"FifoQueue": "true"} if fifo else {})["QueueUrl"]
+            )
 
         def arn(url: str) -> str:
             return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
-        urls = {"plan": queue("plan", fifo=True), "restore": queue("restore"), "completion": queue("completion"),
-                "transfer": queue("transfer"), "events": queue("events")}
+        urls = {
+            "plan": queue("plan", fifo=True),
+            "restore": queue("restore"),
+            "completion": queue("completion"),
+            "transfer": queue("transfer"),
+            "events": queue("events"),
+        }
         topic = sns.create_topic(Name="events")["TopicArn"]
         vault_topic = sns.create_topic(Name="vault-notices")["TopicArn"]
         sns.subscribe(TopicArn=vault_topic, Protocol="sqs", Endpoint=arn(urls["completion"]))
         for bucket in ("manifests", "vault-copies"):
             s3.create_bucket(Bucket=bucket)
-        os.environ.update({"TABLE_NAME": "jobs", "PLAN_QUEUE_URL": urls["plan"], "RESTORE_QUEUE_URL": urls["restore"],
-                           "TOPIC_ARN": topic, "MANIFEST_BUCKETS": "manifests", "VAULT_TOPIC_ARN": vault_topic,
-                           "TRANSFER_QUEUE_URL": urls["transfer"], "VAULT_PART_MIB": str(part_mib), "MANAGE_EVENTBRIDGE": "false"})
+        os.environ.update(
+            {
+                "TABLE_NAME": "jobs",
+                "PLAN_QUEUE_URL": urls["plan"],
+                "RESTORE_QUEUE_URL": urls["restore"],
+                "TOPIC_ARN": topic,
+                "MANIFEST_BUCKETS": "manifests",
+                "VAULT_TOPIC_ARN": vault_topic,
+                "TRANSFER_QUEUE_URL": urls["transfer"],
+                "VAULT_PART_MIB": str(part_mib),
+                "MANAGE_EVENTBRIDGE": "false",
+            }
+        )
         settings.get_settings.cache_clear()
         wiring.services.cache_clear()
 
@@ -102,18 +131,36 @@ def _run(archives: int, archive_mib: int, small_archives: int, part_mib: int, ti
 
         meter = RequestMeter()
         services = wiring.services()
-        for client, origin in ((services.store.client, "functions"), (services.s3.client, "functions"), (services.queues.client, "functions"),
-                               (services.publisher.client, "functions"), (services.vault.glacier.client, "functions")):
+        for client, origin in (
+            (services.store.client, "functions"),
+            (services.s3.client, "functions"),
+            (services.queues.client, "functions"),
+            (services.publisher.client, "functions"),
+            (services.vault.glacier.client, "functions"),
+        ):
             meter.attach(client, origin)
 
         def source(name: str, handler: Any, batch: int, memory: int) -> SqsEventSource:
-            return SqsEventSource(name, meter.wrap(name, memory, handler), urls[name], arn(urls[name]), batch_size=batch,
-                                  report_failures=True, retry_delay=0, region=REGION)
+            return SqsEventSource(
+                name,
+                meter.wrap(name, memory, handler),
+                urls[name],
+                arn(urls[name]),
+                batch_size=batch,
+                report_failures=True,
+                retry_delay=0,
+                region=REGION,
+            )
 
-        sources = [source("plan", planner.handler, 1, 512), source("restore", restorer.handler, 10, 512),
-                   source("completion", completion.handler, 99, 512), source("transfer", transfer.handler, 1, TRANSFER_MEMORY_MB)]
-        request, _ = CreateJobRequest.from_body({"vault": {"name": "bench"}, "archives": ids, "tier": tier.upper(),
-                                                 "target": {"bucket": "vault-copies"}})
+        sources = [
+            source("plan", planner.handler, 1, 512),
+            source("restore", restorer.handler, 10, 512),
+            source("completion", completion.handler, 99, 512),
+            source("transfer", transfer.handler, 1, TRANSFER_MEMORY_MB),
+        ]
+        request, _ = CreateJobRequest.from_body(
+            {"vault": {"name": "bench"}, "archives": ids, "tier": tier.upper(), "target": {"bucket": "vault-copies"}}
+        )
         started = time.perf_counter()
         job, _ = services.jobs.create(request, None)
         for _ in range(100):
@@ -142,15 +189,23 @@ def _run(archives: int, archive_mib: int, small_archives: int, part_mib: int, ti
         elif r.service in ("sqs", "sns"):
             ours += PRICES[r.service]  # type: ignore[operator]
         elif r.service == "dynamodb":
-            ours += PRICES["dynamodb_write"] if r.operation in ("PutItem", "UpdateItem", "TransactWriteItems", "BatchWriteItem", "DeleteItem") \
-                else PRICES["dynamodb_read"]  # type: ignore[operator]
+            ours += (
+                PRICES["dynamodb_write"]
+                if r.operation in ("PutItem", "UpdateItem", "TransactWriteItems", "BatchWriteItem", "DeleteItem")
+                else PRICES["dynamodb_read"]
+            )  # type: ignore[operator]
     lambda_gb_s = sum(i.wall_s * i.memory_mb / 1024 for i in meter.invocations)
     ours += lambda_gb_s * PRICES["lambda_gb_s"] + len(meter.invocations) * PRICES["lambda_request"]  # type: ignore[operator]
     per_gb, per_1000 = RETRIEVAL[tier]
     archives_per_tib = len(ids) * tib_factor
     return {
-        "archives": len(ids), "bytes": moved_bytes, "part_mib": part_mib, "tier": tier, "status": status.status.value,
-        "counts": counts.document(), "seconds": round(elapsed, 2),
+        "archives": len(ids),
+        "bytes": moved_bytes,
+        "part_mib": part_mib,
+        "tier": tier,
+        "status": status.status.value,
+        "counts": counts.document(),
+        "seconds": round(elapsed, 2),
         "transfer_invocations": len(transfers),
         "transfer_bytes_per_second": round(moved_bytes / transfer_wall) if transfer_wall else 0,
         "transfer_cpu_seconds_per_gib": round(transfer_cpu / gib, 2) if gib else 0,

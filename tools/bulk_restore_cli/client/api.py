@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -58,8 +57,15 @@ class ApiClient:
 
     # ---- HTTP ---------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None, retry: bool | None = None) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        retry: bool | None = None,
+    ) -> dict[str, Any]:
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         url = self.base_url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         data = json.dumps(body).encode("utf-8") if body is not None else None
@@ -83,19 +89,23 @@ class ApiClient:
     def _once(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, Any]:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (the stack's own URL)
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _api_error(exc.code, exc.read()) from None
-        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as exc:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CliError(f"cannot reach the API at {self.base_url} ({reason}): check the stack (is `bulk-restore local` "
-                           "still running?), the network, or --api-url", EXIT_USAGE) from None
+            raise CliError(
+                f"cannot reach the API at {self.base_url} ({reason}): check the stack (is `bulk-restore local` "
+                "still running?), the network, or --api-url",
+                EXIT_USAGE,
+            ) from None
         try:
             return json.loads(raw or b"null")
         except ValueError:
-            raise CliError(f"the API at {self.base_url} answered something that is not JSON: is it a bulk-restore API? "
-                           "check --api-url", EXIT_FAILED) from None
+            raise CliError(
+                f"the API at {self.base_url} answered something that is not JSON: is it a bulk-restore API? check --api-url", EXIT_FAILED
+            ) from None
 
 
 def _segment(value: str) -> str:

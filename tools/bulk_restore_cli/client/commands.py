@@ -43,15 +43,23 @@ def _stack_options() -> argparse.ArgumentParser:
     group.add_argument("--stack-name", help="a deployed stack: its CloudFormation outputs")
     group.add_argument("--profile", help="AWS profile (default: AWS_PROFILE, else the default profile)")
     group.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, else the profile's)")
-    group.add_argument("--config-profile", metavar="NAME",
-                       help=f"section of {_home(config_path())} to use (default: [default], or BULK_RESTORE_CONFIG_PROFILE)")
+    group.add_argument(
+        "--config-profile",
+        metavar="NAME",
+        help=f"section of {_home(config_path())} to use (default: [default], or BULK_RESTORE_CONFIG_PROFILE)",
+    )
     parent.add_argument("-q", "--quiet", action="store_true", help="do not say on stderr which stack is used")
     return parent
 
 
 def _output_option(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
-    parser.add_argument("--output", "-o", choices=formats, default="table",
-                        help=f"{' or '.join(formats)} (default table); json prints the API's answer as it is")
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=formats,
+        default="table",
+        help=f"{' or '.join(formats)} (default table); json prints the API's answer as it is",
+    )
 
 
 def _home(path: Path) -> str:
@@ -72,19 +80,33 @@ def add_client_commands(commands: Any) -> None:
     """The client commands, on the `bulk-restore` parser's subcommands."""
     stack = _stack_options()
 
-    def command(name: str, help_text: str, description: str, example: str, parents: list[argparse.ArgumentParser] | None = None,
-                epilog: str = EXIT_CODES) -> argparse.ArgumentParser:
+    def command(
+        name: str,
+        help_text: str,
+        description: str,
+        example: str,
+        parents: list[argparse.ArgumentParser] | None = None,
+        epilog: str = EXIT_CODES,
+    ) -> argparse.ArgumentParser:
         description = textwrap.fill(description, 100)
-        return commands.add_parser(name, help=help_text, description=description, parents=[stack] if parents is None else parents,
-                                   epilog=f"example:\n{example}\n\n{epilog}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            parents=[stack] if parents is None else parents,
+            epilog=f"example:\n{example}\n\n{epilog}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     configure = command(
-        "configure", "remember which stack the client commands use",
+        "configure",
+        "remember which stack the client commands use",
         "Write the stack to use to the config file (~/.config/bulk-restore/config.toml, or under XDG_CONFIG_HOME): a deployed "
         "stack's name (its outputs are read at each command), an API URL and key, or a local stack's ready file. "
         "With --show, print what the commands would use now.",
-        "  bulk-restore configure --stack-name bulk-restore --profile prod --region eu-west-1\n"
-        "  bulk-restore configure --show", parents=[])
+        "  bulk-restore configure --stack-name bulk-restore --profile prod --region eu-west-1\n  bulk-restore configure --show",
+        parents=[],
+    )
     configure.add_argument("--stack-name", help="a deployed stack (checked now: its outputs must be readable)")
     configure.add_argument("--profile", help="the AWS profile to read it with")
     configure.add_argument("--region", help="its region")
@@ -99,39 +121,60 @@ def add_client_commands(commands: Any) -> None:
     configure.set_defaults(handler=configure_command)
 
     create = command(
-        "create-job", "start a restore (or a vault move) and print its job id",
+        "create-job",
+        "start a restore (or a vault move) and print its job id",
         "Create a job from an S3 manifest, a local manifest file (uploaded to the stack's manifest bucket first), an S3 "
         "Inventory report, a prefix, or a Glacier vault. Prints the job id (the whole answer with --output json).",
         "  bulk-restore create-job manifest.csv --tier BULK --expiration-days 7 --client-tag finance\n"
         "  bulk-restore create-job s3://my-manifests/restores/manifest.csv\n"
         "  bulk-restore create-job --inventory s3://inventories/data/config/2026-11-21T01-00Z/manifest.json\n"
         "  bulk-restore create-job --source s3://data/photos/2019/ --storage-class GLACIER\n"
-        "  bulk-restore create-job --vault family-photos --inventory --target s3://my-copies/from-vault/")
+        "  bulk-restore create-job --vault family-photos --inventory --target s3://my-copies/from-vault/",
+    )
     what = create.add_argument_group("what to restore (one of)")
-    what.add_argument("manifest", nargs="?", metavar="MANIFEST",
-                      help="s3://bucket/key of a manifest, or a local file (uploaded to the stack's ManifestBucket); with --vault: "
-                           "a manifest of archive ids")
+    what.add_argument(
+        "manifest",
+        nargs="?",
+        metavar="MANIFEST",
+        help="s3://bucket/key of a manifest, or a local file (uploaded to the stack's ManifestBucket); with --vault: "
+        "a manifest of archive ids",
+    )
     what.add_argument("--bucket", help="the manifest's bucket (with --key)")
     what.add_argument("--key", help="the manifest's key (with --bucket)")
-    what.add_argument("--inventory", nargs="?", const=True, default=None, metavar="S3_URL",
-                      help="s3://.../manifest.json of an S3 Inventory report; with --vault and no value: every archive of the "
-                           "vault's inventory")
+    what.add_argument(
+        "--inventory",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="S3_URL",
+        help="s3://.../manifest.json of an S3 Inventory report; with --vault and no value: every archive of the vault's inventory",
+    )
     what.add_argument("--source", metavar="S3_URL", help="s3://bucket/prefix: every object under a prefix")
     what.add_argument("--vault", metavar="NAME", help="a Glacier vault whose archives go into S3 (with --target)")
     options = create.add_argument_group("job options")
     options.add_argument("--tier", type=str.upper, choices=["STANDARD", "BULK", "EXPEDITED"], help="retrieval tier (default STANDARD)")
     options.add_argument("--expiration-days", "--days", type=int, metavar="DAYS", help="days the restored copies stay (default 1)")
     options.add_argument("--client-tag", help="your label, in every event and as a message attribute")
-    options.add_argument("--client-token", "--idempotency-key", metavar="KEY",
-                         help="idempotency key: the same key returns the same job (default: a new one per run, reused on retries)")
+    options.add_argument(
+        "--client-token",
+        "--idempotency-key",
+        metavar="KEY",
+        help="idempotency key: the same key returns the same job (default: a new one per run, reused on retries)",
+    )
     options.add_argument("--progress-step", type=int, metavar="PERCENT", help="progress event step, 1-50")
     options.add_argument("--expedited-fallback", action="store_true", help="use Standard when Expedited has no capacity")
     options.add_argument("--deadline-hours", type=float, metavar="HOURS", help="end the job as Timeout after this long")
     options.add_argument("--keep-restored-days", type=int, metavar="DAYS", help="renew the restored copies this long after the job")
     options.add_argument("--engine", type=str.lower, choices=["auto", "direct", "batch"], help="who sends the restore requests")
     options.add_argument("--include-versions", action="store_true", help="an inventory's or prefix's noncurrent versions too")
-    options.add_argument("--storage-class", action="append", type=str.upper, metavar="CLASS",
-                         choices=["GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"], help="with --source: classes to restore (repeatable)")
+    options.add_argument(
+        "--storage-class",
+        action="append",
+        type=str.upper,
+        metavar="CLASS",
+        choices=["GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"],
+        help="with --source: classes to restore (repeatable)",
+    )
     options.add_argument("--dry-run", action="store_true", help="ask the API what the job would do and cost; create nothing")
     options.add_argument("--max-cost", type=float, metavar="USD", help="refuse the job if its estimate is above this many dollars")
     vault = create.add_argument_group("vault jobs")
@@ -151,24 +194,34 @@ def add_client_commands(commands: Any) -> None:
     _output_option(create)
     create.set_defaults(handler=create_job_command)
 
-    status = command("status", "show a job's status and counts", "Show a job: status, counts per state, planning, times.",
-                     "  bulk-restore status 82319eda-4945-4b83-84e4-b2cee06f57d0")
+    status = command(
+        "status",
+        "show a job's status and counts",
+        "Show a job: status, counts per state, planning, times.",
+        "  bulk-restore status 82319eda-4945-4b83-84e4-b2cee06f57d0",
+    )
     status.add_argument("job_id", metavar="JOB")
     _output_option(status)
     status.set_defaults(handler=status_command)
 
-    jobs = command("jobs", "list recent jobs, newest first", "List the stack's jobs, newest first, a page at a time.",
-                   "  bulk-restore jobs --limit 10\n  bulk-restore jobs --all --output json")
+    jobs = command(
+        "jobs",
+        "list recent jobs, newest first",
+        "List the stack's jobs, newest first, a page at a time.",
+        "  bulk-restore jobs --limit 10\n  bulk-restore jobs --all --output json",
+    )
     jobs.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default 20)")
     jobs.add_argument("--next-token", help="the page after the one that printed this token")
     jobs.add_argument("--all", action="store_true", help="every page")
     _output_option(jobs)
     jobs.set_defaults(handler=jobs_command)
 
-    objects = command("objects", "list a job's objects, or its failures by reason",
-                      "List a job's objects (every page), optionally of one state; --reason counts them by reason instead.",
-                      "  bulk-restore objects JOB --state FAILED --output csv > failed.csv\n"
-                      "  bulk-restore objects JOB --reason")
+    objects = command(
+        "objects",
+        "list a job's objects, or its failures by reason",
+        "List a job's objects (every page), optionally of one state; --reason counts them by reason instead.",
+        "  bulk-restore objects JOB --state FAILED --output csv > failed.csv\n  bulk-restore objects JOB --reason",
+    )
     objects.add_argument("job_id", metavar="JOB")
     objects.add_argument("--state", type=str.upper, choices=STATES, help="only objects in this state")
     objects.add_argument("--reason", action="store_true", help="count the objects by reason (of --state, default FAILED)")
@@ -176,28 +229,47 @@ def add_client_commands(commands: Any) -> None:
     _output_option(objects, ("table", "csv", "json"))
     objects.set_defaults(handler=objects_command)
 
-    cancel = command("cancel", "cancel a job", "Cancel a job: no new restore requests; requested ones go on. Prints its status.",
-                     "  bulk-restore cancel 82319eda-4945-4b83-84e4-b2cee06f57d0")
+    cancel = command(
+        "cancel",
+        "cancel a job",
+        "Cancel a job: no new restore requests; requested ones go on. Prints its status.",
+        "  bulk-restore cancel 82319eda-4945-4b83-84e4-b2cee06f57d0",
+    )
     cancel.add_argument("job_id", metavar="JOB")
     _output_option(cancel)
     cancel.set_defaults(handler=cancel_command)
 
     from bulk_restore_cli.client import watch as watch_module
 
-    watch = command("watch", "follow a job live until it ends; the exit code says how it ended",
-                    "Follow a job: a progress bar with counts per state, rate, bytes and ETA (a line per change when stdout is "
-                    "not a terminal), fed by the job's events through a temporary SQS queue subscribed to its topic (removed "
-                    "on exit), or by polling GET /jobs/ID (--poll; also when the queue cannot be made).",
-                    "  bulk-restore watch 82319eda-4945-4b83-84e4-b2cee06f57d0 --allow-failed && echo ready",
-                    epilog=watch_module.EXIT_CODES_HELP)
+    watch = command(
+        "watch",
+        "follow a job live until it ends; the exit code says how it ended",
+        "Follow a job: a progress bar with counts per state, rate, bytes and ETA (a line per change when stdout is "
+        "not a terminal), fed by the job's events through a temporary SQS queue subscribed to its topic (removed "
+        "on exit), or by polling GET /jobs/ID (--poll; also when the queue cannot be made).",
+        "  bulk-restore watch 82319eda-4945-4b83-84e4-b2cee06f57d0 --allow-failed && echo ready",
+        epilog=watch_module.EXIT_CODES_HELP,
+    )
     watch.add_argument("job_id", metavar="JOB")
     watch.add_argument("--poll", action="store_true", help="poll GET /jobs/ID instead of subscribing to the job's events")
-    watch.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                       help="seconds between two status reads (default 5 with --poll, 30 beside the events)")
+    watch.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between two status reads (default 5 with --poll, 30 beside the events)",
+    )
     watch.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long (exit code 7)")
     watch.add_argument("--allow-failed", action="store_true", help="Complete with failed objects exits 0 too")
-    watch.add_argument("--ok", action="append", default=[], type=str.capitalize, choices=["Failed", "Timeout", "Cancelled"],
-                       metavar="STATUS", help="also exit 0 when the job ends so: Failed, Timeout or Cancelled (repeatable)")
+    watch.add_argument(
+        "--ok",
+        action="append",
+        default=[],
+        type=str.capitalize,
+        choices=["Failed", "Timeout", "Cancelled"],
+        metavar="STATUS",
+        help="also exit 0 when the job ends so: Failed, Timeout or Cancelled (repeatable)",
+    )
     _output_option(watch)
     watch.set_defaults(handler=watch_module.watch_command)
 
@@ -239,16 +311,26 @@ def parse_s3_url(url: str, option: str, key_required: bool = True) -> tuple[str,
 def configure_command(args: argparse.Namespace) -> int:
     if args.show:
         stack = find_stack(Discovery(config_profile=args.config_profile))
-        shown = {"source": stack.source, "api_url": stack.api_url, "api_key": _masked(stack.api_key), "region": stack.region,
-                 "topic_arn": stack.topic_arn, "manifest_bucket": stack.manifest_bucket, "events_queue_url": stack.events_queue_url,
-                 "endpoint_url": stack.endpoint_url}
+        shown = {
+            "source": stack.source,
+            "api_url": stack.api_url,
+            "api_key": _masked(stack.api_key),
+            "region": stack.region,
+            "topic_arn": stack.topic_arn,
+            "manifest_bucket": stack.manifest_bucket,
+            "events_queue_url": stack.events_queue_url,
+            "endpoint_url": stack.endpoint_url,
+        }
         output.to_json(shown) if args.output == "json" else output.key_values(shown.items())
         return EXIT_OK
-    given = [name for name, value in (("--stack-name", args.stack_name), ("--api-url", args.api_url), ("--ready-file", args.ready_file))
-             if value]
+    given = [
+        name for name, value in (("--stack-name", args.stack_name), ("--api-url", args.api_url), ("--ready-file", args.ready_file)) if value
+    ]
     if len(given) != 1:
-        raise CliError("configure takes one of --stack-name NAME, --api-url URL (with --api-key) or --ready-file PATH "
-                       f"({' and '.join(given) or 'none'} given); --show prints the current one")
+        raise CliError(
+            "configure takes one of --stack-name NAME, --api-url URL (with --api-key) or --ready-file PATH "
+            f"({' and '.join(given) or 'none'} given); --show prints the current one"
+        )
     section = args.config_profile or "default"
     if args.stack_name:
         values = {"stack_name": args.stack_name, "aws_profile": args.profile, "region": args.region}
@@ -259,8 +341,13 @@ def configure_command(args: argparse.Namespace) -> int:
     elif args.api_url:
         if not args.api_key:
             raise CliError("--api-url needs --api-key (the stack's ApiKeyCommand output prints it)")
-        values = {"api_url": args.api_url.rstrip("/"), "api_key": args.api_key, "manifest_bucket": args.manifest_bucket,
-                  "region": args.region, "aws_profile": args.profile}
+        values = {
+            "api_url": args.api_url.rstrip("/"),
+            "api_key": args.api_key,
+            "manifest_bucket": args.manifest_bucket,
+            "region": args.region,
+            "aws_profile": args.profile,
+        }
         what = f"the API at {values['api_url']}"
     else:
         values = {"ready_file": str(Path(args.ready_file).expanduser().resolve())}
@@ -285,37 +372,62 @@ def build_create_body(args: argparse.Namespace, upload: Callable[[Path, str], tu
     stack's manifest bucket and returns its (bucket, key)."""
     body: dict[str, Any] = {}
     inventory_report = args.inventory if isinstance(args.inventory, str) else None
-    sources = [name for name, there in (("MANIFEST", args.manifest), ("--bucket/--key", args.bucket or args.key),
-                                        ("--inventory S3_URL", inventory_report), ("--source", args.source)) if there]
+    sources = [
+        name
+        for name, there in (
+            ("MANIFEST", args.manifest),
+            ("--bucket/--key", args.bucket or args.key),
+            ("--inventory S3_URL", inventory_report),
+            ("--source", args.source),
+        )
+        if there
+    ]
     if args.vault:
         if inventory_report or args.source:
-            raise CliError("with --vault, give --archives ID..., --inventory (no value: the vault's inventory) or a MANIFEST of "
-                           "archive ids; --source and an inventory report are for S3 jobs")
+            raise CliError(
+                "with --vault, give --archives ID..., --inventory (no value: the vault's inventory) or a MANIFEST of "
+                "archive ids; --source and an inventory report are for S3 jobs"
+            )
         if not args.target:
             raise CliError("a vault job needs --target s3://bucket/prefix: where its archives go")
         body["vault"] = {"name": args.vault} | ({"account_id": args.vault_account} if args.vault_account else {})
         bucket, prefix = parse_s3_url(args.target, "--target", key_required=False)
         body["target"] = {"bucket": bucket, "prefix": prefix} | (
-            {"storage_class": args.target_storage_class} if args.target_storage_class else {})
+            {"storage_class": args.target_storage_class} if args.target_storage_class else {}
+        )
         if args.archives:
             body["archives"] = [a for item in args.archives for a in item.split(",") if a]
         if args.inventory is True:
             body["inventory"] = True
     else:
-        vault_only = [name for name, value in (("--archives", args.archives), ("--target", args.target), ("--key-from", args.key_from),
-                                               ("--max-archives", args.max_archives), ("--created-from", args.created_from),
-                                               ("--created-before", args.created_before), ("--min-size", args.min_size),
-                                               ("--max-size", args.max_size), ("--max-bytes-per-day", args.max_bytes_per_day),
-                                               ("--overrides", args.overrides), ("--vault-account", args.vault_account),
-                                               ("--split-large-archives", args.split_large_archives),
-                                               ("--target-storage-class", args.target_storage_class)) if value]
+        vault_only = [
+            name
+            for name, value in (
+                ("--archives", args.archives),
+                ("--target", args.target),
+                ("--key-from", args.key_from),
+                ("--max-archives", args.max_archives),
+                ("--created-from", args.created_from),
+                ("--created-before", args.created_before),
+                ("--min-size", args.min_size),
+                ("--max-size", args.max_size),
+                ("--max-bytes-per-day", args.max_bytes_per_day),
+                ("--overrides", args.overrides),
+                ("--vault-account", args.vault_account),
+                ("--split-large-archives", args.split_large_archives),
+                ("--target-storage-class", args.target_storage_class),
+            )
+            if value
+        ]
         if vault_only:
             raise CliError(f"{', '.join(vault_only)} appl{'ies' if len(vault_only) == 1 else 'y'} to a vault job: add --vault NAME")
         if args.inventory is True:
             raise CliError("--inventory needs the S3 URL of an S3 Inventory report's manifest.json (or --vault NAME for a vault's)")
         if len(sources) != 1:
-            raise CliError("say what to restore, once: a MANIFEST (s3://bucket/key or a local file), --bucket and --key, "
-                           f"--inventory s3://.../manifest.json, or --source s3://bucket/prefix ({' and '.join(sources) or 'none'} given)")
+            raise CliError(
+                "say what to restore, once: a MANIFEST (s3://bucket/key or a local file), --bucket and --key, "
+                f"--inventory s3://.../manifest.json, or --source s3://bucket/prefix ({' and '.join(sources) or 'none'} given)"
+            )
     if len(sources) > 1:
         raise CliError(f"say what to restore once: {' and '.join(sources)} given")
     if args.bucket or args.key:
@@ -341,10 +453,19 @@ def build_create_body(args: argparse.Namespace, upload: Callable[[Path, str], tu
         if not inventory_report:
             raise CliError("--include-versions applies to --inventory and --source")
         body["include_versions"] = True
-    simple = {"tier": args.tier, "expiration_days": args.expiration_days, "client_tag": args.client_tag,
-              "client_token": args.client_token, "progress_step_percent": args.progress_step, "deadline_hours": args.deadline_hours,
-              "keep_restored_days": args.keep_restored_days, "engine": args.engine, "key_from": args.key_from,
-              "max_archives": args.max_archives, "max_cost_usd": args.max_cost}
+    simple = {
+        "tier": args.tier,
+        "expiration_days": args.expiration_days,
+        "client_tag": args.client_tag,
+        "client_token": args.client_token,
+        "progress_step_percent": args.progress_step,
+        "deadline_hours": args.deadline_hours,
+        "keep_restored_days": args.keep_restored_days,
+        "engine": args.engine,
+        "key_from": args.key_from,
+        "max_archives": args.max_archives,
+        "max_cost_usd": args.max_cost,
+    }
     body |= {name: value for name, value in simple.items() if value is not None}
     for flag in ("expedited_fallback", "split_large_archives", "dry_run"):
         if getattr(args, flag):
@@ -359,13 +480,17 @@ def build_create_body(args: argparse.Namespace, upload: Callable[[Path, str], tu
     if "--max-bytes-per-day" in sizes:
         body["max_bytes_per_day"] = sizes["--max-bytes-per-day"]
     created = {"created_from": args.created_from, "created_before": args.created_before}
-    vault_filter = {k: v for k, v in created.items() if v} | (
-        {"min_size": sizes["--min-size"]} if "--min-size" in sizes else {}) | ({"max_size": sizes["--max-size"]} if "--max-size" in sizes else {})
+    vault_filter = (
+        {k: v for k, v in created.items() if v}
+        | ({"min_size": sizes["--min-size"]} if "--min-size" in sizes else {})
+        | ({"max_size": sizes["--max-size"]} if "--max-size" in sizes else {})
+    )
     if vault_filter:
         body["filter"] = vault_filter
     if args.overrides:
-        where = (parse_s3_url(args.overrides, "--overrides") if args.overrides.startswith("s3://")
-                 else upload(Path(args.overrides), "names CSV"))
+        where = (
+            parse_s3_url(args.overrides, "--overrides") if args.overrides.startswith("s3://") else upload(Path(args.overrides), "names CSV")
+        )
         body["overrides"] = {"bucket": where[0], "key": where[1]}
     return body
 
@@ -379,8 +504,10 @@ def uploader(stack: Stack, quiet: bool) -> Callable[[Path, str], tuple[str, str]
         if not path.is_file():
             raise CliError(f"no file {path}: give a local {what} file, or s3://bucket/key of one in S3")
         if not stack.manifest_bucket:
-            raise CliError(f"the stack's manifest bucket is not known, so {path} cannot be uploaded: upload it to the stack's "
-                           "ManifestBucket yourself and pass s3://bucket/key (or use --stack-name, which reads it)")
+            raise CliError(
+                f"the stack's manifest bucket is not known, so {path} cannot be uploaded: upload it to the stack's "
+                "ManifestBucket yourself and pass s3://bucket/key (or use --stack-name, which reads it)"
+            )
         if not stack.has_aws:
             raise CliError(f"uploading {path} needs AWS: pass --region (and --profile), or upload it yourself and pass s3://bucket/key")
         key = f"uploads/{datetime.now(UTC):%Y-%m-%d}/{uuid.uuid4().hex[:12]}/{path.name}"
@@ -421,8 +548,13 @@ def status_rows(doc: dict[str, Any]) -> list[tuple[str, Any]]:
     counts = doc.get("Counts") or {}
     planning = doc.get("Planning") or {}
     rows: list[tuple[str, Any]] = [
-        ("Job", doc.get("JobId")), ("Status", doc.get("Status")), ("Progress", f"{doc.get('ProgressPercent', 0)} %"),
-        ("Tier", doc.get("Tier")), ("Source", doc.get("Source")), ("Engine", doc.get("Engine")), ("Client tag", doc.get("ClientTag") or "-"),
+        ("Job", doc.get("JobId")),
+        ("Status", doc.get("Status")),
+        ("Progress", f"{doc.get('ProgressPercent', 0)} %"),
+        ("Tier", doc.get("Tier")),
+        ("Source", doc.get("Source")),
+        ("Engine", doc.get("Engine")),
+        ("Client tag", doc.get("ClientTag") or "-"),
         ("Total", counts.get("Total")),
         *((state, counts.get(state, 0)) for state in ("Restoring", "Restored", "Skipped", "Failed", "Cancelled")),
         ("Planning", "complete" if planning.get("Complete") else f"{planning.get('LinesRead', 0)} lines read"),
@@ -445,8 +577,12 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 JOB_COLUMNS: list[output.Column] = [
-    ("JOB", lambda j: j.get("JobId")), ("STATUS", lambda j: j.get("Status")), ("TIER", lambda j: j.get("Tier")),
-    ("SOURCE", lambda j: j.get("Source")), ("ENGINE", lambda j: j.get("Engine")), ("CREATED", lambda j: output.when(j.get("CreatedAt"))),
+    ("JOB", lambda j: j.get("JobId")),
+    ("STATUS", lambda j: j.get("Status")),
+    ("TIER", lambda j: j.get("Tier")),
+    ("SOURCE", lambda j: j.get("Source")),
+    ("ENGINE", lambda j: j.get("Engine")),
+    ("CREATED", lambda j: output.when(j.get("CreatedAt"))),
     ("TAG", lambda j: j.get("ClientTag") or "-"),
 ]
 
@@ -481,21 +617,31 @@ def cancel_command(args: argparse.Namespace) -> int:
     if args.output == "json":
         output.to_json(doc)
     else:
-        print(f"{job_id} {doc.get('Status')}: no new restore requests; "
-              f"{(doc.get('Counts') or {}).get('Restoring', 0)} already requested go on (`bulk-restore watch {job_id}` follows them)")
+        print(
+            f"{job_id} {doc.get('Status')}: no new restore requests; "
+            f"{(doc.get('Counts') or {}).get('Restoring', 0)} already requested go on (`bulk-restore watch {job_id}` follows them)"
+        )
     return EXIT_OK
 
 
 # ---- objects ------------------------------------------------------------------------------------
 
 OBJECT_COLUMNS: list[output.Column] = [
-    ("STATE", lambda o: o.get("State")), ("BUCKET", lambda o: o.get("Bucket")), ("KEY", lambda o: o.get("Key")),
-    ("VERSION", lambda o: o.get("VersionId")), ("LINE", lambda o: o.get("ManifestLine")), ("REASON", lambda o: o.get("Reason") or ""),
+    ("STATE", lambda o: o.get("State")),
+    ("BUCKET", lambda o: o.get("Bucket")),
+    ("KEY", lambda o: o.get("Key")),
+    ("VERSION", lambda o: o.get("VersionId")),
+    ("LINE", lambda o: o.get("ManifestLine")),
+    ("REASON", lambda o: o.get("Reason") or ""),
 ]
 CSV_COLUMNS: list[output.Column] = [
-    ("state", lambda o: o.get("State")), ("bucket", lambda o: o.get("Bucket")), ("key", lambda o: o.get("Key")),
-    ("version_id", lambda o: o.get("VersionId")), ("manifest_line", lambda o: o.get("ManifestLine")),
-    ("reason", lambda o: o.get("Reason")), ("updated_at", lambda o: o.get("UpdatedAt")),
+    ("state", lambda o: o.get("State")),
+    ("bucket", lambda o: o.get("Bucket")),
+    ("key", lambda o: o.get("Key")),
+    ("version_id", lambda o: o.get("VersionId")),
+    ("manifest_line", lambda o: o.get("ManifestLine")),
+    ("reason", lambda o: o.get("Reason")),
+    ("updated_at", lambda o: o.get("UpdatedAt")),
 ]
 _LINE_NUMBER = re.compile(r"\b(line|lines) \d+")
 

@@ -27,10 +27,22 @@ from typing import Any
 
 from bulk_restore_cli.client.errors import EXIT_FAILED, CliError
 
-CONFIG_KEYS = ("stack_name", "region", "aws_profile", "api_url", "api_key", "ready_file", "manifest_bucket", "topic_arn",
-               "events_queue_url", "endpoint_url")
-CREDENTIALS_HELP = ("no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass --profile, "
-                    "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+CONFIG_KEYS = (
+    "stack_name",
+    "region",
+    "aws_profile",
+    "api_url",
+    "api_key",
+    "ready_file",
+    "manifest_bucket",
+    "topic_arn",
+    "events_queue_url",
+    "endpoint_url",
+)
+CREDENTIALS_HELP = (
+    "no AWS credentials: run `aws configure` (or `aws sso login`), set AWS_PROFILE or pass --profile, "
+    "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+)
 REGION_HELP = "no AWS region: pass --region, set AWS_REGION, or give the profile a region"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # the local stack takes any
 
@@ -150,8 +162,10 @@ def aws_session(profile: str | None, region: str | None) -> Any:
     try:
         session = boto3.session.Session(profile_name=profile or None)
     except ProfileNotFound as exc:
-        raise CliError(f"no AWS profile {profile or os.environ.get('AWS_PROFILE')!r}: check --profile or AWS_PROFILE "
-                       "(`aws configure list-profiles` lists them)") from exc
+        raise CliError(
+            f"no AWS profile {profile or os.environ.get('AWS_PROFILE')!r}: check --profile or AWS_PROFILE "
+            "(`aws configure list-profiles` lists them)"
+        ) from exc
     region = region or os.environ.get("AWS_REGION") or session.region_name
     if not region:
         raise CliError(REGION_HELP)
@@ -167,15 +181,22 @@ def aws_failure(exc: Exception, what: str) -> CliError:
     if isinstance(exc, NoRegionError):
         return CliError(REGION_HELP)
     if isinstance(exc, EndpointConnectionError):
-        return CliError(f"cannot reach AWS for {what} ({exc.kwargs.get('endpoint_url', '')}): check the network, --region "
-                        "(is the local stack running?)")
+        return CliError(
+            f"cannot reach AWS for {what} ({exc.kwargs.get('endpoint_url', '')}): check the network, --region (is the local stack running?)"
+        )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = error.get("Code", "?")
-        if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException",
-                    "SignatureDoesNotMatch"):
-            return CliError(f"AWS refused the credentials ({code}) for {what}: renew them (`aws sso login`, `aws configure`) "
-                            "or pick another --profile")
+        if code in (
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+        ):
+            return CliError(
+                f"AWS refused the credentials ({code}) for {what}: renew them (`aws sso login`, `aws configure`) or pick another --profile"
+            )
         return CliError(f"AWS refused {exc.operation_name} ({what}): {code}: {error.get('Message', '')}", EXIT_FAILED)
     return CliError(f"AWS call failed ({what}): {exc}", EXIT_FAILED)
 
@@ -192,28 +213,40 @@ def from_cloudformation(stack_name: str, profile: str | None, region: str | None
             stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
         except ClientError as exc:
             if "does not exist" in str(exc.response.get("Error", {}).get("Message", "")):
-                raise CliError(f"no stack {stack_name} in {region}: check --stack-name, --region and --profile "
-                               "(`aws cloudformation list-stacks` lists them)") from exc
+                raise CliError(
+                    f"no stack {stack_name} in {region}: check --stack-name, --region and --profile "
+                    "(`aws cloudformation list-stacks` lists them)"
+                ) from exc
             raise
         outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs") or []}
         api_url = outputs.get("ApiUrl") or outputs.get("RestAPI", "").rstrip("/")
         key_id = outputs.get("ApiKeyId")
         if not api_url or not key_id:
             status = stacks[0].get("StackStatus", "")
-            raise CliError(f"{where} has no ApiUrl/ApiKeyId outputs ({status}): is it a bulk-restore stack, fully deployed? "
-                           "check --stack-name")
+            raise CliError(
+                f"{where} has no ApiUrl/ApiKeyId outputs ({status}): is it a bulk-restore stack, fully deployed? check --stack-name"
+            )
         try:
             api_key = session.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
-                raise CliError(f"AWS refused to read the API key {key_id} of {where} (apigateway:GET): ask for that right, "
-                               "or pass --api-url and --api-key (the stack's ApiKeyCommand output prints the key)") from exc
+                raise CliError(
+                    f"AWS refused to read the API key {key_id} of {where} (apigateway:GET): ask for that right, "
+                    "or pass --api-url and --api-key (the stack's ApiKeyCommand output prints the key)"
+                ) from exc
             raise
     except (ClientError, BotoCoreError) as exc:
         raise aws_failure(exc, f"reading {where}") from exc
-    return Stack(api_url=api_url.rstrip("/"), api_key=api_key, region=region, topic_arn=outputs.get("TopicArn"),
-                 manifest_bucket=outputs.get("ManifestBucket"), events_queue_url=outputs.get("JobEventsQueueUrl"),
-                 aws_profile=profile, source=source or f"{where} (CloudFormation outputs)")
+    return Stack(
+        api_url=api_url.rstrip("/"),
+        api_key=api_key,
+        region=region,
+        topic_arn=outputs.get("TopicArn"),
+        manifest_bucket=outputs.get("ManifestBucket"),
+        events_queue_url=outputs.get("JobEventsQueueUrl"),
+        aws_profile=profile,
+        source=source or f"{where} (CloudFormation outputs)",
+    )
 
 
 # ---- the local stack --------------------------------------------------------------------------------
@@ -236,18 +269,27 @@ def from_ready_file(path: Path, source: str = "") -> Stack:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise CliError(f"no local stack: {path} does not exist; start one with `bulk-restore local` "
-                       "(or pass the --ready-file it was given)") from exc
+        raise CliError(
+            f"no local stack: {path} does not exist; start one with `bulk-restore local` (or pass the --ready-file it was given)"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise CliError(f"{path} is not a ready file of `bulk-restore local`: pass the file it wrote (--ready-file)") from exc
     if not isinstance(info, dict) or not info.get("api_url") or not info.get("api_key"):
         raise CliError(f"{path} is not a ready file of `bulk-restore local` (no api_url, api_key): pass the file it wrote")
     if not _running(info.get("pid")):
         raise CliError(f"the local stack of {path} is not running (process {info.get('pid')} has ended): start `bulk-restore local`")
-    return Stack(api_url=str(info["api_url"]).rstrip("/"), api_key=str(info["api_key"]), region=info.get("region") or "us-east-1",
-                 topic_arn=info.get("topic_arn"), manifest_bucket=info.get("manifest_bucket"),
-                 events_queue_url=info.get("events_queue_url"), endpoint_url=info.get("aws_endpoint_url"), local=True,
-                 source=source or f"the local stack (ready file {path})", extra=info)
+    return Stack(
+        api_url=str(info["api_url"]).rstrip("/"),
+        api_key=str(info["api_key"]),
+        region=info.get("region") or "us-east-1",
+        topic_arn=info.get("topic_arn"),
+        manifest_bucket=info.get("manifest_bucket"),
+        events_queue_url=info.get("events_queue_url"),
+        endpoint_url=info.get("aws_endpoint_url"),
+        local=True,
+        source=source or f"the local stack (ready file {path})",
+        extra=info,
+    )
 
 
 # ---- discovery ------------------------------------------------------------------------------------
@@ -267,7 +309,7 @@ class Discovery:
     config_profile: str | None = None
 
     @classmethod
-    def from_args(cls, args: Any) -> "Discovery":
+    def from_args(cls, args: Any) -> Discovery:
         return cls(**{name: getattr(args, name, None) for name in cls.__dataclass_fields__})
 
 
@@ -284,8 +326,9 @@ def find_stack(given: Discovery) -> Stack:
     if given.api_url or given.api_key:
         if not given.api_url:
             raise CliError("--api-key needs --api-url (the stack's ApiUrl output)")
-        return _direct(given.api_url, given.api_key, f"the API at {given.api_url} (--api-url)",
-                       region=given.region, aws_profile=given.profile)  # AWS (uploads, events) only with --region
+        return _direct(
+            given.api_url, given.api_key, f"the API at {given.api_url} (--api-url)", region=given.region, aws_profile=given.profile
+        )  # AWS (uploads, events) only with --region
     if given.ready_file or given.local:
         path = Path(given.ready_file).expanduser() if given.ready_file else default_ready_file()
         return from_ready_file(path)
@@ -301,7 +344,9 @@ def find_stack(given: Discovery) -> Stack:
     if section is not None:
         where = f"{path} [{name}]"
         if section.get("ready_file"):
-            return from_ready_file(Path(section["ready_file"]).expanduser(), f"the local stack (ready file {section['ready_file']}, from {where})")
+            return from_ready_file(
+                Path(section["ready_file"]).expanduser(), f"the local stack (ready file {section['ready_file']}, from {where})"
+            )
         if section.get("stack_name"):
             profile = given.profile or section.get("aws_profile")
             region = given.region or section.get("region")
@@ -309,13 +354,22 @@ def find_stack(given: Discovery) -> Stack:
             found.source = f"{found.source.removesuffix(' (CloudFormation outputs)')} (CloudFormation outputs, from {where})"
             return found
         if section.get("api_url"):
-            return _direct(section["api_url"], section.get("api_key"), f"the API at {section['api_url']} (from {where})",
-                           region=given.region or section.get("region"), aws_profile=given.profile or section.get("aws_profile"),
-                           manifest_bucket=section.get("manifest_bucket"), topic_arn=section.get("topic_arn"),
-                           events_queue_url=section.get("events_queue_url"), endpoint_url=section.get("endpoint_url"))
+            return _direct(
+                section["api_url"],
+                section.get("api_key"),
+                f"the API at {section['api_url']} (from {where})",
+                region=given.region or section.get("region"),
+                aws_profile=given.profile or section.get("aws_profile"),
+                manifest_bucket=section.get("manifest_bucket"),
+                topic_arn=section.get("topic_arn"),
+                events_queue_url=section.get("events_queue_url"),
+                endpoint_url=section.get("endpoint_url"),
+            )
         raise CliError(f"{where} names no stack (stack_name, api_url or ready_file): run `bulk-restore configure`")
     ready = default_ready_file()
     if ready.exists():
         return from_ready_file(ready)
-    raise CliError("no stack to talk to: pass --stack-name NAME (a deployed stack; --profile, --region), run "
-                   "`bulk-restore configure --stack-name NAME` once, or start `bulk-restore local`")
+    raise CliError(
+        "no stack to talk to: pass --stack-name NAME (a deployed stack; --profile, --region), run "
+        "`bulk-restore configure --stack-name NAME` once, or start `bulk-restore local`"
+    )

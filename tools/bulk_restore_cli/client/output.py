@@ -35,7 +35,12 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], out: IO[str
     headers = [name for name, _ in columns]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     for line in [headers, *cells]:
-        out.write("  ".join(text.ljust(width) if i < len(line) - 1 else text for i, (text, width) in enumerate(zip(line, widths))).rstrip() + "\n")
+        out.write(
+            "  ".join(
+                text.ljust(width) if i < len(line) - 1 else text for i, (text, width) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+            + "\n"
+        )
 
 
 def key_values(pairs: Iterable[tuple[str, Any]], out: IO[str] | None = None) -> None:
@@ -80,7 +85,7 @@ def duration(seconds: float | None) -> str:
     """3h 05m, 4m 10s, 12s."""
     if seconds is None or math.isnan(seconds) or seconds < 0:
         return "-"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -104,15 +109,32 @@ def when(stamp: str | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3, "T": 1000**4,
-          "TB": 1000**4, "P": 1000**5, "PB": 1000**5, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "PIB": 1024**5}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "P": 1000**5,
+    "PB": 1000**5,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+    "TIB": 1024**4,
+    "PIB": 1024**5,
+}
 
 
 def parse_size(text: str) -> int:
-    """"100TiB", "5 GB", "1048576" -> bytes; ValueError naming the units otherwise."""
+    """ "100TiB", "5 GB", "1048576" -> bytes; ValueError naming the units otherwise."""
     raw = text.strip().upper().replace(" ", "")
     number = raw.rstrip("KMGTPIB")
-    unit = raw[len(number):]
+    unit = raw[len(number) :]
     try:
         value = float(number)
     except ValueError:

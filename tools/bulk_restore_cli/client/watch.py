@@ -199,8 +199,11 @@ def rich_frame(view: JobView, wall_now: float | None = None) -> Any:
     head.add_column(ratio=1)
     head.add_column(no_wrap=True, justify="right")
     percent = f"{100 * view.done / view.total:.0f} %" if view.total else "-"
-    head.add_row(Text(view.status, style=f"bold {style}"), ProgressBar(total=total, completed=view.done, complete_style=style),
-                 Text(f"{percent}  {view.done}/{view.total}{'' if view.planning_complete or view.finished else '+'}"))
+    head.add_row(
+        Text(view.status, style=f"bold {style}"),
+        ProgressBar(total=total, completed=view.done, complete_style=style),
+        Text(f"{percent}  {view.done}/{view.total}{'' if view.planning_complete or view.finished else '+'}"),
+    )
     counts = Text()
     colours = {"Restoring": "cyan", "Restored": "green", "Skipped": "blue", "Failed": "red", "Cancelled": "yellow"}
     for name in STATES:
@@ -239,7 +242,7 @@ class Display:
                 self.console = console or Console(file=out)
                 self.live = Live(console=self.console, auto_refresh=False, transient=False)
 
-    def __enter__(self) -> "Display":
+    def __enter__(self) -> Display:
         if self.live is not None:
             self.live.__enter__()
         return self
@@ -284,15 +287,31 @@ class EventFeed:
 
     def open(self) -> None:
         name = f"bulk-restore-watch-{self.job_id[:8]}-{uuid.uuid4().hex[:8]}"
-        self.queue_url = self.sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "3600", "SqsManagedSseEnabled": "true"})["QueueUrl"]
+        self.queue_url = self.sqs.create_queue(
+            QueueName=name, Attributes={"MessageRetentionPeriod": "3600", "SqsManagedSseEnabled": "true"}
+        )["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Sid": "JobTopic", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
-            "Resource": arn, "Condition": {"ArnEquals": {"aws:SourceArn": self.topic_arn}}}]}
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "JobTopic",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": self.topic_arn}},
+                }
+            ],
+        }
         self.sqs.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"Policy": json.dumps(policy)})
         self.subscription = self.sns.subscribe(
-            TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, ReturnSubscriptionArn=True,
-            Attributes={"FilterPolicy": json.dumps({"JobId": [self.job_id]}), "RawMessageDelivery": "true"})["SubscriptionArn"]
+            TopicArn=self.topic_arn,
+            Protocol="sqs",
+            Endpoint=arn,
+            ReturnSubscriptionArn=True,
+            Attributes={"FilterPolicy": json.dumps({"JobId": [self.job_id]}), "RawMessageDelivery": "true"},
+        )["SubscriptionArn"]
 
     def receive(self, wait: float) -> list[dict[str, Any]]:
         assert self.queue_url is not None
@@ -312,19 +331,25 @@ class EventFeed:
 
     def close(self) -> None:
         """Unsubscribe and delete the queue; whatever fails here is said, not raised."""
-        for what, action in (("subscription", lambda: self.subscription and self.sns.unsubscribe(SubscriptionArn=self.subscription)),
-                             ("queue", lambda: self.queue_url and self.sqs.delete_queue(QueueUrl=self.queue_url))):
+        for what, action in (
+            ("subscription", lambda: self.subscription and self.sns.unsubscribe(SubscriptionArn=self.subscription)),
+            ("queue", lambda: self.queue_url and self.sqs.delete_queue(QueueUrl=self.queue_url)),
+        ):
             try:
                 action()
-            except Exception as exc:  # noqa: BLE001 (cleanup: say it and go on)
-                print(f"bulk-restore: could not remove the watch {what} ({exc}): delete it by hand "
-                      f"({self.subscription if what == 'subscription' else self.queue_url})", file=sys.stderr)
+            except Exception as exc:
+                print(
+                    f"bulk-restore: could not remove the watch {what} ({exc}): delete it by hand "
+                    f"({self.subscription if what == 'subscription' else self.queue_url})",
+                    file=sys.stderr,
+                )
         self.subscription = self.queue_url = None
 
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM ends a watch as Ctrl-C does: through the cleanup."""
+
     def interrupt(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -354,14 +379,25 @@ def open_events(stack: Stack, job_id: str, topic_arn: str | None, quiet: bool) -
         feed.close()
         code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else type(exc).__name__
         if not quiet:
-            print(f"bulk-restore: cannot subscribe a queue to the job's events ({code}): polling GET /jobs/ID instead "
-                  "(--poll says so from the start)", file=sys.stderr)
+            print(
+                f"bulk-restore: cannot subscribe a queue to the job's events ({code}): polling GET /jobs/ID instead "
+                "(--poll says so from the start)",
+                file=sys.stderr,
+            )
         return None
     return feed
 
 
-def follow(api: ApiClient, job_id: str, display: Display, feed: EventFeed | None, interval: float, timeout: float | None,
-           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> JobView | None:
+def follow(
+    api: ApiClient,
+    job_id: str,
+    display: Display,
+    feed: EventFeed | None,
+    interval: float,
+    timeout: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobView | None:
     """Show the job until it ends (its view) or ``timeout`` passes (None)."""
     view = JobView(job_id)
     start = clock()
@@ -421,7 +457,7 @@ def watch_command(args: argparse.Namespace) -> int:
 class _Silent:
     """--output json: nothing until the end, then the final status document."""
 
-    def __enter__(self) -> "_Silent":
+    def __enter__(self) -> _Silent:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -74,7 +74,7 @@ class GatewayResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_template(cls, spec: dict[str, Any]) -> "GatewayResponse":
+    def from_template(cls, spec: dict[str, Any]) -> GatewayResponse:
         """From one entry of a SAM Api's GatewayResponses (or an AWS::ApiGateway::GatewayResponse's properties)."""
         status = spec.get("StatusCode")
         parameters = spec.get("ResponseParameters") or {}
@@ -111,7 +111,7 @@ class UsagePlan:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_template(cls, spec: dict[str, Any] | None) -> "UsagePlan":
+    def from_template(cls, spec: dict[str, Any] | None) -> UsagePlan:
         """From a SAM Api's Auth.UsagePlan (Throttle: BurstLimit, RateLimit; Quota: Limit, Period DAY)."""
         spec = spec or {}
         throttle, quota = spec.get("Throttle") or {}, spec.get("Quota") or {}
@@ -185,9 +185,18 @@ class Route:
 class LocalRestApi:
     """A loopback HTTP server in front of the API's functions."""
 
-    def __init__(self, routes: Iterable[Route], api_keys: Iterable[str] = (), host: str = "127.0.0.1", port: int = 3000,
-                 region: str = "us-east-1", account_id: str = "123456789012", max_workers: int = MAX_INVOCATIONS,
-                 responses: dict[str, GatewayResponse] | None = None, usage_plan: UsagePlan | None = None):
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        api_keys: Iterable[str] = (),
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        max_workers: int = MAX_INVOCATIONS,
+        responses: dict[str, GatewayResponse] | None = None,
+        usage_plan: UsagePlan | None = None,
+    ):
         self.routes = sorted(routes, key=lambda r: r.specificity, reverse=True)
         self.api_keys = set(api_keys)
         self.responses = dict(responses or {})  # the template's gateway responses, by type
@@ -204,8 +213,10 @@ class LocalRestApi:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "LocalRestApi":
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-rest-api", daemon=True)
+    def start(self) -> LocalRestApi:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-rest-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -236,7 +247,9 @@ class LocalRestApi:
                     return route, params, resource_path
         return None
 
-    def answer(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    def answer(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         request_id = str(uuid.uuid4())
         split = urlsplit(target)
         raw_path = split.path or "/"
@@ -261,7 +274,7 @@ class LocalRestApi:
         except concurrent.futures.TimeoutError:
             log.error("integration timed out: %s %s", method, path)
             return self.gateway_answer("INTEGRATION_TIMEOUT", request_id)
-        except Exception:  # noqa: BLE001 - a function error is API Gateway's 502, whatever it was
+        except Exception:
             log.exception("function %s failed: %s %s", route.function_name, method, path)
             return self.gateway_answer("DEFAULT_5XX", request_id)
         try:
@@ -278,8 +291,12 @@ class LocalRestApi:
         headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id), ("x-amzn-ErrorType", error_type)]
         if custom is None or not custom.templates:
             return (custom.status if custom and custom.status else status), headers, json.dumps({"message": message}).encode()
-        variables = {"requestId": request_id, "error.responseType": response_type, "error.message": message,
-                     "error.messageString": json.dumps(message)}
+        variables = {
+            "requestId": request_id,
+            "error.responseType": response_type,
+            "error.message": message,
+            "error.messageString": json.dumps(message),
+        }
         headers += list(custom.headers.items())
         return custom.status or status, headers, custom.render(variables)
 
@@ -296,8 +313,20 @@ class LocalRestApi:
         ]
         return headers + [(name, value) for name, value in added if name.lower() not in names]
 
-    def event(self, method: str, route: Route, resource_path: str, request_path: str, query: str, headers: list[tuple[str, str]],
-              body: bytes, params: dict[str, str], request_id: str, source_ip: str, api_key: str | None) -> dict[str, Any]:
+    def event(
+        self,
+        method: str,
+        route: Route,
+        resource_path: str,
+        request_path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        params: dict[str, str],
+        request_id: str,
+        source_ip: str,
+        api_key: str | None,
+    ) -> dict[str, Any]:
         multi_headers: dict[str, list[str]] = {}
         for name, value in headers:
             multi_headers.setdefault(name, []).append(value)
@@ -436,7 +465,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except OSError:  # pragma: no cover - not a TCP socket
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         log.info("%s - %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes | None:
@@ -474,7 +503,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 status, headers, payload = self.server.api.answer(
                     self.command, self.path, list(self.headers.items()), body, self.client_address[0]
                 )
-        except Exception:  # noqa: BLE001 - whatever went wrong here, the client gets an answer, not a reset
+        except Exception:
             log.exception("local API failed: %s %s", self.command, self.path)
             self.close_connection = True
             status, headers, payload = self.server.api.gateway_answer("DEFAULT_5XX", str(uuid.uuid4()))

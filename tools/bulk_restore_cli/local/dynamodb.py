@@ -169,7 +169,7 @@ def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
     streams: dict[int, tuple[Any, int]] = {}
     at = 0
     try:
-        for at, (op_type, op, table, key, current) in planned:
+        for at, (op_type, op, table, key, current) in planned:  # noqa: B007 - `at` names the failed operation below
             if op_type == "ConditionCheck":
                 continue
             hash_key, range_key = backend.get_keys_value(table, key)
@@ -190,8 +190,13 @@ def _transact(backend: Any, transact_items: list[dict[str, Any]]) -> None:
             elif plan is not None:
                 apply_update_plan(backend, table, key, current, plan)
             else:
-                backend.update_item(op["TableName"], key, update_expression=op["UpdateExpression"],
-                                    expression_attribute_names=names, expression_attribute_values=values)
+                backend.update_item(
+                    op["TableName"],
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
     except BaseException as exc:
         for table, hash_key, range_key, before in reversed(kept):
             _put_back(table, hash_key, range_key, before)
@@ -226,7 +231,7 @@ def simple_update_actions(expression: str) -> tuple[tuple[str, str, str | None],
         if clause in seen or clause == "DELETE":
             return None
         seen.add(clause)
-        body = expression[mark.end(): marks[n + 1].start() if n + 1 < len(marks) else len(expression)]
+        body = expression[mark.end() : marks[n + 1].start() if n + 1 < len(marks) else len(expression)]
         pattern = {"SET": _SET_ACTION, "ADD": _ADD_ACTION, "REMOVE": _REMOVE_ACTION}[clause]
         for part in body.split(","):
             match = pattern.fullmatch(part)
@@ -248,8 +253,15 @@ def _reserved(name: str) -> bool:
     return name.upper() in _reserved_words()
 
 
-def apply_simple_update(backend: Any, table: Any, key: dict[str, Any], current: Any, expression: str,
-                        names: dict[str, str] | None, values: dict[str, Any] | None) -> bool:
+def apply_simple_update(
+    backend: Any,
+    table: Any,
+    key: dict[str, Any],
+    current: Any,
+    expression: str,
+    names: dict[str, str] | None,
+    values: dict[str, Any] | None,
+) -> bool:
     """Apply an Update of a transaction as moto's executor would, if it is simple; False: it is not
     (nothing was changed), moto's update_item must apply it."""
     plan = simple_update_plan(table, current, expression, names, values)
@@ -259,8 +271,9 @@ def apply_simple_update(backend: Any, table: Any, key: dict[str, Any], current: 
     return True
 
 
-def simple_update_plan(table: Any, current: Any, expression: str, names: dict[str, str] | None,
-                       values: dict[str, Any] | None) -> list[tuple[str, str, Any]] | None:
+def simple_update_plan(
+    table: Any, current: Any, expression: str, names: dict[str, str] | None, values: dict[str, Any] | None
+) -> list[tuple[str, str, Any]] | None:
     """A simple Update's actions as (SET|ADD|REMOVE, attribute name, value); None: not simple
     (see the module's notes), moto's update_item must apply it. Changes nothing."""
     if table.stream_shard is not None:
@@ -284,7 +297,7 @@ def simple_update_plan(table: Any, current: Any, expression: str, names: dict[st
             if clause == "ADD" and "N" not in value:
                 return None
         resolved.append((clause, name, value))
-    for clause, name, value in resolved:
+    for clause, name, _value in resolved:
         if clause == "ADD" and current is not None and name in current.attrs and current.attrs[name].type != "N":
             return None  # moto's IncorrectDataType
     return resolved
@@ -532,10 +545,20 @@ def _cached_parser(parser: Any) -> Any:
 
 # Item operations whose request members are all JSON's own types except binary values ("B", "BS"):
 # moto walks their body against botocore's input shape only to decode those.
-FAST_REQUESTS = frozenset({
-    "GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
-    "TransactGetItems", "TransactWriteItems", "BatchWriteItem",
-})
+FAST_REQUESTS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+        "BatchWriteItem",
+    }
+)
 _BINARY_MEMBER = re.compile(rb'"BS?"\s*:')
 
 
@@ -669,15 +692,13 @@ def _contains_duplicates(self: Any, keys: list[Any]) -> bool:
 
 
 def _patch() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-
     import moto.dynamodb.models as models
     import moto.dynamodb.responses as responses
     from moto.core.responses import ActionResult
-    from moto.dynamodb.responses import DynamoResult
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
     _originals.update(
         parse_parameters=DynamoHandler.__dict__.get("parse_parameters"),
@@ -714,16 +735,13 @@ def _patch() -> None:
 
 
 def _unpatch() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-
     import moto.dynamodb.models as models
     import moto.dynamodb.responses as responses
     from moto.core.responses import ActionResult
-    from moto.dynamodb.responses import DynamoResult
-
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
 
     if _originals["parse_parameters"] is None:
         del DynamoHandler.parse_parameters
@@ -770,7 +788,7 @@ class DynamoDBEmulation:
         """The lock DynamoDB requests are handled under: hold it to read or seed moto's tables directly."""
         return _requests
 
-    def install(self) -> "DynamoDBEmulation":
+    def install(self) -> DynamoDBEmulation:
         with _state:
             if not _holders and not _suspended:
                 _patch()
@@ -789,7 +807,7 @@ class DynamoDBEmulation:
     def installed(self) -> bool:
         return id(self) in _holders
 
-    def __enter__(self) -> "DynamoDBEmulation":
+    def __enter__(self) -> DynamoDBEmulation:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

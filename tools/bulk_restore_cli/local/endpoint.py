@@ -41,7 +41,8 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 API_APP_ID = "bulk-restore-api"
 INTERACTIVE, BATCH = 0, 1
@@ -107,7 +108,7 @@ def operation(environ: dict[str, Any]) -> str:
     service = "?"
     marker = authorization.find("Credential=")
     if marker >= 0:
-        parts = authorization[marker + 11:].split(",", 1)[0].split("/")
+        parts = authorization[marker + 11 :].split(",", 1)[0].split("/")
         if len(parts) >= 4:
             service = parts[3]
     method = environ.get("REQUEST_METHOD", "?")
@@ -155,8 +156,10 @@ class GatedApplication:
         """Per operation, busiest first: requests, seconds inside moto, seconds waited at the gate."""
         with self._lock:
             figures = sorted(((name, tuple(f)) for name, f in self._figures.items()), key=lambda item: -item[1][1])
-        return {name: {"requests": int(n), "seconds": round(seconds, 3), "waited_seconds": round(waited, 3)}
-                for name, (n, seconds, waited) in figures}
+        return {
+            name: {"requests": int(n), "seconds": round(seconds, 3), "waited_seconds": round(waited, 3)}
+            for name, (n, seconds, waited) in figures
+        }
 
 
 def keep_alive_handler() -> type:
@@ -265,10 +268,15 @@ def inventory_request(environ: dict[str, Any], start_response: Callable[..., Any
         status, body = "400 Bad Request", {"error": "POST with ?bucket=<source bucket>&destination=<bucket for the report>"}
     else:
         try:
-            key = write_inventory_report(query["bucket"], query["destination"], query.get("prefix", "inventory"),
-                                         file_format=query.get("format", "CSV"), include_versions=query.get("versions") == "true")
+            key = write_inventory_report(
+                query["bucket"],
+                query["destination"],
+                query.get("prefix", "inventory"),
+                file_format=query.get("format", "CSV"),
+                include_versions=query.get("versions") == "true",
+            )
             body = {"manifest_key": key, "bucket": query["destination"]}
-        except Exception as exc:  # noqa: BLE001 - any reason is the caller's to read
+        except Exception as exc:
             status, body = "400 Bad Request", {"error": f"{type(exc).__name__}: {exc}"}
     data = json.dumps(body).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
@@ -317,7 +325,7 @@ class AwsEndpoint:
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "AwsEndpoint":
+    def start(self) -> AwsEndpoint:
         from moto.moto_server.werkzeug_app import create_backend_app
         from werkzeug.serving import make_server
 

@@ -23,15 +23,22 @@ import threading
 import time
 from typing import Any
 
-from bulk_restore_cli.local.lambda_runtime import Poller, ScheduleSource, Scheduler, SqsEventSource, load_handler
+from bulk_restore_cli.local.lambda_runtime import Poller, Scheduler, ScheduleSource, SqsEventSource, load_handler
 
 log = logging.getLogger("bulk_restore_cli.local")
 
 STOP_GRACE_SECONDS = 2.5  # an invocation still running then ends with the process
 
 
-def spec(sources: list[SqsEventSource], schedules: list[ScheduleSource], environment: dict[str, str], endpoint_url: str,
-         region: str, code_paths: list[str], api: dict[str, Any] | None = None) -> dict[str, Any]:
+def spec(
+    sources: list[SqsEventSource],
+    schedules: list[ScheduleSource],
+    environment: dict[str, str],
+    endpoint_url: str,
+    region: str,
+    code_paths: list[str],
+    api: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What the function process needs, as JSON: handlers by their "module.function" path; ``api``:
     the REST API to serve (``LocalStack._api_spec``)."""
     return {
@@ -41,21 +48,38 @@ def spec(sources: list[SqsEventSource], schedules: list[ScheduleSource], environ
         "region": region,
         "code_paths": code_paths,
         "sources": [
-            {"function_name": s.function_name, "handler": s.handler, "queue_url": s.queue_url, "queue_arn": s.queue_arn,
-             "batch_size": s.batch_size, "window_seconds": s.window_seconds, "report_failures": s.report_failures,
-             "timeout_s": s.timeout_s, "retry_delay": s.retry_delay, "region": s.region, "max_concurrency": s.max_concurrency}
+            {
+                "function_name": s.function_name,
+                "handler": s.handler,
+                "queue_url": s.queue_url,
+                "queue_arn": s.queue_arn,
+                "batch_size": s.batch_size,
+                "window_seconds": s.window_seconds,
+                "report_failures": s.report_failures,
+                "timeout_s": s.timeout_s,
+                "retry_delay": s.retry_delay,
+                "region": s.region,
+                "max_concurrency": s.max_concurrency,
+            }
             for s in sources
         ],
         "schedules": [
-            {"function_name": s.function_name, "handler": s.handler, "every_seconds": s.every_seconds, "timeout_s": s.timeout_s,
-             "region": s.region, "input": s.input}
+            {
+                "function_name": s.function_name,
+                "handler": s.handler,
+                "every_seconds": s.every_seconds,
+                "timeout_s": s.timeout_s,
+                "region": s.region,
+                "input": s.input,
+            }
             for s in schedules
         ],
     }
 
 
-def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSource], sqs: Any,
-                    stop: threading.Event) -> tuple[list[Poller], Scheduler | None]:
+def start_functions(
+    sources: list[SqsEventSource], schedules: list[ScheduleSource], sqs: Any, stop: threading.Event
+) -> tuple[list[Poller], Scheduler | None]:
     """Run the event sources' pollers and the schedules, in this process's threads, until ``stop``.
 
     ``sqs`` makes an SQS client for a poller. The local stack calls this in its own process, or
@@ -80,9 +104,12 @@ def start_functions(sources: list[SqsEventSource], schedules: list[ScheduleSourc
         poller.start()
     scheduler = None
     if schedules:
-        scheduler = Scheduler(schedules, stop, on_error=lambda exc: log.error("scheduled run failed: %s", exc),
-                              on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped",
-                                                              source.function_name))
+        scheduler = Scheduler(
+            schedules,
+            stop,
+            on_error=lambda exc: log.error("scheduled run failed: %s", exc),
+            on_skip=lambda source: log.info("%s: previous scheduled run still going, this one skipped", source.function_name),
+        )
         scheduler.start()
     return pollers, scheduler
 
@@ -104,11 +131,29 @@ def start_api(api: dict[str, Any], load: Any) -> Any:
     """The REST API the spec describes, serving (``load`` turns a handler path into the handler)."""
     from bulk_restore_cli.local.apigw import LocalRestApi, Route, UsagePlan, gateway_responses
 
-    routes = [Route(r["method"], r["path"], load(r["handler"]), r["function_name"], timeout_s=r["timeout_s"],
-                    api_key_required=r["api_key_required"], stage=r["stage"], api_id=r["api_id"]) for r in api["routes"]]
-    return LocalRestApi(routes, api["api_keys"], host=api["host"], port=api["port"], region=api["region"], account_id=api["account_id"],
-                        responses=gateway_responses(api["gateway_responses"]),
-                        usage_plan=UsagePlan.from_template(api["usage_plan"]) if api["served"] else None).start()
+    routes = [
+        Route(
+            r["method"],
+            r["path"],
+            load(r["handler"]),
+            r["function_name"],
+            timeout_s=r["timeout_s"],
+            api_key_required=r["api_key_required"],
+            stage=r["stage"],
+            api_id=r["api_id"],
+        )
+        for r in api["routes"]
+    ]
+    return LocalRestApi(
+        routes,
+        api["api_keys"],
+        host=api["host"],
+        port=api["port"],
+        region=api["region"],
+        account_id=api["account_id"],
+        responses=gateway_responses(api["gateway_responses"]),
+        usage_plan=UsagePlan.from_template(api["usage_plan"]) if api["served"] else None,
+    ).start()
 
 
 def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller], Scheduler | None]:

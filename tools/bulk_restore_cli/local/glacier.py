@@ -297,14 +297,17 @@ def _missing(message: str) -> GlacierError:
 
 # ---- time --------------------------------------------------------------------------------------
 
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 def _iso_ms(moment: dt.datetime) -> str:
     moment = moment.astimezone(dt.UTC)
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
-            f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def _iso_ms_naive(moment: dt.datetime) -> str:
@@ -427,6 +430,7 @@ def is_megabyte_aligned(start: int, stop: int, size: int) -> bool:
 
 # ---- archive content ---------------------------------------------------------------------------
 
+
 class _Content:
     """An archive's bytes: size, ranged reads and its 1 MiB leaf hashes."""
 
@@ -479,7 +483,7 @@ class _StoredContent(_Content):
 
     def leaf_runs(self, first: int, end: int) -> list[tuple[bytes, int]]:
         leaves = self.leaves
-        return [(bytes(leaves[32 * k:32 * k + 32]), 1) for k in range(first, end)]
+        return [(bytes(leaves[32 * k : 32 * k + 32]), 1) for k in range(first, end)]
 
     def close(self) -> None:
         self.file.close()
@@ -538,14 +542,14 @@ class _GeneratedContent(_Content):
         position = start
         while position < stop:
             k, offset = divmod(position, MiB)
-            piece = generated_chunk(self.seed, k, self.pattern)[offset:min(MiB, offset + stop - position)]
+            piece = generated_chunk(self.seed, k, self.pattern)[offset : min(MiB, offset + stop - position)]
             position += len(piece)
             yield piece
 
     def leaf_runs(self, first: int, end: int) -> list[tuple[bytes, int]]:
         if self.leaves is not None:
             leaves = self.leaves
-            return [(bytes(leaves[32 * k:32 * k + 32]), 1) for k in range(first, end)]
+            return [(bytes(leaves[32 * k : 32 * k + 32]), 1) for k in range(first, end)]
         total = _chunks(self.size)
         runs = [(self.full, min(end, total - 1) - first)] if first < total - 1 else []
         if end == total:
@@ -570,13 +574,14 @@ class GeneratedReader(io.RawIOBase):
         k, offset = divmod(self.position, MiB)
         if self._chunk[0] != k:
             self._chunk = (k, generated_chunk(self.seed, k, self.pattern))
-        piece = self._chunk[1][offset:offset + min(len(buffer), self.size - self.position)]
-        buffer[:len(piece)] = piece
+        piece = self._chunk[1][offset : offset + min(len(buffer), self.size - self.position)]
+        buffer[: len(piece)] = piece
         self.position += len(piece)
         return len(piece)
 
 
 # ---- the state ---------------------------------------------------------------------------------
+
 
 class _SeqIndex:
     """Items ordered by a sequence number: add, remove (lazily) and iterate from a number in O(log n)."""
@@ -630,7 +635,7 @@ class _Run:
     """``count`` archives made together (one upload is a run of one), sharing content and size."""
 
     id: int
-    vault: "_Vault"
+    vault: _Vault
     pos: int  # in vault.runs
     seq: int
     count: int
@@ -727,7 +732,7 @@ class _Job:
     range_tree_hash: str | None = None
     archive_description: str = ""
     # inventory retrieval
-    inventory: "_InventoryOutput | None" = None
+    inventory: _InventoryOutput | None = None
     inventory_params: dict[str, str | None] | None = None
     corruptions: list[tuple[int, int]] = field(default_factory=list)
     forced_failure: str | None = None
@@ -742,6 +747,7 @@ class _Job:
 
 # ---- the inventory output ----------------------------------------------------------------------
 
+
 def _csv_field(text: str) -> str:
     """api-job-output-get: quoted when it holds a comma or a double quote; a double quote inside
     escaped with a backslash; backslashes themselves not escaped."""
@@ -753,17 +759,31 @@ def _csv_field(text: str) -> str:
 class _InventoryOutput:
     """A vault inventory's job output, generated on demand from the archive log and a snapshot."""
 
-    def __init__(self, emulator: "GlacierEmulator", vault: _Vault, snapshot: _Snapshot, fmt: str,
-                 start_date: dt.datetime | None, end_date: dt.datetime | None, limit: int | None,
-                 start_pos: int, start_index: int):
+    def __init__(
+        self,
+        emulator: GlacierEmulator,
+        vault: _Vault,
+        snapshot: _Snapshot,
+        fmt: str,
+        start_date: dt.datetime | None,
+        end_date: dt.datetime | None,
+        limit: int | None,
+        start_pos: int,
+        start_index: int,
+    ):
         self.emulator, self.vault, self.snapshot, self.format = emulator, vault, snapshot, fmt
         self.start_date, self.end_date, self.limit = start_date, end_date, limit
         self.start_pos, self.start_index = start_pos, start_index
         if fmt == "CSV":
             self.prefix, self.suffix = CSV_HEADER, b""
         else:
-            self.prefix = (b'{"VaultARN":' + json.dumps(vault.arn).encode() + b',"InventoryDate":"'
-                           + _iso_s(snapshot.date).encode() + b'","ArchiveList":[')
+            self.prefix = (
+                b'{"VaultARN":'
+                + json.dumps(vault.arn).encode()
+                + b',"InventoryDate":"'
+                + _iso_s(snapshot.date).encode()
+                + b'","ArchiveList":['
+            )
             self.suffix = b"]}"
         self.size = 0
         self.count = 0
@@ -812,8 +832,21 @@ class _InventoryOutput:
         description = self._description(run, index)
         if self.format == "CSV":
             return b"".join((archive_id, b",", description, b",", created, b",", run.size_text, b",", run.tree_text, b"\n"))
-        return b"".join((b'{"ArchiveId":"' if first else b',{"ArchiveId":"', archive_id, b'","ArchiveDescription":', description,
-                         b',"CreationDate":"', created, b'","Size":', run.size_text, b',"SHA256TreeHash":"', run.tree_text, b'"}'))
+        return b"".join(
+            (
+                b'{"ArchiveId":"' if first else b',{"ArchiveId":"',
+                archive_id,
+                b'","ArchiveDescription":',
+                description,
+                b',"CreationDate":"',
+                created,
+                b'","Size":',
+                run.size_text,
+                b',"SHA256TreeHash":"',
+                run.tree_text,
+                b'"}',
+            )
+        )
 
     def compute(self) -> None:
         """One pass: the output's size, its entry count, the next marker and a checkpoint every
@@ -878,7 +911,7 @@ class _InventoryOutput:
     def iter_range(self, start: int, stop: int) -> Iterator[bytes]:
         prefix_end = len(self.prefix)
         if start < prefix_end:
-            yield self.prefix[start:min(stop, prefix_end)]
+            yield self.prefix[start : min(stop, prefix_end)]
         entries_end = self.size - len(self.suffix)
         if stop > prefix_end and start < entries_end and self.offsets:
             at = max(bisect.bisect_right(self.offsets, max(start, prefix_end)) - 1, 0)
@@ -890,17 +923,17 @@ class _InventoryOutput:
                 entry = self._entry(run, i, emitted == 0)
                 end = offset + len(entry)
                 if end > start:
-                    yield entry[max(0, start - offset):min(len(entry), stop - offset)]
+                    yield entry[max(0, start - offset) : min(len(entry), stop - offset)]
                 offset, emitted = end, emitted + 1
         if stop > entries_end:
-            yield self.suffix[max(0, start - entries_end):stop - entries_end]
+            yield self.suffix[max(0, start - entries_end) : stop - entries_end]
 
 
 @dataclass(frozen=True)
 class ArchiveBatch:
     """Archives made by ``put_archives``: ``ids`` is computed on demand (a sequence, never a list)."""
 
-    emulator: "GlacierEmulator"
+    emulator: GlacierEmulator
     run: _Run
 
     @property
@@ -921,7 +954,7 @@ class ArchiveBatch:
 
 
 class _Ids(Sequence[str]):
-    def __init__(self, emulator: "GlacierEmulator", run: _Run):
+    def __init__(self, emulator: GlacierEmulator, run: _Run):
         self.emulator, self.run = emulator, run
 
     def __len__(self) -> int:
@@ -940,7 +973,7 @@ class _Ids(Sequence[str]):
 # ---- the hooks into moto -----------------------------------------------------------------------
 
 _hook_lock = threading.RLock()
-_installed: "GlacierEmulator | None" = None
+_installed: GlacierEmulator | None = None
 _originals: dict[str, Any] = {}
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 _SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/")
@@ -958,7 +991,7 @@ def _is_glacier(host: str, headers: Mapping[str, str]) -> bool:
     scope = _signed_for(headers.get("authorization", ""))
     if scope is not None:
         return scope[2] == "glacier"
-    return host.startswith("glacier.") or host.startswith("glacier-fips.")
+    return host.startswith(("glacier.", "glacier-fips."))
 
 
 def _patched_get_application(self: Any, environ: dict[str, Any]) -> Any:
@@ -1036,6 +1069,7 @@ Answer = tuple[int, dict[str, str], "bytes | Iterator[bytes]"]
 
 # ---- the emulator ------------------------------------------------------------------------------
 
+
 class GlacierEmulator:
     """The Glacier vault API on moto's endpoint and in ``mock_aws``; jobs complete on a clock.
 
@@ -1049,10 +1083,18 @@ class GlacierEmulator:
     per account and Region.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, durations: Mapping[str, float] | None = None, *,
-                 start_time: dt.datetime | None = None, gate: Any = None, seed: int | None = None,
-                 checksum_ranges: str = "tree", free_tier_bytes_per_day: int = 10 * GiB // 30,
-                 vault_limit: int = 1000):
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        durations: Mapping[str, float] | None = None,
+        *,
+        start_time: dt.datetime | None = None,
+        gate: Any = None,
+        seed: int | None = None,
+        checksum_ranges: str = "tree",
+        free_tier_bytes_per_day: int = 10 * GiB // 30,
+        vault_limit: int = 1000,
+    ):
         unknown = set(durations or {}) - set(AWS_DURATIONS)
         if unknown:
             raise ValueError(f"unknown duration(s) {sorted(unknown)}: known are {sorted(AWS_DURATIONS)}")
@@ -1079,7 +1121,9 @@ class GlacierEmulator:
         self._runs: dict[int, _Run] = {}
         self._jobs: dict[str, _Job] = {}
         self._uploads: dict[str, _Upload] = {}
-        self._finished_uploads: dict[str, tuple[str, float, str | None, int | None, str | None]] = {}  # id -> (state, until, archive id, size, hash)
+        self._finished_uploads: dict[
+            str, tuple[str, float, str | None, int | None, str | None]
+        ] = {}  # id -> (state, until, archive id, size, hash)
         self._due: list[tuple[float, int, str]] = []  # (due, seq, job id)
         self._expiring: list[tuple[float, int, str]] = []  # (expires, seq, job id)
         self._dirty: dict[int, _Vault] = {}
@@ -1104,7 +1148,7 @@ class GlacierEmulator:
 
     # ---- installation --------------------------------------------------------------------------
 
-    def install(self) -> "GlacierEmulator":
+    def install(self) -> GlacierEmulator:
         """Hook into moto's server dispatcher and in-process stubber (idempotent). One emulator at a time."""
         global _installed
         with _hook_lock:
@@ -1162,7 +1206,7 @@ class GlacierEmulator:
     def installed(self) -> bool:
         return _installed is self
 
-    def __enter__(self) -> "GlacierEmulator":
+    def __enter__(self) -> GlacierEmulator:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
@@ -1268,9 +1312,19 @@ class GlacierEmulator:
         with self._lock:
             return self._create_vault(account_id, region, name).arn
 
-    def put_archive(self, vault: str, size: int | None = None, description: str = "", *, data: bytes | None = None,
-                    seed: int | None = None, pattern: str = "distinct", created: dt.datetime | None = None,
-                    account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> str:
+    def put_archive(
+        self,
+        vault: str,
+        size: int | None = None,
+        description: str = "",
+        *,
+        data: bytes | None = None,
+        seed: int | None = None,
+        pattern: str = "distinct",
+        created: dt.datetime | None = None,
+        account_id: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+    ) -> str:
         """Add one archive directly (no request), counted as a write. Its bytes are ``data``, or
         ``size`` bytes generated from ``seed`` (``pattern`` "distinct": the tree hash is computed by
         streaming the bytes once, now; "repeated": in O(log size)). ``description`` may be any text
@@ -1286,10 +1340,20 @@ class GlacierEmulator:
             run = self._add_run(self._vault_of(vault, account_id, region), 1, content, description, created, dt.timedelta(0))
             return run.archive_id0
 
-    def put_archives(self, vault: str, count: int, size: int, description: str | Callable[[int], str] = "", *,
-                     seed: int | None = None, pattern: str = "repeated", created: dt.datetime | None = None,
-                     created_step: dt.timedelta = dt.timedelta(0), account_id: str = DEFAULT_ACCOUNT,
-                     region: str = DEFAULT_REGION) -> ArchiveBatch:
+    def put_archives(
+        self,
+        vault: str,
+        count: int,
+        size: int,
+        description: str | Callable[[int], str] = "",
+        *,
+        seed: int | None = None,
+        pattern: str = "repeated",
+        created: dt.datetime | None = None,
+        created_step: dt.timedelta = dt.timedelta(0),
+        account_id: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+    ) -> ArchiveBatch:
         """Add ``count`` archives at once, in O(1) memory: the same generated bytes (``size``,
         ``seed``, ``pattern``), each its own archive ID; ``description`` a text or a function of the
         archive's index (deterministic: the inventory calls it again); archive i created at
@@ -1304,7 +1368,7 @@ class GlacierEmulator:
     def _store_bytes(self, data: bytes) -> _StoredContent:
         content = _StoredContent()
         for offset in range(0, len(data), MiB):
-            piece = data[offset:offset + MiB]
+            piece = data[offset : offset + MiB]
             content.write_at(offset, piece)
             content.leaves += _sha256(piece).digest()
         content.size = len(data)
@@ -1312,8 +1376,15 @@ class GlacierEmulator:
             content.leaves += EMPTY_HASH
         return content
 
-    def archive_bytes(self, vault: str, archive_id: str, start: int = 0, stop: int | None = None,
-                      account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> bytes:
+    def archive_bytes(
+        self,
+        vault: str,
+        archive_id: str,
+        start: int = 0,
+        stop: int | None = None,
+        account_id: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+    ) -> bytes:
         """An archive's true bytes [start, stop) (for comparing a download)."""
         with self._lock:
             run, _ = self._find_archive(self._vault_of(vault, account_id, region), archive_id)
@@ -1423,23 +1494,43 @@ class GlacierEmulator:
         vault = vaults.get(name)
         if vault is None:
             if len(vaults) >= self.vault_limit:
-                raise GlacierError("LimitExceededException", f"The maximum number of vaults ({self.vault_limit}) has been reached "
-                                                             f"for account {account} in {region}")
+                raise GlacierError(
+                    "LimitExceededException",
+                    f"The maximum number of vaults ({self.vault_limit}) has been reached for account {account} in {region}",
+                )
             vault = _Vault(account, region, name, f"arn:aws:glacier:{region}:{account}:vaults/{name}", self.now())
             vaults[name] = vault
             bisect.insort(self._vault_names.setdefault((account, region), []), name)
         return vault
 
-    def _add_run(self, vault: _Vault, count: int, content: _Content, description: str | Callable[[int], str],
-                 created: dt.datetime | None, step: dt.timedelta) -> _Run:
+    def _add_run(
+        self,
+        vault: _Vault,
+        count: int,
+        content: _Content,
+        description: str | Callable[[int], str],
+        created: dt.datetime | None,
+        step: dt.timedelta,
+    ) -> _Run:
         """Append archives to a vault's log (the caller holds the lock)."""
         if vault is not self._vaults.get((vault.account, vault.region), {}).get(vault.name):
             raise GlacierError("ResourceNotFoundException", f"Vault not found for ARN: {vault.arn}")
         seq = next(self._seq)
         created = (created or self.now()).astimezone(dt.UTC)
-        run = _Run(id=next(self._run_ids), vault=vault, pos=len(vault.runs), seq=seq, count=count, size=content.size,
-                   tree_hash=content.tree_hash(), content=content, description=description, created=created, step=step,
-                   alive=count)
+        run = _Run(
+            id=next(self._run_ids),
+            vault=vault,
+            pos=len(vault.runs),
+            seq=seq,
+            count=count,
+            size=content.size,
+            tree_hash=content.tree_hash(),
+            content=content,
+            description=description,
+            created=created,
+            step=step,
+            alive=count,
+        )
         if not callable(description):
             run.json_description = _json_text(description)
             run.csv_description = _csv_field(description).encode("utf-8")
@@ -1470,8 +1561,9 @@ class GlacierEmulator:
         return run, decoded[1]
 
     def _take_inventory(self, vault: _Vault, moment: float) -> _Snapshot:
-        vault.snapshot = _Snapshot(seq=next(self._seq), date=self._date_at(moment), count=vault.alive, size=vault.alive_size,
-                                   run_count=len(vault.runs))
+        vault.snapshot = _Snapshot(
+            seq=next(self._seq), date=self._date_at(moment), count=vault.alive, size=vault.alive_size, run_count=len(vault.runs)
+        )
         vault.dirty_since = None
         self._dirty.pop(id(vault), None)
         return vault.snapshot
@@ -1524,7 +1616,7 @@ class GlacierEmulator:
         if failure is None and job.inventory is not None:
             try:
                 job.inventory.compute()
-            except Exception as exc:  # noqa: BLE001 - the job fails; the clock goes on
+            except Exception as exc:
                 log.exception("inventory job failed", extra={"job": job.id})
                 failure = f"The inventory could not be generated: {type(exc).__name__}"
         with self._lock:
@@ -1561,7 +1653,7 @@ class GlacierEmulator:
             _, _, _, region, account, _ = topic.split(":", 5)
             with self._admitted():
                 sns_backends[account][region].publish(json.dumps(document), arn=topic)
-        except Exception:  # noqa: BLE001 - delivery is asynchronous in AWS: never fail the job
+        except Exception:
             log.warning("glacier job notice to %s not delivered", topic, exc_info=True)
 
     def _forget_job(self, job: _Job) -> None:
@@ -1615,8 +1707,9 @@ class GlacierEmulator:
         path = environ.get("PATH_INFO", "")
         if isinstance(path, bytes):
             path = path.decode("utf-8")
-        status, answer_headers, payload = self.handle(environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""),
-                                                      headers, body)
+        status, answer_headers, payload = self.handle(
+            environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), headers, body
+        )
         body.drain()
         if isinstance(payload, (bytes, bytearray)):
             answer_headers["Content-Length"] = str(len(payload))
@@ -1641,8 +1734,9 @@ class GlacierEmulator:
         length = headers.get("content-length")
         parts = urlsplit(request.url)
         headers.setdefault("host", parts.netloc)
-        status, answer_headers, payload = self.handle(request.method, unquote(parts.path), parts.query, headers,
-                                                      _Body(stream, int(length) if length and length.isdigit() else None))
+        status, answer_headers, payload = self.handle(
+            request.method, unquote(parts.path), parts.query, headers, _Body(stream, int(length) if length and length.isdigit() else None)
+        )
         data = bytes(payload) if isinstance(payload, (bytes, bytearray)) else b"".join(payload)
         answer_headers["Content-Length"] = str(len(data))
         return AWSResponse(request.url, status, answer_headers, MockRawResponse(data))
@@ -1666,8 +1760,9 @@ class GlacierEmulator:
             elif account != caller:
                 raise GlacierError("AccessDeniedException", f"Access denied to account {account} for the caller's account {caller}")
             if account in self._closed_accounts:
-                raise GlacierError("NoLongerSupportedException", "Amazon Glacier is no longer accepting new customers: this "
-                                                                 "account has no Glacier storage")
+                raise GlacierError(
+                    "NoLongerSupportedException", "Amazon Glacier is no longer accepting new customers: this account has no Glacier storage"
+                )
             with self._lock:
                 faults = self._faults.get(operation)
                 fault = faults.pop(0) if faults else None
@@ -1681,7 +1776,7 @@ class GlacierEmulator:
             return handler(request)
         except GlacierError as error:
             return self._error(error)
-        except Exception as exc:  # noqa: BLE001 - the client gets a 500 in Glacier's shape, the log the trace
+        except Exception as exc:
             log.exception("glacier %s failed", operation)
             return self._error(GlacierError("ServiceUnavailableException", f"Internal error: {type(exc).__name__}"))
 
@@ -1692,7 +1787,7 @@ class GlacierEmulator:
                 from moto.iam.models import get_account_id_from
 
                 return get_account_id_from(access_key)
-            except Exception:  # noqa: BLE001 - moto's default account then
+            except Exception:
                 pass
         return DEFAULT_ACCOUNT
 
@@ -1722,8 +1817,9 @@ class GlacierEmulator:
         name = request.parts[2] if name is None else name
         vault = self._vaults.get((request.account, request.region), {}).get(name)
         if vault is None:
-            raise GlacierError("ResourceNotFoundException",
-                               f"Vault not found for ARN: arn:aws:glacier:{request.region}:{request.account}:vaults/{name}")
+            raise GlacierError(
+                "ResourceNotFoundException", f"Vault not found for ARN: arn:aws:glacier:{request.region}:{request.account}:vaults/{name}"
+            )
         return vault
 
     @staticmethod
@@ -1784,9 +1880,14 @@ class GlacierEmulator:
 
     def _vault_document(self, vault: _Vault) -> dict[str, Any]:
         snapshot = vault.snapshot
-        return {"VaultARN": vault.arn, "VaultName": vault.name, "CreationDate": _iso_ms(vault.created),
-                "LastInventoryDate": _iso_ms(snapshot.date) if snapshot else None,
-                "NumberOfArchives": snapshot.count if snapshot else None, "SizeInBytes": snapshot.size if snapshot else None}
+        return {
+            "VaultARN": vault.arn,
+            "VaultName": vault.name,
+            "CreationDate": _iso_ms(vault.created),
+            "LastInventoryDate": _iso_ms(snapshot.date) if snapshot else None,
+            "NumberOfArchives": snapshot.count if snapshot else None,
+            "SizeInBytes": snapshot.size if snapshot else None,
+        }
 
     def _op_CreateVault(self, request: _Request) -> Answer:
         name = request.parts[2]
@@ -1811,7 +1912,7 @@ class GlacierEmulator:
                 if match is None:
                     raise _invalid(f"Invalid marker: {marker}")
                 start = bisect.bisect_right(names, match.group(1))
-            page = names[start:start + limit]
+            page = names[start : start + limit]
             vaults = self._vaults[(request.account, request.region)] if page else {}
             listed = [self._vault_document(vaults[name]) for name in page]
             more = start + limit < len(names)
@@ -1822,12 +1923,13 @@ class GlacierEmulator:
             vault = self._vault(request)
             snapshot = vault.snapshot
             empty = (snapshot is None and vault.write_seq == 0) or (
-                snapshot is not None and snapshot.count == 0 and vault.write_seq <= snapshot.seq)
+                snapshot is not None and snapshot.count == 0 and vault.write_seq <= snapshot.seq
+            )
             if not empty:
                 raise _invalid(f"Vault not empty or recently written to: {vault.arn}")
             del self._vaults[(vault.account, vault.region)][vault.name]
             self._vault_names[(vault.account, vault.region)].remove(vault.name)
-            for seq, job in list(vault.jobs["all"].iter_from(0)):
+            for _seq, job in list(vault.jobs["all"].iter_from(0)):
                 self._forget_job(job)
             for _, upload in list(vault.uploads.iter_from(0)):
                 self._drop_upload(upload, "aborted", self.clock())
@@ -1901,9 +2003,14 @@ class GlacierEmulator:
             if vault.lock is not None and vault.lock["expires"] > self.clock():
                 raise _invalid(f"A vault lock is already in progress: {vault.arn}")
             lock_id = self._token(12)
-            vault.lock = {"Policy": policy, "State": "InProgress", "CreationDate": _iso_ms(self.now()),
-                          "ExpirationDate": _iso_ms(self.now() + dt.timedelta(seconds=self.durations["vault_lock"])),
-                          "expires": self.clock() + self.durations["vault_lock"], "id": lock_id}
+            vault.lock = {
+                "Policy": policy,
+                "State": "InProgress",
+                "CreationDate": _iso_ms(self.now()),
+                "ExpirationDate": _iso_ms(self.now() + dt.timedelta(seconds=self.durations["vault_lock"])),
+                "expires": self.clock() + self.durations["vault_lock"],
+                "id": lock_id,
+            }
         return self._empty(201, **{"x-amz-lock-id": lock_id})
 
     def _op_CompleteVaultLock(self, request: _Request) -> Answer:
@@ -1996,8 +2103,7 @@ class GlacierEmulator:
         with self._lock:
             units = self._active_capacity(request.account, request.region)
             if len(units) >= MAX_CAPACITY_UNITS:
-                raise GlacierError("LimitExceededException", f"An account can have at most {MAX_CAPACITY_UNITS} provisioned "
-                                                             "capacity units")
+                raise GlacierError("LimitExceededException", f"An account can have at most {MAX_CAPACITY_UNITS} provisioned capacity units")
             start = self.now()
             unit = {"CapacityId": self._token(18), "start": start, "expires": start + dt.timedelta(days=30)}
             units.append(unit)
@@ -2007,8 +2113,9 @@ class GlacierEmulator:
     def _op_ListProvisionedCapacity(self, request: _Request) -> Answer:
         with self._lock:
             units = self._capacity.get((request.account, request.region), [])
-            listed = [{"CapacityId": u["CapacityId"], "StartDate": _iso_ms(u["start"]), "ExpirationDate": _iso_ms(u["expires"])}
-                      for u in units]
+            listed = [
+                {"CapacityId": u["CapacityId"], "StartDate": _iso_ms(u["start"]), "ExpirationDate": _iso_ms(u["expires"])} for u in units
+            ]
         return self._json(200, {"ProvisionedCapacityList": listed})
 
     # ---- archives ------------------------------------------------------------------------------
@@ -2035,8 +2142,7 @@ class GlacierEmulator:
     def _check_linear(headers: Mapping[str, str], computed: str) -> None:
         given = headers.get("x-amz-content-sha256")
         if given and given != "UNSIGNED-PAYLOAD" and given.lower() != computed:
-            raise GlacierError("InvalidSignatureException", "The provided x-amz-content-sha256 header does not match what was "
-                                                            "computed.")
+            raise GlacierError("InvalidSignatureException", "The provided x-amz-content-sha256 header does not match what was computed.")
 
     def _op_UploadArchive(self, request: _Request) -> Answer:
         given = self._check_tree_hash(request.headers.get("x-amz-sha256-tree-hash"))
@@ -2058,8 +2164,11 @@ class GlacierEmulator:
         except BaseException:
             content.close()
             raise
-        return self._empty(201, Location=f"/{request.account}/vaults/{request.parts[2]}/archives/{run.archive_id0}",
-                           **{"x-amz-archive-id": run.archive_id0, "x-amz-sha256-tree-hash": computed})
+        return self._empty(
+            201,
+            Location=f"/{request.account}/vaults/{request.parts[2]}/archives/{run.archive_id0}",
+            **{"x-amz-archive-id": run.archive_id0, "x-amz-sha256-tree-hash": computed},
+        )
 
     def _op_DeleteArchive(self, request: _Request) -> Answer:
         with self._lock:
@@ -2091,20 +2200,33 @@ class GlacierEmulator:
             raise _missing("Missing required header: x-amz-part-size")
         size = int(raw) if raw.isdigit() else 0
         if not MIN_PART <= size <= MAX_PART or size & (size - 1):
-            raise _invalid(f"Invalid part size: {raw}. Part size must not be null, must be a power of two and be between "
-                           f"{MIN_PART} and {MAX_PART} bytes.")
+            raise _invalid(
+                f"Invalid part size: {raw}. Part size must not be null, must be a power of two and be between "
+                f"{MIN_PART} and {MAX_PART} bytes."
+            )
         description = request.headers.get("x-amz-archive-description")
         if description is not None:
             description = self._check_description(description.lstrip(" "))
         with self._lock:
             vault = self._vault(request)
-            upload = _Upload(id=self._token(), vault=vault, seq=next(self._seq), part_size=size, description=description,
-                             created=self.now(), touched=self.clock(), content=_StoredContent())
+            upload = _Upload(
+                id=self._token(),
+                vault=vault,
+                seq=next(self._seq),
+                part_size=size,
+                description=description,
+                created=self.now(),
+                touched=self.clock(),
+                content=_StoredContent(),
+            )
             self._uploads[upload.id] = upload
             vault.uploads.add(upload.seq, upload)
             heapq.heappush(self._idle, (upload.touched + self.durations["upload_idle"], upload.seq, upload.id))
-        return self._empty(201, Location=f"/{request.account}/vaults/{vault.name}/multipart-uploads/{upload.id}",
-                           **{"x-amz-multipart-upload-id": upload.id})
+        return self._empty(
+            201,
+            Location=f"/{request.account}/vaults/{vault.name}/multipart-uploads/{upload.id}",
+            **{"x-amz-multipart-upload-id": upload.id},
+        )
 
     def _op_UploadMultipartPart(self, request: _Request) -> Answer:
         given = self._check_tree_hash(request.headers.get("x-amz-sha256-tree-hash"))
@@ -2121,8 +2243,9 @@ class GlacierEmulator:
             part_size = upload.part_size
         length = last - first + 1
         if last < first or first % part_size or length > part_size:
-            raise _invalid(f"Invalid Content-Range: {raw}. A part starts at a multiple of the part size ({part_size}) and "
-                           "is at most one part long")
+            raise _invalid(
+                f"Invalid Content-Range: {raw}. A part starts at a multiple of the part size ({part_size}) and is at most one part long"
+            )
         index = first // part_size
         if index >= MAX_PARTS:
             raise _invalid(f"Invalid Content-Range: {raw}. An upload has at most {MAX_PARTS} parts")
@@ -2167,8 +2290,11 @@ class GlacierEmulator:
             if finished is not None and upload_id not in self._uploads:
                 state, _, archive_id, size, tree = finished
                 if state == "completed" and size == archive_size and tree == given:
-                    return self._empty(201, Location=f"/{request.account}/vaults/{vault.name}/archives/{archive_id}",
-                                       **{"x-amz-archive-id": str(archive_id), "x-amz-sha256-tree-hash": given})
+                    return self._empty(
+                        201,
+                        Location=f"/{request.account}/vaults/{vault.name}/archives/{archive_id}",
+                        **{"x-amz-archive-id": str(archive_id), "x-amz-sha256-tree-hash": given},
+                    )
                 raise GlacierError("ResourceNotFoundException", f"The upload ID was not found: {upload_id}")
             upload = self._upload(request, vault)
             if not upload.writing.acquire(blocking=False):
@@ -2181,12 +2307,13 @@ class GlacierEmulator:
                 raise _invalid(f"The multipart upload {upload_id} has no parts")
             if upload.order[-1] != count - 1:
                 missing = next(i for i in range(count + 1) if i not in parts)
-                raise _invalid(f"The multipart upload is missing content: part {missing} (bytes {missing * upload.part_size}-"
-                               f"{(missing + 1) * upload.part_size - 1}) was not uploaded")
+                raise _invalid(
+                    f"The multipart upload is missing content: part {missing} (bytes {missing * upload.part_size}-"
+                    f"{(missing + 1) * upload.part_size - 1}) was not uploaded"
+                )
             short = [i for i in upload.order[:-1] if parts[i][0] != upload.part_size]
             if short:
-                raise _invalid(f"Part {short[0]} is {parts[short[0]][0]} bytes: every part but the last must be "
-                               f"{upload.part_size} bytes")
+                raise _invalid(f"Part {short[0]} is {parts[short[0]][0]} bytes: every part but the last must be {upload.part_size} bytes")
             total = (count - 1) * upload.part_size + parts[count - 1][0]
             if total != archive_size:
                 raise _invalid(f"Invalid x-amz-archive-size: {archive_size}. The parts uploaded add up to {total} bytes")
@@ -2200,11 +2327,15 @@ class GlacierEmulator:
                 raise _invalid(f"Invalid x-amz-sha256-tree-hash: {given}")
             run = self._add_run(vault, 1, content, upload.description or "", None, dt.timedelta(0))
             self._drop_upload(upload, "completed", self.clock(), keep_content=True, archive=(run.archive_id0, total, computed))
-        return self._empty(201, Location=f"/{request.account}/vaults/{vault.name}/archives/{run.archive_id0}",
-                           **{"x-amz-archive-id": run.archive_id0, "x-amz-sha256-tree-hash": computed})
+        return self._empty(
+            201,
+            Location=f"/{request.account}/vaults/{vault.name}/archives/{run.archive_id0}",
+            **{"x-amz-archive-id": run.archive_id0, "x-amz-sha256-tree-hash": computed},
+        )
 
-    def _drop_upload(self, upload: _Upload, state: str, moment: float, keep_content: bool = False,
-                     archive: tuple[str, int, str] | None = None) -> None:
+    def _drop_upload(
+        self, upload: _Upload, state: str, moment: float, keep_content: bool = False, archive: tuple[str, int, str] | None = None
+    ) -> None:
         self._uploads.pop(upload.id, None)
         upload.vault.uploads.remove(upload.seq)
         if not keep_content:
@@ -2227,8 +2358,13 @@ class GlacierEmulator:
         return self._empty(204)
 
     def _upload_document(self, upload: _Upload) -> dict[str, Any]:
-        return {"MultipartUploadId": upload.id, "VaultARN": upload.vault.arn, "ArchiveDescription": upload.description,
-                "PartSizeInBytes": upload.part_size, "CreationDate": _iso_ms(upload.created)}
+        return {
+            "MultipartUploadId": upload.id,
+            "VaultARN": upload.vault.arn,
+            "ArchiveDescription": upload.description,
+            "PartSizeInBytes": upload.part_size,
+            "CreationDate": _iso_ms(upload.created),
+        }
 
     def _op_ListParts(self, request: _Request) -> Answer:
         limit = self._limit(request, "ListParts")
@@ -2237,9 +2373,14 @@ class GlacierEmulator:
             upload = self._upload(request, self._vault(request))
             order = upload.order
             at = bisect.bisect_left(order, start)
-            page = order[at:at + limit]
-            listed = [{"RangeInBytes": f"{i * upload.part_size}-{i * upload.part_size + upload.parts[i][0] - 1}",
-                       "SHA256TreeHash": upload.parts[i][2]} for i in page]
+            page = order[at : at + limit]
+            listed = [
+                {
+                    "RangeInBytes": f"{i * upload.part_size}-{i * upload.part_size + upload.parts[i][0] - 1}",
+                    "SHA256TreeHash": upload.parts[i][2],
+                }
+                for i in page
+            ]
             marker = self._make_marker("part", order[at + limit]) if at + limit < len(order) else None
             document = {**self._upload_document(upload), "Parts": listed, "Marker": marker}
         return self._json(200, document)
@@ -2280,11 +2421,21 @@ class GlacierEmulator:
             raise _invalid("RetrievalByteRange is not allowed in an inventory-retrieval job")
         return self._initiate_inventory_job(request, params, description, topic)
 
-    def _new_job(self, request: _Request, vault: _Vault, action: str, duration: float, tier: str | None,
-                 description: str | None, topic: str | None) -> _Job:
+    def _new_job(
+        self, request: _Request, vault: _Vault, action: str, duration: float, tier: str | None, description: str | None, topic: str | None
+    ) -> _Job:
         moment = self.clock()
-        job = _Job(id=self._token(), vault=vault, seq=next(self._seq), action=action, created=self._date_at(moment),
-                   due=moment + duration, tier=tier, description=description, sns_topic=topic)
+        job = _Job(
+            id=self._token(),
+            vault=vault,
+            seq=next(self._seq),
+            action=action,
+            created=self._date_at(moment),
+            due=moment + duration,
+            tier=tier,
+            description=description,
+            sns_topic=topic,
+        )
         return job
 
     def _register(self, job: _Job) -> Answer:
@@ -2294,8 +2445,9 @@ class GlacierEmulator:
         heapq.heappush(self._due, (job.due, job.seq, job.id))
         return self._empty(202, Location=f"/{job.vault.account}/vaults/{job.vault.name}/jobs/{job.id}", **{"x-amz-job-id": job.id})
 
-    def _initiate_archive_job(self, request: _Request, params: dict[str, Any], description: str | None, topic: str | None,
-                              tier: str) -> Answer:
+    def _initiate_archive_job(
+        self, request: _Request, params: dict[str, Any], description: str | None, topic: str | None, tier: str
+    ) -> Answer:
         archive_id = params.get("ArchiveId")
         if not archive_id:
             raise _missing("Missing required parameter in the job parameters: ArchiveId")
@@ -2313,8 +2465,10 @@ class GlacierEmulator:
                     raise _invalid(f"Invalid RetrievalByteRange: {raw}. Give StartByte-EndByte")
                 start, stop = int(match.group(1)), int(match.group(2)) + 1
                 if not (start < stop <= size and is_megabyte_aligned(start, stop, size)):
-                    raise _invalid(f"Invalid RetrievalByteRange: {raw}. The range must be megabyte aligned: its start divisible "
-                                   f"by 1048576 and its end plus 1 divisible by 1048576 or equal to the archive's size ({size})")
+                    raise _invalid(
+                        f"Invalid RetrievalByteRange: {raw}. The range must be megabyte aligned: its start divisible "
+                        f"by 1048576 and its end plus 1 divisible by 1048576 or equal to the archive's size ({size})"
+                    )
             self._check_capacity(request, tier)
             self._check_policy(request, tier, stop - start)
             job = self._new_job(request, vault, "ArchiveRetrieval", self.durations[tier], tier, description, topic)
@@ -2339,8 +2493,10 @@ class GlacierEmulator:
 
     def _check_capacity(self, request: _Request, tier: str) -> None:
         if tier == "Expedited" and not self.expedited_capacity and not self._active_capacity(request.account, request.region):
-            raise GlacierError("InsufficientCapacityException", "There is not enough capacity to process this Expedited request. "
-                                                                "Try again later, or use Standard or Bulk")
+            raise GlacierError(
+                "InsufficientCapacityException",
+                "There is not enough capacity to process this Expedited request. Try again later, or use Standard or Bulk",
+            )
 
     def _standard_window_total(self, key: tuple[str, str]) -> int:
         """Bytes of the Standard retrievals initiated in the last 24 hours (amortised O(1))."""
@@ -2360,12 +2516,18 @@ class GlacierEmulator:
         if strategy == "BytesPerHour":
             rate = (self._standard_running.get(key, 0) + size) / POLICY_RATE_HOURS
             if rate > rule["BytesPerHour"]:
-                raise GlacierError("PolicyEnforcedException", f"The retrieval request was denied by the current data retrieval "
-                                                              f"policy: it would take the retrieval rate to {rate:.0f} bytes per "
-                                                              f"hour, over the policy's {rule['BytesPerHour']}")
+                raise GlacierError(
+                    "PolicyEnforcedException",
+                    f"The retrieval request was denied by the current data retrieval "
+                    f"policy: it would take the retrieval rate to {rate:.0f} bytes per "
+                    f"hour, over the policy's {rule['BytesPerHour']}",
+                )
         elif strategy == "FreeTier" and self._standard_window_total(key) + size > self.free_tier_bytes_per_day:
-            raise GlacierError("PolicyEnforcedException", "The retrieval request was denied by the current data retrieval "
-                                                          "policy: it would exceed the free tier's daily retrieval allowance")
+            raise GlacierError(
+                "PolicyEnforcedException",
+                "The retrieval request was denied by the current data retrieval "
+                "policy: it would exceed the free tier's daily retrieval allowance",
+            )
 
     def _count_standard(self, job: _Job, sign: int) -> None:
         """Add (1) or take away (-1) a Standard retrieval's bytes in progress; the caller holds the lock."""
@@ -2374,8 +2536,7 @@ class GlacierEmulator:
             self._standard_running[key] = self._standard_running.get(key, 0) + sign * (job.stop - job.start)
             job.counted = sign > 0
 
-    def _initiate_inventory_job(self, request: _Request, params: dict[str, Any], description: str | None,
-                                topic: str | None) -> Answer:
+    def _initiate_inventory_job(self, request: _Request, params: dict[str, Any], description: str | None, topic: str | None) -> Answer:
         fmt = params.get("Format") or "JSON"
         if fmt not in ("JSON", "CSV"):
             raise _invalid(f"Invalid Format: {fmt}. It must be JSON or CSV")
@@ -2406,8 +2567,13 @@ class GlacierEmulator:
                 start_pos, start_index = run.pos, decoded[1]
             job = self._new_job(request, vault, "InventoryRetrieval", self.durations["inventory"], None, description, topic)
             job.inventory = _InventoryOutput(self, vault, vault.snapshot, fmt, start_date, end_date, limit, start_pos, start_index)
-            job.inventory_params = {"Format": fmt, "StartDate": ranged.get("StartDate"), "EndDate": ranged.get("EndDate"),
-                                    "Limit": str(limit) if limit is not None else None, "Marker": None}
+            job.inventory_params = {
+                "Format": fmt,
+                "StartDate": ranged.get("StartDate"),
+                "EndDate": ranged.get("EndDate"),
+                "Limit": str(limit) if limit is not None else None,
+                "Marker": None,
+            }
             return self._register(job)
 
     def _job(self, request: _Request) -> _Job:
@@ -2457,7 +2623,7 @@ class GlacierEmulator:
             total = job.output_size
         raw = request.headers.get("range")
         ranged = raw is not None and raw.strip() != ""
-        start, stop = (self._parse_range(raw, total) if ranged else (0, total))  # type: ignore[arg-type]
+        start, stop = self._parse_range(raw, total) if ranged else (0, total)  # type: ignore[arg-type]
         if job.inventory is not None:
             content_type = "text/csv" if job.inventory.format == "CSV" else "application/json"
         else:

@@ -58,7 +58,8 @@ PARQUET_ROW_GROUP_ROWS = 10_000
 VERSION_FIELDS = ("VersionId", "IsLatest", "IsDeleteMarker")
 # The optional fields this writer can fill from moto, in AWS's order (KNOWN_COLUMNS).
 OPTIONAL_FIELDS: tuple[str, ...] = tuple(
-    name for name in KNOWN_COLUMNS
+    name
+    for name in KNOWN_COLUMNS
     if name not in ("Bucket", "Key", *VERSION_FIELDS, "ObjectAccessControlList", "ObjectOwner", "LifecycleExpirationDate")
 )
 _BOOLEAN = frozenset({"IsLatest", "IsDeleteMarker", "IsMultipartUploaded"})
@@ -156,7 +157,9 @@ def read_object(bucket: str, key: str, account_id: str = DEFAULT_ACCOUNT, partit
     return bytes(obj.value)
 
 
-def report_opener(destination_bucket: str, account_id: str = DEFAULT_ACCOUNT, partition: str = "aws") -> Callable[[InventoryFile], io.BytesIO]:
+def report_opener(
+    destination_bucket: str, account_id: str = DEFAULT_ACCOUNT, partition: str = "aws"
+) -> Callable[[InventoryFile], io.BytesIO]:
     """An opener for ``domain.inventory.iter_report``: each data file as a seekable file object."""
 
     def open_file(info: InventoryFile) -> io.BytesIO:

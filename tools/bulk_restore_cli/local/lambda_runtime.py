@@ -41,7 +41,7 @@ LONG_POLL_SECONDS = 5
 
 
 def load_handler(path: str) -> Handler:
-    """"package.module.function" -> the function."""
+    """ "package.module.function" -> the function."""
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -49,7 +49,9 @@ def load_handler(path: str) -> Handler:
 class LambdaContext:
     """The parts of the Lambda context object that handlers and Powertools use."""
 
-    def __init__(self, function_name: str, timeout_s: int = 60, memory_mb: int = 512, region: str = "us-east-1", account: str = "123456789012"):
+    def __init__(
+        self, function_name: str, timeout_s: int = 60, memory_mb: int = 512, region: str = "us-east-1", account: str = "123456789012"
+    ):
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = memory_mb
@@ -172,7 +174,7 @@ class SqsEventSource:
             self.invocations += 1
         try:
             result = self.handler(event, LambdaContext(self.function_name, self.timeout_s, region=self.region))
-        except Exception:  # noqa: BLE001 - an invocation error fails the whole batch, as in Lambda
+        except Exception:
             failed = {m["MessageId"] for m in messages}
         else:
             failed = set()
@@ -244,9 +246,16 @@ class Poller:
     without waiting and then sleeps until one of them ends (or ``idle_sleep`` passes).
     """
 
-    def __init__(self, source: SqsEventSource, sqs: Any, stop: threading.Event, idle_sleep: float = 0.5,
-                 on_error: Callable[[Exception], None] | None = None, long_poll_seconds: int = LONG_POLL_SECONDS,
-                 environment: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        source: SqsEventSource,
+        sqs: Any,
+        stop: threading.Event,
+        idle_sleep: float = 0.5,
+        on_error: Callable[[Exception], None] | None = None,
+        long_poll_seconds: int = LONG_POLL_SECONDS,
+        environment: Callable[[], None] | None = None,
+    ):
         self.source, self.sqs, self.stop_event, self.idle_sleep, self.on_error = source, sqs, stop, idle_sleep, on_error
         self.long_poll_seconds = long_poll_seconds
         self.environment = environment  # run first in each invocation thread: makes it an execution environment of its own
@@ -258,10 +267,11 @@ class Poller:
         self._running = 0  # invocations under way
         self._fifo_short_until = 0.0
         self._receiver = threading.Thread(target=self._receive_loop, name=f"{self.name}-receive", daemon=True)
-        self._invokers = [threading.Thread(target=self._invoke_loop, name=f"{self.name}-{n}", daemon=True)
-                          for n in range(source.concurrency)]
+        self._invokers = [
+            threading.Thread(target=self._invoke_loop, name=f"{self.name}-{n}", daemon=True) for n in range(source.concurrency)
+        ]
 
-    def start(self) -> "Poller":
+    def start(self) -> Poller:
         for thread in (*self._invokers, self._receiver):
             thread.start()
         return self
@@ -304,7 +314,7 @@ class Poller:
                         handed = True
                     elif waiting_fifo:
                         self._ended.wait(self.idle_sleep)
-                except Exception as exc:  # noqa: BLE001 - the endpoint itself failed; keep polling
+                except Exception as exc:
                     if not self.stop_event.is_set() and self.on_error:
                         self.on_error(exc)
                     self.stop_event.wait(1.0)
@@ -326,7 +336,7 @@ class Poller:
                 failed = self.source.invoke(self.sqs, messages)
                 if failed and self.source.fifo:  # the group's failed messages come back after retry_delay
                     self._fifo_short_until = time.monotonic() + self.source.retry_delay + 1
-            except Exception as exc:  # noqa: BLE001 - settling the batch failed: the messages come back
+            except Exception as exc:
                 if self.on_error:
                     self.on_error(exc)
             finally:
@@ -345,8 +355,13 @@ class Scheduler(threading.Thread):
     a run takes.
     """
 
-    def __init__(self, sources: list[ScheduleSource], stop: threading.Event, on_error: Callable[[Exception], None] | None = None,
-                 on_skip: Callable[[ScheduleSource], None] | None = None):
+    def __init__(
+        self,
+        sources: list[ScheduleSource],
+        stop: threading.Event,
+        on_error: Callable[[Exception], None] | None = None,
+        on_skip: Callable[[ScheduleSource], None] | None = None,
+    ):
         super().__init__(name="scheduler", daemon=True)
         self.sources, self.stop_event, self.on_error, self.on_skip = sources, stop, on_error, on_skip
         self._runs: dict[int, threading.Thread] = {}
@@ -379,7 +394,7 @@ class Scheduler(threading.Thread):
         log.info("%s: scheduled run, %.3f s after its time", source.function_name, started - due)
         try:
             source.fire()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if self.on_error:
                 self.on_error(exc)
 

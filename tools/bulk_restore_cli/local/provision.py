@@ -185,7 +185,9 @@ class ProvisionedStack:
                 )
         return sources
 
-    def schedule_sources(self, load: Callable[[str], Handler] = load_handler, scale: float = 1.0, minimum_seconds: float = 1.0) -> list[ScheduleSource]:
+    def schedule_sources(
+        self, load: Callable[[str], Handler] = load_handler, scale: float = 1.0, minimum_seconds: float = 1.0
+    ) -> list[ScheduleSource]:
         """Schedules at ``scale`` times their rate (never more often than ``minimum_seconds``)."""
         sources = []
         for spec in self.functions.values():
@@ -251,8 +253,16 @@ def _attribute_value(value: Any) -> str:
 
 
 class _Provisioner:
-    def __init__(self, template: dict[str, Any], clients: Callable[[str], Any], stack_name: str, region: str,
-                 account_id: str, parameters: dict[str, Any], template_dir: Path | None):
+    def __init__(
+        self,
+        template: dict[str, Any],
+        clients: Callable[[str], Any],
+        stack_name: str,
+        region: str,
+        account_id: str,
+        parameters: dict[str, Any],
+        template_dir: Path | None,
+    ):
         self.template = template
         self.client = _ClientCache(clients)
         self.stack = ProvisionedStack(stack_name, region, account_id, template_dir, parameters)
@@ -381,9 +391,15 @@ class _Provisioner:
             request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": p["StreamSpecification"]["StreamViewType"]}
         if p.get("SSESpecification"):
             sse = p["SSESpecification"]
-            request["SSESpecification"] = {k: v for k, v in {
-                "Enabled": _flag(sse.get("SSEEnabled")), "SSEType": sse.get("SSEType"), "KMSMasterKeyId": sse.get("KMSMasterKeyId"),
-            }.items() if v is not None}
+            request["SSESpecification"] = {
+                k: v
+                for k, v in {
+                    "Enabled": _flag(sse.get("SSEEnabled")),
+                    "SSEType": sse.get("SSEType"),
+                    "KMSMasterKeyId": sse.get("KMSMasterKeyId"),
+                }.items()
+                if v is not None
+            }
         if p.get("TableClass"):
             request["TableClass"] = p["TableClass"]
         if "DeletionProtectionEnabled" in p:
@@ -398,7 +414,7 @@ class _Provisioner:
         if pitr and _flag(pitr.get("PointInTimeRecoveryEnabled")):
             try:
                 ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
-            except Exception as exc:  # noqa: BLE001 - a local nicety only
+            except Exception as exc:
                 self.stack.notes.append(f"{logical_id}: point-in-time recovery not set locally ({exc})")
         attributes = {"Arn": description["TableArn"]}
         if description.get("LatestStreamArn"):
@@ -406,9 +422,20 @@ class _Provisioner:
         return MadeResource(logical_id, "AWS::DynamoDB::Table", name, attributes)
 
     _QUEUE_ATTRIBUTES = (
-        "ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue", "FifoThroughputLimit",
-        "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize", "MessageRetentionPeriod",
-        "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "RedrivePolicy", "SqsManagedSseEnabled", "VisibilityTimeout",
+        "ContentBasedDeduplication",
+        "DeduplicationScope",
+        "DelaySeconds",
+        "FifoQueue",
+        "FifoThroughputLimit",
+        "KmsDataKeyReusePeriodSeconds",
+        "KmsMasterKeyId",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "RedriveAllowPolicy",
+        "RedrivePolicy",
+        "SqsManagedSseEnabled",
+        "VisibilityTimeout",
     )
 
     def _queue(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
@@ -474,11 +501,14 @@ class _Provisioner:
         iam = self.client("iam")
         name = p.get("RoleName") or self._name(logical_id, 64)
         document = p.get("AssumeRolePolicyDocument") or {}
-        role = iam.create_role(RoleName=name, Path=p.get("Path", "/"),
-                               AssumeRolePolicyDocument=document if isinstance(document, str) else json.dumps(document))["Role"]
+        role = iam.create_role(
+            RoleName=name, Path=p.get("Path", "/"), AssumeRolePolicyDocument=document if isinstance(document, str) else json.dumps(document)
+        )["Role"]
         for policy in p.get("Policies") or []:
             body = policy["PolicyDocument"]
-            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=body if isinstance(body, str) else json.dumps(body))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=body if isinstance(body, str) else json.dumps(body)
+            )
         return MadeResource(logical_id, "AWS::IAM::Role", name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
     def _event_bus(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
@@ -501,7 +531,12 @@ class _Provisioner:
         arn = events.put_rule(**request)["RuleArn"]
         targets = []
         for target in p.get("Targets") or []:
-            entry = {k: v for k, v in target.items() if k in ("Id", "Arn", "Input", "InputPath", "InputTransformer", "SqsParameters", "RoleArn", "RetryPolicy", "DeadLetterConfig")}
+            entry = {
+                k: v
+                for k, v in target.items()
+                if k
+                in ("Id", "Arn", "Input", "InputPath", "InputTransformer", "SqsParameters", "RoleArn", "RetryPolicy", "DeadLetterConfig")
+            }
             if isinstance(entry.get("Input"), (dict, list)):
                 entry["Input"] = json.dumps(entry["Input"])
             targets.append(entry)
@@ -522,7 +557,9 @@ class _Provisioner:
             for spec in self.stack.functions.values():
                 if target.get("Arn") == spec.arn:
                     payload = json.loads(target["Input"]) if target.get("Input") else None
-                    spec.schedules.append(ScheduleSpec(f"{logical_id}/{target.get('Id')}", expression, rate_seconds(expression), payload, enabled))
+                    spec.schedules.append(
+                        ScheduleSpec(f"{logical_id}/{target.get('Id')}", expression, rate_seconds(expression), payload, enabled)
+                    )
 
     def _bucket(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
         s3 = self.client("s3")
@@ -542,7 +579,10 @@ class _Provisioner:
         ):
             entries = []
             for entry in notification.get(cfn_key) or []:
-                item: dict[str, Any] = {f"{target_key}Arn" if target_key != "Function" else "LambdaFunctionArn": entry[target_key], "Events": [entry["Event"]]}
+                item: dict[str, Any] = {
+                    f"{target_key}Arn" if target_key != "Function" else "LambdaFunctionArn": entry[target_key],
+                    "Events": [entry["Event"]],
+                }
                 rules = ((entry.get("Filter") or {}).get("S3Key") or {}).get("Rules")
                 if rules:
                     item["Filter"] = {"Key": {"FilterRules": rules}}
@@ -554,8 +594,10 @@ class _Provisioner:
         if config:
             s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=config, SkipDestinationValidation=True)
         encryption = [
-            {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
-             **({"BucketKeyEnabled": _flag(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {})}
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                **({"BucketKeyEnabled": _flag(rule["BucketKeyEnabled"])} if "BucketKeyEnabled" in rule else {}),
+            }
             for rule in (p.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
         ]
         if encryption:
@@ -567,9 +609,16 @@ class _Provisioner:
         if rules:
             s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
         arn = f"arn:{self.partition}:s3:::{name}"
-        return MadeResource(logical_id, "AWS::S3::Bucket", name, {
-            "Arn": arn, "DomainName": f"{name}.s3.amazonaws.com", "RegionalDomainName": f"{name}.s3.{self.stack.region}.amazonaws.com",
-        })
+        return MadeResource(
+            logical_id,
+            "AWS::S3::Bucket",
+            name,
+            {
+                "Arn": arn,
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{self.stack.region}.amazonaws.com",
+            },
+        )
 
     def _bucket_policy(self, logical_id: str, p: dict[str, Any], _: dict[str, Any]) -> MadeResource:
         # The local endpoint is plain HTTP on loopback: a statement denying requests without TLS
@@ -593,8 +642,9 @@ class _Provisioner:
         required = _flag((p.get("Auth") or {}).get("ApiKeyRequired"))
         if p.get("DefinitionBody") or p.get("DefinitionUri"):
             self.stack.notes.append(f"{logical_id}: an OpenAPI definition is not emulated; routes come from the functions' Api events")
-        self.stack.apis[logical_id] = ApiSpec(logical_id, api_id, stage, required, dict(p.get("GatewayResponses") or {}),
-                                              dict((p.get("Auth") or {}).get("UsagePlan") or {}))
+        self.stack.apis[logical_id] = ApiSpec(
+            logical_id, api_id, stage, required, dict(p.get("GatewayResponses") or {}), dict((p.get("Auth") or {}).get("UsagePlan") or {})
+        )
         return MadeResource(logical_id, "AWS::Serverless::Api", api_id, {"RootResourceId": _digest(api_id, 10).lower()})
 
     def _function(self, logical_id: str, _: dict[str, Any], resource: dict[str, Any]) -> MadeResource:
@@ -638,7 +688,9 @@ class _Provisioner:
                     window_seconds=float(p.get("MaximumBatchingWindowInSeconds", 0)),
                     report_failures="ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
                     enabled=_flag(p.get("Enabled"), True),
-                    max_concurrency=int(p["ScalingConfig"]["MaximumConcurrency"]) if (p.get("ScalingConfig") or {}).get("MaximumConcurrency") else None,
+                    max_concurrency=int(p["ScalingConfig"]["MaximumConcurrency"])
+                    if (p.get("ScalingConfig") or {}).get("MaximumConcurrency")
+                    else None,
                 )
             )
         elif kind in ("Schedule", "ScheduleV2"):
@@ -649,7 +701,9 @@ class _Provisioner:
                 self.stack.notes.append(f"{spec.logical_id}.{event_name}: {expression!r} runs only with rate(...) locally")
             enabled = _flag(p.get("Enabled"), True) and str(p.get("State", "ENABLED")).upper() == "ENABLED"
             payload = p.get("Input")
-            spec.schedules.append(ScheduleSpec(event_name, expression, every, json.loads(payload) if isinstance(payload, str) else payload, enabled))
+            spec.schedules.append(
+                ScheduleSpec(event_name, expression, every, json.loads(payload) if isinstance(payload, str) else payload, enabled)
+            )
         elif kind == "Api":
             api_ref = raw.get("RestApiId")
             api_logical = api_ref["Ref"] if isinstance(api_ref, dict) and "Ref" in api_ref else None
@@ -659,15 +713,21 @@ class _Provisioner:
                 api_logical = "ServerlessRestApi"  # SAM's implicit API
                 if api_logical not in self.stack.apis:
                     implicit = self.globals.get("Api") or {}
-                    self.stack.apis[api_logical] = ApiSpec(api_logical, _digest(f"{self.stack.stack_name}/{api_logical}", 10).lower(),
-                                                           "Prod", _flag((resolve(implicit.get("Auth") or {})).get("ApiKeyRequired")))
+                    self.stack.apis[api_logical] = ApiSpec(
+                        api_logical,
+                        _digest(f"{self.stack.stack_name}/{api_logical}", 10).lower(),
+                        "Prod",
+                        _flag((resolve(implicit.get("Auth") or {})).get("ApiKeyRequired")),
+                    )
             api = self.stack.apis.get(api_logical)
             if api is None:
                 raise Unresolvable(f"REST API {api_logical} was not made")
             p = resolve(raw)
             auth = p.get("Auth") or {}
             required = _flag(auth["ApiKeyRequired"]) if "ApiKeyRequired" in auth else api.api_key_required
-            spec.routes.append(RouteSpec(spec.logical_id, event_name, api_logical, str(p["Method"]).upper(), str(p["Path"]), api.stage, required))
+            spec.routes.append(
+                RouteSpec(spec.logical_id, event_name, api_logical, str(p["Method"]).upper(), str(p["Path"]), api.stage, required)
+            )
         else:
             self.stack.notes.append(f"{spec.logical_id}.{event_name}: event type {kind} is not emulated")
 
@@ -685,7 +745,11 @@ class _ClientCache:
 
 def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     """A CloudFormation lifecycle rule as S3's API takes it (the ones the template uses)."""
-    made: dict[str, Any] = {"ID": str(rule.get("Id", "rule")), "Status": str(rule.get("Status", "Enabled")), "Filter": {"Prefix": str(rule.get("Prefix", ""))}}
+    made: dict[str, Any] = {
+        "ID": str(rule.get("Id", "rule")),
+        "Status": str(rule.get("Status", "Enabled")),
+        "Filter": {"Prefix": str(rule.get("Prefix", ""))},
+    }
     if rule.get("ExpirationInDays") is not None:
         made["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
     if (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation") is not None:
@@ -736,7 +800,7 @@ def provision(
     if account_id is None:
         try:
             account_id = str(clients("sts").get_caller_identity()["Account"])
-        except Exception:  # noqa: BLE001 - the emulator's account is the usual one
+        except Exception:
             account_id = DEFAULT_ACCOUNT
     values = parse_parameters(template, parameters)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", stack_name):

@@ -155,16 +155,29 @@ from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
-from bulk_restore_cli.local.ticker import Ticker
 from bulk_restore_cli.local.s3_restore import _STATE_ATTR, S3RestoreEmulator, _S3Error
+from bulk_restore_cli.local.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
 JOBS_PATH = "/v20180820/jobs"
 XMLNS = "http://awss3control.amazonaws.com/doc/2018-08-20/"
 DEFAULT_REGION = "us-east-1"
-STATUSES = ("Active", "Cancelled", "Cancelling", "Complete", "Completing", "Failed", "Failing", "New",
-            "Paused", "Pausing", "Preparing", "Ready", "Suspended")
+STATUSES = (
+    "Active",
+    "Cancelled",
+    "Cancelling",
+    "Complete",
+    "Completing",
+    "Failed",
+    "Failing",
+    "New",
+    "Paused",
+    "Pausing",
+    "Preparing",
+    "Ready",
+    "Suspended",
+)
 TERMINAL = frozenset({"Complete", "Cancelled", "Failed"})
 CANCELLABLE = frozenset({"New", "Preparing", "Suspended", "Ready", "Active", "Pausing", "Paused"})
 SUPPORTED_OPERATIONS = ("S3InitiateRestoreObject", "S3PutObjectTagging")
@@ -181,8 +194,10 @@ GATE_BATCH = 50  # tasks run per pass of the admission gate
 # Job failures. The codes are the failure types of troubleshooting-batch-operations where AWS names
 # one, else the S3 error code of the read that failed; AWS publishes no exact reason texts.
 FAILURE_MANIFEST = "InvalidManifestContent"
-FAILURE_THRESHOLD = ("TaskFailureThresholdExceeded",
-                     "The job failed because more than 50 percent of its tasks failed after it had run at least 1,000 tasks")
+FAILURE_THRESHOLD = (
+    "TaskFailureThresholdExceeded",
+    "The job failed because more than 50 percent of its tasks failed after it had run at least 1,000 tasks",
+)
 
 
 class _ControlError(Exception):
@@ -237,8 +252,11 @@ def _from_xml(element: ET.Element, shape: Any) -> Any:
     """An element's value as the shape says (structures by their members' XML names)."""
     kind = shape.type_name
     if kind == "structure":
-        by_name = {member.serialization.get("name", name): (name, member) for name, member in shape.members.items()
-                   if member.serialization.get("location") is None}
+        by_name = {
+            member.serialization.get("name", name): (name, member)
+            for name, member in shape.members.items()
+            if member.serialization.get("location") is None
+        }
         value: dict[str, Any] = {}
         for child in element:
             found = by_name.get(_local(child.tag))
@@ -267,8 +285,7 @@ def _from_xml(element: ET.Element, shape: Any) -> Any:
 
 
 def _malformed() -> _ControlError:
-    return _ControlError(400, "MalformedXML",
-                         "The XML you provided was not well-formed or did not validate against our published schema")
+    return _ControlError(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -313,8 +330,11 @@ def _answer(operation: str, value: Mapping[str, Any]) -> tuple[int, dict[str, st
 
 
 def _headers() -> dict[str, str]:
-    return {"Content-Type": "application/xml", "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
-            "x-amz-id-2": base64.b64encode(uuid.uuid4().bytes * 2).decode()}
+    return {
+        "Content-Type": "application/xml",
+        "x-amz-request-id": uuid.uuid4().hex[:16].upper(),
+        "x-amz-id-2": base64.b64encode(uuid.uuid4().bytes * 2).decode(),
+    }
 
 
 def _error_answer(error: _ControlError) -> tuple[int, dict[str, str], bytes]:
@@ -342,13 +362,13 @@ def _validate(value: Any, shape: Any, path: str) -> None:
         return
     label = path.rstrip(".")
     if kind == "list":
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+        if ("min" in meta and len(value) < meta["min"]) or ("max" in meta and len(value) > meta["max"]):
             raise _bad(f"{label} must have between {meta.get('min', 0)} and {meta.get('max', 'any number of')} items")
         for index, item in enumerate(value):
             _validate(item, shape.member, f"{label}[{index}].")
         return
     if kind == "string":
-        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+        if ("min" in meta and len(value) < meta["min"]) or ("max" in meta and len(value) > meta["max"]):
             raise _bad(f"{label} must be between {meta.get('min', 0)} and {meta.get('max')} characters long")
         enum = shape.enum
         if enum and value not in enum:
@@ -357,9 +377,8 @@ def _validate(value: Any, shape: Any, path: str) -> None:
         if pattern and "\\p{" not in pattern and not re.match(pattern, value):
             raise _bad(f"{label} {value!r} is not valid")
         return
-    if kind in ("integer", "long"):
-        if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
-            raise _bad(f"{label} must be between {meta.get('min')} and {meta.get('max', 'any')}")
+    if kind in ("integer", "long") and (("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"])):
+        raise _bad(f"{label} must be between {meta.get('min')} and {meta.get('max', 'any')}")
 
 
 def _bucket_of_arn(arn: str, what: str) -> str:
@@ -417,7 +436,7 @@ class _Report:
         self._writer.writerow(row)
         data = self._line.getvalue().encode("utf-8")
         current = self._open.get(outcome)
-        if current is None or current.size + len(data) > self.limit and current.size > 0:
+        if current is None or (current.size + len(data) > self.limit and current.size > 0):
             current = _ResultFile(outcome, tempfile.SpooledTemporaryFile(max_size=1 << 20))
             self._open[outcome] = current
             self.files.append(current)
@@ -466,6 +485,7 @@ class _Job:
 
 
 # ---- reading manifests ------------------------------------------------------------------------
+
 
 class _ObjectReader(io.RawIOBase):
     """A moto object's bytes, read a chunk at a time under the object's lock (never all at once)."""
@@ -536,18 +556,29 @@ def _csv_manifest_tasks(key: Any, fields: list[str]) -> Iterator[Task]:
         with _text_lines(key) as text:
             for number, row in enumerate(csv.reader(text), start=1):
                 if number == 1 and row and row[0].startswith("\ufeff"):
-                    raise _JobFailure(FAILURE_MANIFEST, "Manifest file is not properly formatted: it starts with a byte order mark (save it as UTF-8 without BOM)")
+                    raise _JobFailure(
+                        FAILURE_MANIFEST,
+                        "Manifest file is not properly formatted: it starts with a byte order mark (save it as UTF-8 without BOM)",
+                    )
                 if len(row) != len(fields):
-                    raise _JobFailure(FAILURE_MANIFEST, f"Manifest file is not properly formatted: line {number} has {len(row)} "
-                                                        f"field(s), the job's manifest Fields name {len(fields)}")
+                    raise _JobFailure(
+                        FAILURE_MANIFEST,
+                        f"Manifest file is not properly formatted: line {number} has {len(row)} "
+                        f"field(s), the job's manifest Fields name {len(fields)}",
+                    )
                 bucket, raw_key = row[columns["Bucket"]], row[columns["Key"]]
                 version = row[columns["VersionId"]] if "VersionId" in columns else ""
                 if not bucket or not raw_key:
-                    raise _JobFailure(FAILURE_MANIFEST, f"Required fields are missing in the schema: line {number} has no "
-                                                        f"{'Bucket' if not bucket else 'Key'}")
+                    raise _JobFailure(
+                        FAILURE_MANIFEST,
+                        f"Required fields are missing in the schema: line {number} has no {'Bucket' if not bucket else 'Key'}",
+                    )
                 if "VersionId" in columns and not version:
-                    raise _JobFailure(FAILURE_MANIFEST, f"Invalid version ID format: line {number} has no version ID, "
-                                                        "and the manifest must give one for every object or for none")
+                    raise _JobFailure(
+                        FAILURE_MANIFEST,
+                        f"Invalid version ID format: line {number} has no version ID, "
+                        "and the manifest must give one for every object or for none",
+                    )
                 yield bucket, unquote(raw_key), version, raw_key
     except UnicodeDecodeError as exc:
         raise _JobFailure(FAILURE_MANIFEST, "Invalid Manifest Content: the manifest is not UTF-8") from exc
@@ -570,8 +601,10 @@ def _inventory_tasks(backend: Any, key: Any) -> Iterator[Task]:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _JobFailure(FAILURE_MANIFEST, "Invalid Manifest Content: the inventory manifest.json is not valid") from exc
     if file_format.upper() != "CSV":
-        raise _JobFailure(FAILURE_MANIFEST, f"Invalid Manifest Content: the inventory is {file_format or 'of no format'}; "
-                                            "S3 Batch Operations reads CSV inventory reports")
+        raise _JobFailure(
+            FAILURE_MANIFEST,
+            f"Invalid Manifest Content: the inventory is {file_format or 'of no format'}; S3 Batch Operations reads CSV inventory reports",
+        )
     missing = [name for name in ("Bucket", "Key") if name not in schema]
     if missing:
         raise _JobFailure(FAILURE_MANIFEST, f"Required fields are missing in the schema: {', '.join(missing)}")
@@ -585,8 +618,11 @@ def _inventory_tasks(backend: Any, key: Any) -> Iterator[Task]:
             with _text_lines(data, compressed=True) as text:
                 for number, row in enumerate(csv.reader(text), start=1):
                     if len(row) != len(schema):
-                        raise _JobFailure(FAILURE_MANIFEST, f"Manifest file is not properly formatted: line {number} of {data_key} "
-                                                            f"has {len(row)} field(s), its fileSchema names {len(schema)}")
+                        raise _JobFailure(
+                            FAILURE_MANIFEST,
+                            f"Manifest file is not properly formatted: line {number} of {data_key} "
+                            f"has {len(row)} field(s), its fileSchema names {len(schema)}",
+                        )
                     version = row[version_column] if version_column is not None else ""
                     yield row[bucket_column], unquote_plus(row[key_column]), version, row[key_column]
         except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
@@ -598,7 +634,7 @@ def _inventory_tasks(backend: Any, key: Any) -> Iterator[Task]:
 # ---- the hooks into moto -----------------------------------------------------------------------
 
 _lock = threading.RLock()
-_installed: "S3BatchEmulator | None" = None
+_installed: S3BatchEmulator | None = None
 _originals: dict[str, Any] = {}
 
 
@@ -623,8 +659,10 @@ def _patched_process_request(self: Any, request: Any) -> Any:
                 body = body.read()
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            headers = {str(name).lower(): value.decode("utf-8") if isinstance(value, bytes) else str(value)
-                       for name, value in request.headers.items()}
+            headers = {
+                str(name).lower(): value.decode("utf-8") if isinstance(value, bytes) else str(value)
+                for name, value in request.headers.items()
+            }
             headers.setdefault("host", parts.netloc)
             return emulator.handle(request.method, unquote(parts.path), parts.query, headers, body or b"")
     return _originals["process_request"](self, request)
@@ -642,6 +680,7 @@ def reach_local_endpoint(client: Any) -> Any:
 
 # ---- the emulator ------------------------------------------------------------------------------
 
+
 class S3BatchEmulator:
     """S3 Batch Operations jobs on moto, their tasks run through ``restore`` (an S3RestoreEmulator).
 
@@ -653,10 +692,16 @@ class S3BatchEmulator:
     ``report_file_bytes``: the size at which a result file rolls over to a new one.
     """
 
-    def __init__(self, restore: S3RestoreEmulator, tasks_per_second: float = 1000.0, *,
-                 clock: Callable[[], float] = time.monotonic, gate: Any = None,
-                 report_row_order: Literal["observed", "schema"] = "observed",
-                 report_file_bytes: int = 16 << 20):
+    def __init__(
+        self,
+        restore: S3RestoreEmulator,
+        tasks_per_second: float = 1000.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        gate: Any = None,
+        report_row_order: Literal["observed", "schema"] = "observed",
+        report_file_bytes: int = 16 << 20,
+    ):
         if tasks_per_second <= 0:
             raise ValueError("tasks_per_second must be more than 0")
         if report_row_order not in ("observed", "schema"):
@@ -681,7 +726,7 @@ class S3BatchEmulator:
 
     # ---- installation --------------------------------------------------------------------------
 
-    def install(self) -> "S3BatchEmulator":
+    def install(self) -> S3BatchEmulator:
         """Hook into moto's server dispatcher and in-process stubber (idempotent). One emulator at a time."""
         global _installed
         with _lock:
@@ -693,8 +738,7 @@ class S3BatchEmulator:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
             if not _originals:
-                _originals.update(dispatcher_call=DomainDispatcherApplication.__call__,
-                                  process_request=BotocoreStubber.process_request)
+                _originals.update(dispatcher_call=DomainDispatcherApplication.__call__, process_request=BotocoreStubber.process_request)
             DomainDispatcherApplication.__call__ = _patched_dispatcher_call
             BotocoreStubber.process_request = _patched_process_request
             _installed = self
@@ -724,7 +768,7 @@ class S3BatchEmulator:
     def installed(self) -> bool:
         return _installed is self
 
-    def __enter__(self) -> "S3BatchEmulator":
+    def __enter__(self) -> S3BatchEmulator:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
@@ -762,7 +806,7 @@ class S3BatchEmulator:
             for job in jobs:
                 try:
                     steps += self._step(job, budget)
-                except Exception:  # noqa: BLE001 - one job's trouble never stops the others
+                except Exception:
                     log.exception("batch job step failed", extra={"job": job.id})
             if max_tasks is None:
                 self._credit -= start - budget[0]
@@ -818,7 +862,7 @@ class S3BatchEmulator:
                 writer.writerow(task)
                 count += 1
             self._check_report_bucket(job)
-        except Exception as exc:  # noqa: BLE001 - whatever stops the preparation fails the job, never the clock
+        except Exception as exc:
             spool.close()
             if isinstance(exc, _JobFailure):
                 failure = exc
@@ -838,8 +882,13 @@ class S3BatchEmulator:
             job.total, job.tasks, job.reader = count, spool, csv.reader(spool)
             report = job.request.get("Report") or {}
             if report.get("Enabled"):
-                job.report = _Report(_bucket_of_arn(report["Bucket"], "Report Bucket"), str(report.get("Prefix") or "").rstrip("/"),
-                                     report.get("ReportScope") == "FailedTasksOnly", self.report_row_order, self.report_file_bytes)
+                job.report = _Report(
+                    _bucket_of_arn(report["Bucket"], "Report Bucket"),
+                    str(report.get("Prefix") or "").rstrip("/"),
+                    report.get("ReportScope") == "FailedTasksOnly",
+                    self.report_row_order,
+                    self.report_file_bytes,
+                )
             if job.confirmation_required:
                 job.suspended_date, job.suspended_cause = _utcnow(), SUSPENDED_CAUSE
                 self._set_status(job, "Suspended")
@@ -854,8 +903,10 @@ class S3BatchEmulator:
         key = _get_object(backend, bucket, key_name, location.get("ObjectVersionId"), "manifest")
         actual, given = _etag(key), str(location["ETag"]).strip('"')
         if actual != given:
-            raise _JobFailure(FAILURE_MANIFEST, f"The manifest object's ETag {actual} does not match the ETag {given} "
-                                                "given in the job's manifest location")
+            raise _JobFailure(
+                FAILURE_MANIFEST,
+                f"The manifest object's ETag {actual} does not match the ETag {given} given in the job's manifest location",
+            )
         if spec["Format"] == INVENTORY_MANIFEST:
             return _inventory_tasks(backend, key)
         return _csv_manifest_tasks(key, list(spec.get("Fields") or []))
@@ -914,7 +965,7 @@ class S3BatchEmulator:
                 self._write_report(job)
             except _JobFailure as exc:
                 failure = exc
-            except Exception as exc:  # noqa: BLE001 - the job ends either way
+            except Exception as exc:
                 log.exception("batch job report not written", extra={"job": job.id})
                 failure = _JobFailure("InternalError", f"Writing the completion report failed: {type(exc).__name__}")
         with self._lock:
@@ -939,8 +990,9 @@ class S3BatchEmulator:
                 key = f"{folder}/results/{name}.csv"
                 result.file.seek(0)
                 backend.put_object(report.bucket, key, result.file.read())  # one file, at most report_file_bytes
-                results.append({"TaskExecutionStatus": result.status, "Bucket": report.bucket,
-                                "MD5Checksum": result.md5.hexdigest(), "Key": key})
+                results.append(
+                    {"TaskExecutionStatus": result.status, "Bucket": report.bucket, "MD5Checksum": result.md5.hexdigest(), "Key": key}
+                )
             manifest = {"Format": REPORT_FORMAT, "ReportCreationDate": _iso(_utcnow()), "Results": results, "ReportSchema": REPORT_SCHEMA}
             backend.put_object(report.bucket, f"{folder}/manifest.json", json.dumps(manifest).encode("utf-8"))
         except MissingBucket as exc:
@@ -974,7 +1026,7 @@ class S3BatchEmulator:
             if job.operation == "S3InitiateRestoreObject":
                 return self._restore_task(job, backend, bucket, key, version or None)
             return self._tagging_task(job, backend, bucket, key, version or None)
-        except Exception as exc:  # noqa: BLE001 - a task's failure is the task's, never the clock's
+        except Exception as exc:
             if not isinstance(exc, _S3Error):
                 log.exception("batch task failed unexpectedly", extra={"job": job.id, "bucket": bucket, "key": key})
                 return False, 500, "InternalError", "We encountered an internal error. Please try again."
@@ -1022,7 +1074,7 @@ class S3BatchEmulator:
             backend.put_object_tagging(obj, tags)
         except MissingBucket:
             return False, 404, "NoSuchBucket", "The specified bucket does not exist"
-        except Exception as exc:  # noqa: BLE001 - moto's S3 errors: the task fails with them
+        except Exception as exc:
             status, code, message = _s3_failure(exc)
             return False, status, code, message
         return True, 200, "", "Successful"
@@ -1073,7 +1125,7 @@ class S3BatchEmulator:
             for rule in list(bus.rules.values()):
                 if getattr(rule, "state", "ENABLED") == "ENABLED":
                     rule.send_to_targets(json.loads(json.dumps(event)), transform_input=False)
-        except Exception:  # noqa: BLE001 - delivery is asynchronous in AWS: never fail the job or the request
+        except Exception:
             log.exception("batch job event not delivered", extra={"job": job.id})
 
     # ---- HTTP ----------------------------------------------------------------------------------
@@ -1089,8 +1141,9 @@ class S3BatchEmulator:
         headers = {name[5:].replace("_", "-").lower(): str(value) for name, value in environ.items() if name.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        status, answer_headers, payload = self.handle(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""),
-                                                      environ.get("QUERY_STRING", ""), headers, body)
+        status, answer_headers, payload = self.handle(
+            environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), headers, body
+        )
         start_response(f"{status} {HTTPStatus(status).phrase}", [*answer_headers.items(), ("Content-Length", str(len(payload)))])
         return [payload]
 
@@ -1107,7 +1160,7 @@ class S3BatchEmulator:
                 raise _bad(f"The account in the host ({label}) is not the one in x-amz-account-id ({account})")
             region = self._region(headers)
             params = parse_qs(query, keep_blank_values=True)
-            parts = path[len(JOBS_PATH):].strip("/").split("/") if path != JOBS_PATH else []
+            parts = path[len(JOBS_PATH) :].strip("/").split("/") if path != JOBS_PATH else []
             if not parts and method == "POST":
                 return self._create_job(account, region, body)
             if not parts and method == "GET":
@@ -1152,16 +1205,21 @@ class S3BatchEmulator:
         request = _from_xml(root, operation.input_shape)
         _validate({**request, "AccountId": account}, operation.input_shape, "")
         if request.get("ManifestGenerator") is not None:
-            raise _ControlError(501, "NotImplemented", "ManifestGenerator is not implemented by the local S3 Batch Operations "
-                                                       "emulation: give a Manifest")
+            raise _ControlError(
+                501, "NotImplemented", "ManifestGenerator is not implemented by the local S3 Batch Operations emulation: give a Manifest"
+            )
         if request.get("Manifest") is None:
             raise _bad("A job needs a Manifest or a ManifestGenerator")
         named = [name for name, value in request["Operation"].items() if value is not None]
         if len(named) != 1:
             raise _bad(f"Operation must name exactly one operation, not {len(named)}")
         if named[0] not in SUPPORTED_OPERATIONS:
-            raise _ControlError(501, "NotImplemented", f"Operation {named[0]} is not implemented by the local S3 Batch Operations "
-                                                       f"emulation (it runs {' and '.join(SUPPORTED_OPERATIONS)})")
+            raise _ControlError(
+                501,
+                "NotImplemented",
+                f"Operation {named[0]} is not implemented by the local S3 Batch Operations "
+                f"emulation (it runs {' and '.join(SUPPORTED_OPERATIONS)})",
+            )
         self._check_manifest(request["Manifest"])
         report = request["Report"]
         if report.get("Enabled"):
@@ -1237,8 +1295,12 @@ class S3BatchEmulator:
 
     def _progress(self, job: _Job) -> dict[str, Any]:
         active = job.active_seconds + (max(0.0, self.clock() - job.active_since) if job.active_since is not None else 0.0)
-        return {"TotalNumberOfTasks": job.total, "NumberOfTasksSucceeded": job.succeeded, "NumberOfTasksFailed": job.failed,
-                "Timers": {"ElapsedTimeInActiveSeconds": int(active)}}
+        return {
+            "TotalNumberOfTasks": job.total,
+            "NumberOfTasksSucceeded": job.succeeded,
+            "NumberOfTasksFailed": job.failed,
+            "Timers": {"ElapsedTimeInActiveSeconds": int(active)},
+        }
 
     def _list_jobs(self, account: str, region: str, params: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
         wanted = set(params.get("jobStatuses", []))
@@ -1270,9 +1332,18 @@ class S3BatchEmulator:
                 if len(jobs) == limit:
                     next_token = base64.urlsafe_b64encode(f"before:{last_seq}".encode()).decode()
                     break
-                jobs.append({"JobId": job.id, "Description": job.request.get("Description"), "Operation": job.operation,
-                             "Priority": job.priority, "Status": job.status, "CreationTime": job.created,
-                             "TerminationDate": job.terminated, "ProgressSummary": self._progress(job)})
+                jobs.append(
+                    {
+                        "JobId": job.id,
+                        "Description": job.request.get("Description"),
+                        "Operation": job.operation,
+                        "Priority": job.priority,
+                        "Status": job.status,
+                        "CreationTime": job.created,
+                        "TerminationDate": job.terminated,
+                        "ProgressSummary": self._progress(job),
+                    }
+                )
                 last_seq = job.seq
         return _answer("ListJobs", {"Jobs": jobs, "NextToken": next_token})
 

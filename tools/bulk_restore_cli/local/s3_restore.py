@@ -75,7 +75,7 @@ class RestoreTimings:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     @classmethod
-    def scaled(cls, standard_seconds: float, spread: float = 0.0, seed: int | None = None) -> "RestoreTimings":
+    def scaled(cls, standard_seconds: float, spread: float = 0.0, seed: int | None = None) -> RestoreTimings:
         """The real tiers' proportions, shrunk: Expedited s/5, Standard s, Bulk 2s; Deep Archive x2."""
         if not 0 <= spread <= 1:
             raise ValueError("spread must be between 0 and 1")
@@ -155,8 +155,9 @@ def _s3_backend(account_id: str = DEFAULT_ACCOUNT, partition: str = "aws") -> An
     return s3_backends[account_id][partition]
 
 
-def set_archive_status(bucket: str, key: str, status: str | None, version_id: str | None = None,
-                       account_id: str = DEFAULT_ACCOUNT, partition: str = "aws") -> None:
+def set_archive_status(
+    bucket: str, key: str, status: str | None, version_id: str | None = None, account_id: str = DEFAULT_ACCOUNT, partition: str = "aws"
+) -> None:
     """Put an Intelligent-Tiering object in an archive tier (or take it out with None)."""
     if status is not None and status not in IT_ARCHIVE_STATUSES:
         raise ValueError(f"archive status must be one of {IT_ARCHIVE_STATUSES} or None")
@@ -171,7 +172,7 @@ def set_archive_status(bucket: str, key: str, status: str | None, version_id: st
 # ---- the patches ----------------------------------------------------------------------------
 
 _lock = threading.RLock()
-_installed: "S3RestoreEmulator | None" = None
+_installed: S3RestoreEmulator | None = None
 _originals: dict[str, Any] = {}
 
 
@@ -239,8 +240,10 @@ def _parse_restore_request(raw: str) -> dict[str, Any]:
         raise _S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
     try:
         doc = xmltodict.parse(raw)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the client's malformed XML
-        raise _S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema") from exc
+    except Exception as exc:
+        raise _S3Error(
+            400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema"
+        ) from exc
     request = doc.get("RestoreRequest") if isinstance(doc, dict) else None
     if not isinstance(request, dict):
         if request is None and isinstance(doc, dict) and "RestoreRequest" in doc:
@@ -266,7 +269,7 @@ class S3RestoreEmulator:
 
     # ---- installation ----------------------------------------------------------------------
 
-    def install(self) -> "S3RestoreEmulator":
+    def install(self) -> S3RestoreEmulator:
         """Patch moto (idempotent). Only one emulator can be installed at a time."""
         global _installed
         with _lock:
@@ -318,7 +321,7 @@ class S3RestoreEmulator:
     def installed(self) -> bool:
         return _installed is self
 
-    def __enter__(self) -> "S3RestoreEmulator":
+    def __enter__(self) -> S3RestoreEmulator:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:
@@ -378,13 +381,20 @@ class S3RestoreEmulator:
         elif storage_class == IT_CLASS and archive_status(key):
             archive = str(archive_status(key))
         else:
-            raise _S3Error(403, "InvalidObjectState", "Restore is not allowed for the object's current storage class", StorageClass=storage_class)
+            raise _S3Error(
+                403, "InvalidObjectState", "Restore is not allowed for the object's current storage class", StorageClass=storage_class
+            )
 
         tier = self._tier(request)
         days = self._days(request, archive)
         if tier == "Expedited" and archive in ("DEEP_ARCHIVE", "DEEP_ARCHIVE_ACCESS"):
-            raise _S3Error(400, "InvalidArgument", f"Expedited retrieval is not available for objects in {archive}",
-                           ArgumentName="Tier", ArgumentValue=tier)
+            raise _S3Error(
+                400,
+                "InvalidArgument",
+                f"Expedited retrieval is not available for objects in {archive}",
+                ArgumentName="Tier",
+                ArgumentValue=tier,
+            )
 
         with _lock:
             state: _RestoreState | None = getattr(key, _STATE_ATTR, None)
@@ -435,15 +445,22 @@ class S3RestoreEmulator:
         raw = request.get("Days")
         if archive in IT_ARCHIVE_STATUSES:
             if raw is not None:
-                raise _S3Error(400, "InvalidArgument", "Days is not allowed for the restore of an object in an Intelligent-Tiering archive tier",
-                               ArgumentName="Days", ArgumentValue=str(raw))
+                raise _S3Error(
+                    400,
+                    "InvalidArgument",
+                    "Days is not allowed for the restore of an object in an Intelligent-Tiering archive tier",
+                    ArgumentName="Days",
+                    ArgumentValue=str(raw),
+                )
             return None
         if raw is None:
             raise _S3Error(400, "InvalidArgument", f"Days is required to restore an object in {archive}", ArgumentName="Days")
         try:
             days = int(str(raw))
         except ValueError as exc:
-            raise _S3Error(400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema") from exc
+            raise _S3Error(
+                400, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema"
+            ) from exc
         if days < 1:
             raise _S3Error(400, "InvalidArgument", "Days must be a positive integer", ArgumentName="Days", ArgumentValue=str(raw))
         return days
@@ -455,7 +472,7 @@ class S3RestoreEmulator:
                 return
             try:
                 bucket = _s3_backend(state.account_id, state.partition).get_bucket(state.bucket_name)
-            except Exception:  # noqa: BLE001 - the bucket is gone: so is the restore
+            except Exception:
                 delattr(key, _STATE_ATTR)
                 return
             if not any(version is key for version in bucket.keys.getlist(key.name, default=[])):
@@ -503,12 +520,12 @@ class S3RestoreEmulator:
                         moto_notifications._send_sqs_message(state.account_id, body, notification.arn.split(":")[-1], region)
                     else:
                         send(state.account_id, body, notification.arn, region)
-                except Exception:  # noqa: BLE001 - delivery is asynchronous in S3: never fail the request
+                except Exception:
                     log.exception("S3 notification not delivered", extra={"arn": notification.arn})
         if config.event_bridge is not None:
             try:
                 self._send_event_bridge(event_name, bucket, state, sequencer)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("EventBridge event not delivered")
 
     def _send_event_bridge(self, event_name: str, bucket: Any, state: _RestoreState, sequencer: str) -> None:
@@ -519,8 +536,11 @@ class S3RestoreEmulator:
         if bus is None:
             return
         detail_type = EVENTBRIDGE_DETAIL_TYPES[event_name.endswith("ObjectRestore:Completed")]
-        rules = [rule for rule in list(bus.rules.values())
-                 if getattr(rule, "state", "ENABLED") == "ENABLED" and may_match(rule, "aws.s3", detail_type)]
+        rules = [
+            rule
+            for rule in list(bus.rules.values())
+            if getattr(rule, "state", "ENABLED") == "ENABLED" and may_match(rule, "aws.s3", detail_type)
+        ]
         if not rules:
             return  # no rule of the bus can match: the event is not even made
         event = eventbridge_event(event_name, bucket, state, sequencer)
@@ -598,8 +618,7 @@ def eventbridge_event(event_name: str, bucket: Any, state: _RestoreState, sequen
     obj: dict[str, Any] = {"key": key.name, "size": key.size, "etag": key.etag.replace('"', "")}
     if key._is_versioned:
         obj["version-id"] = key.version_id
-    detail: dict[str, Any] = {"version": "0", "bucket": {"name": bucket.name}, "object": obj,
-                              "request-id": uuid.uuid4().hex[:16].upper()}
+    detail: dict[str, Any] = {"version": "0", "bucket": {"name": bucket.name}, "object": obj, "request-id": uuid.uuid4().hex[:16].upper()}
     if completed:
         detail["requester"] = "s3.amazonaws.com"
         if state.expiry is not None:

@@ -142,9 +142,13 @@ def install() -> None:
         if _installed:
             return
         _installed.update(
-            receipt_handle=models.generate_receipt_handle, deepcopy=models.deepcopy,
-            attributes=Queue.__dict__["attributes"], messages=Queue.__dict__["messages"], add_message=Queue.add_message,
-            delete_message=Queue.delete_message, mark_received=Message.mark_received,
+            receipt_handle=models.generate_receipt_handle,
+            deepcopy=models.deepcopy,
+            attributes=Queue.__dict__["attributes"],
+            messages=Queue.__dict__["messages"],
+            add_message=Queue.add_message,
+            delete_message=Queue.delete_message,
+            mark_received=Message.mark_received,
             retention=SQSBackend.is_message_valid_based_on_retention_period,
             pending_groups=Queue.__dict__["pending_message_groups"],
         )

@@ -25,14 +25,14 @@ from typing import IO, Any, NoReturn
 
 import yaml
 
-from bulk_restore_cli.local.apigw import LocalRestApi
 from bulk_restore_cli.local import function_host
 from bulk_restore_cli.local import sqs as sqs_layer
+from bulk_restore_cli.local.apigw import LocalRestApi
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 from bulk_restore_cli.local.endpoint import API_APP_ID, AwsEndpoint, tune_interpreter
+from bulk_restore_cli.local.glacier import GlacierEmulator
 from bulk_restore_cli.local.lambda_runtime import Poller, Scheduler, load_handler
 from bulk_restore_cli.local.provision import ProvisionedStack, provision
-from bulk_restore_cli.local.glacier import GlacierEmulator
 from bulk_restore_cli.local.s3_batch import S3BatchEmulator
 from bulk_restore_cli.local.s3_restore import RestoreTimings, S3RestoreEmulator
 from bulk_restore_cli.local.template import TemplateError, load_template, parse_parameters
@@ -151,7 +151,12 @@ def check(config: LocalStackConfig) -> Path:
 def configure_aws_environment(endpoint_url: str, region: str) -> None:
     """Point every boto3 client of this process at the local endpoint, before any is made."""
     for name in list(os.environ):
-        if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE"):
+        if name.startswith("AWS_ENDPOINT_URL_") or name in (
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_SECURITY_TOKEN",
+            "AWS_DEFAULT_PROFILE",
+        ):
             del os.environ[name]
     os.environ.update(FAKE_CREDENTIALS)
     os.environ.update({"AWS_ENDPOINT_URL": endpoint_url, "AWS_DEFAULT_REGION": region, "AWS_REGION": region})
@@ -204,8 +209,9 @@ class LocalStack:
         self.batch = S3BatchEmulator(self.emulator, gate=self.moto.application.gate).install()
         self.batch.start_clock()
         # Glacier vaults (upload, multipart, retrieval jobs by tier with SNS notices, ranged output)
-        self.glacier = GlacierEmulator(durations=GlacierEmulator.scaled_durations(config.time_scale),
-                                       gate=self.moto.application.gate).install()
+        self.glacier = GlacierEmulator(
+            durations=GlacierEmulator.scaled_durations(config.time_scale), gate=self.moto.application.gate
+        ).install()
         self.glacier.start_clock(interval=0.1)
         log.info("AWS endpoint up: %s (S3 restores: %s s for Standard)", config.endpoint_url, config.restore_seconds)
 
@@ -238,8 +244,18 @@ class LocalStack:
             # The API and its functions in a process of their own too, as API Gateway and Lambda
             # are apart from the workers; what they send is marked as theirs, and the endpoint
             # lets it ahead of the workers' traffic (local/endpoint.py).
-            self._start_process("API", function_host.spec([], [], {**environment, "AWS_SDK_UA_APP_ID": API_APP_ID},
-                                                          config.endpoint_url, config.region, [p for p in sys.path if p], api=api))
+            self._start_process(
+                "API",
+                function_host.spec(
+                    [],
+                    [],
+                    {**environment, "AWS_SDK_UA_APP_ID": API_APP_ID},
+                    config.endpoint_url,
+                    config.region,
+                    [p for p in sys.path if p],
+                    api=api,
+                ),
+            )
         else:
             self._start_functions_here(stack, session, scale)
             self.api = function_host.start_api(api, load_handler)
@@ -255,42 +271,70 @@ class LocalStack:
             for schedule in schedules:  # the sweeper is the template's one schedule
                 schedule.every_seconds = max(config.min_schedule_seconds, config.sweep_seconds)
         for source in sources:
-            log.info("event source %s: %s, batches of %d within %g s, %d at a time", source.function_name,
-                     source.queue_url.rsplit("/", 1)[-1], source.batch_size, source.window_seconds, source.concurrency)
+            log.info(
+                "event source %s: %s, batches of %d within %g s, %d at a time",
+                source.function_name,
+                source.queue_url.rsplit("/", 1)[-1],
+                source.batch_size,
+                source.window_seconds,
+                source.concurrency,
+            )
         return sources, schedules
 
     def _api_spec(self, stack: ProvisionedStack) -> dict[str, Any]:
         """The REST API as JSON: its routes (handlers by path), key, gateway responses and usage plan."""
         config = self.config
         routes = [
-            {"method": route.method, "path": route.path, "handler": stack.functions[route.function].handler,
-             "function_name": stack.functions[route.function].name, "timeout_s": stack.functions[route.function].timeout,
-             "api_key_required": route.api_key_required, "stage": route.stage,
-             "api_id": stack.apis[route.api].api_id if route.api in stack.apis else "local"}
+            {
+                "method": route.method,
+                "path": route.path,
+                "handler": stack.functions[route.function].handler,
+                "function_name": stack.functions[route.function].name,
+                "timeout_s": stack.functions[route.function].timeout,
+                "api_key_required": route.api_key_required,
+                "stage": route.stage,
+                "api_id": stack.apis[route.api].api_id if route.api in stack.apis else "local",
+            }
             for route in stack.routes()
         ]
         apis = [stack.apis[name] for name in {route.api for route in stack.routes()} if name in stack.apis]
         served = apis[0] if len(apis) == 1 else None  # its gateway responses and usage plan, as API Gateway applies them
-        return {"routes": routes, "api_keys": [self.api_key], "host": config.host, "port": config.api_port, "region": config.region,
-                "account_id": stack.account_id, "gateway_responses": served.gateway_responses if served else None,
-                "usage_plan": served.usage_plan if served else None, "served": served is not None}
+        return {
+            "routes": routes,
+            "api_keys": [self.api_key],
+            "host": config.host,
+            "port": config.api_port,
+            "region": config.region,
+            "account_id": stack.account_id,
+            "gateway_responses": served.gateway_responses if served else None,
+            "usage_plan": served.usage_plan if served else None,
+            "served": served is not None,
+        }
 
     def _start_functions_here(self, stack: ProvisionedStack, session: Any, scale: float) -> None:
         """The event sources and schedules in this process's threads."""
         sources, schedules = self._sources(stack, scale)
         self.pollers, self.scheduler = function_host.start_functions(
-            sources, schedules, lambda: session.client("sqs", endpoint_url=self.config.endpoint_url), self.stop_event)
+            sources, schedules, lambda: session.client("sqs", endpoint_url=self.config.endpoint_url), self.stop_event
+        )
 
     def _start_function_process(self, stack: ProvisionedStack, environment: dict[str, str], scale: float) -> None:
         """The event sources and schedules in a process of their own (local/function_host.py)."""
         sources, schedules = self._sources(stack, scale, load=lambda path: path)
-        self._start_process("functions", function_host.spec(sources, schedules, environment, self.config.endpoint_url,
-                                                            self.config.region, [p for p in sys.path if p]))
+        self._start_process(
+            "functions",
+            function_host.spec(sources, schedules, environment, self.config.endpoint_url, self.config.region, [p for p in sys.path if p]),
+        )
         log.info("functions: %d event source(s), %d schedule(s)", len(sources), len(schedules))
 
     def _start_process(self, role: str, document: dict[str, Any]) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "bulk_restore_cli.local.function_host"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=None, env={**os.environ})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bulk_restore_cli.local.function_host"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            env={**os.environ},
+        )
         self.processes.append(process)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write((json.dumps(document) + "\n").encode())
@@ -405,8 +449,9 @@ def write_ready_file(path: Path, info: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def run(config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] | None = None,
-        stop_seconds: float = STOP_SECONDS) -> NoReturn:
+def run(
+    config: LocalStackConfig, ready_file: Path | None = None, out: IO[str] | None = None, stop_seconds: float = STOP_SECONDS
+) -> NoReturn:
     """Run in the foreground until SIGTERM or SIGINT. The ready line goes to ``out``; the rest to stderr.
 
     Once stopped, the process ends with exit code 0 (it does not return). A function invocation

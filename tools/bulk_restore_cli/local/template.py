@@ -17,9 +17,25 @@ from typing import Any
 import yaml
 
 INTRINSICS = (
-    "Ref", "Condition", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::If", "Fn::Equals",
-    "Fn::Not", "Fn::And", "Fn::Or", "Fn::FindInMap", "Fn::Base64", "Fn::GetAZs", "Fn::ImportValue", "Fn::ToJsonString",
-    "Fn::Length", "Fn::Cidr",
+    "Ref",
+    "Condition",
+    "Fn::GetAtt",
+    "Fn::Sub",
+    "Fn::Join",
+    "Fn::Select",
+    "Fn::Split",
+    "Fn::If",
+    "Fn::Equals",
+    "Fn::Not",
+    "Fn::And",
+    "Fn::Or",
+    "Fn::FindInMap",
+    "Fn::Base64",
+    "Fn::GetAZs",
+    "Fn::ImportValue",
+    "Fn::ToJsonString",
+    "Fn::Length",
+    "Fn::Cidr",
 )
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -79,7 +95,7 @@ def load_template(path: str | Path) -> dict[str, Any]:
 
 def parse_template(text: str) -> dict[str, Any]:
     """Parse a template's text (YAML or JSON)."""
-    doc = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    doc = yaml.load(text, Loader=_CfnLoader)
     if not isinstance(doc, dict) or not isinstance(doc.get("Resources"), dict):
         raise TemplateError("not a CloudFormation template: no Resources section")
     return doc
@@ -97,7 +113,7 @@ def references(value: Any) -> set[str]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if len(node) == 1:
-                (name, arg), = node.items()
+                ((name, arg),) = node.items()
                 if name == "Ref" and isinstance(arg, str):
                     found.add(arg)
                 elif name == "Fn::GetAtt":
@@ -166,9 +182,14 @@ class Resolver:
     template's Conditions section, evaluated on first use.
     """
 
-    def __init__(self, refs: dict[str, Any], attributes: dict[str, dict[str, Any]] | None = None,
-                 conditions: dict[str, Any] | None = None, mappings: dict[str, Any] | None = None,
-                 region: str = "us-east-1"):
+    def __init__(
+        self,
+        refs: dict[str, Any],
+        attributes: dict[str, dict[str, Any]] | None = None,
+        conditions: dict[str, Any] | None = None,
+        mappings: dict[str, Any] | None = None,
+        region: str = "us-east-1",
+    ):
         self.refs = refs
         self.attributes = attributes if attributes is not None else {}
         self.condition_defs = conditions or {}
@@ -204,7 +225,7 @@ class Resolver:
         """The value with every intrinsic evaluated; AWS::NoValue entries removed."""
         if isinstance(value, dict):
             if len(value) == 1:
-                (name, arg), = value.items()
+                ((name, arg),) = value.items()
                 function = self._functions.get(name)
                 if function is not None and (name != "Condition" or isinstance(arg, str)):
                     return function(arg)

@@ -27,7 +27,7 @@ class Ticker:
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:  # noqa: BLE001 - keep the clock running; log what broke
+                except Exception:
                     log.exception("%s tick failed", self.name)
 
         self._thread = threading.Thread(target=run, name=self.name, daemon=True)
