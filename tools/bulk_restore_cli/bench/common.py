@@ -90,13 +90,15 @@ def functions_logging_to(sink: LogSink) -> Iterator[LogSink]:
 
 @contextmanager
 def local_aws_layers() -> Iterator[None]:
-    """moto as the local stack runs it: with its own DynamoDB and SQS layers (local/dynamodb.py,
-    local/sqs.py), whose calls cost the same whatever a table or queue holds."""
+    """moto as the local stack runs it: with its own DynamoDB, DynamoDB Streams and SQS layers
+    (local/dynamodb.py, local/dynamodb_streams.py, local/sqs.py), whose calls cost the same
+    whatever a table or queue holds."""
     from bulk_restore_cli.local import sqs as sqs_layer
     from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
+    from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 
     had_sqs = sqs_layer.installed()
-    with DynamoDBEmulation():
+    with DynamoDBEmulation(), DynamoDBStreamsEmulation():
         sqs_layer.install()
         try:
             yield

@@ -725,6 +725,9 @@ def _patch() -> None:
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     Table.query = _partition_query(_originals["query"])  # type: ignore[method-assign]
     DynamoHandler.call_action = _serialised(_originals["call_action"])  # type: ignore[method-assign]
+    from bulk_restore_cli.local import partiql
+
+    partiql.install()  # ExecuteStatement and BatchExecuteStatement (bulk_restore_cli.local.partiql)
     try:
         from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
     except ImportError:  # pragma: no cover - moto without DynamoDB Streams
@@ -760,6 +763,9 @@ def _unpatch() -> None:
     DynamoDBBackend.transact_write_items = _originals["transact_write_items"]  # type: ignore[method-assign]
     Table.query = _originals["query"]  # type: ignore[method-assign]
     DynamoHandler.call_action = _originals["call_action"]  # type: ignore[method-assign]
+    from bulk_restore_cli.local import partiql
+
+    partiql.uninstall()
     if "streams_call_action" in _originals:
         from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
 

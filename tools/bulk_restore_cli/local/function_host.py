@@ -2,11 +2,11 @@
 
 `bulk-restore local` serves the AWS endpoint (moto, with our S3, DynamoDB and SQS layers) in
 its own process; its event sources and schedules (the planner, the restore workers, the
-completion function, the sweeper) run in a second process, and the REST API with its function
-in a third, each started from this module and reaching AWS only through the endpoint, as
-deployed functions do. Python runs one thread at a time per process: with all in one, the
-functions' own work (building, signing and reading every AWS request) and the endpoint's
-answering it took turns on one core, while the other core idled.
+completion function, the counter on the table's stream, the sweeper) run in a second process,
+and the REST API with its function in a third, each started from this module and reaching AWS
+only through the endpoint, as deployed functions do. Python runs one thread at a time per
+process: with all in one, the functions' own work (building, signing and reading every AWS
+request) and the endpoint's answering it took turns on one core, while the other core idled.
 
 The parent starts this module with a JSON spec on standard input (what ``spec`` makes) and
 stops it with SIGTERM; it writes one line, "ready", on standard output once its pollers run.
@@ -23,11 +23,40 @@ import threading
 import time
 from typing import Any
 
-from bulk_restore_cli.local.lambda_runtime import Poller, Scheduler, ScheduleSource, SqsEventSource, load_handler
+from bulk_restore_cli.local.lambda_runtime import (
+    DynamoDBStreamEventSource,
+    Poller,
+    Scheduler,
+    ScheduleSource,
+    SqsEventSource,
+    StreamPoller,
+    load_handler,
+)
 
 log = logging.getLogger("bulk_restore_cli.local")
 
 STOP_GRACE_SECONDS = 2.5  # an invocation still running then ends with the process
+# What a DynamoDB stream source is made of, as JSON (its clock stays the process's own).
+STREAM_FIELDS = (
+    "function_name",
+    "handler",
+    "stream_arn",
+    "starting_position",
+    "batch_size",
+    "window_seconds",
+    "bisect_on_error",
+    "max_retry_attempts",
+    "max_record_age_seconds",
+    "report_failures",
+    "on_failure",
+    "filter_patterns",
+    "tumbling_window_seconds",
+    "parallelization_factor",
+    "timeout_s",
+    "retry_delay",
+    "region",
+    "poll_seconds",
+)
 
 
 def spec(
@@ -38,9 +67,10 @@ def spec(
     region: str,
     code_paths: list[str],
     api: dict[str, Any] | None = None,
+    streams: list[DynamoDBStreamEventSource] | None = None,
 ) -> dict[str, Any]:
     """What the function process needs, as JSON: handlers by their "module.function" path; ``api``:
-    the REST API to serve (``LocalStack._api_spec``)."""
+    the REST API to serve (``LocalStack._api_spec``); ``streams``: the DynamoDB stream sources."""
     return {
         "api": api,
         "environment": environment,
@@ -63,6 +93,7 @@ def spec(
             }
             for s in sources
         ],
+        "streams": [{name: getattr(s, name) for name in STREAM_FIELDS} for s in streams or []],
         "schedules": [
             {
                 "function_name": s.function_name,
@@ -78,17 +109,23 @@ def spec(
 
 
 def start_functions(
-    sources: list[SqsEventSource], schedules: list[ScheduleSource], sqs: Any, stop: threading.Event
-) -> tuple[list[Poller], Scheduler | None]:
+    sources: list[SqsEventSource],
+    schedules: list[ScheduleSource],
+    sqs: Any,
+    stop: threading.Event,
+    streams: list[DynamoDBStreamEventSource] | None = None,
+    clients: Any = None,
+) -> tuple[list[Poller | StreamPoller], Scheduler | None]:
     """Run the event sources' pollers and the schedules, in this process's threads, until ``stop``.
 
-    ``sqs`` makes an SQS client for a poller. The local stack calls this in its own process, or
-    the function process does (``serve``).
+    ``sqs`` makes an SQS client for a poller; ``clients`` makes a client for a service name (a
+    DynamoDB stream poller's ``dynamodbstreams``, and its OnFailure destination's ``sqs`` or ``sns``).
+    The local stack calls this in its own process, or the function process does (``serve``).
     """
     from bulk_restore import wiring
 
     wiring.services()  # the functions' clients, made once before the pollers race for them
-    pollers = []
+    pollers: list[Poller | StreamPoller] = []
     for source in sources:
         source.handler = _logged(source.handler, source.function_name)
         # A source scaled to a MaximumConcurrency (the restore workers, each with its own thread
@@ -100,6 +137,25 @@ def start_functions(
             log.error("event source of %s failed to poll: %s", name, exc)
 
         pollers.append(Poller(source, sqs(), stop, on_error=report, environment=own))
+    for stream in streams or []:
+        if clients is None:
+            raise ValueError("DynamoDB stream sources need ``clients``")
+        stream.handler = _logged(stream.handler, stream.function_name)
+        destination = (stream.on_failure or "").split(":")[2:3]
+
+        def report_stream(exc: Exception, name: str = stream.function_name) -> None:
+            log.error("stream event source of %s failed to poll: %s", name, exc)
+
+        pollers.append(
+            StreamPoller(
+                stream,
+                clients("dynamodbstreams"),
+                stop,
+                sqs=clients("sqs") if destination == ["sqs"] else None,
+                sns=clients("sns") if destination == ["sns"] else None,
+                on_error=report_stream,
+            )
+        )
     for poller in pollers:
         poller.start()
     scheduler = None
@@ -172,7 +228,15 @@ def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller]
         start_api(document["api"], load_handler)
     sources = [SqsEventSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["sources"]]
     schedules = [ScheduleSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document["schedules"]]
-    return start_functions(sources, schedules, lambda: session.client("sqs", endpoint_url=document["endpoint_url"]), stop)
+    streams = [DynamoDBStreamEventSource(**{**raw, "handler": load_handler(raw["handler"])}) for raw in document.get("streams") or []]
+    return start_functions(
+        sources,
+        schedules,
+        lambda: session.client("sqs", endpoint_url=document["endpoint_url"]),
+        stop,
+        streams=streams,
+        clients=lambda service: session.client(service, endpoint_url=document["endpoint_url"]),
+    )
 
 
 def main() -> int:

@@ -6,8 +6,9 @@ topics, subscriptions (raw delivery, filter policies) and topic policies, EventB
 and targets, S3 buckets (versioning, notifications, encryption, public access block, lifecycle)
 and bucket policies, and SSM parameters. Serverless functions are not deployed anywhere: the
 result says, for each, its handler, its environment (Globals merged, resolved) and its event
-sources (SQS mappings, schedules, API routes), which the local runtime runs in-process; a
-serverless API brings its gateway responses and its usage plan, which the local API serves.
+sources (SQS and DynamoDB stream mappings, schedules, API routes), which the local runtime runs
+in-process; a serverless API brings its gateway responses and its usage plan, which the local API
+serves.
 Other types (IAM roles, log groups ...) are listed as skipped.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulk_restore_cli.local.lambda_runtime import Handler, ScheduleSource, SqsEventSource, load_handler
+from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource, Handler, ScheduleSource, SqsEventSource, load_handler
 from bulk_restore_cli.local.template import (
     NO_VALUE,
     Resolver,
@@ -56,6 +57,47 @@ class SqsEventSpec:
     report_failures: bool = False
     enabled: bool = True
     max_concurrency: int | None = None
+
+
+@dataclass
+class DynamoDBEventSpec:
+    """A DynamoDB stream event source mapping of a function (SAM ``Type: DynamoDB``)."""
+
+    name: str
+    stream_arn: str
+    starting_position: str = "TRIM_HORIZON"
+    batch_size: int = 100
+    window_seconds: float = 0.0
+    bisect_on_error: bool = False
+    max_retry_attempts: int = -1
+    max_record_age_seconds: int = -1
+    report_failures: bool = False
+    on_failure: str | None = None
+    filter_patterns: list[Any] = field(default_factory=list)
+    tumbling_window_seconds: int = 0
+    parallelization_factor: int = 1
+    enabled: bool = True
+
+    def source(self, function: FunctionSpec, handler: Any, region: str, retry_delay: float = 0.0) -> DynamoDBStreamEventSource:
+        return DynamoDBStreamEventSource(
+            function_name=function.name,
+            handler=handler,
+            stream_arn=self.stream_arn,
+            starting_position=self.starting_position,
+            batch_size=self.batch_size,
+            window_seconds=self.window_seconds,
+            bisect_on_error=self.bisect_on_error,
+            max_retry_attempts=self.max_retry_attempts,
+            max_record_age_seconds=self.max_record_age_seconds,
+            report_failures=self.report_failures,
+            on_failure=self.on_failure,
+            filter_patterns=list(self.filter_patterns),
+            tumbling_window_seconds=self.tumbling_window_seconds,
+            parallelization_factor=self.parallelization_factor,
+            timeout_s=function.timeout,
+            retry_delay=retry_delay,
+            region=region,
+        )
 
 
 @dataclass
@@ -93,6 +135,7 @@ class FunctionSpec:
     environment: dict[str, str]
     code_uri: str | None = None
     sqs: list[SqsEventSpec] = field(default_factory=list)
+    streams: list[DynamoDBEventSpec] = field(default_factory=list)
     schedules: list[ScheduleSpec] = field(default_factory=list)
     routes: list[RouteSpec] = field(default_factory=list)
 
@@ -184,6 +227,17 @@ class ProvisionedStack:
                     )
                 )
         return sources
+
+    def stream_event_sources(
+        self, load: Callable[[str], Handler] = load_handler, retry_delay: float = 0.0
+    ) -> list[DynamoDBStreamEventSource]:
+        """The functions' DynamoDB stream event sources (``retry_delay``: seconds before a failed batch is retried)."""
+        return [
+            event.source(spec, load(spec.handler), self.region, retry_delay)
+            for spec in self.functions.values()
+            for event in spec.streams
+            if event.enabled
+        ]
 
     def schedule_sources(
         self, load: Callable[[str], Handler] = load_handler, scale: float = 1.0, minimum_seconds: float = 1.0
@@ -693,6 +747,30 @@ class _Provisioner:
                     else None,
                 )
             )
+        elif kind == "DynamoDB":
+            p = resolve(raw)
+            destination = ((p.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            event = DynamoDBEventSpec(
+                name=event_name,
+                stream_arn=str(p["Stream"]),
+                starting_position=str(p.get("StartingPosition", "TRIM_HORIZON")),
+                batch_size=int(p.get("BatchSize", 100)),
+                window_seconds=float(p.get("MaximumBatchingWindowInSeconds", 0)),
+                bisect_on_error=_flag(p.get("BisectBatchOnFunctionError")),
+                max_retry_attempts=int(p.get("MaximumRetryAttempts", -1)),
+                max_record_age_seconds=int(p.get("MaximumRecordAgeInSeconds", -1)),
+                report_failures="ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
+                on_failure=str(destination) if destination else None,
+                filter_patterns=[f["Pattern"] for f in (p.get("FilterCriteria") or {}).get("Filters") or [] if "Pattern" in f],
+                tumbling_window_seconds=int(p.get("TumblingWindowInSeconds", 0)),
+                parallelization_factor=int(p.get("ParallelizationFactor", 1)),
+                enabled=_flag(p.get("Enabled"), True),
+            )
+            try:
+                event.source(spec, print, self.stack.region)  # refuses what the local runtime cannot run, now
+            except ValueError as exc:
+                raise TemplateError(f"{spec.logical_id}.{event_name}: {exc}") from exc
+            spec.streams.append(event)
         elif kind in ("Schedule", "ScheduleV2"):
             p = resolve(raw)
             expression = str(p.get("Schedule") or p.get("ScheduleExpression") or "")

@@ -29,9 +29,10 @@ from bulk_restore_cli.local import function_host
 from bulk_restore_cli.local import sqs as sqs_layer
 from bulk_restore_cli.local.apigw import LocalRestApi
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
+from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 from bulk_restore_cli.local.endpoint import API_APP_ID, AwsEndpoint, tune_interpreter
 from bulk_restore_cli.local.glacier import GlacierEmulator
-from bulk_restore_cli.local.lambda_runtime import Poller, Scheduler, load_handler
+from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource, Poller, Scheduler, StreamPoller, load_handler
 from bulk_restore_cli.local.provision import ProvisionedStack, provision
 from bulk_restore_cli.local.s3_batch import S3BatchEmulator
 from bulk_restore_cli.local.s3_restore import RestoreTimings, S3RestoreEmulator
@@ -187,9 +188,10 @@ class LocalStack:
         self.batch: S3BatchEmulator | None = None
         self.glacier: GlacierEmulator | None = None
         self.dynamodb = DynamoDBEmulation()
+        self.dynamodb_streams = DynamoDBStreamsEmulation()
         self.stack: ProvisionedStack | None = None
         self.api: LocalRestApi | None = None
-        self.pollers: list[Poller] = []
+        self.pollers: list[Poller | StreamPoller] = []
         self.scheduler: Scheduler | None = None
         self.processes: list[subprocess.Popen[bytes]] = []  # the function and API processes, when there are some
         self.api_key = config.api_key or secrets.token_urlsafe(24)
@@ -201,6 +203,7 @@ class LocalStack:
         configure_aws_environment(config.endpoint_url, config.region)
 
         self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
+        self.dynamodb_streams.install()  # tables' streams as DynamoDB writes and serves them
         sqs_layer.install()  # receives and deletes cost their batch, not the queue
         self.moto = AwsEndpoint(config.host, config.aws_port).start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
@@ -311,21 +314,42 @@ class LocalStack:
             "served": served is not None,
         }
 
+    def _stream_sources(self, stack: ProvisionedStack, load: Any = load_handler) -> list[DynamoDBStreamEventSource]:
+        """The functions' DynamoDB stream event sources."""
+        streams = stack.stream_event_sources(load=load, retry_delay=self.config.retry_delay)
+        for stream in streams:
+            log.info(
+                "event source %s: stream %s, batches of %d within %g s",
+                stream.function_name,
+                stream.stream_arn.split("/")[1],
+                stream.batch_size,
+                stream.window_seconds,
+            )
+        return streams
+
     def _start_functions_here(self, stack: ProvisionedStack, session: Any, scale: float) -> None:
         """The event sources and schedules in this process's threads."""
         sources, schedules = self._sources(stack, scale)
         self.pollers, self.scheduler = function_host.start_functions(
-            sources, schedules, lambda: session.client("sqs", endpoint_url=self.config.endpoint_url), self.stop_event
+            sources,
+            schedules,
+            lambda: session.client("sqs", endpoint_url=self.config.endpoint_url),
+            self.stop_event,
+            streams=self._stream_sources(stack),
+            clients=lambda service: session.client(service, endpoint_url=self.config.endpoint_url),
         )
 
     def _start_function_process(self, stack: ProvisionedStack, environment: dict[str, str], scale: float) -> None:
         """The event sources and schedules in a process of their own (local/function_host.py)."""
         sources, schedules = self._sources(stack, scale, load=lambda path: path)
+        streams = self._stream_sources(stack, load=lambda path: path)
         self._start_process(
             "functions",
-            function_host.spec(sources, schedules, environment, self.config.endpoint_url, self.config.region, [p for p in sys.path if p]),
+            function_host.spec(
+                sources, schedules, environment, self.config.endpoint_url, self.config.region, [p for p in sys.path if p], streams=streams
+            ),
         )
-        log.info("functions: %d event source(s), %d schedule(s)", len(sources), len(schedules))
+        log.info("functions: %d event source(s), %d stream source(s), %d schedule(s)", len(sources), len(streams), len(schedules))
 
     def _start_process(self, role: str, document: dict[str, Any]) -> None:
         process = subprocess.Popen(
@@ -398,7 +422,7 @@ class LocalStack:
                 process.kill()
                 process.wait()
         self.processes = []
-        workers: list[Poller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
+        workers: list[Poller | StreamPoller | Scheduler] = [*self.pollers, *([self.scheduler] if self.scheduler else [])]
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
         busy = [worker.name for worker in workers if worker.is_alive()]
@@ -420,6 +444,7 @@ class LocalStack:
             self._report_endpoint(self.moto.stats())
             self.moto.stop()
             self.moto = None
+        self.dynamodb_streams.uninstall()
         self.dynamodb.uninstall()
         return True
 
