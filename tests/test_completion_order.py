@@ -100,7 +100,7 @@ def job_with_completion_at(at: int | None, phase: str) -> Iterator[tuple[Stack, 
 
 def restore_worker_calls() -> list[str]:
     with job_with_completion_at(None, "before") as (_, hook, _):
-        assert "s3.RestoreObject" in hook.calls and "dynamodb.TransactWriteItems" in hook.calls
+        assert "s3.RestoreObject" in hook.calls and "dynamodb.BatchExecuteStatement" in hook.calls
         return hook.calls
 
 
@@ -123,7 +123,7 @@ def test_a_completion_delivered_between_any_two_steps_of_the_restore_worker_comp
 
 def test_a_completion_that_comes_before_its_object_is_recorded_is_kept_not_dropped() -> None:
     # Given a chunk whose restores S3 completes (events handled) just before the worker records the chunk
-    record = restore_worker_calls().index("dynamodb.TransactWriteItems") + 1
+    record = restore_worker_calls().index("dynamodb.BatchExecuteStatement") + 1
     with job_with_completion_at(record, "before") as (stack, _, job_id):
         # Then the events were kept for the job, and the job completed from them, not from a sweep
         kept = [i for i in stack.ddb.scan(TableName=stack.table_name)["Items"] if i["pk"]["S"].startswith("EARLY#")]

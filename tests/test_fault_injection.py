@@ -223,26 +223,28 @@ def test_a_clean_run_crashes_nowhere_and_the_sweep_covers_every_function() -> No
     one_chunk, multi = clean_run("one-chunk", Scenario()), clean_run("multi-step", MULTI_STEP)
     # Then they reach every function and every kind of write the accounting depends on
     functions = {c.function for c in one_chunk.calls}
-    assert {"", "planner", "restorer", "completion"} <= functions
+    assert {"", "planner", "restorer", "completion", "counter"} <= functions
     operations = {c.operation for c in one_chunk.calls}
-    assert {"dynamodb.TransactWriteItems", "s3.RestoreObject", "sns.Publish", "sqs.SendMessageBatch"} <= operations
+    assert {"dynamodb.BatchExecuteStatement", "s3.RestoreObject", "sns.Publish", "sqs.SendMessageBatch"} <= operations
+    # the counting function's counter update is a crash point like any other
+    assert any(c.function == "counter" and c.operation == "dynamodb.UpdateItem" for c in one_chunk.calls)
     assert multi.count("sqs.SendMessage") >= 3  # create + two further plan steps
 
 
 def test_a_completion_batch_that_dies_after_its_commit_still_ends_the_job() -> None:
     # Given a job whose last objects are completed by one completion batch
     calls = clean_run("one-chunk", Scenario()).calls
-    commit = max(c.index for c in calls if c.function == "completion" and c.operation == "dynamodb.TransactWriteItems")
-    # When the completion function dies right after its transaction commits (the batch is redelivered)
+    commit = max(c.index for c in calls if c.function == "completion" and c.operation == "dynamodb.BatchExecuteStatement")
+    # When the completion function dies right after its objects' writes (the batch is redelivered)
     # Then the job still ends, with its one terminal event
     run_job(Scenario(), commit, "after")
 
 
-def test_a_completion_batch_that_dies_between_claiming_and_publishing_still_publishes_the_terminal_event() -> None:
+def test_a_counting_batch_that_dies_between_claiming_and_publishing_still_publishes_the_terminal_event() -> None:
     calls = clean_run("one-chunk", Scenario()).calls
-    publish = max(c.index for c in calls if c.function == "completion" and c.operation == "sns.Publish")
-    # When the completion function dies after claiming the terminal event, before publishing it
-    # Then the redelivered batch publishes it
+    publish = max(c.index for c in calls if c.function == "counter" and c.operation == "sns.Publish")
+    # When the counting function dies after claiming the terminal event, before publishing it
+    # Then the stream batch, read again, publishes it
     run_job(Scenario(), publish, "before")
 
 
@@ -436,18 +438,18 @@ def test_property_any_manifest_any_crash_any_delivery_counts_each_object_once(
 
 
 def test_a_crash_after_sns_accepted_the_terminal_event_sends_at_most_one_copy_with_the_same_event_id() -> None:
-    # Given a job that ends in the restore function (no object waits for S3: readable, missing, bad rows)
+    # Given a job that ends as soon as its one chunk is counted (no object waits for S3: readable, missing, bad rows)
     scenario = Scenario(archived=[("readable.txt", "STANDARD")])
-    calls = clean_run("ends-in-restorer", scenario).calls
+    calls = clean_run("ends-in-counter", scenario).calls
     publish = max(c.index for c in calls if c.operation == "sns.Publish")
-    assert next(c for c in calls if c.index == publish).function == "restorer"
-    # When the restore function dies right after SNS accepted the terminal event, before clearing the outbox
+    assert next(c for c in calls if c.index == publish).function == "counter"
+    # When the counting function dies right after SNS accepted the terminal event, before clearing the outbox
     with open_stack(**FAULT_SETTINGS) as stack:
         bucket, key = scenario.install(stack)
         tracer = CallTracer(crash_at=publish, phase="after").install(stack.services())
         job_id = create_job(stack, bucket, key)
         stack.settle()
-        # Then the redelivered chunk publishes the outbox entry again: one copy, the same EventId and body
+        # Then the stream batch, read again, publishes the outbox entry again: one copy, the same EventId and body
         terminal = [e for e in stack.events_of(job_id) if e.is_terminal]
         assert len(terminal) == 2 and terminal[0].message == terminal[1].message
         assert tracer.window_events == {terminal[0].event_id}
@@ -546,3 +548,88 @@ def test_throttled_restore_requests_are_retried_and_never_fail_an_object(monkeyp
         ledger = check_job(stack, tracer, job_id, scenario.objects(), scenario.error_lines())
         assert not any("SlowDown" in (o.get("reason") or "") for o in ledger.objects)
         assert ledger.states()["RESTORED"] == 6
+
+
+# ---- the counting function, on the table's stream --------------------------------------------------
+# Objects' states are written alone; the counters come from the stream (usecases/count.py). The
+# crash sweeps above already kill the counting function before and after each of its calls (after
+# its counter update and before Lambda's checkpoint included); these add what only a stream does.
+
+
+def test_every_stream_batch_delivered_twice_counts_each_change_once() -> None:
+    # Given small batches everywhere, and a stream whose every batch comes again after it was counted
+    def twice(stack: Stack) -> None:
+        small_batches(stack)
+        stack.counter.batch_size = 3
+        stack.counter.repeat = True
+
+    # When the job runs, then each object is counted once (run_job checks) and no event went out twice
+    tracer = run_job(many_objects(8), before=twice)
+    assert len(tracer.published) == len(set(tracer.published))
+
+
+@pytest.mark.parametrize("batch_size", [1, 10_000])
+def test_stream_batches_of_one_record_or_of_the_whole_job_count_the_same(batch_size: int) -> None:
+    def sized(stack: Stack) -> None:
+        stack.counter.batch_size = batch_size
+
+    run_job(many_objects(6), before=sized)
+
+
+def test_a_job_whose_objects_all_change_before_the_stream_is_read_ends_once_when_it_is() -> None:
+    # Given a job whose every object is written, restored and completed before the stream is read
+    def late_stream(stack: Stack) -> None:
+        stack.counter.paused = True
+        for _ in range(20):
+            stack.drain()
+            stack.complete_restores()
+        # Then nothing has been announced yet: the counters have not moved
+        assert not any(e.is_terminal for e in stack.read_events()), "a terminal event before any count"
+        stack.counter.paused = False
+        stack.settle()
+
+    # When the stream is read at last: every object counted once, one terminal event (run_job checks)
+    run_job(many_objects(10), settle=late_stream)
+
+
+def test_the_same_object_moved_by_two_workers_at_once_is_counted_once() -> None:
+    import threading
+
+    from bulk_restore.adapters.dynamodb import ObjectRecord
+    from bulk_restore.domain.model import ObjectState
+
+    # Given a job of 30 objects restoring, and their completions held back
+    with open_stack(**FAULT_SETTINGS) as stack:
+        keys = [f"race/{i:02d}.bin" for i in range(30)]
+        for key in keys:
+            stack.put_archived(key)
+        bucket, key = stack.put_manifest([ObjectId(DATA_BUCKET, k) for k in keys])
+        job_id = create_job(stack, bucket, key)
+        stack.drain()
+        store = stack.services().store
+        records = [r for r in JobLedger.read(stack, job_id).objects if r["state"] == "RESTORING"]
+        assert len(records) == 30
+        objects = [ObjectRecord.from_item(r) for r in records]
+        # When two workers move every one of them at the same moment, one to RESTORED, one to FAILED
+        start = threading.Barrier(2)
+        moved: dict[str, int] = {}
+
+        def move(to: ObjectState) -> None:
+            start.wait()
+            moved[to.value] = store.transition(job_id, objects, to, "raced" if to is ObjectState.FAILED else "")
+
+        threads = [threading.Thread(target=move, args=(to,)) for to in (ObjectState.RESTORED, ObjectState.FAILED)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then each object moved once, by one of them
+        assert sum(moved.values()) == 30, moved
+        stack.settle()
+        # And the counters, derived from the stream, equal the objects' states; the job ended once
+        ledger = JobLedger.read(stack, job_id)
+        assert_accounting(ledger, [ObjectId(DATA_BUCKET, k) for k in keys])
+        assert ledger.counters["restored"] == moved["RESTORED"] and ledger.counters["failed"] == moved["FAILED"]
+        assert_one_terminal_event(stack.events_of(job_id), job_id)
+        # And a recount from the items finds what the stream counted
+        assert store.recount(job_id).as_dict() == store.get_job_and_counts(job_id)[1].as_dict()

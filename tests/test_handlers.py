@@ -477,6 +477,7 @@ def test_the_completion_samples_complete_the_objects_they_name(stack: Stack, sam
         event["Records"][0]["body"] = json.dumps(doc)
     # When the completion function gets the sample
     assert completion.handler(event, LambdaContext("completion")) == {"batchItemFailures": []}
+    stack.counter.drain()  # the counting function reads what it wrote
     # Then the objects it names are RESTORED, counted once
     ledger = JobLedger.read(stack, job_id)
     named = 2 if sample == "completion_s3_notification.json" else 1

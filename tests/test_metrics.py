@@ -279,6 +279,8 @@ def quiet_event(handler_path: str) -> dict[str, Any]:
         }
     if handler_path.endswith("sweeper.handler"):
         return samples.scheduled_event()
+    if handler_path.endswith("counter.handler"):  # a tumbling window's final invocation: no records
+        return {"Records": [], "shardId": "shardId-00000001700000000000-a1b2c3d4", "state": {}, "isFinalInvokeForWindow": True}
     # a message of a job that does not exist: the restore worker drops it; this stack moves no vaults, so
     # the transfer function fails it (it is retried; the invocation fails as a whole)
     return samples.with_bodies("restore_chunk.json", [json.dumps(samples.restore_chunk("00000000-0000-4000-8000-000000000000"))])

@@ -138,7 +138,15 @@ def settings_variables() -> dict[str, str]:
 def test_every_function_handler_imports_and_is_callable(template):
     # Given the functions of the template, whose code is src/ (the installed bulk_restore package)
     found = functions(template)
-    assert set(found) == {"ApiFunction", "PlannerFunction", "RestoreFunction", "CompletionFunction", "SweeperFunction", "TransferFunction"}
+    assert set(found) == {
+        "ApiFunction",
+        "PlannerFunction",
+        "RestoreFunction",
+        "CompletionFunction",
+        "SweeperFunction",
+        "TransferFunction",
+        "CounterFunction",
+    }
     for name, function in found.items():
         assert function_property(template, function, "CodeUri") == "src/"
         # When its handler path is imported
@@ -398,6 +406,16 @@ def test_function_permissions_cover_what_their_code_calls(template):
         assert {"sns:Publish", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"} <= function_actions(
             template, name
         ), name
+    # Objects are written one item at a time in PartiQL: inserted by the restore workers only,
+    # moved out of RESTORING by the functions that learn their outcome; counted by the counting
+    # function alone, which writes no object.
+    assert {"dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"} <= function_actions(template, "RestoreFunction")
+    for name in ("CompletionFunction", "SweeperFunction", "TransferFunction"):
+        assert "dynamodb:PartiQLUpdate" in function_actions(template, name), name
+    for name in functions(template):
+        if name != "RestoreFunction":
+            assert "dynamodb:PartiQLInsert" not in function_actions(template, name), name
+    assert not {a for a in function_actions(template, "CounterFunction") if a.startswith("dynamodb:PartiQL")}
     # Only the restore workers and the sweeper (renewals) restore objects; only the planner
     # changes bucket notifications.
     for name in functions(template):

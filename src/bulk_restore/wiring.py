@@ -16,6 +16,7 @@ from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.settings import Settings, get_settings
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.complete import CompletionRecorder
+from bulk_restore.usecases.count import StreamCounter
 from bulk_restore.usecases.estimate import EstimateService
 from bulk_restore.usecases.jobs import JobService
 from bulk_restore.usecases.notify import Notifier
@@ -43,6 +44,7 @@ class Services:
     vault: VaultMover | None = None
     metrics: EmfMetrics | None = None
     estimates: EstimateService | None = None
+    counter: StreamCounter | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -110,6 +112,7 @@ def build_services(settings: Settings) -> Services:
         batch=batch,
         vault=vault,
         metrics=metrics,
+        counter=StreamCounter(store, notifier, queues),
     )
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
     built.estimates = EstimateService(

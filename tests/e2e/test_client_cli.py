@@ -260,3 +260,39 @@ def test_watch_in_tmux_shows_a_bar_that_moves_between_two_frames(local: LocalSta
     assert [line for line in final.splitlines() if "━" in line] == [bars[-1]]
     assert bars[-1].startswith("Complete") and "100 %  80/80" in bars[-1], final
     assert re.search(r"^EXIT=0$", final, re.MULTILINE), final
+
+
+def test_recount_finds_the_counters_equal_to_the_objects_and_repairs_a_counter_made_wrong(local: LocalStack) -> None:
+    # Given a job run to Complete on the local stack (its counts derived from the table's stream)
+    job_id = create(local, archive(local, 12), "--tier", "standard")
+    assert local.run("watch", job_id, "--ready-file", str(local.ready_file)).returncode == 0
+    # When an operator recounts it
+    recount = local.run("recount", job_id, "--ready-file", str(local.ready_file), "--output", "json")
+    # Then the objects' items and the counters agree (exit 0)
+    assert recount.returncode == 0, recount.stderr
+    doc = json.loads(recount.stdout)
+    assert doc["Items"] == doc["Counters"] and doc["Items"]["restored"] == 12 == doc["Items"]["total"] and doc["Difference"] == {}
+    assert f"table {local.info['table_name']}" in recount.stderr
+    # When a counter item is made wrong behind the stack's back (one object counted twice)
+    ddb = local.client("dynamodb")
+    items = ddb.query(
+        TableName=local.info["table_name"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+        ExpressionAttributeValues={":pk": {"S": f"JOB#{job_id}"}, ":c": {"S": "COUNT#"}},
+    )["Items"]
+    assert items, "no counter item: the counting function did not run"
+    ddb.update_item(
+        TableName=local.info["table_name"],
+        Key={"pk": items[0]["pk"], "sk": items[0]["sk"]},
+        UpdateExpression="ADD restored :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    # Then recount says they differ (exit 1), by one restored object
+    wrong = local.run("recount", job_id, "--ready-file", str(local.ready_file))
+    assert wrong.returncode == 1 and re.search(r"^restored\s+13\s+12\s+-1$", wrong.stdout, re.M), wrong.stdout
+    # And --fix repairs it: the next recount agrees, and status shows 12 restored
+    fixed = local.run("recount", job_id, "--ready-file", str(local.ready_file), "--fix")
+    assert fixed.returncode == 0 and "the difference was added" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert local.run("recount", job_id, "--ready-file", str(local.ready_file)).returncode == 0
+    status = json.loads(local.run("status", job_id, "--ready-file", str(local.ready_file), "--output", "json").stdout)
+    assert status["Counts"]["Restored"] == 12

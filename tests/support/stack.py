@@ -24,7 +24,8 @@ from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
-from bulk_restore_cli.local.lambda_runtime import ScheduleSource, SqsEventSource, drain
+from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
+from bulk_restore_cli.local.lambda_runtime import LambdaContext, ScheduleSource, SqsEventSource
 from support.api import call_api
 from support.faults import InvocationFailed, crash_as_invocation_error
 
@@ -69,6 +70,80 @@ class PublishedEvent:
         return self.message["EventType"] == "JobFinished"
 
 
+class StreamSource:
+    """The counting function on the table's stream, as Lambda's event source mapping runs it: the
+    shard's records in order, ``batch_size`` at a time, with the tumbling window's fields (the shard's
+    id); a failed invocation gets the same batch again, the checkpoint moves only past a success.
+
+    Reads moto's stream records for the table (one shard) in-process."""
+
+    def __init__(self, name: str, handler: Callable[[dict, Any], Any], table_name: str, batch_size: int = 1000):
+        self.name, self.handler, self.table_name, self.batch_size = name, handler, table_name, batch_size
+        self.position = 0
+        self.invocations = 0
+        self.failures = 0
+        self.repeat = False  # hand each batch over once more after it succeeded (a checkpoint Lambda did not keep)
+        self.paused = False  # read nothing (a stream read late: the objects change faster than it is read)
+
+    def _shard(self) -> Any:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.dynamodb.models import dynamodb_backends
+
+        return dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION].get_table(self.table_name).stream_shard
+
+    def pending(self) -> int:
+        return 0 if self.paused else len(self._shard().items) - self.position
+
+    def batch(self) -> tuple[Any, list[dict[str, Any]]]:
+        """The next batch, as Lambda hands it to the function (not yet checkpointed)."""
+        shard = self._shard()
+        records = []
+        for item in shard.items[self.position : self.position + self.batch_size]:
+            record = json.loads(json.dumps(item.to_json(), default=lambda d: d.timestamp()))
+            record["eventSourceARN"] = (
+                f"arn:aws:dynamodb:{REGION}:123456789012:table/{self.table_name}/stream/{shard.table.latest_stream_label}"
+            )
+            records.append(record)
+        return shard, records
+
+    def event(self, shard: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "Records": records,
+            "shardId": shard.id,
+            "eventSourceARN": records[0]["eventSourceARN"] if records else "",
+            "window": {"start": "1970-01-01T00:00:00Z", "end": "1970-01-01T00:05:00Z"},
+            "state": {},
+            "isFinalInvokeForWindow": False,
+            "isWindowTerminatedEarly": False,
+        }
+
+    def poll_once(self, sqs: Any = None) -> int:
+        """One invocation with the next batch. Returns how many records it moved past (0: none left, or it failed)."""
+        shard, records = self.batch()
+        if not records or self.paused:
+            return 0
+        for _ in range(2 if self.repeat else 1):
+            self.invocations += 1
+            try:
+                self.handler(self.event(shard, records), LambdaContext(self.name, 300, region=REGION))
+            except InvocationFailed:
+                self.failures += 1
+                return 0
+        self.position += len(records)
+        return len(records)
+
+    def drain(self, max_failures: int = 20) -> int:
+        handled, failed = 0, 0
+        while self.pending():
+            moved = self.poll_once()
+            if not moved:
+                failed += 1
+                if failed > max_failures:
+                    raise AssertionError(f"the {self.name} function kept failing on its stream batch")
+            handled += moved
+        return handled
+
+
 def reset_caches() -> None:
     """Settings and services are built once per Lambda environment: make the next call rebuild them."""
     settings_module.get_settings.cache_clear()
@@ -93,13 +168,14 @@ class Stack:
     restorer: SqsEventSource = field(init=False)
     completion: SqsEventSource = field(init=False)
     sweeper: ScheduleSource = field(init=False)
+    counter: StreamSource = field(init=False)
     archived: dict[tuple[str, str], list[str | None]] = field(default_factory=dict)
     published: list[PublishedEvent] = field(default_factory=list)
     job_ids: list[str] = field(default_factory=list)
     restore_emulator: Any = None  # bulk_restore_cli.local.s3_restore.S3RestoreEmulator, when a test installs one
 
     def __post_init__(self) -> None:
-        from bulk_restore.handlers import completion, planner, restorer, sweeper
+        from bulk_restore.handlers import completion, counter, planner, restorer, sweeper
 
         def source(name: str, handler: Any, url: str, batch_size: int, timeout_s: int) -> SqsEventSource:
             return SqsEventSource(
@@ -119,6 +195,7 @@ class Stack:
         self.restorer = source("restorer", restorer.handler, self.restore_queue_url, 10, 300)
         self.completion = source("completion", completion.handler, self.completion_queue_url, 100, 120)
         self.sweeper = ScheduleSource("sweeper", crash_as_invocation_error("sweeper", sweeper.handler), 900, timeout_s=600, region=REGION)
+        self.counter = StreamSource("counter", crash_as_invocation_error("counter", counter.handler), self.table_name, batch_size=1000)
 
     # ---- resources ---------------------------------------------------------------------------
 
@@ -131,6 +208,7 @@ class Stack:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},  # as template.yaml
         )
         ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
@@ -248,8 +326,15 @@ class Stack:
         return [self.planner, self.restorer, self.completion]
 
     def drain(self) -> int:
-        """Run the functions until their queues are empty. Returns how many messages they took."""
-        return drain(self.sources(), self.sqs)
+        """Run the functions until their queues and the table's stream are read. Returns how many
+        messages and stream records they took."""
+        handled = 0
+        for _ in range(10_000):  # a round: one batch per queue, then the stream as far as it goes
+            moved = sum(source.poll_once(self.sqs) for source in self.sources()) + self.counter.drain()
+            handled += moved
+            if not moved:
+                return handled
+        raise AssertionError("the functions did not drain")
 
     def complete_restores(self) -> None:
         """Finish the restores S3 has running, which sends their "restore completed" events.
@@ -285,8 +370,9 @@ class Stack:
             for source, transform in ((self.planner, plan), (self.restorer, chunks), (self.completion, completions)):
                 self.redeliver(source.queue_url, transform)
                 moved += source.poll_once(self.sqs)
+            moved += self.counter.poll_once()
             self.complete_restores()
-            if not moved and not any(self.queue_depth(s.queue_url) for s in self.sources()):
+            if not moved and not self.counter.pending() and not any(self.queue_depth(s.queue_url) for s in self.sources()):
                 return
         raise AssertionError("the stack did not settle")
 
@@ -306,6 +392,8 @@ class Stack:
             return True
         except InvocationFailed:
             return False  # a failed scheduled run: the next one comes
+        finally:
+            self.counter.drain()  # what it moved reaches the counters through the stream, soon after
 
     def sweep_until_quiet(self, max_sweeps: int = 4) -> None:
         """What the stack does given time: sweeps, each followed by whatever it set moving."""
@@ -399,6 +487,7 @@ def manifest_row(obj: ObjectId) -> str:
 
 
 DYNAMODB = DynamoDBEmulation()
+DYNAMODB_STREAMS = DynamoDBStreamsEmulation()
 
 
 @lru_cache(maxsize=1)
@@ -422,6 +511,7 @@ def configured_stack(**settings: Any) -> Iterator[Stack]:
     environment variables (PLAN_LINES_PER_STEP=196)."""
     saved = dict(os.environ)
     DYNAMODB.install()  # the local stack's DynamoDB layer: tests run on what the local stack runs
+    DYNAMODB_STREAMS.install()  # and its DynamoDB Streams layer
     # moto starts every mock with no default boto3 session, so each run would load the service
     # models again (a third of a run's time); the functions' clients share one.
     boto3.DEFAULT_SESSION = _session()

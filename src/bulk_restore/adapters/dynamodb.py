@@ -2,7 +2,6 @@
 
 Item layout (pk / sk):
   JOB#<id> / META                 the job: settings, status, planning checkpoint, event outbox
-  JOB#<id> / COUNT#<n>            one of COUNTER_SHARDS counter items; the job's counts are their sum
   JOB#<id>#CHUNKS / <chunk>       marker: this manifest chunk has been accounted
   JOB#<id>#O#<shard> / <ref>      one object of the job (ref: hash of bucket, key and version)
   BUCKET#<bucket> / JOB#<id>      the job has objects in this bucket (completion events look here);
@@ -16,9 +15,16 @@ Item layout (pk / sk):
   EARLY#<ref> / COMPLETED         a restore-completed event that came while a job that may yet
                                   record the object was still issuing (kept 2 days)
 
-Every change of an object's state and the matching counter change commit in one transaction,
-so the counters always equal the objects' states, whatever is retried or duplicated. Counter
-writes are spread over several items and made once per batch, never once per object.
+  JOB#<id> / COUNT#<stream shard> the job's counts from one shard of the table's stream, with the
+                                  last sequence number applied; the job's counts are their sum
+
+An object's state is written alone, in one single-item conditional write: inserted only if absent,
+moved out of RESTORING only from RESTORING (PartiQL statements, 25 to a BatchExecuteStatement
+request, each succeeding or failing alone, one write unit each). The counters are derived from
+those writes: the table's stream carries each change once, and the counting function
+(usecases/count.py) adds a stream batch's deltas to each job's counter item for the shard in one
+conditional update that also moves the shard's checkpoint, so a batch read twice counts once.
+Nothing writes a job's counters once per object.
 """
 
 from __future__ import annotations
@@ -49,11 +55,11 @@ from bulk_restore.domain.model import (
     RestoreJob,
     Tier,
 )
+from bulk_restore.domain.outcomes import RetryLater
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, WriteRequestTypeDef, WriteRequestUnionTypeDef
 
-COUNTER_SHARDS = 8
 EARLY_COMPLETION_DAYS = 2
 OBJECT_SHARDS = 16
 MAX_TOKEN_CHARS = 1024  # a next_token we make is under 200 characters
@@ -61,6 +67,14 @@ _REF = re.compile(r"[0-9a-f]{32}")
 JOBS_PARTITION = "JOBS"
 _JOBS_SK = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z#[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 MAX_TRANSACT_ITEMS = 100
+MAX_STATEMENTS = 25  # BatchExecuteStatement
+_RETRYABLE_STATEMENT_ERRORS = {
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+    "InternalServerError",
+}
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 _ACTIVE = [JobStatus.PLANNING.value, JobStatus.RESTORING.value]
@@ -795,63 +809,20 @@ class DynamoJobStore:
         return job, done, existing
 
     def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
-        """Add a chunk's new objects and its counts in one transaction, with the chunk's marker.
+        """Insert a chunk's objects, each only if absent (one write unit each), then the chunk's marker.
 
-        Returns (applied, refs_that_already_existed). Not applied means the chunk was already
-        accounted by an earlier delivery. Objects that appear meanwhile (the same object on two
-        manifest lines, planned in two chunks at once) are left to their first writer.
+        Returns (applied, refs_that_already_existed). Every object this call inserted is its own
+        (counted once, by the stream); one that existed belongs to whoever wrote it first: an
+        earlier manifest line, or an earlier delivery of this chunk that stopped before its marker.
+        Not applied: another delivery wrote the marker first (it may have inserted some objects too).
         """
-        assert len(records) <= MAX_TRANSACT_ITEMS - 2
-        pending = list(records)
-        skipped: set[str] = set()
-        for attempt in range(12):
-            counts = Counts(chunks_done=1)
-            for r in pending:
-                counts.total += 1
-                counts.count_state(r.state)
-            actions: list[TransactWriteItemTypeDef] = [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _to_ddb(r.as_item(_epoch(self.object_retention_days))),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-                for r in pending
-            ]
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _to_ddb(
-                            {
-                                "pk": f"JOB#{job_id}#CHUNKS",
-                                "sk": f"{chunk:010d}",
-                                "objects": len(pending),
-                                "expires_at": _epoch(self.object_retention_days),
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
-            actions.append(self._counter_update(job_id, counts))
-            try:
-                self.client.transact_write_items(TransactItems=actions)
-                return True, skipped
-            except ClientError as exc:
-                reasons = self._cancellation_reasons(exc, len(actions))
-                if reasons is None:
-                    raise
-                if reasons[len(pending)] == "ConditionalCheckFailed":
-                    return False, skipped
-                taken = {pending[i].ref for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
-                if taken:
-                    skipped |= taken
-                    pending = [r for r in pending if r.ref not in taken]
-                    continue
-                self._backoff(attempt)
-        raise TransactionConflict(f"chunk {chunk} of job {job_id} kept conflicting")
+        expires = _epoch(self.object_retention_days)
+        unique = list({r.ref: r for r in reversed(records)}.values())[::-1]  # a ref twice: its first line
+        codes = self._write([self._insert(r.as_item(expires)) for r in unique])
+        taken = {r.ref for r in records} - {r.ref for r, code in zip(unique, codes, strict=True) if code is None}
+        marker = {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}", "objects": len(unique) - len(taken), "expires_at": expires}
+        (code,) = self._write([self._insert(marker)])
+        return code is None, taken
 
     def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
         return [ObjectRecord.from_item(i) for i in self.get_items(keys) if "state" in i]
@@ -859,56 +830,70 @@ class DynamoJobStore:
     def transition(
         self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "", sizes: dict[str, int] | None = None
     ) -> int:
-        """Move objects from RESTORING to ``to`` with the counter change, each object at most once.
+        """Move objects from RESTORING to ``to``, each in a conditional write of its own item.
 
-        Objects another delivery already moved are dropped from the transaction. Returns how many
-        this call moved. ``sizes``: bytes each object moved (vault archives), added to the counters.
+        An object another delivery already moved fails its condition alone. Returns how many this
+        call moved. ``sizes``: bytes each object moved (vault archives), kept on the object (the
+        stream adds them to the job's counters). A reason given replaces the object's; none keeps it.
         """
-        moved = 0
-        batch_size = MAX_TRANSACT_ITEMS - 1
-        for i in range(0, len(records), batch_size):
-            pending = list(records[i : i + batch_size])
+        stamp = now_iso()
+        statements: list[tuple[str, list[dict[str, Any]]]] = []
+        for record in {r.ref: r for r in records}.values():
+            fields: list[tuple[str, Any]] = [("state", to.value), ("updated_at", stamp)]
+            if reason:
+                fields.append(("reason", reason))
+            size = (sizes or {}).get(record.ref)
+            if size:
+                fields.append(("bytes", size))
+            key = object_key(job_id, record.ref)
+            statements.append(
+                (
+                    f'UPDATE "{self.table}" '
+                    + " ".join(f'SET "{name}" = ?' for name, _ in fields)
+                    + ' WHERE "pk" = ? AND "sk" = ? AND "state" = ?',
+                    [_to_ddb({"v": value})["v"] for _, value in [*fields, ("pk", key["pk"]), ("sk", key["sk"]), ("from", "RESTORING")]],
+                )
+            )
+        return sum(code is None for code in self._write(statements))
+
+    def _insert(self, item: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        """A PartiQL INSERT of ``item``: it fails (DuplicateItem) if an item with its key exists."""
+        stored = _to_ddb(item)
+        names = ", ".join(f"'{name}': ?" for name in stored)
+        return f'INSERT INTO "{self.table}" VALUE {{{names}}}', list(stored.values())
+
+    def _write(self, statements: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[str | None]:
+        """Run single-item write statements, up to 25 per BatchExecuteStatement request, each on its own.
+
+        Returns each statement's outcome in order: None when it wrote, else its final error code
+        (ConditionalCheckFailed or DuplicateItem). A statement refused for now (throttled, in a
+        transaction's way, an internal error) is sent again with backoff; still refused after that,
+        RetryLater is raised and the caller's message is retried.
+        """
+        codes: list[str | None] = [None] * len(statements)
+        for start in range(0, len(statements), MAX_STATEMENTS):
+            pending = list(range(start, min(start + MAX_STATEMENTS, len(statements))))
             for attempt in range(12):
-                if not pending:
+                answer = self.client.batch_execute_statement(
+                    Statements=[{"Statement": statements[i][0], "Parameters": statements[i][1]} for i in pending]
+                )
+                retry = []
+                for i, response in zip(pending, answer["Responses"], strict=True):
+                    code = (response.get("Error") or {}).get("Code")
+                    if code in _RETRYABLE_STATEMENT_ERRORS:
+                        retry.append(i)
+                    elif code in ("ConditionalCheckFailed", "DuplicateItem") or code is None:
+                        codes[i] = code
+                    else:
+                        message = (response.get("Error") or {}).get("Message", "")
+                        raise RuntimeError(f"DynamoDB refused a write of job objects: {code}: {message}")
+                if not retry:
                     break
-                counts = Counts()
-                counts.restoring = -len(pending)
-                counts.count_state(to, len(pending))
-                counts.bytes = sum((sizes or {}).get(r.ref, 0) for r in pending)
-                stamp = now_iso()
-                actions: list[TransactWriteItemTypeDef] = [
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": _to_ddb(object_key(job_id, r.ref)),
-                            # A reason given here replaces the object's; none keeps it (a fallback's note).
-                            "UpdateExpression": "SET #s = :to, updated_at = :u" + (", reason = :why" if reason else ""),
-                            "ConditionExpression": "#s = :from",
-                            "ExpressionAttributeNames": {"#s": "state"},
-                            "ExpressionAttributeValues": _to_ddb(
-                                {":to": to.value, ":from": ObjectState.RESTORING.value, ":u": stamp} | ({":why": reason} if reason else {})
-                            ),
-                        }
-                    }
-                    for r in pending
-                ]
-                actions.append(self._counter_update(job_id, counts))
-                try:
-                    self.client.transact_write_items(TransactItems=actions)
-                    moved += len(pending)
-                    break
-                except ClientError as exc:
-                    reasons = self._cancellation_reasons(exc, len(actions))
-                    if reasons is None:
-                        raise
-                    gone = {pending[j].ref for j, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
-                    if gone:
-                        pending = [r for r in pending if r.ref not in gone]
-                        continue
-                    self._backoff(attempt)
+                pending = retry
+                self._backoff(attempt)
             else:
-                raise TransactionConflict(f"objects of job {job_id} kept conflicting")
-        return moved
+                raise RetryLater("ThrottlingError")
+        return codes
 
     # ---- vault archives: their transfer state lives on their own object item (never the job's)
 
@@ -1069,20 +1054,65 @@ class DynamoJobStore:
             )
         return int(((fields or {}).get("attempts") or {}).get(what, 0))
 
-    def _counter_update(self, job_id: str, counts: Counts) -> TransactWriteItemTypeDef:
-        fields = {k: v for k, v in counts.as_dict().items() if v}
-        shard = random.randrange(COUNTER_SHARDS)
+    def recount(self, job_id: str) -> Counts:
+        """The job's counts as its items say them: every object's state (and bytes), every chunk marker.
+
+        Reads each of the job's partitions whole (consistent reads): for an operator's check, never
+        on a schedule. Objects that expired (TTL) are not counted; the derived counters keep them.
+        """
+        counts = Counts()
+        for shard in range(OBJECT_SHARDS):
+            for item in self._query_partition(f"JOB#{job_id}#O#{shard:02d}", consistent=True):
+                if "state" in item:
+                    counts.total += 1
+                    counts.count_state(ObjectState(item["state"]))
+                    counts.bytes += _int(item.get("bytes"))
+        counts.chunks_done = sum(1 for _ in self._query_partition(f"JOB#{job_id}#CHUNKS", consistent=True))
+        return counts
+
+    def correct_counts(self, job_id: str, difference: Counts) -> None:
+        """Add ``difference`` to the job's counters, in an item of its own (``COUNT#recount``)."""
+        fields = {k: v for k, v in difference.as_dict().items() if v}
         if not fields:
-            fields = {"total": 0}
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": _to_ddb({"pk": job_pk(job_id), "sk": f"COUNT#{shard}"}),
-                "UpdateExpression": "ADD " + ", ".join(f"#{k} :{k}" for k in fields),
-                "ExpressionAttributeNames": {f"#{k}": k for k in fields},
-                "ExpressionAttributeValues": _to_ddb({f":{k}": v for k, v in fields.items()}),
-            }
-        }
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_ddb({"pk": job_pk(job_id), "sk": "COUNT#recount"}),
+            UpdateExpression="ADD " + ", ".join(f"#{k} :{k}" for k in fields),
+            ExpressionAttributeNames={f"#{k}": k for k in fields},
+            ExpressionAttributeValues=_to_ddb({f":{k}": v for k, v in fields.items()}),
+        )
+
+    def apply_counts(self, job_id: str, shard: str, first: int, last: int, counts: Counts, after: int | None = None) -> bool:
+        """Add one stream batch's deltas for a job to the job's counter item for that stream shard, once.
+
+        The item keeps the last sequence number applied from the shard. Without ``after``: applied
+        only if that number is below ``first`` (False: some of these records were applied before).
+        With ``after``: only if that number is still ``after`` (the caller read it, and passes the
+        changes past it).
+        """
+        fields = {k: v for k, v in counts.as_dict().items() if v}
+        update = "SET seq = :last, expires_at = if_not_exists(expires_at, :exp)"
+        if fields:
+            update += " ADD " + ", ".join(f"#{k} :{k}" for k in fields)
+        values = {":last": last, ":exp": _epoch(self.object_retention_days)} | {f":{k}": v for k, v in fields.items()}
+        if after is None:
+            condition, values = "attribute_not_exists(seq) OR seq < :first", values | {":first": first}
+        else:
+            condition, values = "seq = :after", values | {":after": after}
+        return self._conditional_update(
+            {"pk": job_pk(job_id), "sk": f"COUNT#{shard}"}, update, condition, {f"#{k}": k for k in fields} or None, values
+        )
+
+    def counted_to(self, job_id: str, shard: str) -> int | None:
+        """The last sequence number of ``shard`` applied to the job's counters (None: none yet)."""
+        item = self.client.get_item(
+            TableName=self.table,
+            Key=_to_ddb({"pk": job_pk(job_id), "sk": f"COUNT#{shard}"}),
+            ConsistentRead=True,
+            ProjectionExpression="seq",
+        ).get("Item")
+        return int(item["seq"]["N"]) if item and "seq" in item else None
 
     @staticmethod
     def _cancellation_reasons(exc: ClientError, actions: int) -> list[str] | None:

@@ -31,6 +31,10 @@ class QueueGateway:
         """Send restore chunks, ten to a request, resending any the batch call did not take."""
         self._send_all(self.restore_queue_url, chunks, "restore chunk")
 
+    def send_batch_launch(self, job_id: str) -> None:
+        """Ask a restore worker to launch the job's S3 Batch Operations runs (its chunks are all counted)."""
+        self.client.send_message(QueueUrl=self.restore_queue_url, MessageBody=json.dumps({"job_id": job_id, "launch": "batch"}))
+
     def send_transfer_parts(self, parts: list[dict[str, Any]]) -> None:
         """Queue vault archive parts to move, one message each (each a unit of work of its own)."""
         self._send_all(self.transfer_queue_url, parts, "archive part")

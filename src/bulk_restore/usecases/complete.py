@@ -66,7 +66,6 @@ class CompletionRecorder:
             found.update(self._find(early, links))  # after keeping them: see the restore worker's side
             logger.info("completions kept for objects not recorded yet", extra={"events": len(early)})
         chosen: dict[str, dict[str, ObjectRecord]] = defaultdict(dict)
-        named: set[str] = set()
         for event in events:
             literal = set(event.literal_refs())
             for job_id in links[event.bucket]:
@@ -75,7 +74,6 @@ class CompletionRecorder:
                     record = found.get((job_id, ref))
                     if record is None:
                         continue
-                    named.add(job_id)
                     if record.state is ObjectState.RESTORING and (ref in literal or self._restored(record)):
                         chosen[job_id][ref] = record
                     break
@@ -83,8 +81,8 @@ class CompletionRecorder:
             moved = self.store.transition(job_id, list(records.values()), ObjectState.RESTORED)
             count_moved(self.metrics, ObjectState.RESTORED, moved)
             logger.info("restores completed", extra={"job_id": job_id, "objects": moved, "events": len(records)})
-        for job_id in sorted(named):
-            self.notifier.evaluate(job_id)
+        # What moved reaches the job's counters, its progress events and its end through the
+        # table's stream (usecases/count.py).
 
     @staticmethod
     def _may_come_later(event: RestoreCompleted, jobs: dict[str, bool], found: dict[tuple[str, str], ObjectRecord]) -> bool:

@@ -53,6 +53,11 @@ class RestoreWorker:
         self.metrics = metrics
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
+        if message.get("launch") == "batch":
+            # The counting function saw the job's last chunk counted: its Batch runs can start.
+            if self.batch is not None:
+                self.batch.launch_when_accounted(str(message["job_id"]))
+            return
         job_id, chunk = str(message["job_id"]), int(message["chunk"])
         if "archives" in message:
             self._vault_chunk(job_id, chunk, message)
@@ -93,17 +98,18 @@ class RestoreWorker:
                 if obj.ref not in existing
             ]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
-            if applied:  # counted once: a chunk delivered again commits nothing
-                count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))
+            mine = [r for r in records if r.ref not in taken]  # each object is inserted by one writer only
+            count_recorded(self.metrics, (r.state for r in mine))
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
-            restoring = [r for r in records if r.state is ObjectState.RESTORING and r.ref not in taken] if applied else []
+            # and those an earlier delivery of the chunk inserted before it stopped (or another line's:
+            # looking again costs a read, never a second count)
+            restoring = [r for r in [*mine, *existing.values()] if r.state is ObjectState.RESTORING]
         else:
             # Accounted before; that delivery may have died before looking for early completions.
             restoring = [r for r in existing.values() if r.state is ObjectState.RESTORING]
         self._complete_early(job_id, restoring)
-        if job.engine == "batch" and self.batch is not None:
-            self.batch.launch_when_accounted(job_id)
-        self.notifier.evaluate(job_id)
+        # The job's counts, progress events and end follow from the stream (usecases/count.py),
+        # as does the launch of a batch-engine job's runs once its last chunk is counted.
 
     def _vault_chunk(self, job_id: str, chunk: int, message: dict[str, Any]) -> None:
         """A vault job's chunk: its archives recorded RESTORING first, then a retrieval job initiated
@@ -162,15 +168,15 @@ class RestoreWorker:
                 if archive_ref(vault, archive_id) not in existing
             ]
             applied, taken = self.store.record_chunk(job_id, chunk, records)
-            if applied:
-                count_recorded(self.metrics, (r.state for r in records if r.ref not in taken))
+            mine = [r for r in records if r.ref not in taken]
+            count_recorded(self.metrics, (r.state for r in mine))
             logger.info("vault chunk accounted", extra={"job_id": job_id, "chunk": chunk, "archives": len(records), "applied": applied})
-            todo = [r for r in records if r.ref not in taken] if applied else []
+            # and the archives an earlier delivery inserted before it stopped: a retrieval for each that has none
+            todo = mine + [r for r in existing.values() if r.state is ObjectState.RESTORING]
         else:
             todo = list(existing.values())
         if self.vault is not None and not job.status.is_terminal:
             self.vault.request(job, todo)
-        self.notifier.evaluate(job_id)
 
     def _for_batch(self, job: RestoreJob, chunk: int, todo: list[tuple[int, ObjectId]], known: dict[str, str]) -> list[ObjectRecord]:
         """The batch engine's part of a chunk: each object's class (from the source, or HeadObject),

@@ -66,13 +66,16 @@ def _run(events: int, batch_size: int, sink: LogSink) -> dict[str, Any]:
     from bulk_restore.domain.model import Counts, JobStatus, ManifestLocation, ObjectId, ObjectState, PlanningState, RestoreJob, Tier
     from bulk_restore.handlers import completion as handler_module
     from bulk_restore.usecases.complete import CompletionRecorder
+    from bulk_restore.usecases.count import StreamCounter
     from bulk_restore.usecases.notify import Notifier
     from bulk_restore.usecases.plan import LINES_PER_CHUNK
     from bulk_restore_cli.local.lambda_runtime import LambdaContext
 
     logged_before = sink.total_bytes
     store, publisher = FakeJobStore(), FakePublisher()
-    recorder = CompletionRecorder(store, Notifier(store, publisher))
+    notifier = Notifier(store, publisher)
+    recorder = CompletionRecorder(store, notifier)
+    counter = StreamCounter(store, notifier)  # type: ignore[arg-type]
     job_id, stamp = str(uuid.uuid4()), now_iso()
     chunks = math.ceil(events / LINES_PER_CHUNK)
     job = RestoreJob(
@@ -105,6 +108,8 @@ def _run(events: int, batch_size: int, sink: LogSink) -> dict[str, Any]:
         started = time.process_time()
         for batch in batches:
             failures += len(handler_module.handler(batch, LambdaContext("CompletionFunction", 120))["batchItemFailures"])
+            while records := store.take_stream():  # the counting function, on the batch's changes
+                counter.count("shardId-00000001700000000000-bench", records)
         cpu = time.process_time() - started
     finally:
         handler_module.services = saved  # type: ignore[assignment]

@@ -20,7 +20,7 @@ import bisect
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
 
     from bulk_restore import wiring
     from bulk_restore.domain.manifest import encode_key
-    from bulk_restore_cli.local.lambda_runtime import LambdaContext, drain, load_handler
+    from bulk_restore_cli.local.lambda_runtime import LambdaContext, drain, drain_streams, load_handler
     from bulk_restore_cli.local.provision import provision
     from bulk_restore_cli.local.s3_restore import RestoreTimings, S3RestoreEmulator
 
@@ -215,6 +215,19 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
             source.window_seconds = 0  # batches are formed explicitly below, not by waiting
             source.handler = meter.wrap(spec.logical_id, spec.memory, source.handler, sink)
             sources[spec.logical_id] = source
+        # The counting function on the table's stream: invocations metered (Lambda's price); the
+        # stream reads are Lambda's, free of charge, so its client is not metered.
+        streams = session.client("dynamodbstreams")
+        counting = []
+        for source in stack.stream_event_sources(retry_delay=0):
+            spec = functions[source.function_name]
+            source.window_seconds = 0
+            source.handler = meter.wrap(spec.logical_id, spec.memory, source.handler, sink)
+            counting.append(source)
+
+        def count() -> None:
+            drain_streams(counting, streams, esm)
+
         api_spec = stack.functions["ApiFunction"]
         api = meter.wrap("ApiFunction", api_spec.memory, load_handler(api_spec.handler), sink)
 
@@ -228,7 +241,13 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
         assert response["statusCode"] == 200, response
         job_id = json.loads(response["body"])["JobId"]
 
-        drain([sources["PlannerFunction"], sources["RestoreFunction"]], esm, max_rounds=1_000_000)
+        for _ in range(1_000_000):  # planning and restore chunks, each round's records counted as they come
+            moved = sum(sources[name].poll_once(esm) for name in ("PlannerFunction", "RestoreFunction"))
+            if not drain_streams(counting, streams, esm) and not moved:
+                break
+        if batch is not None:
+            drain([sources["RestoreFunction"]], esm)  # the launch the counting function asked for
+            count()
         batch_tasks = batch_jobs = 0
         if batch is not None:
             batch.run_until_idle()  # the Batch job's tasks: S3 bills their restore requests, Batch Operations its fee
@@ -241,9 +260,13 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
             meter.paused = False
         completion = sources["CompletionFunction"]
         completion_spec = stack.functions["CompletionFunction"].sqs[0]
-        batches = _deliver_completions(emulator, completion, esm, now, arrival, completion_spec.batch_size, completion_spec.window_seconds)
+        batches = _deliver_completions(
+            emulator, completion, esm, now, arrival, completion_spec.batch_size, completion_spec.window_seconds, count
+        )
         while completion.poll_once(esm):  # what is left: the Batch job's last status events
             batches += 1
+            count()
+        count()
         delivered = emulator.completed
 
         meter.paused = True
@@ -261,7 +284,9 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     return profile
 
 
-def _deliver_completions(emulator: Any, completion: Any, esm: Any, now: list[float], arrival: str, batch_size: int, window_s: float) -> int:
+def _deliver_completions(
+    emulator: Any, completion: Any, esm: Any, now: list[float], arrival: str, batch_size: int, window_s: float, count: Callable[[], None]
+) -> int:
     """Complete the restores and run the completion function on the batches Lambda would form. Returns the batches.
 
     A batch closes when it is full or, in the ``spread`` case, when the batching window has
@@ -280,6 +305,7 @@ def _deliver_completions(emulator: Any, completion: Any, esm: Any, now: list[flo
         emulator.tick()
         while completion.poll_once(esm):
             batches += 1
+        count()  # the stream carries the batch's changes to the counting function
         i = bisect.bisect_right(dues, close)
     return batches
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bulk_restore.adapters.dynamodb import MAX_TRANSACT_ITEMS, ObjectRecord, now_iso
+from bulk_restore.adapters.dynamodb import ObjectRecord, now_iso
 from bulk_restore.domain.model import Counts, JobStatus, ObjectState, PlanningState, RestoreJob
 
 _ACTIVE = (JobStatus.PLANNING, JobStatus.RESTORING)
@@ -58,6 +58,9 @@ class FakeJobStore:
         self._issuing: set[str] = set()
         self._early: dict[str, tuple[float, bool]] = {}
         self._tokens: dict[tuple[str, int], int] = {}
+        self._stream: list[dict[str, Any]] = []  # the table's stream records not read yet
+        self._sequence = 10**20
+        self._checkpoints: dict[tuple[str, str], int] = {}
 
     def _call(self, operation: str, requests: int = 1) -> None:
         self.calls[operation] += requests
@@ -271,23 +274,60 @@ class FakeJobStore:
             return (_copy(job) if job else None), (job_id, chunk) in self._chunks, existing
 
     def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
-        assert len(records) <= MAX_TRANSACT_ITEMS - 2
-        self._call("TransactWriteItems")
+        """Objects inserted one by one (25 to a BatchExecuteStatement), then the chunk's marker;
+        each insert is a record on the table's stream, as DynamoDB writes it."""
+        self._call("BatchExecuteStatement", math.ceil(len(records) / 25) + 1)
         with self._lock:
-            if (job_id, chunk) in self._chunks:
-                return False, set()
             skipped = {r.ref for r in records if (job_id, r.ref) in self._objects}
-            counts = self._counts[job_id]
-            counts.chunks_done += 1
             stamp = now_iso()
             for record in records:
                 if record.ref in skipped:
                     continue
-                self._objects[(job_id, record.ref)] = replace(record, updated_at=record.updated_at or stamp)
-                counts.total += 1
-                counts.count_state(record.state)
+                stored = replace(record, updated_at=record.updated_at or stamp)
+                self._objects[(job_id, record.ref)] = stored
+                self._record("INSERT", f"JOB#{job_id}#O#00", record.ref, None, stored.state.value)
+            if (job_id, chunk) in self._chunks:
+                return False, skipped
             self._chunks.add((job_id, chunk))
+            self._record("INSERT", f"JOB#{job_id}#CHUNKS", f"{chunk:010d}", None, None, objects=len(records) - len(skipped))
             return True, skipped
+
+    # ---- the table's stream, and the counter items the counting function keeps from it ---------
+
+    def _record(self, name: str, pk: str, sk: str, old: str | None, new: str | None, **extra: int) -> None:
+        def image(state: str | None) -> dict[str, Any]:
+            out: dict[str, Any] = {"pk": {"S": pk}, "sk": {"S": sk}}
+            if state is not None:
+                out["state"] = {"S": state}
+            return out | {k: {"N": str(v)} for k, v in extra.items()}
+
+        self._sequence += 1
+        change: dict[str, Any] = {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, "SequenceNumber": str(self._sequence)}
+        if name == "MODIFY":
+            change["OldImage"] = image(old)
+        change["NewImage"] = image(new)
+        self._stream.append({"eventName": name, "eventSource": "aws:dynamodb", "dynamodb": change})
+
+    def take_stream(self, most: int = 1000) -> list[dict[str, Any]]:
+        """The next batch of the stream, as Lambda reads it (free: no request counted)."""
+        with self._lock:
+            batch, self._stream = self._stream[:most], self._stream[most:]
+            return batch
+
+    def apply_counts(self, job_id: str, shard: str, first: int, last: int, counts: Counts, after: int | None = None) -> bool:
+        self._call("UpdateItem")
+        with self._lock:
+            stored = self._checkpoints.get((job_id, shard))
+            if (stored is not None and stored >= first) if after is None else stored != after:
+                return False
+            self._counts[job_id] = self._counts[job_id].add(counts)
+            self._checkpoints[(job_id, shard)] = last
+            return True
+
+    def counted_to(self, job_id: str, shard: str) -> int | None:
+        self._call("GetItem")
+        with self._lock:
+            return self._checkpoints.get((job_id, shard))
 
     def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
         unique = {(k["pk"], k["sk"]) for k in keys}
@@ -297,18 +337,17 @@ class FakeJobStore:
             return [r for r in found if r is not None]
 
     def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "") -> int:
-        self._call("TransactWriteItems", math.ceil(len(records) / (MAX_TRANSACT_ITEMS - 1)))
+        """Each object moved out of RESTORING in a conditional write of its own (25 to a request)."""
+        self._call("BatchExecuteStatement", math.ceil(len(records) / 25))
         moved = 0
         stamp = now_iso()
         with self._lock:
-            counts = self._counts[job_id]
             for record in records:
                 current = self._objects.get((job_id, record.ref))
                 if current is None or current.state is not ObjectState.RESTORING:
                     continue
                 self._objects[(job_id, record.ref)] = replace(current, state=to, reason=reason, updated_at=stamp)
-                counts.restoring -= 1
-                counts.count_state(to)
+                self._record("MODIFY", f"JOB#{job_id}#O#00", record.ref, ObjectState.RESTORING.value, to.value)
                 moved += 1
         return moved
 

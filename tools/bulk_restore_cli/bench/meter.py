@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import itertools
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -134,6 +135,11 @@ class DynamoCapacity:
                 ((kind, body),) = action.items()
                 if kind in ("Put", "Update", "Delete"):
                     found.append((body["TableName"], kind, body["Item"] if kind == "Put" else body["Key"], True))
+        elif operation == "BatchExecuteStatement":
+            for statement in params["Statements"]:
+                target = _statement_target(statement)
+                if target is not None:
+                    found.append(target)
         elif operation == "BatchWriteItem":
             for table, requests in params["RequestItems"].items():
                 for request in requests:
@@ -148,12 +154,18 @@ class DynamoCapacity:
 
     def units(self, operation: str, params: dict[str, Any], parsed: dict[str, Any], old_sizes: list[int]) -> tuple[float, float]:
         """(WRU, RRU) of one call."""
-        if operation in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"):
+        if operation in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "BatchExecuteStatement"):
             wru = 0.0
             unprocessed = parsed.get("UnprocessedItems") or {}
-            for (table, kind, key_or_item, transactional), old in zip(self._targets(operation, params), old_sizes, strict=True):
+            refused = [bool(r.get("Error")) for r in parsed.get("Responses", [])]
+            for i, ((table, kind, key_or_item, transactional), old) in enumerate(
+                zip(self._targets(operation, params), old_sizes, strict=True)
+            ):
                 if operation == "BatchWriteItem" and unprocessed:
                     continue  # charged when retried (a simplification: moto never leaves items unprocessed)
+                if operation == "BatchExecuteStatement" and i < len(refused) and refused[i]:
+                    wru += _write_units(old, old)  # a failed condition is charged as a write of the item as it is
+                    continue
                 if kind == "Delete":
                     new = 0
                 elif kind == "Put":
@@ -177,6 +189,26 @@ class DynamoCapacity:
             size = sum(item_size(i) for i in parsed.get("Items", []))
             return 0.0, _read_units(size, bool(params.get("ConsistentRead")))
         return 0.0, 0.0
+
+
+_INSERT_NAMES = re.compile(r"'([^']+)'\s*:\s*\?")
+_TABLE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
+
+
+def _statement_target(statement: dict[str, Any]) -> tuple[str, str, dict[str, Any], bool] | None:
+    """(table, kind, key or new item, False) of a PartiQL single-item write as the job store writes
+    them: INSERT with every value a parameter; UPDATE/DELETE whose WHERE starts with the key's
+    "pk" = ? AND "sk" = ?."""
+    text, values = statement["Statement"], list(statement.get("Parameters") or [])
+    table = _TABLE.match(text)
+    if table is None:
+        return None
+    if text.lstrip().upper().startswith("INSERT"):
+        return table.group(1), "Put", dict(zip(_INSERT_NAMES.findall(text), values, strict=True)), False
+    where = text.upper().index(" WHERE ")
+    before = text[:where].count("?")
+    kind = "Update" if text.lstrip().upper().startswith("UPDATE") else "Delete"
+    return table.group(1), kind, {"pk": values[before], "sk": values[before + 1]}, False
 
 
 def moto_item_lookup(account_id: str = "123456789012", region: str = "us-east-1") -> ItemLookup:

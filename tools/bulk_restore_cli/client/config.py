@@ -58,6 +58,7 @@ class Stack:
     topic_arn: str | None = None
     manifest_bucket: str | None = None
     events_queue_url: str | None = None
+    table_name: str | None = None  # the job table (operator commands: recount)
     endpoint_url: str | None = None  # the local stack's AWS endpoint
     aws_profile: str | None = None
     local: bool = False
@@ -244,6 +245,7 @@ def from_cloudformation(stack_name: str, profile: str | None, region: str | None
         topic_arn=outputs.get("TopicArn"),
         manifest_bucket=outputs.get("ManifestBucket"),
         events_queue_url=outputs.get("JobEventsQueueUrl"),
+        table_name=outputs.get("TableName"),
         aws_profile=profile,
         source=source or f"{where} (CloudFormation outputs)",
     )
@@ -285,6 +287,7 @@ def from_ready_file(path: Path, source: str = "") -> Stack:
         topic_arn=info.get("topic_arn"),
         manifest_bucket=info.get("manifest_bucket"),
         events_queue_url=info.get("events_queue_url"),
+        table_name=info.get("table_name"),
         endpoint_url=info.get("aws_endpoint_url"),
         local=True,
         source=source or f"the local stack (ready file {path})",
