@@ -208,3 +208,33 @@ def test_a_real_version_event_does_not_complete_the_null_version_row() -> None:
         stack.drain()
         # Then the null version is still restoring
         assert JobLedger.read(stack, job_id).states() == {"RESTORING": 1}
+
+
+def test_a_restore_worker_reads_no_kept_completions_where_none_were_kept_since_its_chunk_began() -> None:
+    from support.faults import CallTracer
+
+    def early_reads(tracer: CallTracer) -> list[str]:
+        return [
+            key["pk"]["S"]
+            for call in tracer.of("dynamodb.BatchGetItem", "restorer")
+            for request in call.params["RequestItems"].values()
+            for key in request["Keys"]
+            if key["pk"]["S"].startswith("EARLY#")
+        ]
+
+    # Given a job of two objects whose completions all come after they are recorded
+    with emulated_stack() as stack:
+        for obj in (BY_ANOTHER_TOOL, FRESH):
+            stack.put_archived(obj.key)
+        tracer = CallTracer().install(stack.services())
+        job_id = stack.create_job(*stack.put_manifest([BY_ANOTHER_TOOL, FRESH]))["BulkJobId"]
+        stack.drain()
+        stack.restore_emulator.complete_all()
+        stack.drain()
+        # Then the restore worker never read a kept completion (one small read of the bucket's note instead)
+        assert early_reads(tracer) == []
+        assert JobLedger.read(stack, job_id).status == "Complete"
+    # And where one was kept meanwhile (before the chunk was recorded), it reads them, and completes the job at once
+    record = restore_worker_calls().index("dynamodb.BatchExecuteStatement") + 1
+    with job_with_completion_at(record, "before") as (stack, _, job_id):
+        assert JobLedger.read(stack, job_id).status == "Complete"

@@ -803,3 +803,35 @@ def test_cfn_lint_reports_nothing():
     result = subprocess.run([cfn_lint, str(TEMPLATE)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_counting_function_reads_the_table_s_stream_one_batch_per_shard_and_never_drops_a_record(template):
+    # The counters' checkpoint relies on these: the shard's id in the event (a tumbling window), one
+    # batch of a shard at a time, every record eventually counted (bisect, retry until it succeeds)
+    table = template["Resources"]["JobTable"]["Properties"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (event,) = template["Resources"]["CounterFunction"]["Properties"]["Events"].values()
+    props = event["Properties"]
+    assert event["Type"] == "DynamoDB" and props["Stream"] == {"Fn::GetAtt": ["JobTable", "StreamArn"]}
+    assert props["StartingPosition"] == "TRIM_HORIZON" and props["ParallelizationFactor"] == 1
+    assert 0 < props["TumblingWindowInSeconds"] <= 900
+    assert props["BisectBatchOnFunctionError"] is True and props["MaximumRetryAttempts"] == -1
+    assert "MaximumRecordAgeInSeconds" not in props  # records are kept as long as the stream keeps them
+    # Its filters let through every object change and chunk marker (the rest moves no count)
+    from bulk_restore_cli.local.lambda_runtime import parse_filter_criteria, pattern_matches
+
+    patterns = parse_filter_criteria([f["Pattern"] for f in props["FilterCriteria"]["Filters"]])
+
+    def passes(name: str, keys: dict, new: dict) -> bool:
+        record = {"eventName": name, "dynamodb": {"Keys": keys, "NewImage": {**keys, **new}}}
+        return any(pattern_matches(p, record) for p in patterns)
+
+    obj = {"pk": {"S": "JOB#j#O#03"}, "sk": {"S": "a" * 32}}
+    assert passes("INSERT", obj, {"state": {"S": "RESTORING"}}) and passes("MODIFY", obj, {"state": {"S": "RESTORED"}})
+    assert passes("INSERT", {"pk": {"S": "JOB#j#CHUNKS"}, "sk": {"S": "0000000001"}}, {"objects": {"N": "98"}})
+    assert not passes("MODIFY", {"pk": {"S": "JOB#j"}, "sk": {"S": "META"}}, {"status": {"S": "Restoring"}})
+    assert not passes("MODIFY", {"pk": {"S": "JOB#j"}, "sk": {"S": "COUNT#s"}}, {"seq": {"N": "7"}})
+    # And an alarm says when it falls behind
+    alarm = template["Resources"]["CountingBehindAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "IteratorAge")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "CounterFunction"}}]

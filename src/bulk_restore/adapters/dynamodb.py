@@ -14,6 +14,7 @@ Item layout (pk / sk):
   RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
   EARLY#<ref> / COMPLETED         a restore-completed event that came while a job that may yet
                                   record the object was still issuing (kept 2 days)
+  EARLYAT#<bucket> / NOTED        when such an event was last kept for an object of the bucket
 
   JOB#<id> / COUNT#<stream shard> the job's counts from one shard of the table's stream, with the
                                   last sequence number applied; the job's counts are their sum
@@ -735,6 +736,24 @@ class DynamoJobStore:
         ]
         for i in range(0, len(requests), 25):
             self._batch_write(requests[i : i + 25])
+
+    def note_early_completions(self, buckets: Iterable[str], at: float) -> None:
+        """Say, per bucket, when completions were last kept for objects not recorded yet
+        (``EARLYAT#<bucket> / NOTED``): a restore worker looks for kept completions only after one."""
+        for bucket in sorted(set(buckets)):
+            self._conditional_update(
+                {"pk": f"EARLYAT#{bucket}", "sk": "NOTED"},
+                "SET kept_at = :at, expires_at = :exp",
+                "attribute_not_exists(kept_at) OR kept_at < :at",
+                None,
+                {":at": Decimal(str(round(at, 3))), ":exp": _epoch(EARLY_COMPLETION_DAYS)},
+            )
+
+    def early_completions_noted(self, buckets: Iterable[str]) -> float | None:
+        """The last time completions were kept early in any of these buckets (None: never, or expired)."""
+        items = self.get_items([{"pk": f"EARLYAT#{b}", "sk": "NOTED"} for b in set(buckets)])
+        times = [float(item["kept_at"]) for item in items if "kept_at" in item]
+        return max(times) if times else None
 
     def early_completions(self, refs: Iterable[str]) -> dict[str, tuple[float, bool]]:
         """The kept completion events of these refs: ref -> (when S3 completed it, certain)."""

@@ -63,6 +63,7 @@ class CompletionRecorder:
                 for ref in event.candidate_refs():
                     kept[ref] = (at, ref in literal or kept.get(ref, (0, False))[1])
             self.store.keep_early_completions(kept)
+            self.store.note_early_completions({e.bucket for e in early}, time.time())  # wall clock, as the restore workers read it
             found.update(self._find(early, links))  # after keeping them: see the restore worker's side
             logger.info("completions kept for objects not recorded yet", extra={"events": len(early)})
         chosen: dict[str, dict[str, ObjectRecord]] = defaultdict(dict)

@@ -26,6 +26,7 @@ logger = Logger(child=True)
 
 STATUS_CHECK_SECONDS = 1.0
 CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
+EARLY_LOOKBACK_SECONDS = 900.0  # a kept completion noted this long before a chunk started still counts as maybe its own
 BATCH_REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")
 NOT_ARCHIVED = ObjectOutcome(ObjectState.SKIPPED, "readable now: not in an archive storage class")
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
@@ -53,6 +54,7 @@ class RestoreWorker:
         self.metrics = metrics
 
     def restore_chunk(self, message: dict[str, Any]) -> None:
+        started = time.time()  # before any restore request of this delivery
         if message.get("launch") == "batch":
             # The counting function saw the job's last chunk counted: its Batch runs can start.
             if self.batch is not None:
@@ -102,12 +104,14 @@ class RestoreWorker:
             count_recorded(self.metrics, (r.state for r in mine))
             logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
             # and those an earlier delivery of the chunk inserted before it stopped (or another line's:
-            # looking again costs a read, never a second count)
+            # looking again costs a read, never a second count), requested before this delivery started
             restoring = [r for r in [*mine, *existing.values()] if r.state is ObjectState.RESTORING]
+            since: float | None = started if not existing else None
         else:
             # Accounted before; that delivery may have died before looking for early completions.
             restoring = [r for r in existing.values() if r.state is ObjectState.RESTORING]
-        self._complete_early(job_id, restoring)
+            since = None
+        self._complete_early(job_id, restoring, since)
         # The job's counts, progress events and end follow from the stream (usecases/count.py),
         # as does the launch of a batch-engine job's runs once its last chunk is counted.
 
@@ -225,11 +229,21 @@ class RestoreWorker:
             self.batch.write_fragment(job.job_id, chunk, objects, versioned, group=group)
         return records
 
-    def _complete_early(self, job_id: str, records: list[ObjectRecord]) -> None:
+    def _complete_early(self, job_id: str, records: list[ObjectRecord], since: float | None = None) -> None:
         """Complete the objects whose restore-completed event came before they were recorded: the
-        completion worker kept it (usecases/complete.py). Looked up after recording, never before."""
+        completion worker kept it (usecases/complete.py). Looked up after recording, never before.
+
+        ``since``: when these objects' restores were first requested. The completion worker notes
+        per bucket when it last kept a completion, before it looks for the objects again; if that
+        was not after ``since`` (with a wide margin for clocks), nothing here can have been kept,
+        and the lookup (a read per object) is skipped. One of the two sides always sees the other:
+        both read strongly consistent after their own write."""
         if not records:
             return
+        if since is not None:
+            noted = self.store.early_completions_noted({r.bucket for r in records})
+            if noted is None or noted < since - EARLY_LOOKBACK_SECONDS:
+                return
         kept = self.store.early_completions(r.ref for r in records)
         done = []
         for record in records:

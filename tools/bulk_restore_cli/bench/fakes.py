@@ -58,6 +58,7 @@ class FakeJobStore:
         self._issuing: set[str] = set()
         self._early: dict[str, tuple[float, bool]] = {}
         self._tokens: dict[tuple[str, int], int] = {}
+        self._noted: dict[str, float] = {}  # bucket -> when completions were last kept early there
         self._stream: list[dict[str, Any]] = []  # the table's stream records not read yet
         self._sequence = 10**20
         self._checkpoints: dict[tuple[str, str], int] = {}
@@ -257,6 +258,20 @@ class FakeJobStore:
         self._call("BatchWriteItem", math.ceil(len(refs) / 25))
         with self._lock:
             self._early.update(refs)
+
+    def note_early_completions(self, buckets: Iterable[str], at: float) -> None:
+        wanted = set(buckets)
+        self._call("UpdateItem", len(wanted))
+        with self._lock:
+            for bucket in wanted:
+                self._noted[bucket] = max(at, self._noted.get(bucket, at))
+
+    def early_completions_noted(self, buckets: Iterable[str]) -> float | None:
+        wanted = set(buckets)
+        self._call("BatchGetItem", math.ceil(len(wanted) / 100))
+        with self._lock:
+            times = [self._noted[b] for b in wanted if b in self._noted]
+            return max(times) if times else None
 
     def early_completions(self, refs: Iterable[str]) -> dict[str, tuple[float, bool]]:
         wanted = set(refs)
