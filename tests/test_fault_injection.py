@@ -633,3 +633,34 @@ def test_the_same_object_moved_by_two_workers_at_once_is_counted_once() -> None:
         assert_one_terminal_event(stack.events_of(job_id), job_id)
         # And a recount from the items finds what the stream counted
         assert store.recount(job_id).as_dict() == store.get_job_and_counts(job_id)[1].as_dict()
+
+
+def test_a_stream_shard_that_splits_mid_job_still_counts_every_change_once() -> None:
+    from bulk_restore.handlers import counter
+    from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
+    from support.faults import crash_as_invocation_error
+    from support.stack import LambdaStreamSource
+
+    # Given the counting function run as Lambda runs it, on every shard of the table's stream
+    def lambda_source(stack: Stack) -> None:
+        small_batches(stack)
+        arn = stack.ddb.describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
+        stack.counter = LambdaStreamSource("counter", crash_as_invocation_error("counter", counter.handler), arn, batch_size=4)  # type: ignore[assignment]
+
+    # When the stream's shard splits after the objects were inserted, before their restores complete
+    def split_midway(stack: Stack) -> None:
+        for _ in range(10):
+            stack.drain()
+        shards = DynamoDBStreamsEmulation().split_shard(stack.table_name)
+        assert len(shards) == 2
+        stack.settle()
+        # (the job's counts came from the parent shard and from a child: a counter item for each)
+        counted = stack.ddb.query(
+            TableName=stack.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+            ExpressionAttributeValues={":pk": {"S": f"JOB#{stack.job_ids[0]}"}, ":c": {"S": "COUNT#"}},
+        )["Items"]
+        assert len(counted) >= 2, counted
+
+    # Then each object is counted once (its insert read from the parent, its move from a child) and the job ends once
+    run_job(many_objects(10), before=lambda_source, settle=split_midway)

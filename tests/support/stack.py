@@ -144,6 +144,35 @@ class StreamSource:
         return handled
 
 
+class LambdaStreamSource:
+    """The counting function run by the local runtime's DynamoDB stream event source (every shard,
+    parents before children, bisecting, tumbling windows) behind ``StreamSource``'s interface."""
+
+    def __init__(self, name: str, handler: Callable[[dict, Any], Any], stream_arn: str, batch_size: int = 1000):
+        from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource
+
+        self.source = DynamoDBStreamEventSource(
+            name, handler, stream_arn, batch_size=batch_size, tumbling_window_seconds=300, bisect_on_error=True, region=REGION
+        )
+        self.streams = _client("dynamodbstreams")
+        self.sqs = _client("sqs")
+        self.paused = False
+        self._left = True
+
+    def poll_once(self, sqs: Any = None) -> int:
+        moved = 0 if self.paused else self.source.poll_once(self.streams, self.sqs)
+        self._left = bool(moved) or self.source.busy
+        return moved
+
+    def pending(self) -> int:
+        return int(self._left and not self.paused)
+
+    def drain(self) -> int:
+        from bulk_restore_cli.local.lambda_runtime import drain_streams
+
+        return 0 if self.paused else drain_streams([self.source], self.streams, self.sqs)
+
+
 def reset_caches() -> None:
     """Settings and services are built once per Lambda environment: make the next call rebuild them."""
     settings_module.get_settings.cache_clear()
