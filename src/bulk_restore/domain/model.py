@@ -132,7 +132,7 @@ class ManifestLocation:
 
 @dataclass(slots=True)
 class Counts:
-    """Per-job counters. Always equal to the states of the job's object items."""
+    """Per-job counters, derived from the table's stream: equal to the states of the job's object items once it is read."""
 
     total: int = 0
     restoring: int = 0
