@@ -40,11 +40,11 @@ class Services:
     restorer: RestoreWorker
     completions: CompletionRecorder
     sweeper: Sweeper
+    counter: StreamCounter
     batch: BatchEngine | None = None
     vault: VaultMover | None = None
     metrics: EmfMetrics | None = None
     estimates: EstimateService | None = None
-    counter: StreamCounter | None = None
 
 
 def build_services(settings: Settings) -> Services:

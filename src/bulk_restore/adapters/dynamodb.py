@@ -836,7 +836,10 @@ class DynamoJobStore:
         Not applied: another delivery wrote the marker first (it may have inserted some objects too).
         """
         expires = _epoch(self.object_retention_days)
-        unique = list({r.ref: r for r in reversed(records)}.values())[::-1]  # a ref twice: its first line
+        first: dict[str, ObjectRecord] = {}
+        for record in records:
+            first.setdefault(record.ref, record)  # a ref twice: its first line
+        unique = list(first.values())
         codes = self._write([self._insert(r.as_item(expires)) for r in unique])
         taken = {r.ref for r in records} - {r.ref for r, code in zip(unique, codes, strict=True) if code is None}
         marker = {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}", "objects": len(unique) - len(taken), "expires_at": expires}

@@ -161,9 +161,3 @@ def fold_changes(job_id: str, job_changes: Iterable[tuple[int, Counts]], after: 
 def fold(records: Iterable[Mapping[str, Any]]) -> list[JobDelta]:
     """Each job's deltas over a batch of records of one shard, in the jobs' first-seen order."""
     return [d for job_id, found in changes(records).items() if (d := fold_changes(job_id, found)) is not None]
-
-
-def shard_of(event_source_arn: str, event_id: str = "") -> str:
-    """The stream's name for a record's shard is not in the record; Lambda's mapping reads one shard
-    per batch, so a batch's records share it. The caller passes what identifies it (see handlers)."""
-    return event_source_arn.rsplit("/", 1)[-1] + (f"#{event_id}" if event_id else "")

@@ -25,7 +25,5 @@ def handler(event: dict, context: LambdaContext) -> dict:
         shard = event.get("shardId")
         if not shard:
             raise ValueError("the stream event has no shardId: its event source mapping needs TumblingWindowInSeconds")
-        counter = services().counter
-        assert counter is not None
-        counter.count(str(shard), records)
+        services().counter.count(str(shard), records)
     return {"state": {}, "batchItemFailures": []}

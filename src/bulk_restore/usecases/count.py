@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 from bulk_restore.adapters.sqs import QueueGateway
 from bulk_restore.domain.counting import changes, fold_changes
+from bulk_restore.domain.model import Counts, RestoreJob
 from bulk_restore.domain.progress import all_accounted
 from bulk_restore.usecases.notify import Notifier
 
@@ -35,14 +36,14 @@ class StreamCounter:
         """Apply one shard's batch. Returns how many jobs it counted for, skipped (counted before) and evaluated."""
         report = {"counted": 0, "already": 0, "evaluated": 0}
         moved: list[str] = []
-        chunked: list[str] = []
+        chunked: set[str] = set()
         for job_id, job_changes in changes(records).items():
             delta = fold_changes(job_id, job_changes)
             if delta is None or delta.empty():
                 continue
             moved.append(job_id)
             if delta.counts.chunks_done:
-                chunked.append(job_id)
+                chunked.add(job_id)
             if self.store.apply_counts(job_id, shard, delta.first, delta.last, delta.counts):
                 report["counted"] += 1
                 continue
@@ -57,20 +58,18 @@ class StreamCounter:
             else:
                 raise RuntimeError(f"the counters of job {job_id} for shard {shard} moved meanwhile: the batch is retried")
         for job_id in moved:
-            self.notifier.evaluate(job_id)
+            loaded = self.notifier.evaluate(job_id)
             report["evaluated"] += 1
-        for job_id in chunked:
-            self._launch_when_accounted(job_id)
+            if job_id in chunked and loaded is not None:
+                self._launch_when_accounted(*loaded)
         if moved:
             logger.info("stream batch counted", extra={"shard": shard, "records": len(records), **report})
         return report
 
-    def _launch_when_accounted(self, job_id: str) -> None:
+    def _launch_when_accounted(self, job: RestoreJob, counts: Counts) -> None:
         """A batch-engine job whose chunks are now all counted: a restore worker launches its S3
         Batch Operations runs (it holds the rights to; a launch asked twice launches once)."""
-        loaded = self.store.get_job_and_counts(job_id)
-        if loaded is None or self.queues is None:
+        if self.queues is None:
             return
-        job, counts = loaded
         if job.engine == "batch" and not job.batch_runs and not job.status.is_terminal and all_accounted(job, counts):
-            self.queues.send_batch_launch(job_id)
+            self.queues.send_batch_launch(job.job_id)

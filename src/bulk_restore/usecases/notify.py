@@ -33,11 +33,12 @@ class Notifier:
         self.lease_ms = lease_ms
         self.metrics = metrics
 
-    def evaluate(self, job_id: str) -> None:
-        """Look at the job's counters; announce what they newly show; publish what is pending."""
+    def evaluate(self, job_id: str) -> tuple[RestoreJob, Counts] | None:
+        """Look at the job's counters; announce what they newly show; publish what is pending.
+        Returns the job and counts it decided on (None: no such job)."""
         loaded = self.store.get_job_and_counts(job_id)
         if loaded is None:
-            return
+            return None
         job, counts = loaded
         decision = decide(job, counts)
         if decision.issued:
@@ -49,6 +50,9 @@ class Notifier:
         elif decision.step is not None:
             claimed = self._claim(job, counts, JobStatus.RESTORING, f"step-{decision.step}", step=decision.step)
         self._flush(job, claimed)
+        if decision.terminal is not None:
+            job.status = decision.terminal  # claimed now, or by whoever claimed it first
+        return job, counts
 
     def end(self, job_id: str, status: JobStatus, reason: str) -> bool:
         """End an active job as Failed, Cancelled or Timeout. False if it had already ended.

@@ -718,8 +718,6 @@ def objects_command(args: argparse.Namespace) -> int:
 
 # ---- recount (operator) ---------------------------------------------------------------------------
 
-RECOUNT_FIELDS = ("total", "restoring", "restored", "skipped", "failed", "cancelled", "chunks_done", "bytes")
-
 
 def recount_command(args: argparse.Namespace) -> int:
     from bulk_restore.adapters.dynamodb import DynamoJobStore
@@ -736,32 +734,29 @@ def recount_command(args: argparse.Namespace) -> int:
     loaded = store.get_job_and_counts(job_id)
     if loaded is None:
         raise CliError(f"no job {job_id} in table {table}: check the id (`bulk-restore jobs` lists them) and the stack")
-    job, counters = loaded
-    items = store.recount(job_id)
-    difference = Counts(**{name: getattr(items, name) - getattr(counters, name) for name in RECOUNT_FIELDS})
-    differs = any(getattr(difference, name) for name in RECOUNT_FIELDS)
+    job, counted = loaded
+    counters, items = counted.as_dict(), store.recount(job_id).as_dict()
+    difference = {name: items[name] - counters[name] for name in counters}
+    differs = any(difference.values())
     fixed = False
     if args.fix and differs:
         if not job.status.is_terminal and not args.force:
             raise CliError(f"job {job_id} is {job.status.value}: its counters still move; recount it once it has ended, or pass --force")
-        store.correct_counts(job_id, difference)
+        store.correct_counts(job_id, Counts(**difference))
         fixed = True
     if args.output == "json":
         output.to_json(
             {
                 "JobId": job_id,
                 "Status": job.status.value,
-                "Counters": {n: getattr(counters, n) for n in RECOUNT_FIELDS},
-                "Items": {n: getattr(items, n) for n in RECOUNT_FIELDS},
-                "Difference": {n: getattr(difference, n) for n in RECOUNT_FIELDS if getattr(difference, n)},
+                "Counters": counters,
+                "Items": items,
+                "Difference": {n: d for n, d in difference.items() if d},
                 "Fixed": fixed,
             }
         )
     else:
-        rows = [
-            {"count": n, "counters": getattr(counters, n), "items": getattr(items, n), "difference": getattr(difference, n) or ""}
-            for n in RECOUNT_FIELDS
-        ]
+        rows = [{"count": n, "counters": counters[n], "items": items[n], "difference": difference[n] or ""} for n in counters]
         output.table(rows, [(name.upper(), lambda r, name=name: r[name]) for name in ("count", "counters", "items", "difference")])
         verdict = "agree" if not differs else ("differed: the difference was added to the counters" if fixed else "differ")
         print(f"{job_id} {job.status.value}: the counters and the items {verdict}")
