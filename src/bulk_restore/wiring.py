@@ -106,8 +106,8 @@ def build_services(settings: Settings) -> Services:
         planner=Planner(
             store, s3, queues, notifier, settings.plan_lines_per_step, settings.plan_reserve_ms, settings.manage_eventbridge, batch, vault
         ),
-        restorer=RestoreWorker(store, s3, notifier, settings.restore_concurrency, pacer, batch, vault, metrics=metrics),
-        completions=CompletionRecorder(store, notifier, s3, metrics=metrics),
+        restorer=RestoreWorker(store, s3, settings.restore_concurrency, pacer, batch, vault, metrics=metrics),
+        completions=CompletionRecorder(store, s3, metrics=metrics),
         sweeper=Sweeper(store, s3, queues, notifier, settings, pacer, batch=batch, vault=vault, metrics=metrics),
         batch=batch,
         vault=vault,

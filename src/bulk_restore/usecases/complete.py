@@ -29,7 +29,6 @@ from bulk_restore.domain.events import RestoreCompleted
 from bulk_restore.domain.model import ObjectId, ObjectState
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.metrics import NO_METRICS, Metrics, count_moved
-from bulk_restore.usecases.notify import Notifier
 
 logger = Logger(child=True)
 
@@ -38,13 +37,11 @@ class CompletionRecorder:
     def __init__(
         self,
         store: DynamoJobStore,
-        notifier: Notifier,
         s3: S3Gateway | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics = NO_METRICS,
     ):
         self.store = store
-        self.notifier = notifier
         self.s3 = s3  # checks an event whose key only matches in its form-decoded spelling
         self.clock = clock
         self.metrics = metrics

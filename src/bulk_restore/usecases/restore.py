@@ -18,7 +18,6 @@ from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPAC
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.batch import BatchEngine
 from bulk_restore.usecases.metrics import NO_METRICS, RESTORES_THROTTLED, Metrics, count_moved, count_recorded
-from bulk_restore.usecases.notify import Notifier
 from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.vault import VaultMover
 
@@ -37,7 +36,6 @@ class RestoreWorker:
         self,
         store: DynamoJobStore,
         s3: S3Gateway,
-        notifier: Notifier,
         concurrency: int = 16,
         pacer: Pacer | None = None,
         batch: BatchEngine | None = None,
@@ -46,7 +44,6 @@ class RestoreWorker:
     ):
         self.store = store
         self.s3 = s3
-        self.notifier = notifier
         self.concurrency = concurrency
         self.pacer = pacer
         self.batch = batch

@@ -74,7 +74,7 @@ def _run(events: int, batch_size: int, sink: LogSink) -> dict[str, Any]:
     logged_before = sink.total_bytes
     store, publisher = FakeJobStore(), FakePublisher()
     notifier = Notifier(store, publisher)
-    recorder = CompletionRecorder(store, notifier)
+    recorder = CompletionRecorder(store)
     counter = StreamCounter(store, notifier)  # type: ignore[arg-type]
     job_id, stamp = str(uuid.uuid4()), now_iso()
     chunks = math.ceil(events / LINES_PER_CHUNK)

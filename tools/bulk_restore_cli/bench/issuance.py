@@ -53,7 +53,7 @@ def _run(objects: int, workers: int, threads: int, rate: int, limit: int, s3_lat
     store, publisher = FakeJobStore(latency=store_latency), FakePublisher()
     s3 = ThrottlingS3Client(limit=limit, latency=s3_latency)
     pacer = Pacer(store, rate)
-    worker = RestoreWorker(store, S3Gateway(client=s3), Notifier(store, publisher), threads, pacer)
+    worker = RestoreWorker(store, S3Gateway(client=s3), threads, pacer)
     job_id, stamp = str(uuid.uuid4()), now_iso()
     chunks = math.ceil(objects / LINES_PER_CHUNK)
     store.put_job(
