@@ -238,3 +238,122 @@ def test_a_restore_worker_reads_no_kept_completions_where_none_were_kept_since_i
     record = restore_worker_calls().index("dynamodb.BatchExecuteStatement") + 1
     with job_with_completion_at(record, "before") as (stack, _, job_id):
         assert JobLedger.read(stack, job_id).status == "Complete"
+
+
+# ---- how many reads a completion costs --------------------------------------------------------
+
+
+def completion_reads(tracer: Any) -> list[str]:
+    """The keys the completion function read (BatchGetItem), as "pk/sk"."""
+    return [
+        f"{key['pk']['S']}/{key['sk']['S']}"
+        for call in tracer.of("dynamodb.BatchGetItem", "completion")
+        for request in call.params["RequestItems"].values()
+        for key in request["Keys"]
+    ]
+
+
+def link_of(stack: Stack, job_id: str, bucket: str = DATA_BUCKET) -> dict[str, Any]:
+    return stack.ddb.get_item(TableName=stack.table_name, Key={"pk": {"S": f"BUCKET#{bucket}"}, "sk": {"S": f"JOB#{job_id}"}})["Item"]
+
+
+def test_a_completion_in_a_bucket_of_one_job_moves_its_object_without_a_read() -> None:
+    from support.faults import CallTracer
+
+    with emulated_stack() as stack:
+        # Given a job of three objects, all recorded RESTORING (no versions in the manifest)
+        objects = [ObjectId(DATA_BUCKET, f"one-job/{n}.bin") for n in range(3)]
+        for obj in objects:
+            stack.put_archived(obj.key)
+        job_id = stack.create_job(*stack.put_manifest(objects))["BulkJobId"]
+        stack.drain()
+        assert "versioned" in link_of(stack, job_id) and link_of(stack, job_id)["versioned"] == {"BOOL": False}
+        # When S3 completes them, and then sends one completion again
+        tracer = CallTracer().install(stack.services())
+        stack.restore_emulator.complete_all()
+        stack.drain()
+        stack.send(stack.completion_queue_url, samples.eventbridge_completed(DATA_BUCKET, objects[0].key))
+        stack.drain()
+        # Then the completion function read no object: each event's object was moved by a conditional write
+        assert completion_reads(tracer) == []
+        statements = [
+            s["Statement"] for call in tracer.of("dynamodb.BatchExecuteStatement", "completion") for s in call.params["Statements"]
+        ]
+        assert len(statements) == 3 and all(s.startswith("UPDATE") for s in statements)  # the ended job left the bucket
+        # And every object is counted once, with one terminal event
+        ledger = JobLedger.read(stack, job_id)
+        assert_accounting(ledger, objects)
+        assert (ledger.status, dict(ledger.states())) == ("Complete", {"RESTORED": 3})
+        assert_one_terminal_event(stack.events_of(job_id), job_id)
+
+
+def test_a_versioned_manifest_completes_by_version_and_reads_nothing() -> None:
+    from support.faults import CallTracer
+
+    with open_stack(**SETTINGS) as stack:
+        # Given a versioned bucket with two versions of one key, and a job asking for the older one
+        stack.enable_versioning(DATA_BUCKET)
+        old = stack.put_archived("doc.bin")
+        new = stack.put_archived("doc.bin")
+        assert old and new and old != new
+        job_id = stack.create_job(*stack.put_manifest([f"{DATA_BUCKET},doc.bin,{old}"]))["BulkJobId"]
+        stack.drain()
+        assert link_of(stack, job_id)["versioned"] == {"BOOL": True}
+        tracer = CallTracer().install(stack.services())
+        # When the newer version's completion comes, then the older one's
+        stack.send(stack.completion_queue_url, samples.completion("eventbridge", DATA_BUCKET, "doc.bin", new))
+        stack.drain()
+        assert JobLedger.read(stack, job_id).states() == {"RESTORING": 1}
+        stack.send(stack.completion_queue_url, samples.completion("s3", DATA_BUCKET, "doc.bin", old))
+        stack.drain()
+        # Then only the older one completed the job, and no object was read
+        ledger = JobLedger.read(stack, job_id)
+        assert (ledger.status, dict(ledger.states())) == ("Complete", {"RESTORED": 1})
+        assert completion_reads(tracer) == []
+
+
+def test_a_bucket_link_that_does_not_say_whether_rows_are_versioned_is_looked_up_in_both_forms() -> None:
+    from support.faults import CallTracer
+
+    with emulated_stack() as stack:
+        # Given a recorded job whose bucket link does not say how its rows are versioned (a link of an earlier release)
+        stack.put_archived(FRESH.key)
+        job_id = stack.create_job(*stack.put_manifest([FRESH]))["BulkJobId"]
+        stack.drain()
+        stack.ddb.update_item(
+            TableName=stack.table_name,
+            Key={"pk": {"S": f"BUCKET#{DATA_BUCKET}"}, "sk": {"S": f"JOB#{job_id}"}},
+            UpdateExpression="REMOVE versioned",
+        )
+        tracer = CallTracer().install(stack.services())
+        # When S3 completes the object
+        stack.restore_emulator.complete_all()
+        stack.drain()
+        # Then the event's object was looked up in both forms (with version "null" and as the current version), and moved
+        assert len(completion_reads(tracer)) == 2
+        ledger = JobLedger.read(stack, job_id)
+        assert (ledger.status, dict(ledger.states())) == ("Complete", {"RESTORED": 1})
+
+
+def test_two_jobs_in_one_bucket_look_each_event_up_once_per_job() -> None:
+    from support.faults import CallTracer
+
+    with emulated_stack() as stack:
+        # Given two jobs restoring different objects of one bucket, both done issuing
+        a, b = ObjectId(DATA_BUCKET, "two/a.bin"), ObjectId(DATA_BUCKET, "two/b.bin")
+        for obj in (a, b):
+            stack.put_archived(obj.key)
+        job_a = stack.create_job(*stack.put_manifest([a], key="a.csv"))["BulkJobId"]
+        job_b = stack.create_job(*stack.put_manifest([b], key="b.csv"))["BulkJobId"]
+        stack.drain()
+        tracer = CallTracer().install(stack.services())
+        # When S3 completes both
+        stack.restore_emulator.complete_all()
+        stack.drain()
+        # Then each event was looked up once in each job (one form: the manifests have no versions), and both jobs completed
+        reads = completion_reads(tracer)
+        assert len(reads) == 4 and len(set(reads)) == 4
+        for job_id in (job_a, job_b):
+            ledger = JobLedger.read(stack, job_id)
+            assert (ledger.status, dict(ledger.states())) == ("Complete", {"RESTORED": 1})
+            assert_one_terminal_event(stack.events_of(job_id), job_id)

@@ -175,6 +175,15 @@ class ObjectRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BucketLink:
+    """A job's link to a bucket: whether it may still record new objects there, and whether its
+    rows all have a version id (True), none has (False), or that is not known (None)."""
+
+    issuing: bool
+    versioned: bool | None = None
+
+
 class TransactionConflict(Exception):
     """Another writer held an item of the transaction; try again."""
 
@@ -686,19 +695,19 @@ class DynamoJobStore:
 
     # ---- buckets ---------------------------------------------------------------------------
 
-    def register_bucket(self, job_id: str, bucket: str) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item=_to_ddb(
-                {
-                    "pk": f"BUCKET#{bucket}",
-                    "sk": f"JOB#{job_id}",
-                    "job_id": job_id,
-                    "issuing": True,
-                    "expires_at": _epoch(self.object_retention_days),
-                }
-            ),
-        )
+    def register_bucket(self, job_id: str, bucket: str, versioned: bool | None = None) -> None:
+        """Link the job to a bucket: completion events in it look for the job's objects.
+        ``versioned``: the job's rows all have a version id, or none has (its refs take one form)."""
+        link: dict[str, Any] = {
+            "pk": f"BUCKET#{bucket}",
+            "sk": f"JOB#{job_id}",
+            "job_id": job_id,
+            "issuing": True,
+            "expires_at": _epoch(self.object_retention_days),
+        }
+        if versioned is not None:
+            link["versioned"] = versioned
+        self.client.put_item(TableName=self.table, Item=_to_ddb(link))
 
     def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
         requests: list[WriteRequestTypeDef] = [
@@ -708,9 +717,16 @@ class DynamoJobStore:
             self._batch_write(requests[i : i + 25])
 
     def jobs_for_bucket(self, bucket: str) -> dict[str, bool]:
-        """The jobs with objects in this bucket, each with whether it may still record new objects.
+        """The jobs with objects in this bucket, each with whether it may still record new objects."""
+        return {job_id: link.issuing for job_id, link in self.bucket_links(bucket).items()}
+
+    def bucket_links(self, bucket: str) -> dict[str, BucketLink]:
+        """The jobs with objects in this bucket, with what a completion event needs to know of each.
         Read consistently: a job registers a bucket before its first restore request there."""
-        return {item["job_id"]: bool(item.get("issuing")) for item in self._query_partition(f"BUCKET#{bucket}", consistent=True)}
+        return {
+            item["job_id"]: BucketLink(bool(item.get("issuing")), item.get("versioned"))
+            for item in self._query_partition(f"BUCKET#{bucket}", consistent=True)
+        }
 
     # ---- completions that came before their object was recorded ------------------------------
 
@@ -858,25 +874,33 @@ class DynamoJobStore:
         call moved. ``sizes``: bytes each object moved (vault archives), kept on the object (the
         stream adds them to the job's counters). A reason given replaces the object's; none keeps it.
         """
+        return len(self.move(job_id, [r.ref for r in records], to, reason, sizes))
+
+    def move(self, job_id: str, refs: Sequence[str], to: ObjectState, reason: str = "", sizes: dict[str, int] | None = None) -> set[str]:
+        """Move these refs' objects from RESTORING to ``to`` without reading them first; the refs it moved.
+
+        A ref fails alone when its object is absent or no longer RESTORING (a write unit, as a
+        read would cost a read unit)."""
         stamp = now_iso()
+        unique = list(dict.fromkeys(refs))
         statements: list[tuple[str, list[dict[str, Any]]]] = []
-        for record in {r.ref: r for r in records}.values():
+        for ref in unique:
             fields: list[tuple[str, Any]] = [("state", to.value), ("updated_at", stamp)]
             if reason:
                 fields.append(("reason", reason))
-            size = (sizes or {}).get(record.ref)
+            size = (sizes or {}).get(ref)
             if size:
                 fields.append(("bytes", size))
-            key = object_key(job_id, record.ref)
+            key = object_key(job_id, ref)
             statements.append(
                 (
                     f'UPDATE "{self.table}" '
                     + " ".join(f'SET "{name}" = ?' for name, _ in fields)
                     + ' WHERE "pk" = ? AND "sk" = ? AND "state" = ?',
-                    [_to_ddb({"v": value})["v"] for _, value in [*fields, ("pk", key["pk"]), ("sk", key["sk"]), ("from", "RESTORING")]],
+                    [_ser.serialize(value) for _, value in [*fields, ("pk", key["pk"]), ("sk", key["sk"]), ("from", "RESTORING")]],
                 )
             )
-        return sum(code is None for code in self._write(statements))
+        return {ref for ref, code in zip(unique, self._write(statements), strict=True) if code is None}
 
     def _insert(self, item: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         """A PartiQL INSERT of ``item``: it fails (DuplicateItem) if an item with its key exists."""

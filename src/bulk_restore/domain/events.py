@@ -34,17 +34,26 @@ class RestoreCompleted:
     literal_keys: int = 1  # how many of ``keys`` are certain; later ones need S3's confirmation
     at: str = ""  # when S3 completed the restore (the event's time, ISO 8601), if it says
 
-    def literal_refs(self) -> list[str]:
-        return RestoreCompleted(self.bucket, self.keys[: self.literal_keys], self.version_id).candidate_refs()
+    def literal_refs(self, versioned: bool | None = None) -> list[str]:
+        return RestoreCompleted(self.bucket, self.keys[: self.literal_keys], self.version_id).candidate_refs(versioned)
 
-    def candidate_refs(self) -> list[str]:
-        """Refs this event may stand for: each spelling, with its version and as "current version"."""
-        versions = [self.version_id] if self.version_id and self.version_id != NULL_VERSION else [NULL_VERSION]
+    def candidate_refs(self, versioned: bool | None = None) -> list[str]:
+        """Refs this event may stand for: each spelling, with its version and as "current version".
+
+        ``versioned``: the job's manifest rows all have a version id (True) or none has (False); a
+        job's refs are then of that one form only. None: not known, both forms."""
+        version = self.version_id if self.version_id and self.version_id != NULL_VERSION else NULL_VERSION
         refs: list[str] = []
         for key in self.keys:
-            refs.extend(object_ref(self.bucket, key, v) for v in versions)
-            refs.append(object_ref(self.bucket, key, None))
+            if versioned is not False:
+                refs.append(object_ref(self.bucket, key, version))
+            if versioned is not True:
+                refs.append(object_ref(self.bucket, key, None))
         return list(dict.fromkeys(refs))
+
+    def literal_ref(self, versioned: bool) -> str:
+        """The ref the event's certain spelling names in a job whose rows are all versioned, or all not."""
+        return self.literal_refs(versioned)[0]
 
 
 NULL_VERSION = "null"

@@ -202,7 +202,10 @@ class Planner:
                 bucket = row[1]
                 # A bucket outside the allow-list is never touched: its rows fail in the restorer.
                 if bucket not in buckets and self.s3.may_touch(bucket):
-                    self._register_bucket(job.job_id, bucket)
+                    # A manifest's rows all have a version id or none has (the first valid row said
+                    # which): its objects' refs take one form. Other sources may mix both.
+                    versioned = versioned_line > 0 if source == "manifest" and versioned_line else None
+                    self._register_bucket(job.job_id, bucket, versioned=versioned)
                     buckets.append(bucket)
             outgoing.append(c.message(job.job_id))
             chunks_emitted += 1
@@ -447,9 +450,9 @@ class Planner:
             self._register_bucket(job_id, vault_link(vault), eventbridge=False)
             buckets.append(vault_link(vault))
 
-    def _register_bucket(self, job_id: str, bucket: str, eventbridge: bool = True) -> None:
+    def _register_bucket(self, job_id: str, bucket: str, eventbridge: bool = True, versioned: bool | None = None) -> None:
         """Before the first restore in a bucket: completion events must find this job, and must be sent."""
-        self.store.register_bucket(job_id, bucket)
+        self.store.register_bucket(job_id, bucket, versioned)
         if self.manage_eventbridge and eventbridge:
             try:
                 self.s3.ensure_eventbridge(bucket)

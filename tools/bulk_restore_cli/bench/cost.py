@@ -354,9 +354,13 @@ def summarise(
                 "requests": 0,
                 "wru": 0.0,
                 "rru": 0.0,
+                "by_operation": {},
             },
         )
         calls = calls_of.get(inv.index, [])
+        for r in calls:
+            name = f"{r.service}.{r.operation}"
+            f["by_operation"][name] = f["by_operation"].get(name, 0) + 1
         own = max(0.0, inv.cpu_s - sum(r.cpu_s for r in calls))
         waits = sum(latency_s(r) for r in calls if not r.pooled) + sum(latency_s(r) for r in calls if r.pooled) / restore_concurrency
         f["invocations"] += 1
