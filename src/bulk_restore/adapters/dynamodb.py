@@ -809,12 +809,12 @@ class DynamoJobStore:
 
     # ---- objects ---------------------------------------------------------------------------
 
-    def get_items(self, keys: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
-        """BatchGetItem with retries of unprocessed keys (consistent reads)."""
+    def get_items(self, keys: Sequence[dict[str, str]], consistent: bool = True) -> list[dict[str, Any]]:
+        """BatchGetItem with retries of unprocessed keys (consistent reads unless told otherwise)."""
         found: list[dict[str, Any]] = []
         unique = list({(k["pk"], k["sk"]): k for k in keys}.values())
         for i in range(0, len(unique), 100):
-            pending: dict[str, Any] = {self.table: {"Keys": [_to_ddb(k) for k in unique[i : i + 100]], "ConsistentRead": True}}
+            pending: dict[str, Any] = {self.table: {"Keys": [_to_ddb(k) for k in unique[i : i + 100]], "ConsistentRead": consistent}}
             for attempt in range(10):
                 result = self.client.batch_get_item(RequestItems=pending)
                 found.extend(_from_ddb(item) for item in result.get("Responses", {}).get(self.table, []))
@@ -827,13 +827,18 @@ class DynamoJobStore:
         return found
 
     def chunk_state(self, job_id: str, chunk: int, refs: Sequence[str]) -> tuple[RestoreJob | None, bool, dict[str, ObjectRecord]]:
-        """One read for a chunk: the job, whether the chunk is already accounted, which objects exist."""
+        """One read for a chunk: the job, whether the chunk is already accounted, which objects exist.
+
+        Eventually consistent (half the read units): every answer is a hint that a write checks
+        again. An object missed is inserted only if absent, so it is never counted twice; a marker
+        missed is written only if absent; a cancel missed is seen at the next look while pacing. A
+        delivery retried after a crash comes a visibility timeout later, long after the reads agree."""
         keys = [{"pk": job_pk(job_id), "sk": "META"}, {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}"}]
         keys += [object_key(job_id, ref) for ref in refs]
         job = None
         done = False
         existing: dict[str, ObjectRecord] = {}
-        for item in self.get_items(keys):
+        for item in self.get_items(keys, consistent=False):
             if item["sk"] == "META":
                 job = self._job_from_item(item)
             elif item["pk"].endswith("#CHUNKS"):

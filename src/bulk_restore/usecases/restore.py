@@ -76,7 +76,9 @@ class RestoreWorker:
             logger.warning("restore chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
             return
         if not done:
-            # Objects that already exist belong to an earlier manifest line (counted there): never request twice.
+            # Objects that already exist belong to an earlier manifest line (counted there): not requested twice.
+            # (The read is eventually consistent: one recorded a moment ago may be asked again; S3 answers
+            # 409 or 200, and its insert finds it there, so it is still counted once.)
             todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
             refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
             todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
