@@ -139,17 +139,20 @@ def _api_event(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(objects: int, engine: str = "direct", arrival: str = "burst", sink: LogSink | None = None) -> dict[str, Any]:
+def run(
+    objects: int, engine: str = "direct", arrival: str = "burst", sink: LogSink | None = None, completion_window_s: float | None = None
+) -> dict[str, Any]:
+    """``completion_window_s``: the completion queue's batching window, if not the template's default."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
     if arrival not in ARRIVALS:
         raise ValueError(f"unknown arrival {arrival!r}: one of {', '.join(ARRIVALS)}")
     sink = sink or LogSink()
     with _fake_aws_environment(), functions_logging_to(sink), local_aws_layers():
-        return _run(objects, engine, arrival, sink)
+        return _run(objects, engine, arrival, sink, completion_window_s)
 
 
-def _run(objects: int, engine: str, arrival: str, sink: LogSink) -> dict[str, Any]:
+def _run(objects: int, engine: str, arrival: str, sink: LogSink, completion_window_s: float | None) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
@@ -158,12 +161,12 @@ def _run(objects: int, engine: str, arrival: str, sink: LogSink) -> dict[str, An
         with mock_aws():
             session = boto3.Session(region_name=REGION)
             boto3.DEFAULT_SESSION = session  # one session: the functions' clients share loaded models
-            return _run_on_moto(objects, engine, arrival, sink, session)
+            return _run_on_moto(objects, engine, arrival, sink, session, completion_window_s)
     finally:
         boto3.DEFAULT_SESSION = saved_session
 
 
-def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session: Any) -> dict[str, Any]:
+def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session: Any, completion_window_s: float | None) -> dict[str, Any]:
     from moto.s3.models import s3_backends
 
     from bulk_restore import wiring
@@ -260,9 +263,8 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
             meter.paused = False
         completion = sources["CompletionFunction"]
         completion_spec = stack.functions["CompletionFunction"].sqs[0]
-        batches = _deliver_completions(
-            emulator, completion, esm, now, arrival, completion_spec.batch_size, completion_spec.window_seconds, count
-        )
+        window_s = completion_spec.window_seconds if completion_window_s is None else completion_window_s
+        batches = _deliver_completions(emulator, completion, esm, now, arrival, completion_spec.batch_size, window_s, count)
         while completion.poll_once(esm):  # what is left: the Batch job's last status events
             batches += 1
             count()
@@ -280,7 +282,7 @@ def _run_on_moto(objects: int, engine: str, arrival: str, sink: LogSink, session
     profile["requests"]["batch_tasks"] = batch_tasks
     profile["requests"]["batch_jobs"] = batch_jobs
     profile["s3_restore_requests_by_tier"]["GLACIER.Standard"] += batch_tasks
-    profile["completion_batch"] = {"size": completion_spec.batch_size, "window_s": completion_spec.window_seconds}
+    profile["completion_batch"] = {"size": completion_spec.batch_size, "window_s": window_s}
     return profile
 
 
