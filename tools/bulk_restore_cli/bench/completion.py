@@ -89,7 +89,7 @@ def _run(events: int, batch_size: int, sink: LogSink) -> dict[str, Any]:
         planning=PlanningState(lines_read=events, chunks_emitted=chunks, step=1, done=True, buckets=[BUCKET]),
     )
     store.put_job(job, Counts(total=events, restoring=events, chunks_done=chunks))
-    store.register_bucket(job_id, BUCKET)
+    store.register_bucket(job_id, BUCKET, versioned=False)  # as the planner links a manifest without version ids
     keys = [f"photos/2024/07/IMG_{i:07d}.jpg" for i in range(events)]
     store.put_objects(
         ObjectRecord(job_id, ObjectId(BUCKET, key).ref, BUCKET, key, None, ObjectState.RESTORING, line=i + 1) for i, key in enumerate(keys)

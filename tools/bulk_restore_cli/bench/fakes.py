@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bulk_restore.adapters.dynamodb import ObjectRecord, now_iso
+from bulk_restore.adapters.dynamodb import BucketLink, ObjectRecord, now_iso
 from bulk_restore.domain.model import Counts, JobStatus, ObjectState, PlanningState, RestoreJob
 
 _ACTIVE = (JobStatus.PLANNING, JobStatus.RESTORING)
@@ -54,6 +54,7 @@ class FakeJobStore:
         self._objects: dict[tuple[str, str], ObjectRecord] = {}
         self._chunks: set[tuple[str, int]] = set()
         self._buckets: dict[str, dict[str, bool]] = {}  # bucket -> {job id: issuing}
+        self._versioned: dict[tuple[str, str], bool | None] = {}  # (bucket, job id) -> the link's versioned
         self._active: dict[str, None] = {}
         self._issuing: set[str] = set()
         self._early: dict[str, tuple[float, bool]] = {}
@@ -237,10 +238,11 @@ class FakeJobStore:
 
     # ---- buckets ------------------------------------------------------------------------------
 
-    def register_bucket(self, job_id: str, bucket: str) -> None:
+    def register_bucket(self, job_id: str, bucket: str, versioned: bool | None = None) -> None:
         self._call("PutItem")
         with self._lock:
             self._buckets.setdefault(bucket, {})[job_id] = True
+            self._versioned[(bucket, job_id)] = versioned
 
     def unregister_buckets(self, job_id: str, buckets: Iterable[str]) -> None:
         names = list(buckets)
@@ -253,6 +255,14 @@ class FakeJobStore:
         self._call("Query")
         with self._lock:
             return dict(self._buckets.get(bucket, {}))
+
+    def bucket_links(self, bucket: str) -> dict[str, BucketLink]:
+        self._call("Query")
+        with self._lock:
+            return {
+                job_id: BucketLink(issuing, self._versioned.get((bucket, job_id)))
+                for job_id, issuing in self._buckets.get(bucket, {}).items()
+            }
 
     def keep_early_completions(self, refs: dict[str, tuple[float, bool]]) -> None:
         self._call("BatchWriteItem", math.ceil(len(refs) / 25))
@@ -352,18 +362,22 @@ class FakeJobStore:
             return [r for r in found if r is not None]
 
     def transition(self, job_id: str, records: Sequence[ObjectRecord], to: ObjectState, reason: str = "") -> int:
+        return len(self.move(job_id, [r.ref for r in records], to, reason))
+
+    def move(self, job_id: str, refs: Sequence[str], to: ObjectState, reason: str = "") -> set[str]:
         """Each object moved out of RESTORING in a conditional write of its own (25 to a request)."""
-        self._call("BatchExecuteStatement", math.ceil(len(records) / 25))
-        moved = 0
+        unique = list(dict.fromkeys(refs))
+        self._call("BatchExecuteStatement", math.ceil(len(unique) / 25))
+        moved: set[str] = set()
         stamp = now_iso()
         with self._lock:
-            for record in records:
-                current = self._objects.get((job_id, record.ref))
+            for ref in unique:
+                current = self._objects.get((job_id, ref))
                 if current is None or current.state is not ObjectState.RESTORING:
                     continue
-                self._objects[(job_id, record.ref)] = replace(current, state=to, reason=reason, updated_at=stamp)
-                self._record("MODIFY", f"JOB#{job_id}#O#00", record.ref, ObjectState.RESTORING.value, to.value)
-                moved += 1
+                self._objects[(job_id, ref)] = replace(current, state=to, reason=reason or current.reason, updated_at=stamp)
+                self._record("MODIFY", f"JOB#{job_id}#O#00", ref, ObjectState.RESTORING.value, to.value)
+                moved.add(ref)
         return moved
 
 
