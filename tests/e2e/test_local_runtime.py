@@ -142,7 +142,7 @@ def test_completion_batches_gather_for_the_batching_window_and_hold_up_to_the_ba
     stack = provisioned(CompletionBatchingWindowSeconds="2")
     handler = Recorder(pause=0.05)
     source = source_of(stack, "completion", handler)
-    assert (source.batch_size, source.window_seconds) == (99, 2.0)
+    assert (source.batch_size, source.window_seconds) == (1000, 2.0)
     sqs = boto3.client("sqs", region_name="us-east-1")
     poller, stop = run(source, sqs)
     try:
@@ -159,12 +159,12 @@ def test_completion_batches_gather_for_the_batching_window_and_hold_up_to_the_ba
         assert 1.9 <= call["started"] - first < 3.5, call["started"] - first
         # And a flood of events goes in batches of the batch size, without waiting for the window
         handler.calls.clear()
-        send(sqs, source.queue_url, [f"flood-{i}" for i in range(250)])
-        wait_until(lambda: sum(len(c["records"]) for c in handler.calls) == 250, 20, "the flood handled")
+        send(sqs, source.queue_url, [f"flood-{i}" for i in range(2_500)])
+        wait_until(lambda: sum(len(c["records"]) for c in handler.calls) == 2_500, 60, "the flood handled")
     finally:
         stop_all(poller, stop)
     sizes = sorted((len(c["records"]) for c in handler.calls), reverse=True)
-    assert sizes[:2] == [99, 99] and max(sizes) == 99, sizes
+    assert sizes[:2] == [1000, 1000] and max(sizes) == 1000, sizes
 
 
 def test_the_fifo_plan_queue_runs_message_groups_at_once_but_each_group_one_batch_at_a_time_in_order(aws):

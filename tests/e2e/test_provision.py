@@ -304,7 +304,7 @@ def test_the_functions_get_their_environment_and_event_sources(aws):
     restorer = sources[stack.ref("RestoreFunction")]
     assert (restorer.batch_size, restorer.window_seconds, restorer.report_failures) == (10, 1.0, True)
     completion = sources[stack.ref("CompletionFunction")]
-    assert (completion.queue_url, completion.batch_size, completion.window_seconds) == (stack.ref("CompletionQueue"), 99, 60.0)
+    assert (completion.queue_url, completion.batch_size, completion.window_seconds) == (stack.ref("CompletionQueue"), 1000, 60.0)
     assert completion.handler == "bulk_restore.handlers.completion.handler"
     assert completion.timeout_s == stack.functions["CompletionFunction"].timeout
 
