@@ -1,13 +1,16 @@
 """The local stack's AWS endpoint (local/endpoint.py): moto behind an admission gate.
 
 Requests compute in moto one at a time, the API's own before the workers' waiting ones; a long
-poll never holds the gate; the figures name each operation.
+poll never holds the gate; the figures name each operation, and ``bulk-restore local
+--endpoint-stats FILE`` writes them to FILE when stopped, even when the stop is held up.
 """
 
 from __future__ import annotations
 
 import http.client
 import io
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -332,3 +335,85 @@ def test_moto_s_action_names_are_listed_once_per_class_and_again_when_the_class_
     Handler.brand_new_action = lambda self: None  # type: ignore[attr-defined]
     assert "brand_new_action" in method_names_from_class(Handler)
     assert method_names_from_class(Handler) == plain(Handler)
+
+
+# ---- `bulk-restore local --endpoint-stats` --------------------------------------------------------
+
+
+def _stack_with_figures(tmp_path: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """`bulk-restore local --endpoint-stats FILE` in a subprocess, as local-scale starts it, with three
+    ListTables and an S3 bucket and object made through its endpoint."""
+    from bulk_restore_cli.demo import LocalStackProcess
+
+    figures = tmp_path / "endpoint.json"
+    stack = LocalStackProcess(5.0, tmp_path, extra=["--endpoint-stats", str(figures)])
+    info = stack.start(timeout=120)
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=info["region"])
+    config = Config(retries={"max_attempts": 1})
+    for _ in range(3):
+        session.client("dynamodb", endpoint_url=info["aws_endpoint_url"], config=config).list_tables()
+    s3 = session.client("s3", endpoint_url=info["aws_endpoint_url"], config=config)
+    s3.create_bucket(Bucket="figures-bucket")
+    s3.put_object(Bucket="figures-bucket", Key="k", Body=b"x")
+    return stack, figures, info
+
+
+def _check_figures(figures: dict[str, Any]) -> None:
+    assert figures["dynamodb:ListTables"]["requests"] >= 3
+    assert figures["s3:PUT"]["requests"] >= 2  # the bucket and the object (provisioning makes buckets too)
+    for name, entry in figures.items():
+        assert set(entry) == {"requests", "seconds", "waited_seconds"}, name
+        assert entry["requests"] >= 1 and entry["seconds"] >= 0 and entry["waited_seconds"] >= 0, name
+
+
+def test_the_local_stack_writes_its_endpoint_figures_when_stopped_as_local_scale_stops_it(tmp_path: Any) -> None:
+    stack, figures, _ = _stack_with_figures(tmp_path)
+    try:
+        assert not figures.exists()  # written when the stack stops
+    finally:
+        code = stack.stop()  # SIGTERM, then waiting for the process (bench/local_scale.py)
+    assert code == 0, stack.log_tail()
+    _check_figures(json.loads(figures.read_text(encoding="utf-8")))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter from /proc (T: stopped), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_figures_are_written_before_a_stop_held_up_by_the_functions_is_over(tmp_path: Any) -> None:
+    """The stop waits for the functions' process (up to its grace), then stops the emulations; the
+    process is ended EXIT_SECONDS after the signal whatever it is doing. The figures are on disk
+    as the stop begins, not only at its end."""
+    import re
+    import signal
+
+    stack, figures, _ = _stack_with_figures(tmp_path)
+    found = re.search(r"functions: process (\d+)", stack.log_path.read_text(encoding="utf-8"))
+    assert found, stack.log_tail()
+    functions = int(found.group(1))
+    os.kill(functions, signal.SIGSTOP)  # an invocation that will not finish: the stop waits for it
+    held: list[str | None] = []
+    stopping = threading.Thread(target=lambda: held.append(str(stack.stop())))
+    try:
+        stopping.start()
+        seen_while = None
+        deadline = time.monotonic() + 20
+        while stopping.is_alive() and time.monotonic() < deadline:
+            if figures.exists():
+                seen_while = _state(functions)
+                break
+            time.sleep(0.02)
+        stopping.join(30)
+    finally:
+        if _state(functions) is not None and b"function_host" in open(f"/proc/{functions}/cmdline", "rb").read():
+            os.kill(functions, signal.SIGKILL)  # not left behind if the stack did not end it
+    assert held == ["0"], stack.log_tail()
+    assert seen_while == "T"  # on disk while the functions' process was still held
+    _check_figures(json.loads(figures.read_text(encoding="utf-8")))

@@ -12,6 +12,9 @@ API reference of BatchExecuteStatement / ExecuteStatement / BatchStatementError,
 - parameters of every AttributeValue type are stored as given;
 - a statement behaves as the UpdateItem / PutItem / DeleteItem with the same condition does
   (random sequences of writes leave the same tables and the same outcomes);
+- so do the INSERTs and simple UPDATEs the layer applies directly (its fast path), on tables with a
+  stream: the same outcomes, items and stream records (event names, keys, images, sizes; sequence
+  numbers increasing), through the streams layer and through moto's own shard;
 - a statement costs what its item costs: no table is read whole, and a batch takes about as long
   on 50,000 items as on 1,000.
 """
@@ -19,6 +22,7 @@ API reference of BatchExecuteStatement / ExecuteStatement / BatchStatementError,
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -509,16 +513,23 @@ def test_consumed_capacity_is_what_each_item_costs(client: Any) -> None:
 # ---- the same backend paths as the item operations ---------------------------------------------
 
 
-def test_an_update_that_changes_nothing_goes_where_update_item_goes() -> None:
-    from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+@pytest.mark.parametrize("layer", [False, True], ids=["moto-shard", "streams-layer"])
+def test_an_update_that_changes_nothing_writes_the_records_update_item_writes(layer: bool) -> None:
+    """moto's own shard writes a MODIFY for it, the streams layer none (as DynamoDB): a statement
+    writes exactly what UpdateItem writes, either way."""
+    from moto.dynamodb.models import dynamodb_backends
 
+    from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
+
+    streams = DynamoDBStreamsEmulation()
     with mock_aws():
-        client = _client()
-        _make_table(client, stream=True)
-        _put(client, "JOB#1", "a", state=S("RESTORED"))
-        _put(client, "JOB#1", "b", state=S("RESTORED"))
-        shard = dynamodb_backends[ACCOUNT][REGION].tables[TABLE].stream_shard
-        with counting(DynamoDBBackend, "update_item") as updates:
+        if layer:
+            streams.install()
+        try:
+            client = _client()
+            _make_table(client, stream=True)
+            _put(client, "JOB#1", "a", state=S("RESTORED"))
+            shard = dynamodb_backends[ACCOUNT][REGION].tables[TABLE].stream_shard
             before = len(shard.items)
             client.update_item(
                 TableName=TABLE,
@@ -527,13 +538,23 @@ def test_an_update_that_changes_nothing_goes_where_update_item_goes() -> None:
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues={":s": S("RESTORED")},
             )
-            by_api = len(shard.items) - before
+            by_api = [_record(r) for r in shard.items[before:]]
             before = len(shard.items)
-            _batch(client, {"Statement": "UPDATE jobs SET state = 'RESTORED' WHERE pk = 'JOB#1' AND sk = 'b'"})
-            by_statement = len(shard.items) - before
-        assert updates[0] == 2
-        assert by_statement == by_api
-        assert _get(client, "JOB#1", "a")["state"] == _get(client, "JOB#1", "b")["state"] == S("RESTORED")
+            _batch(client, {"Statement": "UPDATE jobs SET state = 'RESTORED' WHERE pk = 'JOB#1' AND sk = 'a' AND state = 'RESTORED'"})
+            by_statement = [_record(r) for r in shard.items[before:]]
+        finally:
+            streams.uninstall()
+    assert by_statement == by_api
+    assert len(by_api) == (0 if layer else 1)
+
+
+def _record(record: Any) -> dict[str, Any]:
+    """A stream record as stored, without what differs between two writes (its ID, time and number)."""
+    body = json.loads(json.dumps(record.to_json(), default=str))
+    body.pop("eventID")
+    for name in ("ApproximateCreationDateTime", "SequenceNumber"):
+        body["dynamodb"].pop(name)
+    return dict(body)
 
 
 def test_statements_outside_the_subset_go_to_moto_unchanged(client: Any) -> None:
@@ -856,3 +877,360 @@ def test_statements_write_what_the_item_operations_write() -> None:
     with mock_aws():
         client = _client()
         check()
+
+
+# ---- the fast path: INSERTs and simple UPDATEs, compared on tables with a stream ---------------------
+#
+# The same comparison, with writes mostly of the shapes local/partiql.py applies directly (an INSERT;
+# an UPDATE of only ``SET name = value`` whose WHERE, beyond the key, is ``name = value`` and
+# [NOT] MISSING terms joined by AND), values of every type as parameters or literals, some of the
+# other shapes mixed in (moto's path), on tables with a NEW_AND_OLD_IMAGES stream: outcomes, items
+# and the streams' records (read with a plain dynamodbstreams client, or moto's own shard's) must be
+# the same, and only the UPDATEs of the other shapes may reach moto's update_item.
+
+VALUES: list[dict[str, Any]] = [
+    S("RESTORING"),
+    S("RESTORED"),
+    S("it's"),
+    S(""),
+    N("1"),
+    N("1.0"),
+    N("-2.5"),
+    {"BOOL": True},
+    {"BOOL": False},
+    {"NULL": True},
+    {"L": [S("a"), N("1"), {"M": {}}]},
+    {"M": {"k": S("v"), "none": {"NULL": True}}},
+    {"SS": ["a", "b"]},
+    {"NS": ["1", "2.5"]},
+    {"B": b"\x00\xffbinary"},
+    {"BS": [b"\x01", b"\x02"]},
+    S("x" * 250_000),  # two of them on one item: over the item size limit
+]
+NAMES = ["state", "tag", "v", "w"]
+
+
+class _LiteralRenderer(_Renderer):
+    """The renderer, writing strings, numbers, booleans and NULL as PartiQL literals when asked, and
+    a comparison with its value first ("rcmp")."""
+
+    def __init__(self, literals: bool) -> None:
+        super().__init__()
+        self.literals = literals
+
+    def value(self, value: dict[str, Any]) -> tuple[str, str]:
+        kind, raw = next(iter(value.items()))
+        if not self.literals or kind not in ("S", "N", "BOOL", "NULL") or len(str(raw)) > 100:
+            return super().value(value)
+        placeholder = f":p{len(self.values)}"
+        self.values[placeholder] = value
+        text = {"S": lambda: "'" + str(raw).replace("'", "''") + "'", "N": lambda: str(raw), "BOOL": lambda: str(raw).upper()}
+        return text.get(kind, lambda: "NULL")(), placeholder
+
+    def condition(self, node: tuple[Any, ...]) -> tuple[str, str]:
+        if node[0] == "rcmp":
+            (vq, ve), (nq, ne) = self.value(node[3]), self.name(node[2])
+            return f"{vq} {node[1]} {nq}", f"{ve} {node[1]} {ne}"
+        return super().condition(node)
+
+
+def _fast_conditions(simple_only: bool = False) -> Any:
+    from hypothesis import strategies as st
+
+    value = st.sampled_from(VALUES[:-1])
+    name = st.sampled_from(NAMES)
+    simple = st.one_of(
+        st.tuples(st.just("cmp"), st.just("="), name, value),
+        st.tuples(st.just("rcmp"), st.just("="), name, value),
+        st.tuples(st.just("missing"), name, st.booleans()),
+    )
+    if simple_only:
+        return st.none() | st.recursive(simple, lambda inner: st.tuples(st.just("AND"), inner, inner), max_leaves=4)
+    other = st.one_of(  # moto's path: another comparison
+        st.tuples(st.just("cmp"), st.just("<>"), name, value),
+        st.tuples(st.just("in"), name, st.lists(value, min_size=1, max_size=2)),
+    )
+    joined = st.recursive(
+        st.one_of(simple, other),
+        lambda inner: st.one_of(
+            st.tuples(st.just("AND"), inner, inner), st.tuples(st.just("OR"), inner, inner), st.tuples(st.just("NOT"), inner)
+        ),
+        max_leaves=4,
+    )
+    return st.none() | joined
+
+
+def _fast_writes() -> Any:
+    from hypothesis import strategies as st
+
+    item_key = st.sampled_from(KEYS)
+    value = st.sampled_from(VALUES)
+    attributes = st.lists(st.tuples(st.sampled_from(NAMES[1:]), value), max_size=3, unique_by=lambda a: a[0])
+    set_action = st.tuples(st.just("set"), st.sampled_from(NAMES), value)
+    action = st.one_of(
+        set_action,
+        st.tuples(st.just("set"), st.just("sk"), st.sampled_from(KEYS).map(lambda k: S(k[1]))),  # a key: moto's error
+        st.tuples(st.just("add"), st.sampled_from([N(1), N(-1)])),
+        st.tuples(st.just("remove"), st.sampled_from(NAMES)),
+    )
+    literals = st.booleans()
+    simple_update = st.tuples(
+        st.just("UPDATE"),
+        item_key,
+        st.lists(set_action, min_size=1, max_size=3, unique_by=lambda a: a[1]),
+        _fast_conditions(simple_only=True),
+        literals,
+        st.booleans(),
+    )
+    other_update = st.tuples(  # any actions (the same attribute twice too), any condition
+        st.just("UPDATE"), item_key, st.lists(action, min_size=1, max_size=3), _fast_conditions(), literals, st.booleans()
+    )
+    return st.one_of(
+        *[st.tuples(st.just("INSERT"), item_key, value, attributes, literals)] * 2,
+        *[simple_update] * 4,
+        other_update,
+        st.tuples(st.just("DELETE"), item_key, _fast_conditions(), literals, st.booleans()),
+    )
+
+
+def _simple_condition(node: tuple[Any, ...] | None) -> bool:
+    if node is None or node[0] == "missing":
+        return True
+    if node[0] == "AND":
+        return _simple_condition(node[1]) and _simple_condition(node[2])
+    return node[0] in ("cmp", "rcmp") and node[1] == "="
+
+
+def _fast_shaped(write: tuple[Any, ...]) -> bool:
+    """An UPDATE the fast path takes: only SETs, on distinct attributes that are not keys, and a simple condition."""
+    actions = write[2]
+    names = [a[1] for a in actions]
+    return all(a[0] == "set" for a in actions) and "sk" not in names and len(set(names)) == len(names) and _simple_condition(write[3])
+
+
+def _fast_statement(write: tuple[Any, ...], table: str) -> dict[str, Any]:
+    kind, (pk, sk) = write[0], write[1]
+    render = _LiteralRenderer(write[-1] if kind == "INSERT" else write[-2])
+    if kind == "INSERT":
+        members = [f"'{name}': {render.value(value)[0]}" for name, value in [("pk", S(pk)), ("sk", S(sk)), ("state", write[2]), *write[3]]]
+        return _with_parameters({"Statement": f'INSERT INTO "{table}" VALUE {{{", ".join(members)}}}'}, render.parameters)
+    parts = []
+    if kind == "UPDATE":
+        for action in write[2]:
+            if action[0] == "set":
+                parts.append(f'SET "{action[1]}" = {render.value(action[2])[0]}')
+            elif action[0] == "add":
+                parts.append(f'SET "n" = "n" + {render.value(action[1])[0]}')
+            else:
+                parts.append(f'REMOVE "{action[1]}"')
+    where = f'"pk" = {render.value(S(pk))[0]} AND "sk" = {render.value(S(sk))[0]}'
+    condition = write[3] if kind == "UPDATE" else write[2]
+    if condition is not None:
+        where += f" AND ({render.condition(condition)[0]})"
+    head = f'UPDATE "{table}" {" ".join(parts)}' if kind == "UPDATE" else f'DELETE FROM "{table}"'
+    statement = _with_parameters({"Statement": f"{head} WHERE {where}"}, render.parameters)
+    if write[-1]:
+        statement["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    return statement
+
+
+def _with_parameters(statement: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return statement | {"Parameters": parameters} if parameters else statement  # the model: none, or at least one
+
+
+def _fast_by_api(client: Any, write: tuple[Any, ...], table: str) -> tuple[str, dict[str, Any] | None]:
+    kind, (pk, sk) = write[0], write[1]
+    if kind == "INSERT":
+        item = {**key(pk, sk), "state": write[2], **dict(write[3])}
+        return _outcome(kind, lambda: client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)"))
+    render = _LiteralRenderer(False)
+    request: dict[str, Any] = {"TableName": table, "Key": key(pk, sk)}
+    condition = write[3] if kind == "UPDATE" else write[2]
+    rendered = render.condition(condition) if condition is not None else None
+    if kind == "UPDATE":
+        sets, removes = [], []
+        for action in write[2]:
+            if action[0] == "set":
+                sets.append(f"{render.name(action[1])[1]} = {render.value(action[2])[1]}")
+            elif action[0] == "add":
+                sets.append(f"{render.name('n')[1]} = {render.name('n')[1]} + {render.value(action[1])[1]}")
+            else:
+                removes.append(render.name(action[1])[1])
+        request["UpdateExpression"] = " ".join(
+            p for p in (sets and "SET " + ", ".join(sets), removes and "REMOVE " + ", ".join(removes)) if p
+        )
+        request["ConditionExpression"] = f"attribute_exists(pk) AND ({rendered[1]})" if rendered else "attribute_exists(pk)"
+        call = client.update_item
+    else:
+        if rendered:
+            request["ConditionExpression"] = rendered[1]
+        call = client.delete_item
+    if write[-1]:
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    if render.names:
+        request["ExpressionAttributeNames"] = render.names
+    if render.values:
+        request["ExpressionAttributeValues"] = render.values
+    return _outcome(kind, lambda: call(**request))
+
+
+def _outcome(kind: str, call: Any) -> tuple[str, dict[str, Any] | None]:
+    try:
+        call()
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ConditionalCheckFailedException":
+            return ("DuplicateItem" if kind == "INSERT" else "ConditionalCheckFailed"), exc.response.get("Item")
+        return code.removesuffix("Exception").replace("Validation", "ValidationError"), None
+    return "ok", None
+
+
+def _stream_records(client: Any, streams: Any, table: str) -> list[dict[str, Any]]:
+    """Every record of the table's stream: read by a dynamodbstreams client with the streams layer,
+    else taken from moto's own shard."""
+    if streams is None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        found = []
+        for record in dynamodb_backends[ACCOUNT][REGION].tables[table].stream_shard.items:
+            body = _record(record)
+            del body["dynamodb"]["SizeBytes"]  # moto's: the record's JSON text, its timestamp included (it varies with the clock)
+            found.append(body | {"sequence": int(record.to_json()["dynamodb"]["SequenceNumber"])})
+        return found
+    arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            answer = streams.get_records(ShardIterator=iterator)
+            records.extend(answer["Records"])
+            iterator = answer.get("NextShardIterator") if answer["Records"] else None
+    found = []
+    for record in records:
+        body = {k: v for k, v in record.items() if k != "eventID"}
+        dynamodb = dict(body.pop("dynamodb"))
+        del dynamodb["ApproximateCreationDateTime"]
+        found.append(body | {"dynamodb": dynamodb, "sequence": int(dynamodb.pop("SequenceNumber"))})
+    return found
+
+
+@pytest.mark.parametrize("layer", [True, False], ids=["streams-layer", "moto-shard"])
+def test_fast_statements_write_what_put_item_and_update_item_write_stream_records_included(layer: bool) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
+
+    tables = itertools.count()
+    totals = {"updates": 0, "fast": 0, "records": 0}
+    start = st.one_of(
+        st.none(),
+        st.tuples(st.sampled_from(VALUES[:-1]), st.lists(st.tuples(st.sampled_from(NAMES[1:]), st.sampled_from(VALUES[:-1])), max_size=2)),
+    )
+
+    @settings(max_examples=150 if layer else 60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(
+        st.lists(start, min_size=len(KEYS), max_size=len(KEYS)),
+        st.lists(_fast_writes(), min_size=1, max_size=12),
+        st.lists(st.booleans(), min_size=12, max_size=12),
+        st.booleans(),
+    )
+    def check(starts: list[Any], writes: list[tuple[Any, ...]], cuts: list[bool], single: bool) -> None:
+        n = next(tables)
+        statements_table, api_table = f"fq{n}", f"fapi{n}"
+        for table in (statements_table, api_table):
+            _make_table(client, table, stream=True)
+            for (pk, sk), first in zip(KEYS, starts, strict=True):
+                if first is not None:
+                    client.put_item(TableName=table, Item={**key(pk, sk), "state": first[0], **dict(first[1])})
+        outcomes: list[tuple[str, dict[str, Any] | None]] = []
+        with counting(DynamoDBBackend, "update_item") as updates, counting(DynamoDBBackend, "put_item") as puts:
+            for batch in _batches(writes, cuts):
+                if single and len(batch) == 1:
+                    outcomes.append(
+                        _outcome(batch[0][0], lambda b=batch: client.execute_statement(**_fast_statement(b[0], statements_table)))
+                    )
+                    continue
+                answer = _batch(client, *(_fast_statement(w, statements_table) for w in batch))
+                for response in answer["Responses"]:
+                    error = response.get("Error")
+                    outcomes.append((error["Code"], error.get("Item")) if error else ("ok", None))
+        expected = [_fast_by_api(client, write, api_table) for write in writes]
+        assert outcomes == expected, writes
+        assert _scan(client, statements_table) == _scan(client, api_table), writes
+        by_statements, by_api = _stream_records(client, streams, statements_table), _stream_records(client, streams, api_table)
+        for records in (by_statements, by_api):
+            numbers = [r.pop("sequence") for r in records]
+            assert numbers == sorted(set(numbers)), numbers  # increasing
+        assert by_statements == by_api, writes
+        # only the UPDATEs of other shapes went through moto's update_item; no INSERT through put_item
+        other = sum(1 for w in writes if w[0] == "UPDATE" and not _fast_shaped(w))
+        assert (updates[0], puts[0]) == (other, 0), writes
+        totals["updates"] += sum(1 for w in writes if w[0] == "UPDATE")
+        totals["fast"] += sum(1 for w in writes if w[0] == "UPDATE" and _fast_shaped(w))
+        totals["records"] += len(by_api)
+
+    layer_installed = DynamoDBStreamsEmulation()
+    with mock_aws():
+        if layer:
+            layer_installed.install()
+        try:
+            client = _client()
+            streams = boto3.session.Session(region_name=REGION).client("dynamodbstreams") if layer else None
+            check()
+        finally:
+            layer_installed.uninstall()
+    assert totals["fast"] >= totals["updates"] // 4 and totals["records"] > 0, totals  # the fast shapes were exercised
+
+
+def test_a_fast_update_past_the_item_size_limit_fails_as_update_item_does() -> None:
+    """Two values of 250 KB: the second passes moto's item limit. UpdateItem fails with a
+    ValidationException and keeps what it set before it, writing no record: so does the statement."""
+    from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
+
+    big_a, big_b = S("a" * 250_000), S("b" * 250_000)
+    with mock_aws(), DynamoDBStreamsEmulation():
+        client = _client()
+        for table in ("fq", "fapi"):
+            _make_table(client, table, stream=True)
+            client.put_item(TableName=table, Item={**key("JOB#1", "a"), "state": S("RESTORING")})
+        statement = {
+            "Statement": 'UPDATE "fq" SET "x" = ? SET "y" = ? WHERE "pk" = ? AND "sk" = ? AND "state" = ?',
+            "Parameters": [big_a, big_b, S("JOB#1"), S("a"), S("RESTORING")],
+        }
+        (entry,) = _batch(client, statement)["Responses"]
+        api = _error(
+            lambda: client.update_item(
+                TableName="fapi",
+                Key=key("JOB#1", "a"),
+                UpdateExpression="SET #x = :a, #y = :b",
+                ConditionExpression="attribute_exists(pk) AND #s = :s",
+                ExpressionAttributeNames={"#x": "x", "#y": "y", "#s": "state"},
+                ExpressionAttributeValues={":a": big_a, ":b": big_b, ":s": S("RESTORING")},
+            )
+        )
+        assert api.response["Error"]["Code"] == "ValidationException"
+        assert entry == {"Error": {"Code": "ValidationError", "Message": api.response["Error"]["Message"]}}
+        assert _get(client, "JOB#1", "a", "fq") == _get(client, "JOB#1", "a", "fapi")
+        streams = boto3.session.Session(region_name=REGION).client("dynamodbstreams")
+        records = [[r["eventName"] for r in _stream_records(client, streams, table)] for table in ("fq", "fapi")]
+        assert records == [["INSERT"], ["INSERT"]]
+
+
+def test_the_micro_benchmark_times_both_paths_at_each_table_size() -> None:
+    """bench/partiql_micro.py: every statement it times is written (a failed one stops it), on both
+    paths, at each size; it prints figures and judges none."""
+    from bulk_restore_cli.bench import partiql_micro
+
+    rows = partiql_micro.measure((40, 300), rounds=2)
+    combos = {(size, kind, how) for size in (40, 300) for kind in ("INSERT", "UPDATE") for how in ("layer", "request")}
+    assert {(r["table_items"], r["statement"], r["measured"], r["path"]) for r in rows} == {
+        (*c, path) for c in combos for path in ("moto path", "fast path")
+    }
+    # each round, on each path and each way, 25 new objects: inserted, then moved
+    assert {r["table_items"]: r["items_after"] for r in rows} == {40: 40 + 2 * 2 * 2 * 25, 300: 300 + 2 * 2 * 2 * 25}
+    assert all(0 < r["min_us"] <= r["median_us"] for r in rows)
+    assert partiql.fast_path_enabled()  # left as it was
+    table = partiql_micro.render(rows, 2).splitlines()
+    assert len(table) == 2 + len(combos)

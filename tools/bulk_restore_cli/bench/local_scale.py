@@ -262,8 +262,9 @@ def run(
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
-            log_tail = stack.log_tail(40) if code != 0 else ""  # what the stack was doing when it would not stop
-        endpoint = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
+            endpoint, endpoint_note = read_endpoint_stats(stats_path)
+            # what the stack was doing when it would not stop, or stopped without its figures
+            log_tail = stack.log_tail(40) if code != 0 or endpoint_note != "written" else ""
     return {
         "objects": objects,
         "source": source,
@@ -284,4 +285,21 @@ def run(
         "stack_exit": code,
         "stack_log_tail": log_tail,
         "endpoint": dict(list(endpoint.items())[:12]),  # the AWS endpoint's busiest operations: requests, seconds inside moto
+        "endpoint_stats": endpoint_note,  # "written", or why there are no figures
     }
+
+
+def read_endpoint_stats(path: Path) -> tuple[dict[str, Any], str]:
+    """The figures ``bulk-restore local --endpoint-stats`` wrote once stopped, and "written"; or
+    none and what was wrong (no file, or not the JSON object the stack writes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, "no file"
+    try:
+        figures = json.loads(text)
+    except ValueError:
+        return {}, f"not JSON ({len(text)} bytes)"
+    if not isinstance(figures, dict) or not figures:
+        return {}, "no figures"
+    return figures, "written"

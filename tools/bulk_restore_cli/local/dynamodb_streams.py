@@ -109,6 +109,11 @@ def now() -> float:
     return _clock()
 
 
+def installed() -> bool:
+    """Whether the layer is installed (by any holder): moto's writes then go through it."""
+    return bool(_holders)
+
+
 # ---- records ------------------------------------------------------------------------------------
 
 

@@ -65,6 +65,27 @@ own expression parser, condition evaluation, update validation and executor, and
 records: a statement costs what its item costs, whatever the table holds, and behaves as the
 equivalent UpdateItem / PutItem / DeleteItem does on moto (tests compare them on random writes).
 Every request runs under the DynamoDB layer's request lock (bulk_restore_cli.local.dynamodb).
+
+The fast path: the job's object writes are thousands of INSERTs and of UPDATEs of this shape,
+``SET a = ? SET b = ? WHERE pk = ? AND sk = ? AND state = ?``. moto's update_item parses its
+condition text, deep-copies the item (for the stream record), copies the parsed update and walks
+it with ten validating processors before its executor sets the values, on every call; put_item
+parses its condition text each time. So an INSERT, and an UPDATE whose actions are all ``SET name =
+value`` (a parameter or a literal; distinct top-level attributes, none a key of the table or of an
+index, nor a defined attribute) and whose WHERE beyond the key is ``name = value`` and
+``attribute_exists`` / ``attribute_not_exists`` (IS [NOT] MISSING) terms joined by AND, do here
+what those two calls do, step for step, on moto's own objects: the condition is moto's condition
+tree (its comparison classes, the tree its parser makes of the text the other path renders),
+evaluated on the stored item; an UPDATE's values are moto's DynamoType, set in order on the stored
+Item with moto's item-size check; an INSERT runs moto's item checks and makes moto's Item; the
+stream record goes to ``table.stream_shard.add`` (the streams layer's StreamLog, or moto's own
+shard) from the item before to the item after, as those calls write it; the capacity is computed
+as for any statement. Such a shape passes moto's update validation whatever the item (the other
+shapes can fail it: a key, one attribute twice, arithmetic on what is not a number), which is why
+it is the subset. Everything else goes through moto's calls. ``fast_path(False)`` turns it off
+(bench/partiql_micro.py times both); tests compare it with PutItem / UpdateItem on random writes on
+tables with a stream, records included.
+
 A statement outside the subset (RETURNING, an index, a projection other than *, SET_ADD, a
 parameter inside a nested literal, a SELECT by ExecuteStatement that does not name one item,
 anything this parser cannot read) sends the whole request to moto's own implementation, unchanged.
@@ -89,6 +110,8 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -584,6 +607,12 @@ class Ready:
     values: dict[str, Any] | None = None
     return_old: bool = False
     consistent: bool = False
+    # The fast path (see the module's notes): an INSERT, or a simple UPDATE's values to set
+    # (attribute, value), in order, and its WHERE condition beyond the key (a parsed node).
+    fast: bool = False
+    sets: tuple[tuple[str, dict[str, Any]], ...] = ()
+    check: Any = None
+    parameters: list[dict[str, Any]] | None = None
 
 
 def _key_schema(table: Any) -> list[tuple[str, str]]:
@@ -670,7 +699,7 @@ def prepare(backend: Any, parsed: Parsed, request: dict[str, Any], *, batch: boo
         except MockValidationException as exc:
             raise _invalid(exc.message) from None
         key = {name: item[name] for name, _ in _key_schema(table)}
-        return Ready("INSERT", table, key, _identity(backend, table, key), item=item, return_old=return_old)
+        return Ready("INSERT", table, key, _identity(backend, table, key), item=item, return_old=return_old, fast=_fast)
 
     key_names = {name for name, _ in _key_schema(table)}
     expression = _Expression(parameters)
@@ -689,6 +718,18 @@ def prepare(backend: Any, parsed: Parsed, request: dict[str, Any], *, batch: boo
         raise _NotMine() from None
     _check_key(table, key)
     identity = _identity(backend, table, key)
+    if parsed.kind == "UPDATE" and _fast and _simple_sets(parsed, table) and (rest is None or _simple_check(rest)):
+        return Ready(
+            "UPDATE",
+            table,
+            key,
+            identity,
+            return_old=return_old,
+            fast=True,
+            sets=tuple((target[1][0], _bound(value, parameters)) for target, value in parsed.sets),
+            check=rest,
+            parameters=parameters,
+        )
     condition = expression.condition(rest) if rest is not None else None
     if parsed.kind == "SELECT":
         return Ready(
@@ -746,7 +787,12 @@ def run(backend: Any, ready: Ready) -> tuple[Any, float]:
             current = None  # ExecuteStatement's filter beyond the key
         return current, units
     try:
-        if ready.kind == "INSERT":
+        if ready.kind == "INSERT" and ready.fast:
+            assert ready.item is not None
+            _insert(table, ready.item, hash_key, range_key, current)
+        elif ready.kind == "UPDATE" and ready.fast:
+            _update(table, ready, current)
+        elif ready.kind == "INSERT":
             assert ready.item is not None
             backend.put_item(
                 name,
@@ -777,6 +823,151 @@ def run(backend: Any, ready: Ready) -> tuple[Any, float]:
         raise _invalid(exc.message) from None
     after = table.get_item(hash_key, range_key)
     return None, _write_units(max(before, after.size() if after is not None else 0))
+
+
+# ---- the fast path -------------------------------------------------------------------------------
+
+_fast = True  # whether INSERTs and simple UPDATEs take the fast path (``fast_path``)
+
+
+@contextmanager
+def fast_path(enabled: bool) -> Iterator[None]:
+    """Run statements with the fast path on or off for a while (off: every write goes through
+    moto's put_item / update_item, as the item operations do). For comparisons and benchmarks."""
+    global _fast
+    with _lock():
+        was, _fast = _fast, enabled
+    try:
+        yield
+    finally:
+        with _lock():
+            _fast = was
+
+
+def fast_path_enabled() -> bool:
+    return _fast
+
+
+def _is_name(node: Any) -> bool:
+    """A top-level attribute, named plainly or "quoted" (no dots, no index)."""
+    return node[0] == "path" and len(node[1]) == 1
+
+
+def _simple_sets(parsed: Parsed, table: Any) -> bool:
+    """An UPDATE whose actions are all ``SET name = value`` (a parameter or a literal), each on
+    another attribute that is no key of the table or of an index, nor a defined attribute: moto's
+    validator passes such an update whatever the item, and its executor stores each value."""
+    if parsed.removes:
+        return False
+    guarded = {table.hash_key_attr, table.range_key_attr, *(a["AttributeName"] for a in table.attr), *table.attribute_keys}
+    seen: set[str] = set()
+    for target, value in parsed.sets:
+        if not _is_name(target) or value[0] not in ("param", "lit"):
+            return False
+        name = target[1][0]
+        if name in guarded or name in seen:
+            return False  # moto's key, type or empty-key checks, or its overlapping paths error
+        seen.add(name)
+    return True
+
+
+def _simple_check(node: Any) -> bool:
+    """A condition of ``name = value``, ``attribute_exists(name)``, ``attribute_not_exists(name)``
+    (IS [NOT] MISSING), ``NOT`` of one of the two functions, joined by AND."""
+    kind = node[0]
+    if kind == "and":
+        return _simple_check(node[1]) and _simple_check(node[2])
+    if kind == "cmp":
+        left, right = node[2], node[3]
+        return node[1] == "=" and ((_is_name(left) and right[0] in ("param", "lit")) or (_is_name(right) and left[0] in ("param", "lit")))
+    if kind == "not":
+        return node[1][0] == "call" and _simple_check(node[1])
+    if kind == "call":
+        return node[1] in ("attribute_exists", "attribute_not_exists") and len(node[2]) == 1 and _is_name(node[2][0])
+    return False
+
+
+def _moto_condition(node: Any, parameters: list[dict[str, Any]]) -> Any:
+    """The condition moto's ConditionExpressionParser makes of the expression this statement
+    renders to (``_Expression.condition``), built from moto's own operators: the same tree, the same
+    evaluation, without the text to lex and parse."""
+    from moto.dynamodb.comparisons import FUNC_CLASS, AttributePath, AttributeValue, OpAnd, OpEqual, OpNot
+
+    kind = node[0]
+    if kind == "and":
+        return OpAnd(_moto_condition(node[1], parameters), _moto_condition(node[2], parameters))
+    if kind == "not":
+        return OpNot(_moto_condition(node[1], parameters))
+    if kind == "call":
+        return FUNC_CLASS[node[1]](AttributePath([node[2][0][1][0]]))
+
+    def operand(side: Any) -> Any:
+        return AttributePath([side[1][0]]) if side[0] == "path" else AttributeValue(_bound(side, parameters))
+
+    return OpEqual(operand(node[2]), operand(node[3]))
+
+
+def _insert(table: Any, attrs: dict[str, Any], hash_key: Any, range_key: Any, current: Any) -> None:
+    """moto's Table.put_item with ``attribute_not_exists(<partition key>)``, step for step: the
+    same item checks, the Item made the same way (its size limit), ConditionalCheckFailed when an
+    item is stored, then the item stored and its stream record written. The key's presence and
+    types were checked by ``prepare`` (DynamoDB's PartiQL messages, before moto's)."""
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+    from moto.dynamodb.models.dynamo_type import Item
+
+    table._validate_item_types(attrs)
+    table._validate_key_sizes(attrs)
+    item = Item(hash_key, range_key, attrs)
+    if current is not None:
+        raise ConditionalCheckFailed
+    if range_key is not None:
+        table.items[hash_key][range_key] = item
+    else:
+        table.items[hash_key] = item
+    if table.stream_shard is not None:
+        table.stream_shard.add(current, item)
+
+
+def _update(table: Any, ready: Ready, current: Any) -> None:
+    """moto's update_item of a simple UPDATE (``_simple_sets``), step for step: the condition
+    ``attribute_exists(<partition key>) AND <WHERE beyond the key>`` on the stored item, then every
+    value made (the validator's DynamoType), then each SET applied in order to the stored item,
+    with the size check of moto's item dict (ItemSizeToUpdateTooLarge; the values set before it
+    stay, as in moto), then one stream record from the item before to the item after."""
+    from moto.dynamodb.comparisons import AttributePath, FuncAttrExists, OpAnd
+    from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    from bulk_restore_cli.local.dynamodb import ITEM_SIZE_LIMIT, _snapshot
+
+    log = table.stream_shard
+    if log is not None:
+        from bulk_restore_cli.local import dynamodb_streams
+
+        if dynamodb_streams.installed():
+            log = dynamodb_streams.adopt(table)  # as the streams layer's update_item does first
+    condition = FuncAttrExists(AttributePath([table.hash_key_attr]))
+    if ready.check is not None:
+        condition = OpAnd(condition, _moto_condition(ready.check, ready.parameters or []))
+    if not condition.expr(current):
+        raise ConditionalCheckFailed
+    values = [(name, DynamoType(value)) for name, value in ready.sets]
+    old = _snapshot(current) if log is not None else None  # a SET replaces values, never changes one in place
+    attrs = current.attrs
+    size = current.size()
+    for name, value in values:
+        added = _bytesize(name) + value.size()
+        if size + added > ITEM_SIZE_LIMIT:
+            raise ItemSizeToUpdateTooLarge()
+        replaced = attrs.get(name)
+        dict.__setitem__(attrs, name, value)
+        size += added - (_bytesize(name) + replaced.size() if replaced is not None else 0)
+    if log is not None:
+        log.add(old, current)
+
+
+def _bytesize(name: str) -> int:
+    return len(name.encode("utf-8"))
 
 
 class _Capacity:

@@ -195,6 +195,7 @@ class LocalStack:
         self.scheduler: Scheduler | None = None
         self.processes: list[subprocess.Popen[bytes]] = []  # the function and API processes, when there are some
         self.api_key = config.api_key or secrets.token_urlsafe(24)
+        self._figures = threading.Lock()  # one write of the endpoint's figures at a time
 
     def start(self) -> dict[str, Any]:
         """Bring everything up. Returns what a client needs to use the stack."""
@@ -407,9 +408,15 @@ class LocalStack:
         end (a restore worker's batch can take minutes). They get ``timeout`` seconds in all. If
         one is still running then, the AWS endpoint is left up for it and False is returned:
         only ending the process ends it. True once everything has stopped.
+
+        The endpoint's figures (``endpoint_stats``) are written as the stop begins, and again, with
+        what came since, when the endpoint stops or is left up.
         """
         deadline = time.monotonic() + timeout
         self.stop_event.set()
+        # The endpoint's figures first: what follows can take seconds (an invocation finishing,
+        # the emulations' clocks), and the process may be ended under it (``run``'s deadline).
+        self.write_endpoint_stats()
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -428,6 +435,7 @@ class LocalStack:
         busy = [worker.name for worker in workers if worker.is_alive()]
         if busy:
             log.info("still running after %g s: %s", timeout, ", ".join(busy))
+            self.write_endpoint_stats()
             return False
         self.pollers = []
         self.scheduler = None
@@ -442,6 +450,7 @@ class LocalStack:
             self.emulator = None
         if self.moto is not None:
             self._report_endpoint(self.moto.stats())
+            self.write_endpoint_stats()  # the final figures, over the first ones
             self.moto.stop()
             self.moto = None
         self.dynamodb_streams.uninstall()
@@ -452,8 +461,23 @@ class LocalStack:
         total = sum(figures["requests"] for figures in stats.values())
         busiest = ", ".join(f"{name} {figures['requests']:.0f} ({figures['seconds']:.1f} s)" for name, figures in list(stats.items())[:6])
         log.info("AWS endpoint served %d requests; most time in: %s", total, busiest or "none")
-        if self.config.endpoint_stats is not None:
-            self.config.endpoint_stats.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+
+    def write_endpoint_stats(self) -> None:
+        """The endpoint's per-operation figures so far to ``config.endpoint_stats`` (when asked for).
+
+        Written whole or not at all: to a file beside it, then renamed over it, so a reader (or a
+        process ended mid-write) never leaves or finds half a file. Safe from any thread."""
+        path, moto = self.config.endpoint_stats, self.moto
+        if path is None or moto is None:
+            return
+        stats = moto.stats()
+        with self._figures:
+            try:
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                partial.write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
+                partial.replace(path)
+            except OSError as exc:
+                log.warning("could not write the endpoint's figures to %s: %s", path, exc)
 
     @staticmethod
     def _make_code_importable(stack: ProvisionedStack) -> None:
@@ -489,13 +513,19 @@ def run(
     sys.stdout = sys.stderr
     stopping = threading.Event()
     starting = [True]
+    local = LocalStack(config)
+
+    def out_of_time() -> None:
+        log.info("still stopping %g s after the signal: ending the process", EXIT_SECONDS)
+        local.write_endpoint_stats()  # the figures up to now, over those written when the stop began
+        exit_now(0)
 
     def request_stop(signum: int, _frame: Any) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         if not stopping.is_set():
             # Whatever holds the stop up (an invocation, a thread pool the interpreter's exit
             # would wait for), the process ends in time.
-            deadline = threading.Timer(EXIT_SECONDS, exit_now, args=(0,))
+            deadline = threading.Timer(EXIT_SECONDS, out_of_time)
             deadline.daemon = True
             deadline.start()
         stopping.set()
@@ -506,7 +536,6 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     tune_interpreter()  # this process holds the emulated state: see local/endpoint.py
-    local = LocalStack(config)
     finished = True
     try:
         info = local.start()
