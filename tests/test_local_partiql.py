@@ -519,6 +519,7 @@ def test_an_update_that_changes_nothing_writes_the_records_update_item_writes(la
     writes exactly what UpdateItem writes, either way."""
     from moto.dynamodb.models import dynamodb_backends
 
+    from bulk_restore_cli.local import dynamodb_streams
     from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 
     streams = DynamoDBStreamsEmulation()
@@ -542,17 +543,22 @@ def test_an_update_that_changes_nothing_writes_the_records_update_item_writes(la
             before = len(shard.items)
             _batch(client, {"Statement": "UPDATE jobs SET state = 'RESTORED' WHERE pk = 'JOB#1' AND sk = 'a' AND state = 'RESTORED'"})
             by_statement = [_record(r) for r in shard.items[before:]]
+            # (a local stack of another test in this process may hold the layer installed meanwhile)
+            layered = dynamodb_streams.installed()
         finally:
             streams.uninstall()
     assert by_statement == by_api
-    assert len(by_api) == (0 if layer else 1)
+    assert len(by_api) == (0 if layered else 1)
+    assert layered or not layer
 
 
 def _record(record: Any) -> dict[str, Any]:
-    """A stream record as stored, without what differs between two writes (its ID, time and number)."""
+    """A stream record as stored, without what differs between two writes: its ID, time and number,
+    and moto's SizeBytes (the length of the record's JSON text, its timestamp included, so it varies
+    with the clock; the streams layer's own sizes are compared through the stream API)."""
     body = json.loads(json.dumps(record.to_json(), default=str))
     body.pop("eventID")
-    for name in ("ApproximateCreationDateTime", "SequenceNumber"):
+    for name in ("ApproximateCreationDateTime", "SequenceNumber", "SizeBytes"):
         body["dynamodb"].pop(name)
     return dict(body)
 
@@ -1094,7 +1100,6 @@ def _stream_records(client: Any, streams: Any, table: str) -> list[dict[str, Any
         found = []
         for record in dynamodb_backends[ACCOUNT][REGION].tables[table].stream_shard.items:
             body = _record(record)
-            del body["dynamodb"]["SizeBytes"]  # moto's: the record's JSON text, its timestamp included (it varies with the clock)
             found.append(body | {"sequence": int(record.to_json()["dynamodb"]["SequenceNumber"])})
         return found
     arn = client.describe_table(TableName=table)["Table"]["LatestStreamArn"]

@@ -148,11 +148,20 @@ class LambdaStreamSource:
     """The counting function run by the local runtime's DynamoDB stream event source (every shard,
     parents before children, bisecting, tumbling windows) behind ``StreamSource``'s interface."""
 
-    def __init__(self, name: str, handler: Callable[[dict, Any], Any], stream_arn: str, batch_size: int = 1000):
+    def __init__(self, name: str, handler: Callable[[dict, Any], Any], stream_arn: str, batch_size: int | None = None):
+        from bulk_restore_cli.bench.common import template_event
         from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource
 
+        mapping = template_event("CounterFunction", "DynamoDB")  # the template's mapping, not a copy of it
         self.source = DynamoDBStreamEventSource(
-            name, handler, stream_arn, batch_size=batch_size, tumbling_window_seconds=300, bisect_on_error=True, region=REGION
+            name,
+            handler,
+            stream_arn,
+            batch_size=int(mapping["BatchSize"]) if batch_size is None else batch_size,
+            tumbling_window_seconds=int(mapping["TumblingWindowInSeconds"]),
+            bisect_on_error=bool(mapping["BisectBatchOnFunctionError"]),
+            parallelization_factor=int(mapping.get("ParallelizationFactor", 1)),
+            region=REGION,
         )
         self.streams = _client("dynamodbstreams")
         self.sqs = _client("sqs")

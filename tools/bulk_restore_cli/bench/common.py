@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 # Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB. Code that
 # takes 1 CPU-second here takes about 1769/512 = 3.5 s in a 512 MB function (this machine's
@@ -105,3 +106,27 @@ def local_aws_layers() -> Iterator[None]:
         finally:
             if not had_sqs:
                 sqs_layer.uninstall()
+
+
+def template_event(function: str, kind: str) -> dict[str, Any]:
+    """The properties of ``function``'s one event of type ``kind`` ("SQS", "DynamoDB") in template.yaml,
+    for a benchmark that runs the functions without provisioning the whole stack: its event sources
+    take the template's batch sizes and windows, not copies of them. Parameters resolve to their defaults."""
+    from bulk_restore_cli.local.stack import find_template
+    from bulk_restore_cli.local.template import load_template, parse_parameters
+
+    template = load_template(find_template())
+    parameters = parse_parameters(template)
+    events = template["Resources"][function]["Properties"].get("Events") or {}
+    found = [event.get("Properties") or {} for event in events.values() if event.get("Type") == kind]
+    if len(found) != 1:
+        raise LookupError(f"{function} has {len(found)} events of type {kind} in template.yaml, not one")
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    return resolve(found[0])

@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 from bulk_restore_cli.bench import prices as price_data
-from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
+from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers, template_event
 from bulk_restore_cli.bench.meter import RequestMeter
 
 MIB = 1 << 20
@@ -141,7 +141,9 @@ def _run(archives: int, archive_mib: int, small_archives: int, part_mib: int, ti
         ):
             meter.attach(client, origin)
 
-        def source(name: str, handler: Any, batch: int, memory: int) -> SqsEventSource:
+        def source(name: str, handler: Any, function: str, memory: int) -> SqsEventSource:
+            # the template's batch size for the function's queue (each has one SQS event)
+            batch = int(template_event(function, "SQS")["BatchSize"])
             return SqsEventSource(
                 name,
                 meter.wrap(name, memory, handler),
@@ -154,20 +156,22 @@ def _run(archives: int, archive_mib: int, small_archives: int, part_mib: int, ti
             )
 
         sources = [
-            source("plan", planner.handler, 1, 512),
-            source("restore", restorer.handler, 10, 512),
-            source("completion", completion.handler, 99, 512),
-            source("transfer", transfer.handler, 1, TRANSFER_MEMORY_MB),
+            source("plan", planner.handler, "PlannerFunction", 512),
+            source("restore", restorer.handler, "RestoreFunction", 512),
+            source("completion", completion.handler, "CompletionFunction", 512),
+            source("transfer", transfer.handler, "TransferFunction", TRANSFER_MEMORY_MB),
         ]
-        # The counting function on the table's stream (as template.yaml runs it; the stream's reads are free)
+        # The counting function on the table's stream, with the template's mapping (the stream's reads are free)
+        mapping = template_event("CounterFunction", "DynamoDB")
         counting = [
             DynamoDBStreamEventSource(
                 "counter",
                 meter.wrap("counter", 512, counter.handler),
                 table["TableDescription"]["LatestStreamArn"],
-                batch_size=1000,
-                tumbling_window_seconds=300,
-                bisect_on_error=True,
+                batch_size=int(mapping["BatchSize"]),
+                tumbling_window_seconds=int(mapping["TumblingWindowInSeconds"]),
+                bisect_on_error=bool(mapping["BisectBatchOnFunctionError"]),
+                parallelization_factor=int(mapping.get("ParallelizationFactor", 1)),
                 region=REGION,
             )
         ]
