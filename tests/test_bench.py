@@ -42,6 +42,15 @@ def test_the_cost_profile_counts_one_restore_request_per_object_and_every_other_
     dollars = prices.per_million_objects(profile)
     assert dollars["s3_restore_requests"] == pytest.approx(50.0)  # $0.05 per 1,000 Standard restores
     assert 0 < dollars["orchestration"] < dollars["total"]
+    # And each function's requests are told by operation, adding up to the whole
+    by_function = [f["by_operation"] for f in profile["lambda"].values()]
+    assert sum(sum(ops.values()) for ops in by_function) == requests["code_total"]
+    assert profile["lambda"]["RestoreFunction"]["by_operation"]["s3.RestoreObject"] == 40
+    # And the completions moved their objects without reading them (one job in the bucket, no versions)
+    assert "dynamodb.BatchGetItem" not in profile["lambda"]["CompletionFunction"]["by_operation"]
+    # And the report judges the orchestration's dollars against its bound
+    [target] = [t for t in report.targets({"cost": [profile]}) if t.name.startswith("Orchestration per million objects")]
+    assert (target.bound, target.figure, target.met) == ("≤ $2.00", f"${dollars['orchestration']:.2f}", dollars["orchestration"] <= 2.0)
 
 
 def test_the_planner_benchmark_plans_the_whole_generated_manifest_in_steps() -> None:
