@@ -93,6 +93,11 @@ def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
 
 
+def _attribute(value: Any) -> dict[str, Any]:
+    """One value in DynamoDB's JSON (a statement's parameter)."""
+    return dict(_ser.serialize(value))
+
+
 def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _de.deserialize(v) for k, v in item.items()}
 
@@ -902,7 +907,7 @@ class DynamoJobStore:
                     f'UPDATE "{self.table}" '
                     + " ".join(f'SET "{name}" = ?' for name, _ in fields)
                     + ' WHERE "pk" = ? AND "sk" = ? AND "state" = ?',
-                    [_ser.serialize(value) for _, value in [*fields, ("pk", key["pk"]), ("sk", key["sk"]), ("from", "RESTORING")]],
+                    [_attribute(value) for _, value in [*fields, ("pk", key["pk"]), ("sk", key["sk"]), ("from", "RESTORING")]],
                 )
             )
         return {ref for ref, code in zip(unique, self._write(statements), strict=True) if code is None}
