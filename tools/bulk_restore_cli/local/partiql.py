@@ -791,7 +791,7 @@ def run(backend: Any, ready: Ready) -> tuple[Any, float]:
             assert ready.item is not None
             _insert(table, ready.item, hash_key, range_key, current)
         elif ready.kind == "UPDATE" and ready.fast:
-            _update(table, ready, current)
+            _update(backend, table, ready, current)
         elif ready.kind == "INSERT":
             assert ready.item is not None
             backend.put_item(
@@ -928,17 +928,17 @@ def _insert(table: Any, attrs: dict[str, Any], hash_key: Any, range_key: Any, cu
         table.stream_shard.add(current, item)
 
 
-def _update(table: Any, ready: Ready, current: Any) -> None:
+def _update(backend: Any, table: Any, ready: Ready, current: Any) -> None:
     """moto's update_item of a simple UPDATE (``_simple_sets``), step for step: the condition
-    ``attribute_exists(<partition key>) AND <WHERE beyond the key>`` on the stored item, then every
-    value made (the validator's DynamoType), then each SET applied in order to the stored item,
-    with the size check of moto's item dict (ItemSizeToUpdateTooLarge; the values set before it
-    stay, as in moto), then one stream record from the item before to the item after."""
+    ``attribute_exists(<partition key>) AND <WHERE beyond the key>`` on the stored item, then each
+    SET applied in order to the stored item as the transactions' simple updates apply theirs
+    (``apply_update_plan``: moto's DynamoType, the size check of moto's item dict, the values set
+    before an ItemSizeToUpdateTooLarge staying, as in moto), then one stream record from the item
+    before to the item after."""
     from moto.dynamodb.comparisons import AttributePath, FuncAttrExists, OpAnd
-    from moto.dynamodb.exceptions import ConditionalCheckFailed, ItemSizeToUpdateTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
 
-    from bulk_restore_cli.local.dynamodb import ITEM_SIZE_LIMIT, _snapshot
+    from bulk_restore_cli.local.dynamodb import _snapshot, apply_update_plan
 
     log = table.stream_shard
     if log is not None:
@@ -951,23 +951,10 @@ def _update(table: Any, ready: Ready, current: Any) -> None:
         condition = OpAnd(condition, _moto_condition(ready.check, ready.parameters or []))
     if not condition.expr(current):
         raise ConditionalCheckFailed
-    values = [(name, DynamoType(value)) for name, value in ready.sets]
     old = _snapshot(current) if log is not None else None  # a SET replaces values, never changes one in place
-    attrs = current.attrs
-    size = current.size()
-    for name, value in values:
-        added = _bytesize(name) + value.size()
-        if size + added > ITEM_SIZE_LIMIT:
-            raise ItemSizeToUpdateTooLarge()
-        replaced = attrs.get(name)
-        dict.__setitem__(attrs, name, value)
-        size += added - (_bytesize(name) + replaced.size() if replaced is not None else 0)
+    apply_update_plan(backend, table, ready.key, current, [("SET", name, value) for name, value in ready.sets])
     if log is not None:
         log.add(old, current)
-
-
-def _bytesize(name: str) -> int:
-    return len(name.encode("utf-8"))
 
 
 class _Capacity:
