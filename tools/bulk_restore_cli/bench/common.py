@@ -111,22 +111,21 @@ def local_aws_layers() -> Iterator[None]:
 def template_event(function: str, kind: str) -> dict[str, Any]:
     """The properties of ``function``'s one event of type ``kind`` ("SQS", "DynamoDB") in template.yaml,
     for a benchmark that runs the functions without provisioning the whole stack: its event sources
-    take the template's batch sizes and windows, not copies of them. Parameters resolve to their defaults."""
+    take the template's batch sizes and windows, not copies of them. Parameters resolve to their
+    defaults; a property naming a resource (the queue, the stream) is left out: none was made."""
     from bulk_restore_cli.local.stack import find_template
-    from bulk_restore_cli.local.template import load_template, parse_parameters
+    from bulk_restore_cli.local.template import Resolver, Unresolvable, load_template, parse_parameters
 
     template = load_template(find_template())
-    parameters = parse_parameters(template)
     events = template["Resources"][function]["Properties"].get("Events") or {}
     found = [event.get("Properties") or {} for event in events.values() if event.get("Type") == kind]
     if len(found) != 1:
         raise LookupError(f"{function} has {len(found)} events of type {kind} in template.yaml, not one")
-
-    def resolve(value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
-            return parameters[value["Ref"]]
-        if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
-        return value
-
-    return resolve(found[0])
+    resolver = Resolver(parse_parameters(template), conditions=template.get("Conditions"), mappings=template.get("Mappings"))
+    properties: dict[str, Any] = {}
+    for name, value in found[0].items():
+        try:
+            properties[name] = resolver.resolve(value)
+        except Unresolvable:
+            continue
+    return properties
