@@ -729,39 +729,62 @@ def _conditions() -> Any:
 def _writes() -> Any:
     from hypothesis import strategies as st
 
+    # the shapes ``_statement`` and ``_by_api`` render: (kind, key, ..., literals, ALL_OLD)
     item_key = st.sampled_from(KEYS)
     action = st.one_of(
-        st.tuples(st.just("state"), st.sampled_from(STATES).map(S)),
+        st.tuples(st.just("set"), st.just("state"), st.sampled_from(STATES).map(S)),
         st.tuples(st.just("add"), st.integers(-1, 2).map(N)),
-        st.tuples(st.just("tag"), st.sampled_from(["x", "y"]).map(S)),
+        st.tuples(st.just("set"), st.just("tag"), st.sampled_from(["x", "y"]).map(S)),
         st.tuples(st.just("remove"), st.sampled_from(["tag", "n"])),
     )
-    actions = st.lists(action, min_size=1, max_size=3, unique_by=lambda a: a[1] if a[0] == "remove" else {"add": "n"}.get(a[0], a[0]))
+    actions = st.lists(action, min_size=1, max_size=3, unique_by=lambda a: "n" if a[0] == "add" else a[1])
     condition = st.none() | _conditions()
     return st.one_of(
-        st.tuples(st.just("INSERT"), item_key, st.sampled_from(STATES).map(S), st.integers(0, 2).map(N)),
-        st.tuples(st.just("UPDATE"), item_key, actions, condition, st.booleans()),
-        st.tuples(st.just("DELETE"), item_key, condition, st.booleans()),
+        st.tuples(
+            st.just("INSERT"), item_key, st.sampled_from(STATES).map(S), st.integers(0, 2).map(lambda n: [("n", N(n))]), st.just(False)
+        ),
+        st.tuples(st.just("UPDATE"), item_key, actions, condition, st.just(False), st.booleans()),
+        st.tuples(st.just("DELETE"), item_key, condition, st.just(False), st.booleans()),
     )
 
 
-def _as_statement(write: tuple[Any, ...], table: str) -> dict[str, Any]:
+class _LiteralRenderer(_Renderer):
+    """The renderer, writing strings, numbers, booleans and NULL as PartiQL literals when asked, and
+    a comparison with its value first ("rcmp")."""
+
+    def __init__(self, literals: bool) -> None:
+        super().__init__()
+        self.literals = literals
+
+    def value(self, value: dict[str, Any]) -> tuple[str, str]:
+        kind, raw = next(iter(value.items()))
+        if not self.literals or kind not in ("S", "N", "BOOL", "NULL") or len(str(raw)) > 100:
+            return super().value(value)
+        placeholder = f":p{len(self.values)}"
+        self.values[placeholder] = value
+        text = {"S": lambda: "'" + str(raw).replace("'", "''") + "'", "N": lambda: str(raw), "BOOL": lambda: str(raw).upper()}
+        return text.get(kind, lambda: "NULL")(), placeholder
+
+    def condition(self, node: tuple[Any, ...]) -> tuple[str, str]:
+        if node[0] == "rcmp":
+            (vq, ve), (nq, ne) = self.value(node[3]), self.name(node[2])
+            return f"{vq} {node[1]} {nq}", f"{ve} {node[1]} {ne}"
+        return super().condition(node)
+
+
+def _statement(write: tuple[Any, ...], table: str) -> dict[str, Any]:
     kind, (pk, sk) = write[0], write[1]
+    render = _LiteralRenderer(write[-1] if kind == "INSERT" else write[-2])
     if kind == "INSERT":
-        return {
-            "Statement": f"INSERT INTO \"{table}\" VALUE {{'pk': ?, 'sk': ?, 'state': ?, 'n': ?}}",
-            "Parameters": [S(pk), S(sk), write[2], write[3]],
-        }
-    render = _Renderer()
+        members = [f"'{name}': {render.value(value)[0]}" for name, value in [("pk", S(pk)), ("sk", S(sk)), ("state", write[2]), *write[3]]]
+        return _with_parameters({"Statement": f'INSERT INTO "{table}" VALUE {{{", ".join(members)}}}'}, render.parameters)
     parts = []
     if kind == "UPDATE":
         for action in write[2]:
-            if action[0] == "state":
-                parts.append(f'SET "state" = {render.value(action[1])[0]}')
+            if action[0] == "set":
+                parts.append(f'SET "{action[1]}" = {render.value(action[2])[0]}')
             elif action[0] == "add":
                 parts.append(f'SET "n" = "n" + {render.value(action[1])[0]}')
-            elif action[0] == "tag":
-                parts.append(f'SET "tag" = {render.value(action[1])[0]}')
             else:
                 parts.append(f'REMOVE "{action[1]}"')
     where = f'"pk" = {render.value(S(pk))[0]} AND "sk" = {render.value(S(sk))[0]}'
@@ -769,55 +792,76 @@ def _as_statement(write: tuple[Any, ...], table: str) -> dict[str, Any]:
     if condition is not None:
         where += f" AND ({render.condition(condition)[0]})"
     head = f'UPDATE "{table}" {" ".join(parts)}' if kind == "UPDATE" else f'DELETE FROM "{table}"'
-    statement: dict[str, Any] = {"Statement": f"{head} WHERE {where}", "Parameters": render.parameters}
+    statement = _with_parameters({"Statement": f"{head} WHERE {where}"}, render.parameters)
     if write[-1]:
         statement["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     return statement
 
 
+def _with_parameters(statement: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return statement | {"Parameters": parameters} if parameters else statement  # the model: none, or at least one
+
+
 def _by_api(client: Any, write: tuple[Any, ...], table: str) -> tuple[str, dict[str, Any] | None]:
     kind, (pk, sk) = write[0], write[1]
-    request: dict[str, Any] = {"TableName": table}
-    render = _Renderer()
     if kind == "INSERT":
-        request |= {"Item": {**key(pk, sk), "state": write[2], "n": write[3]}, "ConditionExpression": "attribute_not_exists(pk)"}
-        call = client.put_item
+        item = {**key(pk, sk), "state": write[2], **dict(write[3])}
+        return _outcome(kind, lambda: client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)"))
+    render = _LiteralRenderer(False)
+    request: dict[str, Any] = {"TableName": table, "Key": key(pk, sk)}
+    condition = write[3] if kind == "UPDATE" else write[2]
+    rendered = render.condition(condition) if condition is not None else None
+    if kind == "UPDATE":
+        sets, removes = [], []
+        for action in write[2]:
+            if action[0] == "set":
+                sets.append(f"{render.name(action[1])[1]} = {render.value(action[2])[1]}")
+            elif action[0] == "add":
+                sets.append(f"{render.name('n')[1]} = {render.name('n')[1]} + {render.value(action[1])[1]}")
+            else:
+                removes.append(render.name(action[1])[1])
+        request["UpdateExpression"] = " ".join(
+            p for p in (sets and "SET " + ", ".join(sets), removes and "REMOVE " + ", ".join(removes)) if p
+        )
+        request["ConditionExpression"] = f"attribute_exists(pk) AND ({rendered[1]})" if rendered else "attribute_exists(pk)"
+        call = client.update_item
     else:
-        request["Key"] = key(pk, sk)
-        condition = write[3] if kind == "UPDATE" else write[2]
-        rendered = render.condition(condition)[1] if condition is not None else None
-        if kind == "UPDATE":
-            sets, removes = [], []
-            for action in write[2]:
-                if action[0] == "remove":
-                    removes.append(render.name(action[1])[1])
-                elif action[0] == "add":
-                    sets.append(f"{render.name('n')[1]} = {render.name('n')[1]} + {render.value(action[1])[1]}")
-                else:
-                    sets.append(f"{render.name(action[0])[1]} = {render.value(action[1])[1]}")
-            request["UpdateExpression"] = " ".join(
-                p for p in (sets and "SET " + ", ".join(sets), removes and "REMOVE " + ", ".join(removes)) if p
-            )
-            rendered = f"attribute_exists(pk) AND ({rendered})" if rendered else "attribute_exists(pk)"
-            call = client.update_item
-        else:
-            call = client.delete_item
         if rendered:
-            request["ConditionExpression"] = rendered
-        if write[-1]:
-            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            request["ConditionExpression"] = rendered[1]
+        call = client.delete_item
+    if write[-1]:
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     if render.names:
         request["ExpressionAttributeNames"] = render.names
     if render.values:
         request["ExpressionAttributeValues"] = render.values
+    return _outcome(kind, lambda: call(**request))
+
+
+def _outcome(kind: str, call: Any) -> tuple[str, dict[str, Any] | None]:
     try:
-        call(**request)
+        call()
     except ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code == "ConditionalCheckFailedException":
             return ("DuplicateItem" if kind == "INSERT" else "ConditionalCheckFailed"), exc.response.get("Item")
         return code.removesuffix("Exception").replace("Validation", "ValidationError"), None
     return "ok", None
+
+
+def _run(client: Any, writes: list[tuple[Any, ...]], cuts: list[bool], single: bool, table: str) -> list[tuple[str, dict[str, Any] | None]]:
+    """The writes as statements on ``table``, in batches (``cuts``; a batch of one by ExecuteStatement when
+    ``single``): each statement's outcome, told as ``_by_api`` tells the item operations'."""
+    outcomes: list[tuple[str, dict[str, Any] | None]] = []
+    for batch in _batches(writes, cuts):
+        if single and len(batch) == 1:
+            outcomes.append(_outcome(batch[0][0], lambda b=batch: client.execute_statement(**_statement(b[0], table))))
+            continue
+        answer = _batch(client, *(_statement(w, table) for w in batch))
+        for response in answer["Responses"]:
+            error = response.get("Error")
+            outcomes.append((error["Code"], error.get("Item")) if error else ("ok", None))
+    return outcomes
 
 
 def _batches(writes: list[tuple[Any, ...]], cuts: list[bool]) -> list[list[tuple[Any, ...]]]:
@@ -858,24 +902,7 @@ def test_statements_write_what_the_item_operations_write() -> None:
                 if first is not None:
                     tag = {"tag": S(first[2])} if first[2] else {}
                     client.put_item(TableName=table, Item={**key(pk, sk), "state": S(first[0]), "n": N(first[1]), **tag})
-        outcomes: list[tuple[str, dict[str, Any] | None]] = []
-        for batch in _batches(writes, cuts):
-            if single and len(batch) == 1:
-                try:
-                    client.execute_statement(**_as_statement(batch[0], statements_table))
-                    outcomes.append(("ok", None))
-                except ClientError as exc:
-                    outcomes.append(
-                        (
-                            exc.response["Error"]["Code"].removesuffix("Exception").replace("Validation", "ValidationError"),
-                            exc.response.get("Item"),
-                        )
-                    )
-                continue
-            answer = _batch(client, *(_as_statement(w, statements_table) for w in batch))
-            for response in answer["Responses"]:
-                error = response.get("Error")
-                outcomes.append((error["Code"], error.get("Item")) if error else ("ok", None))
+        outcomes = _run(client, writes, cuts, single, statements_table)
         expected = [_by_api(client, write, api_table) for write in writes]
         assert outcomes == expected, writes
         assert _scan(client, statements_table) == _scan(client, api_table), writes
@@ -914,30 +941,6 @@ VALUES: list[dict[str, Any]] = [
     S("x" * 250_000),  # two of them on one item: over the item size limit
 ]
 NAMES = ["state", "tag", "v", "w"]
-
-
-class _LiteralRenderer(_Renderer):
-    """The renderer, writing strings, numbers, booleans and NULL as PartiQL literals when asked, and
-    a comparison with its value first ("rcmp")."""
-
-    def __init__(self, literals: bool) -> None:
-        super().__init__()
-        self.literals = literals
-
-    def value(self, value: dict[str, Any]) -> tuple[str, str]:
-        kind, raw = next(iter(value.items()))
-        if not self.literals or kind not in ("S", "N", "BOOL", "NULL") or len(str(raw)) > 100:
-            return super().value(value)
-        placeholder = f":p{len(self.values)}"
-        self.values[placeholder] = value
-        text = {"S": lambda: "'" + str(raw).replace("'", "''") + "'", "N": lambda: str(raw), "BOOL": lambda: str(raw).upper()}
-        return text.get(kind, lambda: "NULL")(), placeholder
-
-    def condition(self, node: tuple[Any, ...]) -> tuple[str, str]:
-        if node[0] == "rcmp":
-            (vq, ve), (nq, ne) = self.value(node[3]), self.name(node[2])
-            return f"{vq} {node[1]} {nq}", f"{ve} {node[1]} {ne}"
-        return super().condition(node)
 
 
 def _fast_conditions(simple_only: bool = False) -> Any:
@@ -1004,6 +1007,8 @@ def _simple_condition(node: tuple[Any, ...] | None) -> bool:
         return True
     if node[0] == "AND":
         return _simple_condition(node[1]) and _simple_condition(node[2])
+    if node[0] == "NOT":
+        return node[1][0] == "missing"  # NOT attribute_exists / attribute_not_exists
     return node[0] in ("cmp", "rcmp") and node[1] == "="
 
 
@@ -1012,83 +1017,6 @@ def _fast_shaped(write: tuple[Any, ...]) -> bool:
     actions = write[2]
     names = [a[1] for a in actions]
     return all(a[0] == "set" for a in actions) and "sk" not in names and len(set(names)) == len(names) and _simple_condition(write[3])
-
-
-def _fast_statement(write: tuple[Any, ...], table: str) -> dict[str, Any]:
-    kind, (pk, sk) = write[0], write[1]
-    render = _LiteralRenderer(write[-1] if kind == "INSERT" else write[-2])
-    if kind == "INSERT":
-        members = [f"'{name}': {render.value(value)[0]}" for name, value in [("pk", S(pk)), ("sk", S(sk)), ("state", write[2]), *write[3]]]
-        return _with_parameters({"Statement": f'INSERT INTO "{table}" VALUE {{{", ".join(members)}}}'}, render.parameters)
-    parts = []
-    if kind == "UPDATE":
-        for action in write[2]:
-            if action[0] == "set":
-                parts.append(f'SET "{action[1]}" = {render.value(action[2])[0]}')
-            elif action[0] == "add":
-                parts.append(f'SET "n" = "n" + {render.value(action[1])[0]}')
-            else:
-                parts.append(f'REMOVE "{action[1]}"')
-    where = f'"pk" = {render.value(S(pk))[0]} AND "sk" = {render.value(S(sk))[0]}'
-    condition = write[3] if kind == "UPDATE" else write[2]
-    if condition is not None:
-        where += f" AND ({render.condition(condition)[0]})"
-    head = f'UPDATE "{table}" {" ".join(parts)}' if kind == "UPDATE" else f'DELETE FROM "{table}"'
-    statement = _with_parameters({"Statement": f"{head} WHERE {where}"}, render.parameters)
-    if write[-1]:
-        statement["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    return statement
-
-
-def _with_parameters(statement: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return statement | {"Parameters": parameters} if parameters else statement  # the model: none, or at least one
-
-
-def _fast_by_api(client: Any, write: tuple[Any, ...], table: str) -> tuple[str, dict[str, Any] | None]:
-    kind, (pk, sk) = write[0], write[1]
-    if kind == "INSERT":
-        item = {**key(pk, sk), "state": write[2], **dict(write[3])}
-        return _outcome(kind, lambda: client.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)"))
-    render = _LiteralRenderer(False)
-    request: dict[str, Any] = {"TableName": table, "Key": key(pk, sk)}
-    condition = write[3] if kind == "UPDATE" else write[2]
-    rendered = render.condition(condition) if condition is not None else None
-    if kind == "UPDATE":
-        sets, removes = [], []
-        for action in write[2]:
-            if action[0] == "set":
-                sets.append(f"{render.name(action[1])[1]} = {render.value(action[2])[1]}")
-            elif action[0] == "add":
-                sets.append(f"{render.name('n')[1]} = {render.name('n')[1]} + {render.value(action[1])[1]}")
-            else:
-                removes.append(render.name(action[1])[1])
-        request["UpdateExpression"] = " ".join(
-            p for p in (sets and "SET " + ", ".join(sets), removes and "REMOVE " + ", ".join(removes)) if p
-        )
-        request["ConditionExpression"] = f"attribute_exists(pk) AND ({rendered[1]})" if rendered else "attribute_exists(pk)"
-        call = client.update_item
-    else:
-        if rendered:
-            request["ConditionExpression"] = rendered[1]
-        call = client.delete_item
-    if write[-1]:
-        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-    if render.names:
-        request["ExpressionAttributeNames"] = render.names
-    if render.values:
-        request["ExpressionAttributeValues"] = render.values
-    return _outcome(kind, lambda: call(**request))
-
-
-def _outcome(kind: str, call: Any) -> tuple[str, dict[str, Any] | None]:
-    try:
-        call()
-    except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code == "ConditionalCheckFailedException":
-            return ("DuplicateItem" if kind == "INSERT" else "ConditionalCheckFailed"), exc.response.get("Item")
-        return code.removesuffix("Exception").replace("Validation", "ValidationError"), None
-    return "ok", None
 
 
 def _stream_records(client: Any, streams: Any, table: str) -> list[dict[str, Any]]:
@@ -1149,19 +1077,9 @@ def test_fast_statements_write_what_put_item_and_update_item_write_stream_record
             for (pk, sk), first in zip(KEYS, starts, strict=True):
                 if first is not None:
                     client.put_item(TableName=table, Item={**key(pk, sk), "state": first[0], **dict(first[1])})
-        outcomes: list[tuple[str, dict[str, Any] | None]] = []
         with counting(DynamoDBBackend, "update_item") as updates, counting(DynamoDBBackend, "put_item") as puts:
-            for batch in _batches(writes, cuts):
-                if single and len(batch) == 1:
-                    outcomes.append(
-                        _outcome(batch[0][0], lambda b=batch: client.execute_statement(**_fast_statement(b[0], statements_table)))
-                    )
-                    continue
-                answer = _batch(client, *(_fast_statement(w, statements_table) for w in batch))
-                for response in answer["Responses"]:
-                    error = response.get("Error")
-                    outcomes.append((error["Code"], error.get("Item")) if error else ("ok", None))
-        expected = [_fast_by_api(client, write, api_table) for write in writes]
+            outcomes = _run(client, writes, cuts, single, statements_table)
+        expected = [_by_api(client, write, api_table) for write in writes]
         assert outcomes == expected, writes
         assert _scan(client, statements_table) == _scan(client, api_table), writes
         by_statements, by_api = _stream_records(client, streams, statements_table), _stream_records(client, streams, api_table)
