@@ -149,8 +149,8 @@ class LambdaStreamSource:
     parents before children, bisecting, tumbling windows) behind ``StreamSource``'s interface."""
 
     def __init__(self, name: str, handler: Callable[[dict, Any], Any], stream_arn: str, batch_size: int | None = None):
-        from bulk_restore_cli.bench.common import template_event
         from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource
+        from bulk_restore_cli.local.template import template_event
 
         mapping = template_event("CounterFunction", "DynamoDB")  # the template's mapping, not a copy of it
         self.source = DynamoDBStreamEventSource(

@@ -9,7 +9,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 # Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB. Code that
 # takes 1 CPU-second here takes about 1769/512 = 3.5 s in a 512 MB function (this machine's
@@ -106,26 +105,3 @@ def local_aws_layers() -> Iterator[None]:
         finally:
             if not had_sqs:
                 sqs_layer.uninstall()
-
-
-def template_event(function: str, kind: str) -> dict[str, Any]:
-    """The properties of ``function``'s one event of type ``kind`` ("SQS", "DynamoDB") in template.yaml,
-    for a benchmark that runs the functions without provisioning the whole stack: its event sources
-    take the template's batch sizes and windows, not copies of them. Parameters resolve to their
-    defaults; a property naming a resource (the queue, the stream) is left out: none was made."""
-    from bulk_restore_cli.local.stack import find_template
-    from bulk_restore_cli.local.template import Resolver, Unresolvable, load_template, parse_parameters
-
-    template = load_template(find_template())
-    events = template["Resources"][function]["Properties"].get("Events") or {}
-    found = [event.get("Properties") or {} for event in events.values() if event.get("Type") == kind]
-    if len(found) != 1:
-        raise LookupError(f"{function} has {len(found)} events of type {kind} in template.yaml, not one")
-    resolver = Resolver(parse_parameters(template), conditions=template.get("Conditions"), mappings=template.get("Mappings"))
-    properties: dict[str, Any] = {}
-    for name, value in found[0].items():
-        try:
-            properties[name] = resolver.resolve(value)
-        except Unresolvable:
-            continue
-    return properties

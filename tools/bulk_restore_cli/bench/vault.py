@@ -22,8 +22,9 @@ from collections import Counter
 from typing import Any
 
 from bulk_restore_cli.bench import prices as price_data
-from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers, template_event
+from bulk_restore_cli.bench.common import LogSink, cpu_scale, functions_logging_to, local_aws_layers
 from bulk_restore_cli.bench.meter import RequestMeter
+from bulk_restore_cli.local.template import template_event
 
 MIB = 1 << 20
 GIB = 1 << 30

@@ -372,3 +372,25 @@ def dependency_order(resources: dict[str, Any], known_names: Iterable[str] = ())
             ordered.append(name)
             done.add(name)
     return ordered
+
+
+def template_event(function: str, kind: str) -> dict[str, Any]:
+    """The properties of ``function``'s one event of type ``kind`` ("SQS", "DynamoDB") in template.yaml,
+    for what runs the functions without provisioning the whole stack (a benchmark, a test): its event sources
+    take the template's batch sizes and windows, not copies of them. Parameters resolve to their
+    defaults; a property naming a resource (the queue, the stream) is left out: none was made."""
+    from bulk_restore_cli.local.stack import find_template
+
+    template = load_template(find_template())
+    events = template["Resources"][function]["Properties"].get("Events") or {}
+    found = [event.get("Properties") or {} for event in events.values() if event.get("Type") == kind]
+    if len(found) != 1:
+        raise LookupError(f"{function} has {len(found)} events of type {kind} in template.yaml, not one")
+    resolver = Resolver(parse_parameters(template), conditions=template.get("Conditions"), mappings=template.get("Mappings"))
+    properties: dict[str, Any] = {}
+    for name, value in found[0].items():
+        try:
+            properties[name] = resolver.resolve(value)
+        except Unresolvable:
+            continue
+    return properties
