@@ -23,6 +23,7 @@ from bulk_restore import wiring
 from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
+from bulk_restore.usecases.plan import LINES_PER_CHUNK
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 from bulk_restore_cli.local.lambda_runtime import LambdaContext, ScheduleSource, SqsEventSource
@@ -352,11 +353,21 @@ class Stack:
         return body
 
     def is_recorded(self, bucket: str, key: str, version_id: str | None) -> bool:
-        """Whether any job of this stack has an item for the object (read directly from the table)."""
+        """Whether any job of this stack has recorded the outcome of the object's restore request
+        (read directly from the table): its item in a state other than RESTORING, or RESTORING
+        with its chunk accounted (the chunk's marker written: no delivery of it asks S3 again).
+        An object is recorded RESTORING just before its request, so that alone says nothing."""
         ref = ObjectId(bucket, key, version_id).ref
         for job_id in self.job_ids:
             item_key = {k: {"S": v} for k, v in object_key(job_id, ref).items()}
-            if "Item" in self.ddb.get_item(TableName=self.table_name, Key=item_key, ConsistentRead=True):
+            item = self.ddb.get_item(TableName=self.table_name, Key=item_key, ConsistentRead=True).get("Item")
+            if item is None:
+                continue
+            if item["state"]["S"] != "RESTORING":
+                return True
+            chunk = (int(item["line"]["N"]) - 1) // LINES_PER_CHUNK
+            marker = {"pk": {"S": f"JOB#{job_id}#CHUNKS"}, "sk": {"S": f"{chunk:010d}"}}
+            if "Item" in self.ddb.get_item(TableName=self.table_name, Key=marker, ConsistentRead=True):
                 return True
         return False
 

@@ -670,33 +670,41 @@ class DynamoJobStore:
             ExpressionAttributeValues=_to_ddb({":s": sweep}),
         )
 
-    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> int:
-        """Count up to ``wanted`` restore requests against ``scope``'s budget for one time slot.
+    def reserve_schedule(self, scope: str, span_ms: int, now_ms: int, busy: bool) -> int:
+        """Buy ``span_ms`` of ``scope``'s schedule: returns where the bought window ends (ms).
 
-        Returns how many it granted: all, or the room the slot had left (a refused write tells
-        what the slot has used, so a second write takes exactly the rest), or 0 when it is full.
+        The window starts where the last one bought ended, or at ``now_ms`` if that is past: one
+        conditional write either way, the form tried first being the one ``busy`` (the schedule
+        was ahead of now when last seen) says will hold; a refused form means the other holds.
         """
-        ask = wanted
-        for _ in range(3):
+        key = _to_ddb({"pk": f"RATE#{scope}", "sk": "schedule"})
+        expires = int(now_ms // 1000) + 3600
+        forms = [
+            ("SET next_at = next_at + :span, expires_at = :exp", "next_at >= :now", {":span": span_ms, ":now": now_ms, ":exp": expires}),
+            (
+                "SET next_at = :end, expires_at = :exp",
+                "attribute_not_exists(next_at) OR next_at < :now",
+                {":end": now_ms + span_ms, ":now": now_ms, ":exp": expires},
+            ),
+        ]
+        if not busy:
+            forms.reverse()
+        for attempt in range(8):
+            update, condition, values = forms[attempt % 2]
             try:
-                self.client.update_item(
+                answer = self.client.update_item(
                     TableName=self.table,
-                    Key=_to_ddb({"pk": f"RATE#{scope}", "sk": str(slot)}),
-                    UpdateExpression="ADD used :n SET expires_at = :exp",
-                    ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                    ExpressionAttributeValues=_to_ddb({":n": ask, ":room": limit - ask, ":exp": int(time.time()) + 3600}),
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    Key=key,
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=_to_ddb(values),
+                    ReturnValues="UPDATED_NEW",
                 )
-                return ask
+                return _int(_from_ddb(dict(answer["Attributes"]))["next_at"])
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-                old = exc.response.get("Item")  # the item as it was (ReturnValuesOnConditionCheckFailure)
-                used = _int(_from_ddb(old if isinstance(old, dict) else {}).get("used"), limit)
-                ask = min(wanted, limit - used)
-                if ask <= 0:
-                    return 0
-        return 0
+        raise RetryLater("ConditionalCheckFailed")  # the schedule moved under every try: the message comes again
 
     # ---- buckets ---------------------------------------------------------------------------
 
@@ -853,24 +861,54 @@ class DynamoJobStore:
                 existing[record.ref] = record
         return job, done, existing
 
-    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
-        """Insert a chunk's objects, each only if absent (one write unit each), then the chunk's marker.
+    def chunks_state(self, job_id: str, chunks: Sequence[int]) -> tuple[RestoreJob | None, set[int]]:
+        """One read for chunks of a job whose objects are written before their restores are
+        requested: the job, and which of the chunks are accounted already (their markers).
+        Eventually consistent, like ``chunk_state``: a marker missed is found by the inserts that
+        follow, each refused, and is then written only if absent."""
+        keys = [{"pk": job_pk(job_id), "sk": "META"}] + [{"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{c:010d}"} for c in dict.fromkeys(chunks)]
+        job = None
+        done: set[int] = set()
+        for item in self.get_items(keys, consistent=False):
+            if item["sk"] == "META":
+                job = self._job_from_item(item)
+            else:
+                done.add(int(item["sk"]))
+        return job, done
 
-        Returns (applied, refs_that_already_existed). Every object this call inserted is its own
+    def insert_objects(self, records: Sequence[ObjectRecord]) -> tuple[list[ObjectRecord], set[str]]:
+        """Insert objects, each only if absent (one write unit each, 25 to a request).
+
+        Returns (inserted, refs_that_already_existed). Every object this call inserted is its own
         (counted once, by the stream); one that existed belongs to whoever wrote it first: an
-        earlier manifest line, or an earlier delivery of this chunk that stopped before its marker.
-        Not applied: another delivery wrote the marker first (it may have inserted some objects too).
-        """
+        earlier manifest line, or an earlier delivery of the same chunk. A ref given twice is
+        inserted for its first record only (the later one is neither inserted nor taken)."""
         expires = _epoch(self.object_retention_days)
         first: dict[str, ObjectRecord] = {}
         for record in records:
             first.setdefault(record.ref, record)  # a ref twice: its first line
         unique = list(first.values())
         codes = self._write([self._insert(r.as_item(expires)) for r in unique])
-        taken = {r.ref for r in records} - {r.ref for r, code in zip(unique, codes, strict=True) if code is None}
-        marker = {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}", "objects": len(unique) - len(taken), "expires_at": expires}
-        (code,) = self._write([self._insert(marker)])
-        return code is None, taken
+        inserted = [r for r, code in zip(unique, codes, strict=True) if code is None]
+        return inserted, {r.ref for r in records} - {r.ref for r in inserted}
+
+    def mark_chunks(self, job_id: str, objects: Mapping[int, int]) -> set[int]:
+        """Write chunks' markers, each only if absent (``objects``: how many objects each chunk
+        inserted). A marker says its chunk's objects are all written; the stream counts it once.
+        Returns the chunks whose marker this call wrote."""
+        expires = _epoch(self.object_retention_days)
+        chunks = list(objects)
+        markers = [{"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{c:010d}", "objects": objects[c], "expires_at": expires} for c in chunks]
+        return {c for c, code in zip(chunks, self._write([self._insert(m) for m in markers]), strict=True) if code is None}
+
+    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
+        """Insert a chunk's objects, each only if absent, then the chunk's marker.
+
+        Returns (applied, refs_that_already_existed), as ``insert_objects``. Not applied: another
+        delivery wrote the marker first (it may have inserted some objects too).
+        """
+        inserted, taken = self.insert_objects(records)
+        return chunk in self.mark_chunks(job_id, {chunk: len(inserted)}), taken
 
     def find_objects(self, keys: Sequence[dict[str, str]]) -> list[ObjectRecord]:
         return [ObjectRecord.from_item(i) for i in self.get_items(keys) if "state" in i]

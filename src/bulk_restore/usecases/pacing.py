@@ -1,20 +1,27 @@
 """Account-wide pacing of restore requests, shared fairly among the jobs that are running.
 
 S3 accepts about 1,000 restore requests per second per account and throttles beyond. Workers
-of all jobs draw from budgets kept in DynamoDB: each job with requests left to send may issue
-``rate / such jobs`` requests a second, so one huge job cannot starve a small one, and the account as a whole
-stays under ``rate``. The budgets are per tenth of a second, not per second: S3 counts any
-sliding second, and whole-second budgets let a burst at the end of one second and another at
-the start of the next overrun it. One conditional write buys up to a tenth of a second's share;
-when the slot has less room than asked, the worker takes what is left and waits for the next.
+of all jobs draw from schedules kept in DynamoDB: each job with requests left to send may issue
+``rate / such jobs`` requests a second (its share), so one huge job cannot starve a small one,
+and the account as a whole stays under ``rate``.
 
-The bound this gives: any sliding second holds at most ``rate`` plus one slot's share (a
-sliding second can touch eleven tenth-second slots): 990 at the default 900, under S3's 1,000.
+Each job's schedule is one item holding the time its next request may go (a generic cell rate
+algorithm: the "theoretical arrival time"). A worker buys the time for all the requests it is
+about to send with one conditional write: ``n`` requests take ``n / share`` seconds of the
+schedule, starting where the last buyer's ended, or now if that is past (an idle schedule
+banks nothing). Then it sends them a slot's worth (a tenth of a second's share) at a time, each
+slot at its place in its window, so requests never bunch up: one write per chunk, however many
+workers share the job, where budgets per time slot took one per tenth of a second and a refused
+write for each slot found full.
+
+The bound this gives: any sliding second holds at most a job's share plus one slot's worth of
+its requests, so the account at most ``rate`` plus one slot's share per second (990 at the
+default 900, under S3's 1,000).
 """
 
 from __future__ import annotations
 
-import random
+import math
 import time
 from collections.abc import Callable
 
@@ -37,10 +44,12 @@ class Pacer:
         self.clock = clock
         self.sleep = sleep
         self._issuing: tuple[float, int] = (-1e18, 1)
+        self._ends: dict[str, int] = {}  # per job: where the last window this pacer bought ended (ms)
 
     def forget(self) -> None:
-        """Count the jobs with requests to send anew at the next request."""
+        """Count the jobs with requests to send anew at the next request, and forget the schedules seen."""
         self._issuing = (-1e18, 1)
+        self._ends.clear()
 
     @property
     def enabled(self) -> bool:
@@ -58,35 +67,35 @@ class Pacer:
     def share(self) -> int:
         return max(1, self.rate // self.issuing_jobs())
 
-    def _slots(self, share: int) -> int:
-        return min(SLOTS_PER_SECOND, share)  # at least one request per slot
-
     def batch_size(self) -> int:
-        """The most requests one slot allows: send no more than this at once."""
+        """The most requests to send at once: a tenth of a second's share (at least one)."""
         share = self.share()
-        return -(-share // self._slots(share))
+        return -(-share // min(SLOTS_PER_SECOND, share))
+
+    def reserve(self, job_id: str, wanted: int) -> tuple[float, float]:
+        """Buy the schedule's time for ``wanted`` requests of this job, in one write.
+
+        Returns (start, spacing): request ``i`` of them may go at ``start + i * spacing`` (the
+        pacer's clock), none before. Without a rate, now and 0."""
+        now = self.clock()
+        if not self.enabled or wanted <= 0:
+            return now, 0.0
+        share = self.share()
+        span = math.ceil(wanted * 1000 / share)
+        now_ms = math.floor(now * 1000)
+        busy = self._ends.get(job_id, 0) > now_ms  # its schedule ran ahead of now when last seen
+        end = self.store.reserve_schedule(f"job#{job_id}", span, now_ms, busy)
+        self._ends[job_id] = end
+        if len(self._ends) > 1000:
+            self._ends = {job_id: end}
+        return (end - span) / 1000, 1.0 / share
+
+    def wait_until(self, at: float) -> None:
+        pause = at - self.clock()
+        if pause > 0:
+            self.sleep(pause)
 
     def acquire(self, job_id: str, wanted: int) -> None:
-        """Block until ``wanted`` restore requests of this job fit in its budgets."""
-        remaining = wanted
-        while remaining > 0:
-            remaining -= self.take(job_id, remaining)
-
-    def take(self, job_id: str, wanted: int) -> int:
-        """Block until this job may send at least one request; return how many (up to ``wanted``)
-        it may send now. Send them at once: they are this slot's."""
-        if not self.enabled:
-            return wanted
-        while True:
-            share = self.share()
-            slots = self._slots(share)
-            now = self.clock()
-            slot = int(now * slots)
-            # The share spread over the slots of a second, the remainder too: slot i gets its part.
-            i = slot % slots
-            room = share * (i + 1) // slots - share * i // slots
-            granted = self.store.take_tokens(f"job#{job_id}/{slots}", slot, min(wanted, room), room)
-            if granted:
-                return granted
-            # This slot's budget is spent: wait for the next one, with jitter so workers spread out.
-            self.sleep(max(0.0, (slot + 1) / slots - now) + random.random() / slots / 4)
+        """Block until ``wanted`` restore requests of this job may start going (at their share's pace)."""
+        start, _ = self.reserve(job_id, wanted)
+        self.wait_until(start)

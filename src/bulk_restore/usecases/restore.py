@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso
+from bulk_restore.adapters.dynamodb import DynamoJobStore, ObjectRecord, now_iso, object_key
 from bulk_restore.adapters.s3 import BUCKET_REFUSED, S3Gateway
 from bulk_restore.domain.batch import ARCHIVE_GROUP, IT_GROUP
 from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, ObjectState, RestoreJob, Tier, archive_ref
@@ -29,6 +31,33 @@ EARLY_LOOKBACK_SECONDS = 900.0  # a kept completion noted this long before a chu
 BATCH_REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")
 NOT_ARCHIVED = ObjectOutcome(ObjectState.SKIPPED, "readable now: not in an archive storage class")
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
+REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")  # recorded as its restore is about to be requested
+
+
+@dataclass
+class _Chunk:
+    """A restore-queue message of manifest rows (usecases/plan.py)."""
+
+    number: int
+    rows: list[tuple[int, ObjectId]]
+    known: dict[str, str]  # the object's kind for the batch engine, where the source said it (a 5th field)
+    errors: list[ManifestError]
+    skipped: list[tuple[int, ObjectId, str]]
+
+    @classmethod
+    def parse(cls, message: dict[str, Any]) -> _Chunk:
+        raw_rows = message.get("rows", [])
+        rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in raw_rows]
+        return cls(
+            int(message["chunk"]),
+            rows,
+            {obj.ref: row[4] for row, (_, obj) in zip(raw_rows, rows, strict=True) if len(row) > 4},
+            [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])],
+            [
+                (int(line), ObjectId(bucket, key, version or None), str(reason))
+                for line, bucket, key, version, reason in message.get("skipped", [])
+            ],
+        )
 
 
 class RestoreWorker:
@@ -50,60 +79,172 @@ class RestoreWorker:
         self.vault = vault
         self.metrics = metrics
 
+    def restore_messages(self, messages: Sequence[tuple[str, Any]]) -> list[str]:
+        """A delivery of restore-queue messages (id, body); returns the ids of those that failed
+        and must come again. A job's chunks of the direct engine are taken together: one read,
+        one pacing write and one write of their markers for all, their objects 25 to a request."""
+        failed: list[str] = []
+        parsed: list[tuple[str, dict[str, Any]]] = []
+        for message_id, body in messages:
+            try:
+                message = json.loads(body) if isinstance(body, str | bytes) else body
+            except ValueError:
+                message = None
+            if not isinstance(message, dict) or "job_id" not in message:
+                logger.error("restore message unreadable: not a chunk, nor a launch", extra={"message_id": message_id})
+                failed.append(message_id)
+                continue
+            parsed.append((message_id, message))
+        for ids, work in self._units(parsed):
+            try:
+                work()
+            except Exception:
+                logger.exception("restore messages failed: they come again", extra={"message_ids": ids})
+                failed += ids
+        return failed
+
     def restore_chunk(self, message: dict[str, Any]) -> None:
-        started = time.time()  # before any restore request of this delivery
+        """One message on its own (an error propagates)."""
+        for _, work in self._units([("", message)]):
+            work()
+
+    def _units(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> Iterator[tuple[list[str], Callable[[], None]]]:
+        """The work of a delivery: each launch and vault message alone, the row chunks per job."""
+        rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for message_id, message in messages:
+            if message.get("launch") == "batch" or "archives" in message:
+                yield [message_id], functools.partial(self._one, message)
+            else:
+                rows.setdefault(str(message["job_id"]), []).append((message_id, message))
+        for job_id, group in rows.items():
+            yield [i for i, _ in group], functools.partial(self._rows, job_id, [m for _, m in group])
+
+    def _one(self, message: dict[str, Any]) -> None:
         if message.get("launch") == "batch":
             # The counting function saw the job's last chunk counted: its Batch runs can start.
             if self.batch is not None:
                 self.batch.launch_when_accounted(str(message["job_id"]))
             return
-        job_id, chunk = str(message["job_id"]), int(message["chunk"])
-        if "archives" in message:
-            self._vault_chunk(job_id, chunk, message)
-            return
-        raw_rows = message.get("rows", [])
-        rows = [(int(row[0]), ObjectId(row[1], row[2], row[3] or None)) for row in raw_rows]
-        # the object's kind for the batch engine, where the source said it (a 5th field)
-        known = {obj.ref: row[4] for row, (_, obj) in zip(raw_rows, rows, strict=True) if len(row) > 4}
-        errors = [ManifestError(int(line), str(msg), str(raw)) for line, msg, raw in message.get("errors", [])]
-        skipped = [
-            (int(line), ObjectId(bucket, key, version or None), str(reason))
-            for line, bucket, key, version, reason in message.get("skipped", [])
-        ]
-        refs = [obj.ref for _, obj in rows] + [e.ref for e in errors] + [obj.ref for _, obj, _ in skipped]
-        job, done, existing = self.store.chunk_state(job_id, chunk, refs)
+        self._vault_chunk(str(message["job_id"]), int(message["chunk"]), message)
+
+    def _rows(self, job_id: str, messages: list[dict[str, Any]]) -> None:
+        chunks = list({c.number: c for c in map(_Chunk.parse, messages)}.values())  # a chunk delivered twice: once
+        job, done = self.store.chunks_state(job_id, [c.number for c in chunks])
         if job is None:
-            logger.warning("restore chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk})
+            logger.warning("restore chunks for unknown job dropped", extra={"job_id": job_id, "chunks": [c.number for c in chunks]})
             return
-        if not done:
-            # Objects that already exist belong to an earlier manifest line (counted there): not requested twice.
-            # (The read is eventually consistent: one recorded a moment ago may be asked again; S3 answers
-            # 409 or 200, and its insert finds it there, so it is still counted once.)
-            todo = [(line, obj) for line, obj in rows if obj.ref not in existing]
-            refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
-            todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
-            if job.engine == "batch":
-                # Its S3 Batch Operations jobs request the restores; the objects wait for their events.
-                requested = self._for_batch(job, chunk, todo, known)
-            else:
-                requested = self._request_paced(job, todo)
-            records = requested + [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
+        if job.engine == "batch":
+            for chunk in chunks:
+                if chunk.number not in done:
+                    self._batch_chunk(job_id, chunk)
+            return
+        todo = [c for c in chunks if c.number not in done]
+        if todo:
+            self._direct(job, todo)
+        # The job's counts, progress events and end follow from the stream (usecases/count.py).
+
+    def _direct(self, job: RestoreJob, chunks: list[_Chunk]) -> None:
+        """Chunks of the direct engine: each object is recorded RESTORING before its restore is
+        requested, so a completion event always finds it (none is ever early); an object another
+        line or an earlier delivery recorded first is not recorded again. Then the restores of the
+        objects this call recorded, and of those an earlier delivery of the same lines recorded
+        but may not have requested (S3 answers 409 for a restore it has), the answers other than
+        "accepted" written on the objects, and last the chunks' markers."""
+        job_id, at = job.job_id, now_iso()
+        records: list[ObjectRecord] = []
+        chunk_of: dict[str, int] = {}
+        for chunk in chunks:
+            begin = len(records)
+            for line, obj in chunk.rows:
+                if not self.s3.may_touch(obj.bucket):
+                    records.append(self._record(job, line, obj, BUCKET_REFUSED))
+                elif job.status.is_terminal:
+                    records.append(self._record(job, line, obj, NOT_REQUESTED))
+                else:
+                    records.append(self._record(job, line, obj, REQUESTED, at))
             records += [
                 ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
-                for e in errors
+                for e in chunk.errors
+            ]
+            records += [self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason)) for line, obj, reason in chunk.skipped]
+            for record in records[begin:]:
+                chunk_of.setdefault(record.ref, chunk.number)
+        inserted, taken = self.store.insert_objects(records)
+        first: dict[str, int] = {}  # each ref's first line in these chunks: the one recorded
+        for record in records:
+            first.setdefault(record.ref, record.line)
+        wanted = {r.ref for r in records if r.state is ObjectState.RESTORING and first[r.ref] == r.line}
+        todo = [r for r in inserted if r.state is ObjectState.RESTORING]
+        again: set[str] = set()
+        earlier: list[ObjectRecord] = []
+        if job.status.is_terminal:
+            pass  # objects an earlier delivery recorded stay as they are: whether it requested them is unknown
+        elif taken & wanted:
+            # Recorded before: by another manifest line (counted there), or by an earlier delivery of
+            # these lines that may have stopped before requesting: request those again.
+            earlier = self.store.find_objects([object_key(job_id, ref) for ref in sorted(taken & wanted)])
+            mine = [r for r in earlier if r.state is ObjectState.RESTORING and r.line == first[r.ref]]
+            todo += mine
+            again = {r.ref for r in mine}
+        answered = self._request_paced(job, [(r.line, ObjectId(r.bucket, r.key, r.version_id)) for r in todo])
+        moves: dict[tuple[ObjectState, str], list[str]] = {}
+        for record in answered:
+            if record.state is ObjectState.RESTORING and (not record.reason or record.ref in again):
+                continue  # accepted (or our own earlier request, in progress): as recorded
+            moves.setdefault((record.state, record.reason), []).append(record.ref)
+        for (state, reason), refs in moves.items():
+            self.store.move(job_id, refs, state, reason)
+        per_chunk = {c.number: 0 for c in chunks}
+        for record in inserted:
+            per_chunk[chunk_of[record.ref]] += 1
+        marked = self.store.mark_chunks(job_id, per_chunk)
+        # Counted once, by the delivery that accounts the chunk: in the state each ended in here.
+        final = {r.ref: r.state for r in answered}
+        counted = [*inserted, *(r for r in earlier if r.ref in again)]
+        count_recorded(self.metrics, (final.get(r.ref, r.state) for r in counted if chunk_of[r.ref] in marked))
+        logger.info(
+            "chunks accounted",
+            extra={
+                "job_id": job_id,
+                "chunks": sorted(per_chunk),
+                "objects": len(inserted),
+                "requested": len(answered),
+                "marked": len(marked),
+            },
+        )
+
+    def _batch_chunk(self, job_id: str, chunk: _Chunk) -> None:
+        """A batch-engine job's chunk: each object's class looked up and its Batch manifest rows
+        written before the objects are recorded (its Batch jobs request the restores later)."""
+        started = time.time()  # before any restore request of this delivery
+        refs = [obj.ref for _, obj in chunk.rows] + [e.ref for e in chunk.errors] + [obj.ref for _, obj, _ in chunk.skipped]
+        job, done, existing = self.store.chunk_state(job_id, chunk.number, refs)
+        if job is None:
+            logger.warning("restore chunk for unknown job dropped", extra={"job_id": job_id, "chunk": chunk.number})
+            return
+        if not done:
+            # Objects that already exist belong to an earlier manifest line (counted there): not recorded twice.
+            todo = [(line, obj) for line, obj in chunk.rows if obj.ref not in existing]
+            refused = [(line, obj) for line, obj in todo if not self.s3.may_touch(obj.bucket)]
+            todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
+            records = self._for_batch(job, chunk.number, todo, chunk.known)
+            records += [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
+            records += [
+                ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
+                for e in chunk.errors
                 if e.ref not in existing
             ]
             records += [
                 self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason))
-                for line, obj, reason in skipped
+                for line, obj, reason in chunk.skipped
                 if obj.ref not in existing
             ]
-            applied, taken = self.store.record_chunk(job_id, chunk, records)
+            applied, taken = self.store.record_chunk(job_id, chunk.number, records)
             mine = [r for r in records if r.ref not in taken]  # each object is inserted by one writer only
             count_recorded(self.metrics, (r.state for r in mine))
-            logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk, "objects": len(records), "applied": applied})
+            logger.info("chunk accounted", extra={"job_id": job_id, "chunk": chunk.number, "objects": len(records), "applied": applied})
             # and those an earlier delivery of the chunk inserted before it stopped (or another line's:
-            # looking again costs a read, never a second count), requested before this delivery started
+            # looking again costs a read, never a second count)
             restoring = [r for r in [*mine, *existing.values()] if r.state is ObjectState.RESTORING]
             since: float | None = started if not existing else None
         else:
@@ -111,8 +252,6 @@ class RestoreWorker:
             restoring = [r for r in existing.values() if r.state is ObjectState.RESTORING]
             since = None
         self._complete_early(job_id, restoring, since)
-        # The job's counts, progress events and end follow from the stream (usecases/count.py),
-        # as does the launch of a batch-engine job's runs once its last chunk is counted.
 
     def _vault_chunk(self, job_id: str, chunk: int, message: dict[str, Any]) -> None:
         """A vault job's chunk: its archives recorded RESTORING first, then a retrieval job initiated
@@ -263,22 +402,29 @@ class RestoreWorker:
         return self.pacer.clock() if self.pacer is not None else time.monotonic()
 
     def _request_paced(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
-        """Request restores a slot's worth at a time. When waiting for the rate has taken a second
-        or more, read the job again: a cancel stops the batches that follow it."""
+        """Request restores at the job's share of the rate: the schedule's time for all of them bought
+        in one write, then a slot's worth at a time, each at its place. When a wait has taken a
+        second or more, read the job again: a cancel stops the batches that follow it."""
         records: list[ObjectRecord] = []
+        if self.pacer is None or not self.pacer.enabled:
+            if job.status.is_terminal:
+                return [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
+            return self._request(job, todo)
+        start, spacing = self.pacer.reserve(job.job_id, len(todo))
+        size, sent = self.pacer.batch_size(), 0
         checked = self.clock()
         while todo:
             if job.status.is_terminal:
                 return records + [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
-            size = self.pacer.take(job.job_id, min(len(todo), self.pacer.batch_size())) if self.pacer is not None else len(todo)
-            batch, todo = todo[:size], todo[size:]
+            self.pacer.wait_until(start + sent * spacing)
             if self.clock() - checked >= STATUS_CHECK_SECONDS:
                 # Waiting for the rate took a while: a cancel may have come meanwhile.
                 job, checked = self.store.get_job(job.job_id) or job, self.clock()
                 if job.status.is_terminal:
-                    todo = batch + todo
                     continue
+            batch, todo = todo[:size], todo[size:]
             records += self._request(job, batch)
+            sent += len(batch)
         return records
 
     @staticmethod

@@ -58,7 +58,7 @@ class FakeJobStore:
         self._active: dict[str, None] = {}
         self._issuing: set[str] = set()
         self._early: dict[str, tuple[float, bool]] = {}
-        self._tokens: dict[tuple[str, int], int] = {}
+        self._schedules: dict[str, int] = {}
         self._noted: dict[str, float] = {}  # bucket -> when completions were last kept early there
         self._stream: list[dict[str, Any]] = []  # the table's stream records not read yet
         self._sequence = 10**20
@@ -218,23 +218,15 @@ class FakeJobStore:
             self._active.pop(job_id, None)
             self._issuing.discard(job_id)
 
-    def take_tokens(self, scope: str, slot: int, wanted: int, limit: int) -> int:
-        """As DynamoJobStore.take_tokens: all, or the room left (a refused write and a second one), or 0."""
-        self._call("UpdateItem")
+    def reserve_schedule(self, scope: str, span_ms: int, now_ms: int, busy: bool) -> int:
+        """As DynamoJobStore.reserve_schedule: one write when ``busy`` guessed right, two when not."""
         with self._lock:
-            used = self._tokens.get((scope, slot), 0)
-            if used <= limit - wanted:
-                self._tokens[(scope, slot)] = used + wanted
-                return wanted
-            room = limit - used
-            if room <= 0:
-                return 0
-        self._call("UpdateItem")
-        with self._lock:
-            used = self._tokens.get((scope, slot), 0)
-            granted = max(0, min(room, limit - used))
-            self._tokens[(scope, slot)] = used + granted
-            return granted
+            at = self._schedules.get(scope)
+            right = (at is not None and at >= now_ms) == busy
+            end = (at if at is not None and at >= now_ms else now_ms) + span_ms
+            self._schedules[scope] = end
+        self._call("UpdateItem", 1 if right else 2)
+        return end
 
     # ---- buckets ------------------------------------------------------------------------------
 
@@ -298,24 +290,47 @@ class FakeJobStore:
             existing = {ref: self._objects[(job_id, ref)] for ref in refs if (job_id, ref) in self._objects}
             return (_copy(job) if job else None), (job_id, chunk) in self._chunks, existing
 
-    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
-        """Objects inserted one by one (25 to a BatchExecuteStatement), then the chunk's marker;
-        each insert is a record on the table's stream, as DynamoDB writes it."""
-        self._call("BatchExecuteStatement", math.ceil(len(records) / 25) + 1)
+    def chunks_state(self, job_id: str, chunks: Sequence[int]) -> tuple[RestoreJob | None, set[int]]:
+        self._call("BatchGetItem", math.ceil((len(set(chunks)) + 1) / 100))
         with self._lock:
-            skipped = {r.ref for r in records if (job_id, r.ref) in self._objects}
+            job = self._jobs.get(job_id)
+            return (_copy(job) if job else None), {c for c in chunks if (job_id, c) in self._chunks}
+
+    def insert_objects(self, records: Sequence[ObjectRecord]) -> tuple[list[ObjectRecord], set[str]]:
+        """Objects inserted one by one (25 to a BatchExecuteStatement), each a record on the
+        table's stream, as DynamoDB writes it."""
+        first: dict[str, ObjectRecord] = {}
+        for record in records:
+            first.setdefault(record.ref, record)
+        self._call("BatchExecuteStatement", math.ceil(len(first) / 25))
+        inserted = []
+        with self._lock:
             stamp = now_iso()
-            for record in records:
-                if record.ref in skipped:
+            for record in first.values():
+                job_id = record.job_id
+                if (job_id, record.ref) in self._objects:
                     continue
                 stored = replace(record, updated_at=record.updated_at or stamp)
                 self._objects[(job_id, record.ref)] = stored
                 self._record("INSERT", f"JOB#{job_id}#O#00", record.ref, None, stored.state.value)
-            if (job_id, chunk) in self._chunks:
-                return False, skipped
-            self._chunks.add((job_id, chunk))
-            self._record("INSERT", f"JOB#{job_id}#CHUNKS", f"{chunk:010d}", None, None, objects=len(records) - len(skipped))
-            return True, skipped
+                inserted.append(stored)
+        return inserted, {r.ref for r in records} - {r.ref for r in inserted}
+
+    def mark_chunks(self, job_id: str, objects: dict[int, int]) -> set[int]:
+        self._call("BatchExecuteStatement", math.ceil(len(objects) / 25))
+        written = set()
+        with self._lock:
+            for chunk, count in objects.items():
+                if (job_id, chunk) in self._chunks:
+                    continue
+                self._chunks.add((job_id, chunk))
+                self._record("INSERT", f"JOB#{job_id}#CHUNKS", f"{chunk:010d}", None, None, objects=count)
+                written.add(chunk)
+        return written
+
+    def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:
+        inserted, taken = self.insert_objects(records)
+        return chunk in self.mark_chunks(job_id, {chunk: len(inserted)}), taken
 
     # ---- the table's stream, and the counter items the counting function keeps from it ---------
 
