@@ -670,21 +670,21 @@ class DynamoJobStore:
             ExpressionAttributeValues=_to_ddb({":s": sweep}),
         )
 
-    def reserve_schedule(self, scope: str, span_ms: int, now_ms: int, busy: bool) -> int:
-        """Buy ``span_ms`` of ``scope``'s schedule: returns where the bought window ends (ms).
+    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> int:
+        """Buy ``span_us`` of ``scope``'s schedule: returns where the bought window ends (µs).
 
-        The window starts where the last one bought ended, or at ``now_ms`` if that is past: one
+        The window starts where the last one bought ended, or at ``now_us`` if that is past: one
         conditional write either way, the form tried first being the one ``busy`` (the schedule
         was ahead of now when last seen) says will hold; a refused form means the other holds.
         """
         key = _to_ddb({"pk": f"RATE#{scope}", "sk": "schedule"})
-        expires = int(now_ms // 1000) + 3600
+        expires = int(now_us // 1_000_000) + 3600
         forms = [
-            ("SET next_at = next_at + :span, expires_at = :exp", "next_at >= :now", {":span": span_ms, ":now": now_ms, ":exp": expires}),
+            ("SET next_at = next_at + :span, expires_at = :exp", "next_at >= :now", {":span": span_us, ":now": now_us, ":exp": expires}),
             (
                 "SET next_at = :end, expires_at = :exp",
                 "attribute_not_exists(next_at) OR next_at < :now",
-                {":end": now_ms + span_ms, ":now": now_ms, ":exp": expires},
+                {":end": now_us + span_us, ":now": now_us, ":exp": expires},
             ),
         ]
         if not busy:

@@ -44,7 +44,7 @@ class Pacer:
         self.clock = clock
         self.sleep = sleep
         self._issuing: tuple[float, int] = (-1e18, 1)
-        self._ends: dict[str, int] = {}  # per job: where the last window this pacer bought ended (ms)
+        self._ends: dict[str, int] = {}  # per job: where the last window this pacer bought ended (µs)
 
     def forget(self) -> None:
         """Count the jobs with requests to send anew at the next request, and forget the schedules seen."""
@@ -81,14 +81,14 @@ class Pacer:
         if not self.enabled or wanted <= 0:
             return now, 0.0
         share = self.share()
-        span = math.ceil(wanted * 1000 / share)
-        now_ms = math.floor(now * 1000)
-        busy = self._ends.get(job_id, 0) > now_ms  # its schedule ran ahead of now when last seen
-        end = self.store.reserve_schedule(f"job#{job_id}", span, now_ms, busy)
+        span = math.ceil(wanted * 1_000_000 / share)
+        now_us = math.floor(now * 1_000_000)
+        busy = self._ends.get(job_id, 0) > now_us  # its schedule ran ahead of now when last seen
+        end = self.store.reserve_schedule(f"job#{job_id}", span, now_us, busy)
         self._ends[job_id] = end
         if len(self._ends) > 1000:
             self._ends = {job_id: end}
-        return (end - span) / 1000, 1.0 / share
+        return (end - span) / 1_000_000, 1.0 / share
 
     def wait_until(self, at: float) -> None:
         pause = at - self.clock()

@@ -218,12 +218,12 @@ class FakeJobStore:
             self._active.pop(job_id, None)
             self._issuing.discard(job_id)
 
-    def reserve_schedule(self, scope: str, span_ms: int, now_ms: int, busy: bool) -> int:
+    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> int:
         """As DynamoJobStore.reserve_schedule: one write when ``busy`` guessed right, two when not."""
         with self._lock:
             at = self._schedules.get(scope)
-            right = (at is not None and at >= now_ms) == busy
-            end = (at if at is not None and at >= now_ms else now_ms) + span_ms
+            right = (at is not None and at >= now_us) == busy
+            end = (at if at is not None and at >= now_us else now_us) + span_us
             self._schedules[scope] = end
         self._call("UpdateItem", 1 if right else 2)
         return end
