@@ -23,17 +23,8 @@ from support import samples
 from support.clock import SteppingClock
 from support.faults import CallTracer
 from support.ledger import JobLedger, assert_accounting
-from support.stack import DATA_BUCKET, Stack, manifest_row
-
-
-def chunked(groups: list[list[ObjectId]]) -> list[str]:
-    """Manifest lines putting each group in a chunk of its own (98 lines, padded with blank lines)."""
-    lines: list[str] = []
-    for group in groups:
-        if lines:
-            lines += [""] * (98 - len(lines) % 98)
-        lines += [manifest_row(o) for o in group]
-    return lines
+from support.stack import DATA_BUCKET, Stack
+from test_lifecycle import chunked_manifest
 
 
 def archived(stack: Stack, prefix: str, n: int) -> list[ObjectId]:
@@ -66,7 +57,7 @@ def is_item(stack: Stack):  # type: ignore[no-untyped-def]
 def test_a_delivery_of_three_chunks_costs_one_read_one_pacing_write_and_one_marker_write(stack: Stack) -> None:
     # Given a job of three chunks of 30 objects each, planned: its three messages wait on the restore queue
     groups = [archived(stack, f"c{c}", 30) for c in range(3)]
-    job_id = stack.create_job(*stack.put_manifest(chunked(groups), key="three.csv"))["BulkJobId"]
+    job_id = stack.create_job(*stack.put_manifest(chunked_manifest(groups), key="three.csv"))["BulkJobId"]
     drain(stack, stack.planner)
     tracer = CallTracer(restore_probe=is_item(stack)).install(stack.services())
     # When the restore function takes them, in one delivery
@@ -90,7 +81,7 @@ def test_a_delivery_of_three_chunks_costs_one_read_one_pacing_write_and_one_mark
 def test_a_line_repeated_in_another_chunk_of_the_delivery_is_asked_for_once(stack: Stack) -> None:
     # Given a manifest whose second chunk repeats an object of the first
     first, second = archived(stack, "a", 3), archived(stack, "b", 2)
-    job_id = stack.create_job(*stack.put_manifest(chunked([first, [first[0], *second]]), key="repeat.csv"))["BulkJobId"]
+    job_id = stack.create_job(*stack.put_manifest(chunked_manifest([first, [first[0], *second]]), key="repeat.csv"))["BulkJobId"]
     tracer = CallTracer().install(stack.services())
     # When the job runs
     stack.drain()
