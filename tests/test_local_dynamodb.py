@@ -720,6 +720,52 @@ def test_item_answers_are_what_moto_s_serializer_writes() -> None:
     assert emulated[0]["Item"]["b"] == {"B": b"\x00\xffbinary"} and emulated[0]["Item"]["empty"] == {"S": ""}
 
 
+def _partiql_answers() -> list[Any]:
+    """PartiQL answers (writes that succeed and fail, reads), as a client parses them."""
+    with mock_aws():
+        client = _client()
+        _make_table(client)
+        client.put_item(TableName=TABLE, Item=RICH_ITEM)
+        client.put_item(TableName=TABLE, Item={**RICH_ITEM, "sk": {"S": "b"}, "n": {"N": "3"}})
+        answers = [
+            client.batch_execute_statement(
+                Statements=[
+                    {
+                        "Statement": f"INSERT INTO \"{TABLE}\" VALUE {{'pk': ?, 'sk': ?, 'n': ?}}",
+                        "Parameters": [*key("JOB#p", "new").values(), {"N": "1"}],
+                    },
+                    {"Statement": f"INSERT INTO \"{TABLE}\" VALUE {{'pk': ?, 'sk': ?}}", "Parameters": list(key("JOB#rich", "b").values())},
+                    {
+                        "Statement": f'UPDATE "{TABLE}" SET "s" = ? WHERE "pk" = ? AND "sk" = ? AND "n" = ?',
+                        "Parameters": [{"S": "z"}, *key("JOB#rich", "a").values(), {"N": "0"}],
+                    },
+                ],
+                ReturnConsumedCapacity="TOTAL",
+            ),
+            client.batch_execute_statement(
+                Statements=[
+                    {"Statement": f'SELECT * FROM "{TABLE}" WHERE "pk" = ? AND "sk" = ?', "Parameters": list(key("JOB#rich", "a").values())}
+                ]
+            ),
+            client.execute_statement(Statement=f'SELECT * FROM "{TABLE}" WHERE "pk" = ?', Parameters=[{"S": "JOB#rich"}]),
+        ]
+        for answer in answers:
+            answer.pop("ResponseMetadata")
+        return answers
+
+
+def test_partiql_answers_written_directly_are_what_moto_s_serializer_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bulk_restore_cli.local import dynamodb as layer
+
+    direct = _partiql_answers()
+    monkeypatch.setattr(layer, "FAST_ANSWERS", layer.FAST_ANSWERS - {"BatchExecuteStatement", "ExecuteStatement"})
+    serialized = _partiql_answers()
+    assert direct == serialized
+    writes = direct[0]["Responses"]
+    assert [r.get("Error", {}).get("Code") for r in writes] == [None, "DuplicateItem", "ConditionalCheckFailed"]
+    assert direct[1]["Responses"][0]["Item"]["b"] == {"B": b"\x00\xffbinary"} and len(direct[2]["Items"]) == 2
+
+
 def test_item_sizes_are_moto_s() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 

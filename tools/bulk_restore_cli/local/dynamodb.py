@@ -451,7 +451,20 @@ def _serialised(original: Any) -> Any:
 
 # ---- answers written as JSON ------------------------------------------------------------------
 
-FAST_ANSWERS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem", "TransactGetItems"})
+FAST_ANSWERS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "TransactGetItems",
+        "BatchExecuteStatement",
+        "ExecuteStatement",
+    }
+)
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 

@@ -68,6 +68,7 @@ from __future__ import annotations
 import base64
 import bisect
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -148,8 +149,15 @@ def _size(attributes: dict[str, Any]) -> int:
 
 
 def _key_hash(value: Any) -> int:
-    """Where a partition key falls in the hash space the shards divide."""
-    text = json.dumps(attribute_json(value), sort_keys=True, separators=(",", ":"))
+    """Where a partition key falls in the hash space the shards divide (a key is a string, number or
+    binary: hashable as it is, and one job's writes fall on a few partitions, so the hash is kept)."""
+    raw = value.value
+    return _hash_of(value.type, bytes(raw) if isinstance(raw, bytearray) else raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_of(kind: str, raw: Any) -> int:
+    text = json.dumps({kind: _base64(raw) if kind == "B" else raw}, sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).digest(), "big")
 
 
