@@ -125,6 +125,15 @@ def test_the_handler_reports_only_the_messages_that_failed_and_fails_when_all_di
     # Then only the unreadable message comes again, and the good chunk is accounted
     assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert JobLedger.read(stack, job_id).states() == {"RESTORING": 2}
+    # And a malformed chunk of the same job (a row cut short) fails alone, its sibling accounted
+    more = archived(stack, "more", 1)
+    sibling = json.dumps(samples.restore_chunk(job_id, chunk=1, rows=[[99, more[0].bucket, more[0].key, ""]], errors=[]))
+    cut = json.dumps(samples.restore_chunk(job_id, chunk=2, rows=[[197, more[0].bucket]], errors=[]))
+    event = samples.with_bodies("restore_chunk.json", [sibling, cut])
+    assert restorer.handler(event, LambdaContext("restorer")) == {
+        "batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]
+    }
+    assert JobLedger.read(stack, job_id).states() == {"RESTORING": 3}
     # And a delivery in which every message fails fails the invocation: all of it comes again
     with pytest.raises(restorer.DeliveryFailed):
         restorer.handler(samples.with_bodies("restore_chunk.json", ["{not json", "[]"]), LambdaContext("restorer"))

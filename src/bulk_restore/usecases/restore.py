@@ -34,6 +34,10 @@ NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had
 REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")  # recorded as its restore is about to be requested
 
 
+def _refuse(error: Exception) -> None:
+    raise error
+
+
 @dataclass
 class _Chunk:
     """A restore-queue message of manifest rows (usecases/plan.py)."""
@@ -110,14 +114,19 @@ class RestoreWorker:
 
     def _units(self, messages: Sequence[tuple[str, dict[str, Any]]]) -> Iterator[tuple[list[str], Callable[[], None]]]:
         """The work of a delivery: each launch and vault message alone, the row chunks per job."""
-        rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        rows: dict[str, list[tuple[str, _Chunk]]] = {}
         for message_id, message in messages:
             if message.get("launch") == "batch" or "archives" in message:
                 yield [message_id], functools.partial(self._one, message)
-            else:
-                rows.setdefault(str(message["job_id"]), []).append((message_id, message))
+                continue
+            try:
+                chunk = _Chunk.parse(message)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:  # a malformed message fails alone
+                yield [message_id], functools.partial(_refuse, exc)
+                continue
+            rows.setdefault(str(message["job_id"]), []).append((message_id, chunk))
         for job_id, group in rows.items():
-            yield [i for i, _ in group], functools.partial(self._rows, job_id, [m for _, m in group])
+            yield [i for i, _ in group], functools.partial(self._rows, job_id, [c for _, c in group])
 
     def _one(self, message: dict[str, Any]) -> None:
         if message.get("launch") == "batch":
@@ -127,8 +136,8 @@ class RestoreWorker:
             return
         self._vault_chunk(str(message["job_id"]), int(message["chunk"]), message)
 
-    def _rows(self, job_id: str, messages: list[dict[str, Any]]) -> None:
-        chunks = list({c.number: c for c in map(_Chunk.parse, messages)}.values())  # a chunk delivered twice: once
+    def _rows(self, job_id: str, parsed: list[_Chunk]) -> None:
+        chunks = list({c.number: c for c in parsed}.values())  # a chunk delivered twice: once
         job, done = self.store.chunks_state(job_id, [c.number for c in chunks])
         if job is None:
             logger.warning("restore chunks for unknown job dropped", extra={"job_id": job_id, "chunks": [c.number for c in chunks]})
