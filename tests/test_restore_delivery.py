@@ -1,11 +1,11 @@
 """The restore function takes a delivery's chunks of one job together, records each object before
-its restore is requested, and buys its pacing once per delivery.
+its restore is requested, and buys its pacing a chunk's worth of requests at a time.
 
-What a delivery of the direct engine costs DynamoDB (one read, one pacing write, the objects 25 to
-a request, one write of the markers), that no completion can come before its object is recorded,
-that a line repeated across the delivery's chunks is asked for once, and what the handler answers
-when some messages of a delivery fail. The pacer's schedule: one write buys a window, windows of
-workers never overlap, and an idle schedule banks nothing.
+What a delivery of the direct engine costs DynamoDB (one read, a pacing write per 98 requests, the
+objects 25 to a request, one write of the markers), that no completion can come before its object
+is recorded, that a line repeated across the delivery's chunks is asked for once, and what the
+handler answers when some messages of a delivery fail. The pacer's schedule: one write buys a
+window, windows of workers never overlap, and an idle schedule banks nothing.
 """
 
 from __future__ import annotations
@@ -54,24 +54,24 @@ def is_item(stack: Stack):  # type: ignore[no-untyped-def]
     return probe
 
 
-def test_a_delivery_of_three_chunks_costs_one_read_one_pacing_write_and_one_marker_write(stack: Stack) -> None:
-    # Given a job of three chunks of 30 objects each, planned: its three messages wait on the restore queue
-    groups = [archived(stack, f"c{c}", 30) for c in range(3)]
+def test_a_delivery_of_three_chunks_costs_one_read_a_pacing_write_per_chunk_s_worth_and_one_marker_write(stack: Stack) -> None:
+    # Given a job of three chunks of 60 objects each, planned: its three messages wait on the restore queue
+    groups = [archived(stack, f"c{c}", 60) for c in range(3)]
     job_id = stack.create_job(*stack.put_manifest(chunked_manifest(groups), key="three.csv"))["BulkJobId"]
     drain(stack, stack.planner)
     tracer = CallTracer(restore_probe=is_item(stack)).install(stack.services())
     # When the restore function takes them, in one delivery
     drain(stack, stack.restorer)
     assert stack.restorer.invocations == 1
-    # Then it read the job and the three markers once, bought the pacing once, wrote the 90 objects
-    # 25 to a request and the three markers in one more
+    # Then it read the job and the three markers once, bought the pacing for 98 requests at a time
+    # (two windows for 180), wrote the 180 objects 25 to a request and the three markers in one more
     assert len(tracer.of("dynamodb.BatchGetItem")) == 1
     assert len(tracer.of("dynamodb.GetItem")) == 0
     pacing = [c for c in tracer.of("dynamodb.UpdateItem") if "RATE#" in json.dumps(c.params)]
-    assert len(pacing) == 1
-    assert len(tracer.of("dynamodb.BatchExecuteStatement")) == math.ceil(90 / 25) + 1
+    assert len(pacing) == math.ceil(180 / 98)
+    assert len(tracer.of("dynamodb.BatchExecuteStatement")) == math.ceil(180 / 25) + 1
     # And every object was recorded before S3 was asked to restore it, once
-    assert len(tracer.restores) == 90
+    assert len(tracer.restores) == 180
     assert all(attempt.recorded_before for attempt in tracer.restores)
     # And the job completes, each object counted once
     stack.settle()

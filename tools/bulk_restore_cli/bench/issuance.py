@@ -1,8 +1,8 @@
 """Part 4: restore issuance against the account's limit, in real time.
 
 The real RestoreWorker, Pacer and S3Gateway (with its backoff) run with the stack's concurrency:
-``workers`` restore function invocations at once (RestoreMaxConcurrency), each taking chunks one
-after another as a batch of SQS messages, each chunk's objects requested on ``threads`` threads
+``workers`` restore function invocations at once (RestoreMaxConcurrency), each taking deliveries of
+up to 10 chunk messages one after another (the event source's BatchSize), the objects requested on ``threads`` threads
 (RestoreConcurrency). S3 is a fake that accepts ``limit`` restore requests in any sliding second
 and answers 503 SlowDown beyond; each of its answers takes ``s3_latency`` seconds. The job store
 is the in-memory fake, each call taking ``store_latency`` seconds (a DynamoDB round trip).
@@ -22,6 +22,7 @@ from bulk_restore_cli.bench.fakes import FakeJobStore, FakePublisher, Throttling
 
 BUCKET = "bench-archive"
 MAX_RECEIVES = 8  # template.yaml RestoreQueue maxReceiveCount
+DELIVERY_SIZE = 10  # template.yaml RestoreFunction Chunks BatchSize: messages per invocation
 
 
 def run(
@@ -86,14 +87,19 @@ def _run(objects: int, workers: int, threads: int, rate: int, limit: int, s3_lat
 
     def invocation_loop() -> None:
         while True:
-            try:
-                message = messages.get_nowait()
-            except queue.Empty:
+            delivery: list[dict[str, Any]] = []
+            while len(delivery) < DELIVERY_SIZE:  # as the event source hands the function up to BatchSize messages
+                try:
+                    delivery.append(messages.get_nowait())
+                except queue.Empty:
+                    break
+            if not delivery:
                 return
-            try:
-                worker.restore_chunk(message)
-            except Exception as exc:
-                failed_deliveries.append(exc)
+            failed = set(worker.restore_messages([(str(m["chunk"]), m) for m in delivery]))
+            for message in delivery:
+                if str(message["chunk"]) not in failed:
+                    continue
+                failed_deliveries.append(RuntimeError(f"chunk {message['chunk']} failed"))
                 receives[message["chunk"]] = receives.get(message["chunk"], 1) + 1
                 (dead.append if receives[message["chunk"]] > MAX_RECEIVES else messages.put)(message)
 

@@ -559,7 +559,7 @@ def _issuance_section(results: dict[str, Any]) -> list[str]:
         "",
         f"The real RestoreWorker, Pacer and S3Gateway: {r['workers']} restore invocations at once (RestoreMaxConcurrency), "
         f"{r['threads_per_worker']} threads each (RestoreConcurrency), the pacer at {r['pacer_rate_per_s']}/s "
-        "(RestoreRatePerSecond), its budgets on the fake store "
+        "(RestoreRatePerSecond), its schedules on the fake store "
         f"({r['store_latency_s'] * 1000:.0f} ms a call). S3 is a fake that accepts {r['account_limit_per_s']:,} restores in any "
         f"sliding second and answers 503 SlowDown beyond, {r['s3_latency_s'] * 1000:.0f} ms a call. Real time.",
         "",
@@ -599,8 +599,8 @@ def _issuance_section(results: dict[str, Any]) -> list[str]:
         "",
         f"Accepted per second, from the first request: {r['requests_per_second_bins']}. Chunk deliveries that failed "
         f"(S3 still throttling after the gateway's 8 attempts; SQS delivers them again): {r.get('chunk_deliveries_failed', 0)}.",
-        "The pacer's budget writes are conditional: one that finds its budget spent is still a billed request. At full",
-        "speed they count here; the cost profile, whose restores go no faster than moto, hardly meets them.",
+        "Each invocation takes up to 10 chunk messages, as the event source hands them over; the pacer buys the window",
+        "for each chunk's requests with one conditional write (two when its guess of an idle schedule was wrong).",
         "",
     ]
     return out
