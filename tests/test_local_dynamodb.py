@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
@@ -652,13 +653,20 @@ RICH_ITEM = {
 }
 
 
-def _answers() -> list[Any]:
-    """The item operations' answers on RICH_ITEM and friends, as a client parses them."""
+@contextlib.contextmanager
+def _rich_table() -> Iterator[Any]:
+    """A client on moto with the table holding RICH_ITEM (sort key "a") and a copy of it ("b", n=3)."""
     with mock_aws():
         client = _client()
         _make_table(client)
         client.put_item(TableName=TABLE, Item=RICH_ITEM)
         client.put_item(TableName=TABLE, Item={**RICH_ITEM, "sk": {"S": "b"}, "n": {"N": "3"}})
+        yield client
+
+
+def _answers() -> list[Any]:
+    """The item operations' answers on RICH_ITEM and friends, as a client parses them."""
+    with _rich_table() as client:
         answers = [
             client.get_item(TableName=TABLE, Key=key("JOB#rich", "a"), ConsistentRead=True, ReturnConsumedCapacity="TOTAL"),
             client.get_item(TableName=TABLE, Key=key("JOB#rich", "absent")),
@@ -722,11 +730,7 @@ def test_item_answers_are_what_moto_s_serializer_writes() -> None:
 
 def _partiql_answers() -> list[Any]:
     """PartiQL answers (writes that succeed and fail, reads), as a client parses them."""
-    with mock_aws():
-        client = _client()
-        _make_table(client)
-        client.put_item(TableName=TABLE, Item=RICH_ITEM)
-        client.put_item(TableName=TABLE, Item={**RICH_ITEM, "sk": {"S": "b"}, "n": {"N": "3"}})
+    with _rich_table() as client:
         answers = [
             client.batch_execute_statement(
                 Statements=[

@@ -451,20 +451,9 @@ def _serialised(original: Any) -> Any:
 
 # ---- answers written as JSON ------------------------------------------------------------------
 
-FAST_ANSWERS = frozenset(
-    {
-        "GetItem",
-        "BatchGetItem",
-        "Query",
-        "Scan",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "TransactGetItems",
-        "BatchExecuteStatement",
-        "ExecuteStatement",
-    }
-)
+# Item operations whose requests and answers hold attribute values (those of a table's items).
+ITEM_OPERATIONS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem", "TransactGetItems"})
+FAST_ANSWERS = ITEM_OPERATIONS | {"BatchExecuteStatement", "ExecuteStatement"}
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
 
 
@@ -558,20 +547,7 @@ def _cached_parser(parser: Any) -> Any:
 
 # Item operations whose request members are all JSON's own types except binary values ("B", "BS"):
 # moto walks their body against botocore's input shape only to decode those.
-FAST_REQUESTS = frozenset(
-    {
-        "GetItem",
-        "BatchGetItem",
-        "Query",
-        "Scan",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "TransactGetItems",
-        "TransactWriteItems",
-        "BatchWriteItem",
-    }
-)
+FAST_REQUESTS = ITEM_OPERATIONS | {"TransactWriteItems", "BatchWriteItem"}
 _BINARY_MEMBER = re.compile(rb'"BS?"\s*:')
 
 
