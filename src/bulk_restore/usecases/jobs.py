@@ -397,23 +397,34 @@ class JobService:
         complete = len(sample) >= location.size
         counted = count_objects(sample) if complete else None
         engine = self.choose_engine(request, counted if complete else estimate_objects(sample, location.size))
-        stamp = now_iso()
-        job = RestoreJob(
-            job_id=str(uuid.uuid4()),
-            tier=request.tier,
-            expiration_days=request.expiration_days,
+        return self._store_new(
+            request,
+            keys,
             manifest=location,
-            client_tag=request.client_tag,
-            progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp,
-            updated_at=stamp,
-            expedited_fallback=request.expedited_fallback,
-            deadline_seconds=(request.deadline_hours or 0) * 3600,
-            keep_restored_days=request.keep_restored_days,
-            request=request.normalised(),
             manifest_objects=counted,
             notes=manifest_notes(sample),
             engine=engine,
+        )
+
+    def _store_new(self, request: CreateJobRequest, keys: dict[str, str], **fields: Any) -> tuple[RestoreJob, bool]:
+        """Store a new job with the request's common fields and ``fields``, bound to the idempotency
+        keys, and queue its planning. Another create with one of the keys stored first: that job."""
+        stamp = now_iso()
+        job = RestoreJob(
+            **{
+                "job_id": str(uuid.uuid4()),
+                "tier": request.tier,
+                "expiration_days": request.expiration_days,
+                "client_tag": request.client_tag,
+                "progress_step_percent": request.progress_step_percent or self.default_step,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "expedited_fallback": request.expedited_fallback,
+                "deadline_seconds": (request.deadline_hours or 0) * 3600,
+                "keep_restored_days": request.keep_restored_days,
+                "request": request.normalised(),
+                **fields,
+            }
         )
         job, created = self.store.create_job(job, list(keys.values()))
         if not created:  # another create with one of these keys stored its job first
@@ -460,21 +471,11 @@ class JobService:
             return existing, False
         self.check_prefix(source)
         engine = self.choose_engine(request, None)
-        stamp = now_iso()
         classes = ", ".join(source.storage_classes) if source.storage_classes else "every archived class"
-        job = RestoreJob(
-            job_id=str(uuid.uuid4()),
-            tier=request.tier,
-            expiration_days=request.expiration_days,
+        return self._store_new(
+            request,
+            keys,
             manifest=ManifestLocation(source.bucket, source.prefix),
-            client_tag=request.client_tag,
-            progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp,
-            updated_at=stamp,
-            expedited_fallback=request.expedited_fallback,
-            deadline_seconds=(request.deadline_hours or 0) * 3600,
-            keep_restored_days=request.keep_restored_days,
-            request=request.normalised(),
             manifest_objects=None,
             engine=engine,
             notes=[
@@ -489,11 +490,6 @@ class JobService:
                 "include_versions": source.include_versions,
             },
         )
-        job, created = self.store.create_job(job, list(keys.values()))
-        if not created:
-            job = self._repeated(keys, request) or job
-        self._ensure_planning(job)
-        return job, created
 
     def _create_from_vault(self, request: CreateJobRequest, keys: dict[str, str]) -> tuple[RestoreJob, bool]:
         """A job moving a Glacier vault's archives into S3: the vault must exist, the target be allowed."""
@@ -507,7 +503,6 @@ class JobService:
             return existing, False
         found, location = self.checked_vault(request)
         overrides = self._check_overrides(request.overrides) if request.overrides is not None else None
-        stamp = now_iso()
         count = len(request.archives) if request.archives is not None else None
         key_from = request.key_from or ("description" if request.inventory else "archive_id")
         what = (
@@ -518,17 +513,10 @@ class JobService:
             else f"archive ids listed in s3://{request.bucket}/{request.key}"
         )
         naming = "named from their descriptions, duplicates settled by age" if key_from == "description" else "named by archive id"
-        job = RestoreJob(
-            job_id=str(uuid.uuid4()),
-            tier=request.tier,
-            expiration_days=request.expiration_days,
+        return self._store_new(
+            request,
+            keys,
             manifest=location,
-            client_tag=request.client_tag,
-            progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp,
-            updated_at=stamp,
-            deadline_seconds=(request.deadline_hours or 0) * 3600,
-            request=request.normalised(),
             manifest_objects=count,
             engine="vault",
             notes=[
@@ -550,12 +538,9 @@ class JobService:
                 "overrides": overrides,
                 "split_large_archives": bool(request.split_large_archives),
             },
+            expedited_fallback=False,
+            keep_restored_days=0,
         )
-        job, created = self.store.create_job(job, list(keys.values()))
-        if not created:
-            job = self._repeated(keys, request) or job
-        self._ensure_planning(job)
-        return job, created
 
     def checked_vault(self, request: CreateJobRequest) -> tuple[dict[str, Any], ManifestLocation]:
         """A vault job's vault (DescribeVault's {"name", "arn", "archives", "size"}) and its manifest
@@ -598,20 +583,10 @@ class JobService:
         location, manifest = self.checked_inventory(request)
         estimate = sum(f.size for f in manifest.files) // INVENTORY_BYTES_PER_ROW
         engine = self.choose_engine(request, estimate)
-        stamp = now_iso()
-        job = RestoreJob(
-            job_id=str(uuid.uuid4()),
-            tier=request.tier,
-            expiration_days=request.expiration_days,
+        return self._store_new(
+            request,
+            keys,
             manifest=location,
-            client_tag=request.client_tag,
-            progress_step_percent=request.progress_step_percent or self.default_step,
-            created_at=stamp,
-            updated_at=stamp,
-            expedited_fallback=request.expedited_fallback,
-            deadline_seconds=(request.deadline_hours or 0) * 3600,
-            keep_restored_days=request.keep_restored_days,
-            request=request.normalised(),
             manifest_objects=None,
             engine=engine,
             notes=[
@@ -620,11 +595,6 @@ class JobService:
             ],
             source={"type": "s3-inventory", "include_versions": request.include_versions},
         )
-        job, created = self.store.create_job(job, list(keys.values()))
-        if not created:
-            job = self._repeated(keys, request) or job
-        self._ensure_planning(job)
-        return job, created
 
     def checked_inventory(self, request: CreateJobRequest) -> tuple[ManifestLocation, InventoryManifest]:
         """An S3 Inventory report's manifest.json, read whole and checked as a create checks it."""
