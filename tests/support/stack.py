@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from bulk_restore import settings as settings_module
 from bulk_restore import wiring
-from bulk_restore.adapters.dynamodb import object_key
+from bulk_restore.adapters.dynamodb import marker_key, object_key
 from bulk_restore.domain.manifest import encode_key
 from bulk_restore.domain.model import ObjectId
 from bulk_restore.usecases.plan import LINES_PER_CHUNK
@@ -366,7 +366,7 @@ class Stack:
             if item["state"]["S"] != "RESTORING":
                 return True
             chunk = (int(item["line"]["N"]) - 1) // LINES_PER_CHUNK
-            marker = {"pk": {"S": f"JOB#{job_id}#CHUNKS"}, "sk": {"S": f"{chunk:010d}"}}
+            marker = {k: {"S": v} for k, v in marker_key(job_id, chunk).items()}
             if "Item" in self.ddb.get_item(TableName=self.table_name, Key=marker, ConsistentRead=True):
                 return True
         return False

@@ -126,6 +126,11 @@ def object_key(job_id: str, ref: str) -> dict[str, str]:
     return {"pk": f"JOB#{job_id}#O#{shard:02d}", "sk": ref}
 
 
+def marker_key(job_id: str, chunk: int) -> dict[str, str]:
+    """A chunk's marker: written once the chunk's objects are all written (the stream counts it)."""
+    return {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}"}
+
+
 def archive_part_key(job_id: str, ref: str, obj: int, part: int) -> dict[str, str]:
     """A vault archive's transfer part: a partition per archive (a part per item, so an archive of
     thousands of parts never nears DynamoDB's 400 KB item limit), sorted by object and part."""
@@ -846,7 +851,7 @@ class DynamoJobStore:
         again. An object missed is inserted only if absent, so it is never counted twice; a marker
         missed is written only if absent; a cancel missed is seen at the next look while pacing. A
         delivery retried after a crash comes a visibility timeout later, long after the reads agree."""
-        keys = [{"pk": job_pk(job_id), "sk": "META"}, {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}"}]
+        keys = [{"pk": job_pk(job_id), "sk": "META"}, marker_key(job_id, chunk)]
         keys += [object_key(job_id, ref) for ref in refs]
         job = None
         done = False
@@ -866,7 +871,7 @@ class DynamoJobStore:
         requested: the job, and which of the chunks are accounted already (their markers).
         Eventually consistent, like ``chunk_state``: a marker missed is found by the inserts that
         follow, each refused, and is then written only if absent."""
-        keys = [{"pk": job_pk(job_id), "sk": "META"}] + [{"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{c:010d}"} for c in dict.fromkeys(chunks)]
+        keys = [{"pk": job_pk(job_id), "sk": "META"}] + [marker_key(job_id, c) for c in dict.fromkeys(chunks)]
         job = None
         done: set[int] = set()
         for item in self.get_items(keys, consistent=False):
@@ -898,7 +903,7 @@ class DynamoJobStore:
         Returns the chunks whose marker this call wrote."""
         expires = _epoch(self.object_retention_days)
         chunks = list(objects)
-        markers = [{"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{c:010d}", "objects": objects[c], "expires_at": expires} for c in chunks]
+        markers = [{**marker_key(job_id, c), "objects": objects[c], "expires_at": expires} for c in chunks]
         return {c for c, code in zip(chunks, self._write([self._insert(m) for m in markers]), strict=True) if code is None}
 
     def record_chunk(self, job_id: str, chunk: int, records: Sequence[ObjectRecord]) -> tuple[bool, set[str]]:

@@ -6,13 +6,13 @@ of all jobs draw from schedules kept in DynamoDB: each job with requests left to
 and the account as a whole stays under ``rate``.
 
 Each job's schedule is one item holding the time its next request may go (a generic cell rate
-algorithm: the "theoretical arrival time"). A worker buys the time for all the requests it is
-about to send with one conditional write: ``n`` requests take ``n / share`` seconds of the
-schedule, starting where the last buyer's ended, or now if that is past (an idle schedule
-banks nothing). Then it sends them a slot's worth (a tenth of a second's share) at a time, each
-slot at its place in its window, so requests never bunch up: one write per chunk, however many
-workers share the job, where budgets per time slot took one per tenth of a second and a refused
-write for each slot found full.
+algorithm: the "theoretical arrival time"). A worker buys the time for the next requests it is
+about to send (a chunk's worth: usecases/restore.py, PACING_WINDOW) with one conditional write:
+``n`` requests take ``n / share`` seconds of the schedule, starting where the last buyer's
+ended, or now if that is past (an idle schedule banks nothing). Then it sends them a slot's
+worth (a tenth of a second's share) at a time, each slot at its place in its window, so
+requests never bunch up: one write per chunk, however many workers share the job, where budgets
+per time slot took one per tenth of a second and a refused write for each slot found full.
 
 The bound this gives: any sliding second holds at most a job's share plus one slot's worth of
 its requests, so the account at most ``rate`` plus one slot's share per second (990 at the

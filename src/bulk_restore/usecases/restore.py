@@ -39,6 +39,13 @@ REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")  # recorded as its restore 
 PACING_WINDOW = 98
 
 
+def _line_failed(job_id: str, error: ManifestError) -> ObjectRecord:
+    """The record of a manifest line that names no object it could restore: FAILED, saying why."""
+    return ObjectRecord(
+        job_id, error.ref, "", error.raw, None, ObjectState.FAILED, f"manifest line {error.line}: {error.message}", error.line
+    )
+
+
 def _refuse(error: Exception) -> None:
     raise error
 
@@ -90,8 +97,9 @@ class RestoreWorker:
 
     def restore_messages(self, messages: Sequence[tuple[str, Any]]) -> list[str]:
         """A delivery of restore-queue messages (id, body); returns the ids of those that failed
-        and must come again. A job's chunks of the direct engine are taken together: one read,
-        one pacing write and one write of their markers for all, their objects 25 to a request."""
+        and must come again. A job's chunks of the direct engine are taken together: one read and
+        one write of their markers for all, their objects 25 to a request, a pacing write per
+        PACING_WINDOW requests."""
         failed: list[str] = []
         parsed: list[tuple[str, dict[str, Any]]] = []
         for message_id, body in messages:
@@ -176,10 +184,7 @@ class RestoreWorker:
                     records.append(self._record(job, line, obj, NOT_REQUESTED))
                 else:
                     records.append(self._record(job, line, obj, REQUESTED, at))
-            records += [
-                ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
-                for e in chunk.errors
-            ]
+            records += [_line_failed(job_id, e) for e in chunk.errors]
             records += [self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason)) for line, obj, reason in chunk.skipped]
             for record in records[begin:]:
                 chunk_of.setdefault(record.ref, chunk.number)
@@ -243,11 +248,7 @@ class RestoreWorker:
             todo = [(line, obj) for line, obj in todo if self.s3.may_touch(obj.bucket)]
             records = self._for_batch(job, chunk.number, todo, chunk.known)
             records += [self._record(job, line, obj, BUCKET_REFUSED) for line, obj in refused]
-            records += [
-                ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
-                for e in chunk.errors
-                if e.ref not in existing
-            ]
+            records += [_line_failed(job_id, e) for e in chunk.errors if e.ref not in existing]
             records += [
                 self._record(job, line, obj, ObjectOutcome(ObjectState.SKIPPED, reason))
                 for line, obj, reason in chunk.skipped
@@ -302,11 +303,7 @@ class RestoreWorker:
                 for line, archive_id, key, extra in archives
                 if archive_ref(vault, archive_id) not in existing
             ]
-            records += [
-                ObjectRecord(job_id, e.ref, "", e.raw, None, ObjectState.FAILED, f"manifest line {e.line}: {e.message}", e.line)
-                for e in errors
-                if e.ref not in existing
-            ]
+            records += [_line_failed(job_id, e) for e in errors if e.ref not in existing]
             records += [
                 ObjectRecord(
                     job_id,
