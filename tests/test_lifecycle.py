@@ -22,6 +22,7 @@ import pytest
 from bulk_restore.adapters.sqs import move_messages
 from bulk_restore.domain.model import JobStatus, ObjectId
 from bulk_restore.usecases.pacing import Pacer
+from bulk_restore.usecases.restore import PACING_WINDOW
 from bulk_restore_cli import cli
 from bulk_restore_cli.local import s3_restore
 from support import samples
@@ -463,6 +464,36 @@ def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(sta
     assert len(later) <= 4
     ledger = JobLedger.read(stack, job_id)
     assert ledger.states() == {"RESTORING": 1 + len(later), "CANCELLED": 11 - len(later)}
+
+
+def test_a_cancel_is_seen_by_the_next_window_of_requests_without_a_read_of_the_job(stack: Stack) -> None:
+    # Given a job of three chunks taken in one delivery, two pacing windows of requests (the default
+    # rate), cancelled over the API while S3 answers its first request
+    job_id, _objects = start(stack, "window", PACING_WINDOW + 54)
+    _clock, tracer = paced(stack)
+    cancelled_at: list[int] = []
+
+    def cancel_once(**_: Any) -> None:
+        if not cancelled_at:
+            cancel(job_id)
+            cancelled_at.append(len(tracer.calls))
+
+    stack.services().s3.client.meta.events.register("after-call.s3.RestoreObject", cancel_once)
+    # When the stack runs
+    stack.drain()
+    # Then the first window's requests all went, and the write buying the second said the job had
+    # ended: the 54 objects left were never requested, but recorded CANCELLED
+    after = tracer.calls[cancelled_at[0] :]
+    assert len(named(after, "s3.RestoreObject")) == PACING_WINDOW - 1
+    ledger = JobLedger.read(stack, job_id)
+    assert ledger.states() == {"RESTORING": PACING_WINDOW, "CANCELLED": 54}
+    # And no read of the job came between the cancel and that write, one after it (to learn how it ended)
+    writes = [i for i, c in enumerate(after) if c.operation == "dynamodb.UpdateItem" and "RATE#" in json.dumps(c.params)]
+    assert len(writes) == 1
+    reads = [i for i, c in enumerate(after) if c.operation == "dynamodb.GetItem" and c.params["Key"]["pk"]["S"] == f"JOB#{job_id}"]
+    assert len(reads) == 1 and reads[0] > writes[0]
+    assert JobLedger.read(stack, job_id).status == "Cancelled"
+    assert terminal_of(stack, job_id)["Status"] == "Cancelled"
 
 
 # ---- pacing --------------------------------------------------------------------------------------------

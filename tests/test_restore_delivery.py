@@ -1,7 +1,7 @@
 """The restore function takes a delivery's chunks of one job together, records each object before
-its restore is requested, and buys its pacing a chunk's worth of requests at a time.
+its restore is requested, and buys its pacing two chunks' worth of requests at a time.
 
-What a delivery of the direct engine costs DynamoDB (one read, a pacing write per 98 requests, the
+What a delivery of the direct engine costs DynamoDB (one read, a pacing write per PACING_WINDOW requests, the
 objects 25 to a request, one write of the markers), that no completion can come before its object
 is recorded, that a line repeated across the delivery's chunks is asked for once, and what the
 handler answers when some messages of a delivery fail. The pacer's schedule: one write buys a
@@ -18,6 +18,7 @@ import pytest
 from bulk_restore.adapters.dynamodb import object_key
 from bulk_restore.domain.model import ObjectId
 from bulk_restore.usecases.pacing import Pacer
+from bulk_restore.usecases.restore import PACING_WINDOW
 from bulk_restore_cli.local.lambda_runtime import LambdaContext, SqsEventSource
 from support import samples
 from support.clock import SteppingClock
@@ -63,12 +64,12 @@ def test_a_delivery_of_three_chunks_costs_one_read_a_pacing_write_per_chunk_s_wo
     # When the restore function takes them, in one delivery
     drain(stack, stack.restorer)
     assert stack.restorer.invocations == 1
-    # Then it read the job and the three markers once, bought the pacing for 98 requests at a time
-    # (two windows for 180), wrote the 180 objects 25 to a request and the three markers in one more
+    # Then it read the job and the three markers once, bought the pacing for 196 requests at a time
+    # (one window for 180), wrote the 180 objects 25 to a request and the three markers in one more
     assert len(tracer.of("dynamodb.BatchGetItem")) == 1
     assert len(tracer.of("dynamodb.GetItem")) == 0
     pacing = [c for c in tracer.of("dynamodb.UpdateItem") if "RATE#" in json.dumps(c.params)]
-    assert len(pacing) == math.ceil(180 / 98)
+    assert len(pacing) == math.ceil(180 / PACING_WINDOW) == 1
     assert len(tracer.of("dynamodb.BatchExecuteStatement")) == math.ceil(180 / 25) + 1
     # And every object was recorded before S3 was asked to restore it, once
     assert len(tracer.restores) == 180
@@ -149,14 +150,11 @@ def test_one_write_buys_a_window_windows_never_overlap_and_an_idle_schedule_bank
     # When one buys 50 requests, the other 25, then the first 50 more
     windows = [(p.reserve(job_id, n), n) for p, n in ((first, 50), (second, 25), (first, 50))]
     # Then each window starts where the one before ended, at 50 a second, never overlapping
-    starts = [start for (start, spacing), _ in windows]
-    assert starts == [1_000_000.0, 1_000_001.0, 1_000_001.5]
-    assert all(spacing == pytest.approx(1 / 50) for (_, spacing), _ in windows)
+    assert [window.start for window, _ in windows] == [1_000_000.0, 1_000_001.0, 1_000_001.5]
+    assert all(window.spacing == pytest.approx(1 / 50) and not window.stopped for window, _ in windows)
     # And each cost one write, but the second worker's, whose guess of an idle schedule was wrong (two)
     assert [c.params["Key"]["pk"]["S"] for c in tracer.of("dynamodb.UpdateItem")] == ["RATE#job#" + job_id] * 4
     # And after ten idle seconds a window starts now: nothing was banked for a burst
     clock.sleep(10.0)
-    (start, _) = first.reserve(job_id, 100)
-    assert start == clock.now
-    (after, _) = second.reserve(job_id, 1)
-    assert after == pytest.approx(clock.now + 2.0)
+    assert first.reserve(job_id, 100).start == clock.now
+    assert second.reserve(job_id, 1).start == pytest.approx(clock.now + 2.0)

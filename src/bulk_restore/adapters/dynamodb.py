@@ -11,7 +11,8 @@ Item layout (pk / sk):
                                   (written once, at create; expires ObjectRetentionDays later)
   ACTIVE / JOB#<id>               the job is not finished: the sweeper's list of jobs to look at;
                                   ``issuing`` while it has restore requests left to send (pacing)
-  RATE#<scope> / <time slot>      restore requests issued in that slot (account-wide pacing)
+  RATE#job#<id> / schedule        when the job's next restore request may go (its pacing), and
+                                  ``stopped`` once the job has ended
   EARLY#<ref> / COMPLETED         a restore-completed event that came while a job that may yet
                                   record the object was still issuing (kept 2 days)
   EARLYAT#<bucket> / NOTED        when such an event was last kept for an object of the bucket
@@ -675,14 +676,15 @@ class DynamoJobStore:
             ExpressionAttributeValues=_to_ddb({":s": sweep}),
         )
 
-    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> int:
-        """Buy ``span_us`` of ``scope``'s schedule: returns where the bought window ends (µs).
+    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> tuple[int, bool]:
+        """Buy ``span_us`` of ``scope``'s schedule: returns where the bought window ends (µs), and
+        whether the schedule was marked stopped (``stop_schedule``).
 
         The window starts where the last one bought ended, or at ``now_us`` if that is past: one
         conditional write either way, the form tried first being the one ``busy`` (the schedule
         was ahead of now when last seen) says will hold; a refused form means the other holds.
         """
-        key = _to_ddb({"pk": f"RATE#{scope}", "sk": "schedule"})
+        key = _to_ddb(self._schedule_key(scope))
         expires = int(now_us // 1_000_000) + 3600
         forms = [
             ("SET next_at = next_at + :span, expires_at = :exp", "next_at >= :now", {":span": span_us, ":now": now_us, ":exp": expires}),
@@ -703,13 +705,27 @@ class DynamoJobStore:
                     UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeValues=_to_ddb(values),
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",
                 )
-                return _int(_from_ddb(dict(answer["Attributes"]))["next_at"])
+                item = _from_ddb(dict(answer["Attributes"]))
+                return _int(item["next_at"]), bool(item.get("stopped"))
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
         raise RetryLater("ConditionalCheckFailed")  # the schedule moved under every try: the message comes again
+
+    def stop_schedule(self, scope: str) -> None:
+        """Mark ``scope``'s schedule stopped: every window bought from now on says so."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_ddb(self._schedule_key(scope)),
+            UpdateExpression="SET stopped = :yes, expires_at = :exp",
+            ExpressionAttributeValues=_to_ddb({":yes": True, ":exp": int(time.time()) + 3600}),
+        )
+
+    @staticmethod
+    def _schedule_key(scope: str) -> dict[str, str]:
+        return {"pk": f"RATE#{scope}", "sk": "schedule"}
 
     # ---- buckets ---------------------------------------------------------------------------
 

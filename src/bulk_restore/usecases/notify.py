@@ -61,6 +61,9 @@ class Notifier:
         chunks already on their way have been accounted, so it carries the job's final counts."""
         if not self.store.end_job(job_id, status, reason):
             return False
+        # Restore workers see it with their next window of requests (usecases/pacing.py); had this
+        # write been lost, with their next delivery, or after a wait of a second.
+        self.store.stop_schedule(f"job#{job_id}")
         self.evaluate(job_id)
         return True
 

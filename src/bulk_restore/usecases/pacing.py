@@ -13,6 +13,8 @@ ended, or now if that is past (an idle schedule banks nothing). Then it sends th
 worth (a tenth of a second's share) at a time, each slot at its place in its window, so
 requests never bunch up: one write per chunk, however many workers share the job, where budgets
 per time slot took one per tenth of a second and a refused write for each slot found full.
+The same write tells the worker whether the job has ended meanwhile: ending a job marks its
+schedule stopped (usecases/notify.py), so a cancel is seen within a window without a read.
 
 The bound this gives: any sliding second holds at most a job's share plus one slot's worth of
 its requests, so the account at most ``rate`` plus one slot's share per second (990 at the
@@ -24,11 +26,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from bulk_restore.adapters.dynamodb import DynamoJobStore
 
 ACTIVE_CACHE_SECONDS = 5.0  # how stale the count of jobs sharing the rate may be
 SLOTS_PER_SECOND = 10
+
+
+class Window(NamedTuple):
+    """Time bought on a job's schedule: request ``i`` may go at ``start + i * spacing`` (the
+    pacer's clock), none before. ``stopped``: the job has ended (usecases/notify.py wrote it on its
+    schedule), and none of them should go."""
+
+    start: float
+    spacing: float
+    stopped: bool = False
 
 
 class Pacer:
@@ -72,23 +85,21 @@ class Pacer:
         share = self.share()
         return -(-share // min(SLOTS_PER_SECOND, share))
 
-    def reserve(self, job_id: str, wanted: int) -> tuple[float, float]:
-        """Buy the schedule's time for ``wanted`` requests of this job, in one write.
-
-        Returns (start, spacing): request ``i`` of them may go at ``start + i * spacing`` (the
-        pacer's clock), none before. Without a rate, now and 0."""
+    def reserve(self, job_id: str, wanted: int) -> Window:
+        """Buy the schedule's time for ``wanted`` requests of this job, in one write that also
+        tells whether the job has ended since. Without a rate: now, unspaced, not stopped."""
         now = self.clock()
         if not self.enabled or wanted <= 0:
-            return now, 0.0
+            return Window(now, 0.0)
         share = self.share()
         span = math.ceil(wanted * 1_000_000 / share)
         now_us = math.floor(now * 1_000_000)
         busy = self._ends.get(job_id, 0) > now_us  # its schedule ran ahead of now when last seen
-        end = self.store.reserve_schedule(f"job#{job_id}", span, now_us, busy)
+        end, stopped = self.store.reserve_schedule(f"job#{job_id}", span, now_us, busy)
         self._ends[job_id] = end
         if len(self._ends) > 1000:
             self._ends = {job_id: end}
-        return (end - span) / 1_000_000, 1.0 / share
+        return Window((end - span) / 1_000_000, 1.0 / share, stopped)
 
     def wait_until(self, at: float) -> None:
         pause = at - self.clock()
@@ -97,5 +108,4 @@ class Pacer:
 
     def acquire(self, job_id: str, wanted: int) -> None:
         """Block until ``wanted`` restore requests of this job may start going (at their share's pace)."""
-        start, _ = self.reserve(job_id, wanted)
-        self.wait_until(start)
+        self.wait_until(self.reserve(job_id, wanted).start)

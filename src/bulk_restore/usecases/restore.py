@@ -32,11 +32,12 @@ BATCH_REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")
 NOT_ARCHIVED = ObjectOutcome(ObjectState.SKIPPED, "readable now: not in an archive storage class")
 NOT_REQUESTED = ObjectOutcome(ObjectState.CANCELLED, "not requested: the job had ended (cancelled or timed out) first")
 REQUESTED = ObjectOutcome(ObjectState.RESTORING, "")  # recorded as its restore is about to be requested
-# The most restore requests one pacing write buys a window for: a chunk's worth, about a tenth of a
-# second of the default rate. A worker's 16 threads send fewer than 900 a second, so a window as long
-# as a whole delivery (a second) would be one worker's alone, half empty; short windows interleave
-# the workers' requests and keep the job at its share from the first second.
-PACING_WINDOW = 98
+# The most restore requests one pacing write buys a window for: two chunks' worth, about a fifth of
+# a second of the default rate. A worker's 16 threads send fewer than 900 a second, so a window as
+# long as a whole delivery (a second) would be one worker's alone, half empty; short windows
+# interleave the workers' requests and keep the job at its share from the first second. Windows of
+# 98 and of 196 measured the same issuance (BENCHMARKS.md section 4); 294 began to be throttled.
+PACING_WINDOW = 196
 
 
 def _line_failed(job_id: str, error: ManifestError) -> ObjectRecord:
@@ -414,30 +415,35 @@ class RestoreWorker:
 
     def _request_paced(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
         """Request restores at the job's share of the rate: the schedule's time bought for up to
-        PACING_WINDOW of them in one write, then a slot's worth at a time, each at its place. When a
-        wait has taken a second or more, read the job again: a cancel stops the batches that follow it."""
+        PACING_WINDOW of them in one write, then a slot's worth at a time, each at its place, on
+        one pool of threads. A cancel stops the batches that follow it: each write tells whether
+        the job has ended, and when a second has passed since, the job is read again."""
         records: list[ObjectRecord] = []
         if self.pacer is None or not self.pacer.enabled:
             if job.status.is_terminal:
                 return [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
             return self._request(job, todo)
-        checked = self.clock()
-        while todo:
-            window, todo = todo[:PACING_WINDOW], todo[PACING_WINDOW:]
-            start, spacing = self.pacer.reserve(job.job_id, len(window))
-            size, sent = self.pacer.batch_size(), 0
-            while window:
-                if job.status.is_terminal:
-                    return records + [self._record(job, line, obj, NOT_REQUESTED) for line, obj in window + todo]
-                self.pacer.wait_until(start + sent * spacing)
-                if self.clock() - checked >= STATUS_CHECK_SECONDS:
-                    # Waiting for the rate took a while: a cancel may have come meanwhile.
-                    job, checked = self.store.get_job(job.job_id) or job, self.clock()
+        threads = min(self.concurrency, self.pacer.batch_size(), len(todo))
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            while todo:
+                window, todo = todo[:PACING_WINDOW], todo[PACING_WINDOW:]
+                start, spacing, stopped = self.pacer.reserve(job.job_id, len(window))
+                if stopped and not job.status.is_terminal:
+                    job = self.store.get_job(job.job_id) or job  # ended since: read how
+                checked = self.clock()  # the write said whether the job had ended
+                size, sent = self.pacer.batch_size(), 0
+                while window:
                     if job.status.is_terminal:
-                        continue
-                batch, window = window[:size], window[size:]
-                records += self._request(job, batch)
-                sent += len(batch)
+                        return records + [self._record(job, line, obj, NOT_REQUESTED) for line, obj in window + todo]
+                    self.pacer.wait_until(start + sent * spacing)
+                    if self.clock() - checked >= STATUS_CHECK_SECONDS:
+                        # Waiting for the rate took a while: a cancel may have come meanwhile.
+                        job, checked = self.store.get_job(job.job_id) or job, self.clock()
+                        if job.status.is_terminal:
+                            continue
+                    batch, window = window[:size], window[size:]
+                    records += self._request(job, batch, pool if threads > 1 else None)
+                    sent += len(batch)
         return records
 
     @staticmethod
@@ -475,13 +481,15 @@ class RestoreWorker:
             return outcome
         return replace(outcome, reason=f"restored with Standard: {why}")
 
-    def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]]) -> list[ObjectRecord]:
+    def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]], pool: ThreadPoolExecutor | None = None) -> list[ObjectRecord]:
         def one(item: tuple[int, ObjectId]) -> ObjectRecord:
             line, obj = item
             requested_at = now_iso()
             return self._record(job, line, obj, self._restore(job, obj), requested_at)
 
+        if pool is not None:
+            return list(pool.map(one, todo))
         if len(todo) <= 1 or self.concurrency <= 1:
             return [one(item) for item in todo]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
-            return list(pool.map(one, todo))
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as own:
+            return list(own.map(one, todo))

@@ -59,6 +59,7 @@ class FakeJobStore:
         self._issuing: set[str] = set()
         self._early: dict[str, tuple[float, bool]] = {}
         self._schedules: dict[str, int] = {}
+        self._stopped: set[str] = set()
         self._noted: dict[str, float] = {}  # bucket -> when completions were last kept early there
         self._stream: list[dict[str, Any]] = []  # the table's stream records not read yet
         self._sequence = 10**20
@@ -218,15 +219,21 @@ class FakeJobStore:
             self._active.pop(job_id, None)
             self._issuing.discard(job_id)
 
-    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> int:
+    def reserve_schedule(self, scope: str, span_us: int, now_us: int, busy: bool) -> tuple[int, bool]:
         """As DynamoJobStore.reserve_schedule: one write when ``busy`` guessed right, two when not."""
         with self._lock:
             at = self._schedules.get(scope)
             right = (at is not None and at >= now_us) == busy
             end = (at if at is not None and at >= now_us else now_us) + span_us
             self._schedules[scope] = end
+            stopped = scope in self._stopped
         self._call("UpdateItem", 1 if right else 2)
-        return end
+        return end, stopped
+
+    def stop_schedule(self, scope: str) -> None:
+        self._call("UpdateItem")
+        with self._lock:
+            self._stopped.add(scope)
 
     # ---- buckets ------------------------------------------------------------------------------
 
