@@ -29,8 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk_restore.domain.model import ObjectId
+from support.api import call_api
 from support.faults import CallTracer, SimulatedCrash
-from support.ledger import JobLedger, assert_accounting, assert_one_terminal_event
+from support.ledger import JobLedger, assert_accounting, assert_counters_match, assert_one_terminal_event
 from support.stack import DATA_BUCKET, Stack, open_stack
 
 # The local runtime redelivers a failed message at once (not after the queue's visibility
@@ -486,6 +487,45 @@ def test_a_restore_repeated_after_a_crash_is_answered_409_by_s3_and_counted_once
         stack.settle()
         check_job(stack, tracer, job_id, scenario.objects(), 0)
         assert_no_charged_repeat(tracer, scenario.archive_keys())
+
+
+def test_objects_recorded_by_a_delivery_that_died_before_requesting_them_are_cancelled_when_the_job_ended_meanwhile() -> None:
+    s3_restore = pytest.importorskip("bulk_restore_cli.local.s3_restore")
+    # Given a job of three archived objects, and S3 as AWS documents it: a restore shows on the
+    # object (HeadObject's Restore) as soon as it is accepted
+    scenario = Scenario(
+        archived=[("cut/a.bin", "GLACIER"), ("cut/b.bin", "GLACIER"), ("cut/c.bin", "DEEP_ARCHIVE")], missing=[], bad_lines=[]
+    )
+    with s3_restore.S3RestoreEmulator() as emulator, open_stack(**FAULT_SETTINGS) as stack:
+        stack.restore_emulator = emulator
+        tracer = CallTracer(restore_probe=stack.is_recorded).install(stack.services())
+        job_id = create_job(stack, *scenario.install(stack))
+        asked: list[str] = []
+
+        def cancel_then_die(params: dict[str, str], **_: object) -> None:
+            asked.append(params["Key"])
+            if len(asked) == 2:
+                status, _ = call_api("POST", f"/jobs/{job_id}/cancel")
+                assert status == 200
+                raise SimulatedCrash("the restore function died before its second request")
+
+        # When the job is cancelled over the API while the restore function, having recorded the
+        # three objects and requested the first, dies before requesting the second; its chunk comes again
+        stack.services().s3.client.meta.events.register("before-parameter-build.s3.RestoreObject", cancel_then_die)
+        stack.drain()
+        # Then S3 was asked for the first object only; the two it holds no restore for are
+        # CANCELLED, the one it holds stays RESTORING
+        assert [r.key for r in tracer.restores if r.status == 202] == ["cut/a.bin"]
+        assert asked == ["cut/a.bin", "cut/b.bin"]
+        ledger = JobLedger.read(stack, job_id)
+        assert ledger.states() == {"RESTORING": 1, "CANCELLED": 2}
+        # And once S3 completes it, it is counted RESTORED: every object once, one Cancelled event
+        stack.settle()
+        stack.sweep_until_quiet()
+        ledger = JobLedger.read(stack, job_id)
+        assert ledger.states() == {"RESTORED": 1, "CANCELLED": 2}
+        assert_counters_match(ledger)
+        assert assert_one_terminal_event(stack.events_of(job_id), job_id).message["Status"] == "Cancelled"
 
 
 def run_planner_race(sweeps: bool) -> None:

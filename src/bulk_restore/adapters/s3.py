@@ -211,6 +211,28 @@ class S3Gateway:
             return "restored"
         return "ongoing"
 
+    def holds_restore(self, obj: ObjectId) -> bool | None:
+        """Whether S3 holds a restore of the object, running or done (HeadObject's ``Restore``).
+        False when it holds none: an archived object nobody asked to restore, a readable one, or no
+        object. None when it cannot tell: no access, or an Intelligent-Tiering object back in an
+        access tier (a restore that already finished looks the same). Raises RetryLater on throttling."""
+        if not self.may_touch(obj.bucket):
+            return None
+        try:
+            head = self._head(obj)
+        except ClientError as exc:
+            status, code, _ = _code(exc)
+            if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion"):
+                return False
+            if status == 403:
+                return None
+            raise
+        if head.get("Restore"):
+            return True
+        if head.get("StorageClass") == "INTELLIGENT_TIERING" and not head.get("ArchiveStatus"):
+            return None
+        return False
+
     def archive_class(self, obj: ObjectId) -> tuple[str, ObjectOutcome | None]:
         """One HeadObject: the object's class for the batch engine (see ``_head_class``), or
         ("failed", outcome) for an object S3 cannot restore (missing, refused). Raises RetryLater

@@ -171,17 +171,21 @@ class RestoreWorker:
         requested, so a completion event always finds it (none is ever early); an object another
         line or an earlier delivery recorded first is not recorded again. Then the restores of the
         objects this call recorded, and of those an earlier delivery of the same lines recorded
-        but may not have requested (S3 answers 409 for a restore it has), the answers other than
-        "accepted" written on the objects, and last the chunks' markers."""
+        but may not have requested (S3 answers 409 for a restore it has; once the job has ended,
+        those S3 holds no restore for are CANCELLED instead), the answers other than "accepted"
+        written on the objects, and last the chunks' markers."""
         job_id, at = job.job_id, now_iso()
         records: list[ObjectRecord] = []
         chunk_of: dict[str, int] = {}
+        restorable: set[tuple[str, int]] = set()  # (ref, line) of the rows S3 is (or would have been) asked about
         for chunk in chunks:
             begin = len(records)
             for line, obj in chunk.rows:
                 if not self.s3.may_touch(obj.bucket):
                     records.append(self._record(job, line, obj, BUCKET_REFUSED))
-                elif job.status.is_terminal:
+                    continue
+                restorable.add((obj.ref, line))
+                if job.status.is_terminal:
                     records.append(self._record(job, line, obj, NOT_REQUESTED))
                 else:
                     records.append(self._record(job, line, obj, REQUESTED, at))
@@ -193,20 +197,24 @@ class RestoreWorker:
         first: dict[str, int] = {}  # each ref's first line in these chunks: the one recorded
         for record in records:
             first.setdefault(record.ref, record.line)
-        wanted = {r.ref for r in records if r.state is ObjectState.RESTORING and first[r.ref] == r.line}
+        wanted = {r.ref for r in records if (r.ref, r.line) in restorable and first[r.ref] == r.line}
         todo = [r for r in inserted if r.state is ObjectState.RESTORING]
         again: set[str] = set()
         earlier: list[ObjectRecord] = []
-        if job.status.is_terminal:
-            pass  # objects an earlier delivery recorded stay as they are: whether it requested them is unknown
-        elif taken & wanted:
+        unasked: list[ObjectRecord] = []
+        if taken & wanted:
             # Recorded before: by another manifest line (counted there), or by an earlier delivery of
-            # these lines that may have stopped before requesting: request those again.
+            # these lines that may have stopped before requesting: request those again. If the job
+            # has ended since, those S3 holds no restore for were never requested, and never will be.
             earlier = self.store.find_objects([object_key(job_id, ref) for ref in sorted(taken & wanted)])
             mine = [r for r in earlier if r.state is ObjectState.RESTORING and r.line == first[r.ref]]
-            todo += mine
-            again = {r.ref for r in mine}
-        answered = self._request_paced(job, [(r.line, ObjectId(r.bucket, r.key, r.version_id)) for r in todo])
+            if job.status.is_terminal:
+                unasked = [replace(r, state=NOT_REQUESTED.state, reason=NOT_REQUESTED.reason) for r in self._never_asked(mine)]
+                again = {r.ref for r in unasked}
+            else:
+                todo += mine
+                again = {r.ref for r in mine}
+        answered = self._request_paced(job, [(r.line, ObjectId(r.bucket, r.key, r.version_id)) for r in todo]) + unasked
         moves: dict[tuple[ObjectState, str], list[str]] = {}
         for record in answered:
             if record.state is ObjectState.RESTORING and (not record.reason or record.ref in again):
@@ -232,6 +240,17 @@ class RestoreWorker:
                 "marked": len(marked),
             },
         )
+
+    def _never_asked(self, records: list[ObjectRecord]) -> list[ObjectRecord]:
+        """Those of these objects S3 holds no restore for (a HeadObject each, on the worker's threads)."""
+
+        def unasked(record: ObjectRecord) -> bool:
+            return self.s3.holds_restore(ObjectId(record.bucket, record.key, record.version_id)) is False
+
+        if len(records) <= 1 or self.concurrency <= 1:
+            return [r for r in records if unasked(r)]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(records))) as pool:
+            return [r for r, no in zip(records, pool.map(unasked, records), strict=True) if no]
 
     def _batch_chunk(self, job_id: str, chunk: _Chunk) -> None:
         """A batch-engine job's chunk: each object's class looked up and its Batch manifest rows
@@ -423,6 +442,8 @@ class RestoreWorker:
             if job.status.is_terminal:
                 return [self._record(job, line, obj, NOT_REQUESTED) for line, obj in todo]
             return self._request(job, todo)
+        if not todo:
+            return records
         threads = min(self.concurrency, self.pacer.batch_size(), len(todo))
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             while todo:
