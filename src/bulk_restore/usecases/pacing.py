@@ -7,7 +7,7 @@ and the account as a whole stays under ``rate``.
 
 Each job's schedule is one item holding the time its next request may go (a generic cell rate
 algorithm: the "theoretical arrival time"). A worker buys the time for the next requests it is
-about to send (a chunk's worth: usecases/restore.py, PACING_WINDOW) with one conditional write:
+about to send (two chunks' worth: usecases/restore.py, PACING_WINDOW) with one conditional write:
 ``n`` requests take ``n / share`` seconds of the schedule, starting where the last buyer's
 ended, or now if that is past (an idle schedule banks nothing). Then it sends them a slot's
 worth (a tenth of a second's share) at a time, each slot at its place in its window, so
