@@ -8,7 +8,8 @@ list; a send reads the attributes too. A job of 100,000 objects puts that many c
 on one queue, and the cost of each call grew with them.
 
 What changes here, and nothing else (SQS's semantics are moto's):
-- a queue's attributes are counted only when one of the approximate counts is read;
+- a queue's attributes are computed when read, each alone: a send reads one, where moto built
+  them all (counting the messages, writing the policy's JSON) for every message;
 - the retention check reads the queue's retention period, not all its attributes;
 - a receive walks the messages lazily and stops when it has its batch, reading the clock once, and
   hands out a shallow copy of each message (moto deep-copied it, for the attribute filter that
@@ -51,24 +52,42 @@ def _value(value: Any) -> Any:
 
 
 class QueueAttributes(Mapping[str, Any]):
-    """A queue's attributes as moto's ``Queue.attributes`` gives them, the message counts computed when read."""
+    """A queue's attributes as moto's ``Queue.attributes`` gives them, each computed when read: a
+    send reads one of them (``ContentBasedDeduplication``), where moto built them all, the queue's
+    policy (a JSON document written out anew) among them, for every message."""
 
-    def __init__(self, queue: Any, fixed: dict[str, Any], counted: list[str]):
-        self._queue, self._fixed, self._counted = queue, fixed, counted
+    def __init__(self, queue: Any):
+        self._queue = queue
+        self._plain = set(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            self._plain.update(queue.FIFO_ATTRIBUTES)
+        if queue.kms_master_key_id:
+            self._plain.update(queue.KMS_ATTRIBUTES)
 
     def __getitem__(self, name: str) -> Any:
-        if name in self._fixed:
-            return self._fixed[name]
-        if name in self._counted:
-            return _value(getattr(self._queue, _COUNTED[name]))
-        raise KeyError(name)
+        if name not in self._plain:
+            raise KeyError(name)
+        queue = self._queue
+        if name in _COUNTED:
+            return _value(getattr(queue, _COUNTED[name]))
+        if name == "RedrivePolicy" and queue.redrive_policy:
+            import json
+
+            return json.dumps(queue.redrive_policy)
+        return _value(getattr(queue, _field(name)))
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._fixed
-        yield from self._counted
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)  # in moto's order, the counts last
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        yield from (n for n in names if n not in _COUNTED)
+        yield from (n for n in names if n in _COUNTED)
 
     def __len__(self) -> int:
-        return len(self._fixed) + len(self._counted)
+        return len(self._plain)
 
 
 class _VisibleMessages:
@@ -112,25 +131,7 @@ def _field(name: str) -> str:
 
 
 def _attributes(queue: Any) -> QueueAttributes:
-    names = list(queue.BASE_ATTRIBUTES)
-    if queue.fifo_queue:
-        names += queue.FIFO_ATTRIBUTES
-    if queue.kms_master_key_id:
-        names += queue.KMS_ATTRIBUTES
-    fixed: dict[str, Any] = {}
-    counted: list[str] = []
-    for name in names:
-        if name in _COUNTED:
-            counted.append(name)
-        else:
-            fixed[name] = _value(getattr(queue, _field(name)))
-    if queue.policy:
-        fixed["Policy"] = queue.policy
-    if queue.redrive_policy:
-        import json
-
-        fixed["RedrivePolicy"] = json.dumps(queue.redrive_policy)
-    return QueueAttributes(queue, fixed, counted)
+    return QueueAttributes(queue)
 
 
 def install() -> None:

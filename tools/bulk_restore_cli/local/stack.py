@@ -25,6 +25,7 @@ from typing import IO, Any, NoReturn
 
 import yaml
 
+from bulk_restore_cli.local import events as events_layer
 from bulk_restore_cli.local import function_host
 from bulk_restore_cli.local import sqs as sqs_layer
 from bulk_restore_cli.local.apigw import LocalRestApi
@@ -206,6 +207,7 @@ class LocalStack:
         self.dynamodb.install()  # transactions cost what they touch; requests one at a time into moto's backend
         self.dynamodb_streams.install()  # tables' streams as DynamoDB writes and serves them
         sqs_layer.install()  # receives and deletes cost their batch, not the queue
+        events_layer.install()  # a rule's pattern of plain values matched on the event as it is
         self.moto = AwsEndpoint(config.host, config.aws_port).start()
         self.emulator = S3RestoreEmulator(RestoreTimings.scaled(config.restore_seconds, config.restore_spread)).install()
         self.emulator.start_clock(interval=min(0.1, max(config.restore_seconds / 20, 0.02)))
