@@ -55,7 +55,7 @@ def is_item(stack: Stack):  # type: ignore[no-untyped-def]
     return probe
 
 
-def test_a_delivery_of_three_chunks_costs_one_read_a_pacing_write_per_chunk_s_worth_and_one_marker_write(stack: Stack) -> None:
+def test_a_delivery_of_three_chunks_costs_one_read_a_pacing_write_per_window_and_one_marker_write(stack: Stack) -> None:
     # Given a job of three chunks of 60 objects each, planned: its three messages wait on the restore queue
     groups = [archived(stack, f"c{c}", 60) for c in range(3)]
     job_id = stack.create_job(*stack.put_manifest(chunked_manifest(groups), key="three.csv"))["BulkJobId"]
