@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bulk_restore_cli.local import lambda_runtime
 from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 from bulk_restore_cli.local.lambda_runtime import (
@@ -134,6 +135,40 @@ def test_batches_come_in_order_of_the_configured_size_in_lambda_s_event_shape(dd
     sequences = [int(r["dynamodb"]["SequenceNumber"]) for event in handler.events for r in event["Records"]]
     assert sequences == sorted(sequences) and len(set(sequences)) == 25
     json.dumps(handler.events)  # what a function gets is JSON
+
+
+def test_records_are_read_as_the_answer_s_json_and_match_what_boto3_parses(ddb: Any, streams: Any, arn: str) -> None:
+    # Given an item with every kind of attribute value, then changed (old and new images)
+    item = {
+        "pk": {"S": "every"},
+        "b": {"B": b"\x00\xffbytes"},
+        "bs": {"BS": [b"a", b"\x01"]},
+        "ss": {"SS": ["x", "y"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "m": {"M": {"n": {"N": "7"}, "l": {"L": [{"S": "z"}, {"BOOL": True}, {"NULL": True}]}}},
+    }
+    ddb.put_item(TableName="jobs", Item=item)
+    ddb.update_item(
+        TableName="jobs", Key={"pk": {"S": "every"}}, UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "1"}}
+    )
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+
+    def iterator() -> str:
+        return str(streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"])
+
+    # When the source reads them as JSON, and boto3 parses the same answer
+    raw = lambda_runtime._get_records(streams, iterator(), 100)
+    parsed = streams.get_records(ShardIterator=iterator(), Limit=100)
+    # Then binary values are still the answer's base64 (nothing was parsed), and each record the
+    # function gets is the same either way
+    assert raw["Records"][0]["dynamodb"]["NewImage"]["b"] == {"B": "AP9ieXRlcw=="}
+    assert isinstance(parsed["Records"][0]["dynamodb"]["NewImage"]["b"]["B"], bytes)
+    stream_source = source(arn, Recorder())
+    assert len(raw["Records"]) == len(parsed["Records"]) == 2
+    for mine, theirs in zip(raw["Records"], parsed["Records"], strict=True):
+        assert stream_source._event_record(mine) == stream_source._event_record(theirs)
+    # And the client parses GetRecords as before for any other caller
+    assert streams.get_records(ShardIterator=iterator(), Limit=100)["Records"][1]["eventName"] == "MODIFY"
 
 
 def test_a_batching_window_gathers_records_written_while_it_is_open(ddb: Any, streams: Any, arn: str) -> None:

@@ -580,6 +580,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_raw = threading.local()
+
+
+def _keep_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse`` for GetRecords: when asked, hand the answer's JSON on as it is
+    and let the parser walk an empty object instead of every attribute value of every image."""
+    if getattr(_raw, "wanted", False) and response_dict.get("status_code") == 200:
+        customized_response_dict["RawBody"] = response_dict["body"]
+        response_dict["body"] = b"{}"
+
+
+def _get_records(streams: Any, iterator: str, limit: int) -> dict[str, Any]:
+    """GetRecords, its records as the answer's JSON has them (what Lambda's event carries: DynamoDB
+    JSON, binary in base64, times in epoch seconds). An error is botocore's, as for any call."""
+    events = streams.meta.events
+    events.register("before-parse.dynamodb-streams.GetRecords", _keep_body, unique_id="bulk-restore-raw-get-records")
+    _raw.wanted = True
+    try:
+        answer = streams.get_records(ShardIterator=iterator, Limit=limit)
+    finally:
+        _raw.wanted = False
+    body = answer.get("RawBody")
+    if body is None:
+        return dict(answer)  # a client that parsed it anyway (a stubbed one)
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
 def _iso_seconds(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -595,7 +623,11 @@ class _StreamEntry:
     record: dict[str, Any]
     sequence: str
     created: float  # ApproximateCreationDateTime, epoch seconds
-    size: int  # its JSON's length: what it adds to the payload
+    text: str  # its JSON: what it adds to the payload, and what the event is built from
+
+    @property
+    def size(self) -> int:
+        return len(self.text)
 
 
 @dataclass
@@ -783,32 +815,35 @@ class DynamoDBStreamEventSource:
         if cursor.iterator is None:
             cursor.iterator = self._new_iterator(streams, cursor)
         try:
-            answer = streams.get_records(ShardIterator=cursor.iterator, Limit=min(1000, self.batch_size))
+            answer = _get_records(streams, cursor.iterator, min(1000, self.batch_size))
         except Exception as exc:  # an iterator expired or trimmed under us: a new one from where we are
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
             if code not in ("ExpiredIteratorException", "TrimmedDataAccessException"):
                 raise
             cursor.iterator = self._new_iterator(streams, cursor, trimmed=code == "TrimmedDataAccessException")
-            answer = streams.get_records(ShardIterator=cursor.iterator, Limit=min(1000, self.batch_size))
-        for raw in answer.get("Records") or []:
+            answer = _get_records(streams, cursor.iterator, min(1000, self.batch_size))
+        records = answer.get("Records") or []
+        for raw in records:
             record = self._event_record(raw)
             sequence = record["dynamodb"]["SequenceNumber"]
-            cursor.buffer.append(_StreamEntry(record, sequence, record["dynamodb"]["ApproximateCreationDateTime"], len(json.dumps(record))))
+            cursor.buffer.append(_StreamEntry(record, sequence, record["dynamodb"]["ApproximateCreationDateTime"], json.dumps(record)))
             cursor.last_read = sequence
         cursor.iterator = answer.get("NextShardIterator")
         if cursor.iterator is None:
             cursor.ended = True
-        return len(answer.get("Records") or [])
+        return len(records)
 
     def _event_record(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """A GetRecords record (as boto3 gives it) as Lambda puts it in the event."""
+        """A GetRecords record (as its JSON has it, or as boto3 parses it: binary as bytes, times
+        as datetimes) as Lambda puts it in the event."""
         body = raw.get("dynamodb") or {}
         created = body.get("ApproximateCreationDateTime")
         stamp = created.timestamp() if isinstance(created, dt.datetime) else float(created or 0)
         dynamodb: dict[str, Any] = {"ApproximateCreationDateTime": float(math.floor(stamp))}
+        parsed = isinstance(created, dt.datetime)
         for name in ("Keys", "NewImage", "OldImage"):
             if name in body:
-                dynamodb[name] = _plain(body[name])
+                dynamodb[name] = _plain(body[name]) if parsed else body[name]
         for name in ("SequenceNumber", "SizeBytes", "StreamViewType"):
             if name in body:
                 dynamodb[name] = body[name]
@@ -914,18 +949,19 @@ class DynamoDBStreamEventSource:
         return skipped
 
     def _event(self, cursor: _ShardCursor, batch: _StreamBatch) -> dict[str, Any]:
-        event: dict[str, Any] = {"Records": [entry.record for entry in batch.entries]}
+        # The function gets its own copy, as from JSON: each record was written out once, when read.
+        event: dict[str, Any] = json.loads('{"Records": [' + ", ".join(entry.text for entry in batch.entries) + "]}")
         if self.tumbling_window_seconds:
             start = cursor.window_start if cursor.window_start is not None else 0.0
             event.update(
                 window={"start": _iso_seconds(start), "end": _iso_seconds(start + self.tumbling_window_seconds)},
-                state=cursor.state,
+                state=json.loads(json.dumps(cursor.state)),
                 shardId=cursor.shard_id,
                 eventSourceARN=self.stream_arn,
                 isFinalInvokeForWindow=batch.final,
                 isWindowTerminatedEarly=batch.early,
             )
-        return json.loads(json.dumps(event))  # the function gets its own copy, as from JSON
+        return event
 
     def _attempt(self, cursor: _ShardCursor, batch: _StreamBatch, sqs: Any, sns: Any) -> int:
         """Invoke the function with the shard's pending batch and settle the outcome. Returns the
