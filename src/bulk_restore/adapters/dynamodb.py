@@ -90,13 +90,29 @@ def _epoch(days: int) -> int:
     return int((datetime.now(UTC) + timedelta(days=days)).timestamp())
 
 
+_N_LIMIT = 10**38  # DynamoDB's numbers hold 38 digits: TypeSerializer refuses more
+
+
+def _serialize(value: Any) -> dict[str, Any]:
+    """``value`` in DynamoDB's JSON, as boto3's TypeSerializer writes it: strings, whole numbers
+    and booleans (most of what an object's item holds) directly, the rest by the serializer."""
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is int and -_N_LIMIT < value < _N_LIMIT:
+        return {"N": str(value)}
+    return dict(_ser.serialize(value))
+
+
 def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+    return {k: _serialize(v) for k, v in item.items() if v is not None}
 
 
 def _attribute(value: Any) -> dict[str, Any]:
     """One value in DynamoDB's JSON (a statement's parameter)."""
-    return dict(_ser.serialize(value))
+    return _serialize(value)
 
 
 def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
