@@ -442,11 +442,9 @@ def test_a_finished_job_cannot_be_cancelled(stack: Stack) -> None:
     assert terminal_of(stack, job_id)["Status"] == "Complete"
 
 
-@pytest.mark.parametrize("stack_settings", settings(RESTORE_RATE_PER_SECOND=4))
-def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(stack: Stack) -> None:
-    # Given a job of one chunk of twelve objects, paced to 4 requests a second, cancelled while S3
-    # answers the chunk's first request
-    job_id, _objects = start(stack, "race", 12)
+def cancelled_at_first_restore(stack: Stack, job_id: str) -> tuple[CallTracer, list[int]]:
+    """The restore workers paced on a stepping clock, and the job cancelled over the API while S3
+    answers their first request. Returns the tracer and, once cancelled, how many calls it had seen."""
     _clock, tracer = paced(stack)
     cancelled_at: list[int] = []
 
@@ -456,6 +454,15 @@ def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(sta
             cancelled_at.append(len(tracer.calls))
 
     stack.services().s3.client.meta.events.register("after-call.s3.RestoreObject", cancel_once)
+    return tracer, cancelled_at
+
+
+@pytest.mark.parametrize("stack_settings", settings(RESTORE_RATE_PER_SECOND=4))
+def test_a_cancel_during_a_chunk_stops_the_requests_of_the_following_seconds(stack: Stack) -> None:
+    # Given a job of one chunk of twelve objects, paced to 4 requests a second, cancelled while S3
+    # answers the chunk's first request
+    job_id, _objects = start(stack, "race", 12)
+    tracer, cancelled_at = cancelled_at_first_restore(stack, job_id)
     # When the stack runs
     stack.drain()
     # Then the worker notices within a second of waiting: at most one second's share (4) more requests
@@ -470,15 +477,7 @@ def test_a_cancel_is_seen_by_the_next_window_of_requests_without_a_read_of_the_j
     # Given a job of three chunks taken in one delivery, two pacing windows of requests (the default
     # rate), cancelled over the API while S3 answers its first request
     job_id, _objects = start(stack, "window", PACING_WINDOW + 54)
-    _clock, tracer = paced(stack)
-    cancelled_at: list[int] = []
-
-    def cancel_once(**_: Any) -> None:
-        if not cancelled_at:
-            cancel(job_id)
-            cancelled_at.append(len(tracer.calls))
-
-    stack.services().s3.client.meta.events.register("after-call.s3.RestoreObject", cancel_once)
+    tracer, cancelled_at = cancelled_at_first_restore(stack, job_id)
     # When the stack runs
     stack.drain()
     # Then the first window's requests all went, and the write buying the second said the job had
