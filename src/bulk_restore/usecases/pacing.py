@@ -11,7 +11,7 @@ about to send (two chunks' worth: usecases/restore.py, PACING_WINDOW) with one c
 ``n`` requests take ``n / share`` seconds of the schedule, starting where the last buyer's
 ended, or now if that is past (an idle schedule banks nothing). Then it sends them a slot's
 worth (a tenth of a second's share) at a time, each slot at its place in its window, so
-requests never bunch up: one write per chunk, however many workers share the job, where budgets
+requests never bunch up: one write per window, however many workers share the job, where budgets
 per time slot took one per tenth of a second and a refused write for each slot found full.
 The same write tells the worker whether the job has ended meanwhile: ending a job marks its
 schedule stopped (usecases/notify.py), so a cancel is seen within a window without a read.
