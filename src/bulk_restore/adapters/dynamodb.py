@@ -148,6 +148,11 @@ def marker_key(job_id: str, chunk: int) -> dict[str, str]:
     return {"pk": f"JOB#{job_id}#CHUNKS", "sk": f"{chunk:010d}"}
 
 
+def job_schedule(job_id: str) -> str:
+    """The scope of a job's pacing schedule (``reserve_schedule``, ``stop_schedule``)."""
+    return f"job#{job_id}"
+
+
 def archive_part_key(job_id: str, ref: str, obj: int, part: int) -> dict[str, str]:
     """A vault archive's transfer part: a partition per archive (a part per item, so an archive of
     thousands of parts never nears DynamoDB's 400 KB item limit), sorted by object and part."""

@@ -187,10 +187,13 @@ class S3Gateway:
                 raise RetryLater(code or str(status)) from exc
             raise
 
-    def restore_status(self, obj: ObjectId) -> str:
-        """Where an object's restore stands, by HeadObject: "restored", "ongoing", "missing" or "unknown"."""
+    def _restore_seen(self, obj: ObjectId) -> str:
+        """What one HeadObject shows of an object's restore: "done" or "running" (its ``Restore``
+        header), else by its class: "archived" (no restore), "access tier" (Intelligent-Tiering,
+        not archived: a finished restore looks the same), "readable" (not an archive class); or
+        "missing", or "unknown" (no access, or not a bucket of this stack: never looked at)."""
         if not self.may_touch(obj.bucket):
-            return "unknown"  # never looked at: not a bucket of this stack
+            return "unknown"
         try:
             head = self._head(obj)
         except ClientError as exc:
@@ -198,40 +201,38 @@ class S3Gateway:
             if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion"):
                 return "missing"
             if status == 403:
-                return "unknown"  # no access to this object now: look again on a later sweep
+                return "unknown"
             raise
         restore = head.get("Restore", "")
         if 'ongoing-request="false"' in restore:
-            return "restored"
+            return "done"
         if 'ongoing-request="true"' in restore:
-            return "ongoing"
+            return "running"
         if head.get("StorageClass") == "INTELLIGENT_TIERING" and not head.get("ArchiveStatus"):
-            return "restored"  # back in an access tier: readable
+            return "access tier"
         if head.get("StorageClass") not in ("GLACIER", "DEEP_ARCHIVE", "INTELLIGENT_TIERING"):
+            return "readable"
+        return "archived"
+
+    def restore_status(self, obj: ObjectId) -> str:
+        """Where an object's restore stands, by HeadObject: "restored" (readable now), "ongoing"
+        (an archived object without a finished restore), "missing" or "unknown" (look again later)."""
+        seen = self._restore_seen(obj)
+        if seen in ("done", "access tier", "readable"):
             return "restored"
-        return "ongoing"
+        if seen in ("running", "archived"):
+            return "ongoing"
+        return seen
 
     def holds_restore(self, obj: ObjectId) -> bool | None:
         """Whether S3 holds a restore of the object, running or done (HeadObject's ``Restore``).
         False when it holds none: an archived object nobody asked to restore, a readable one, or no
         object. None when it cannot tell: no access, or an Intelligent-Tiering object back in an
         access tier (a restore that already finished looks the same). Raises RetryLater on throttling."""
-        if not self.may_touch(obj.bucket):
+        seen = self._restore_seen(obj)
+        if seen in ("unknown", "access tier"):
             return None
-        try:
-            head = self._head(obj)
-        except ClientError as exc:
-            status, code, _ = _code(exc)
-            if status == 404 or code in ("NoSuchKey", "NotFound", "NoSuchVersion"):
-                return False
-            if status == 403:
-                return None
-            raise
-        if head.get("Restore"):
-            return True
-        if head.get("StorageClass") == "INTELLIGENT_TIERING" and not head.get("ArchiveStatus"):
-            return None
-        return False
+        return seen in ("done", "running")
 
     def archive_class(self, obj: ObjectId) -> tuple[str, ObjectOutcome | None]:
         """One HeadObject: the object's class for the batch engine (see ``_head_class``), or

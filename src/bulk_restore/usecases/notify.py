@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from bulk_restore.adapters.dynamodb import DynamoJobStore, now_iso
+from bulk_restore.adapters.dynamodb import DynamoJobStore, job_schedule, now_iso
 from bulk_restore.adapters.sns import EventPublisher
 from bulk_restore.domain.model import Counts, JobStatus, RestoreJob
 from bulk_restore.domain.progress import build_message, decide
@@ -63,7 +63,7 @@ class Notifier:
             return False
         # Restore workers see it with their next window of requests (usecases/pacing.py); had this
         # write been lost, with their next delivery, or after a wait of a second.
-        self.store.stop_schedule(f"job#{job_id}")
+        self.store.stop_schedule(job_schedule(job_id))
         self.evaluate(job_id)
         return True
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from bulk_restore.adapters.dynamodb import DynamoJobStore
+from bulk_restore.adapters.dynamodb import DynamoJobStore, job_schedule
 
 ACTIVE_CACHE_SECONDS = 5.0  # how stale the count of jobs sharing the rate may be
 SLOTS_PER_SECOND = 10
@@ -95,7 +95,7 @@ class Pacer:
         span = math.ceil(wanted * 1_000_000 / share)
         now_us = math.floor(now * 1_000_000)
         busy = self._ends.get(job_id, 0) > now_us  # its schedule ran ahead of now when last seen
-        end, stopped = self.store.reserve_schedule(f"job#{job_id}", span, now_us, busy)
+        end, stopped = self.store.reserve_schedule(job_schedule(job_id), span, now_us, busy)
         self._ends[job_id] = end
         if len(self._ends) > 1000:
             self._ends = {job_id: end}

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -24,6 +24,8 @@ from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.vault import VaultMover
 
 logger = Logger(child=True)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 STATUS_CHECK_SECONDS = 1.0
 CLOCK_SKEW_SECONDS = 5.0  # between S3's event times and ours
@@ -241,16 +243,23 @@ class RestoreWorker:
             },
         )
 
+    def _each(self, call: Callable[[_T], _R], items: Sequence[_T], pool: ThreadPoolExecutor | None = None) -> list[_R]:
+        """``call`` on each item, in order: on ``pool``, else on up to RestoreConcurrency threads of
+        its own (one item, or a concurrency of one: on this thread)."""
+        if pool is not None:
+            return list(pool.map(call, items))
+        if len(items) <= 1 or self.concurrency <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as own:
+            return list(own.map(call, items))
+
     def _never_asked(self, records: list[ObjectRecord]) -> list[ObjectRecord]:
         """Those of these objects S3 holds no restore for (a HeadObject each, on the worker's threads)."""
 
         def unasked(record: ObjectRecord) -> bool:
             return self.s3.holds_restore(ObjectId(record.bucket, record.key, record.version_id)) is False
 
-        if len(records) <= 1 or self.concurrency <= 1:
-            return [r for r in records if unasked(r)]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(records))) as pool:
-            return [r for r, no in zip(records, pool.map(unasked, records), strict=True) if no]
+        return [r for r, no in zip(records, self._each(unasked, records), strict=True) if no]
 
     def _batch_chunk(self, job_id: str, chunk: _Chunk) -> None:
         """A batch-engine job's chunk: each object's class looked up and its Batch manifest rows
@@ -372,11 +381,7 @@ class RestoreWorker:
                     time.sleep(min(5.0, 0.1 * 2**attempt))
             return line, obj, ARCHIVE_GROUP, None  # S3 kept saying "slow down": the Batch task will say
 
-        if len(todo) > 1 and self.concurrency > 1:
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
-                looked = list(pool.map(look, todo))
-        else:
-            looked = [look(item) for item in todo]
+        looked = self._each(look, todo)
         groups: dict[str, list[ObjectId]] = {ARCHIVE_GROUP: [], IT_GROUP: []}
         records = []
         for line, obj, kind, failed in looked:
@@ -508,9 +513,4 @@ class RestoreWorker:
             requested_at = now_iso()
             return self._record(job, line, obj, self._restore(job, obj), requested_at)
 
-        if pool is not None:
-            return list(pool.map(one, todo))
-        if len(todo) <= 1 or self.concurrency <= 1:
-            return [one(item) for item in todo]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as own:
-            return list(own.map(one, todo))
+        return self._each(one, todo, pool)
