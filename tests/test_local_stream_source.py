@@ -204,6 +204,32 @@ def test_a_failed_batch_is_retried_with_the_same_records_then_the_stream_goes_on
     assert mapping.invocations == 4 and mapping.discarded == 0
 
 
+@pytest.mark.parametrize("bisect", [False, True])
+def test_a_retry_gets_the_records_as_read_whatever_the_failed_invocation_did_to_its_own(
+    ddb: Any, streams: Any, arn: str, bisect: bool
+) -> None:
+    # Given a function that, the first time, takes its records apart and then fails
+    put(ddb, "a", "b", "c", "d", size="1")
+    seen: list[list[dict[str, Any]]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        seen.append(json.loads(json.dumps(event["Records"])))
+        if len(seen) == 1:
+            for record in event["Records"]:
+                record["dynamodb"].pop("NewImage")
+                record["dynamodb"]["Keys"]["pk"]["S"] = "changed"
+                record["eventName"] = "REMOVE"
+            event["Records"].clear()
+            raise RuntimeError("the function failed")
+
+    mapping = source(arn, handler, batch_size=4, bisect_on_error=bisect)
+    drain_streams([mapping], streams)
+    # Then every later invocation gets the records as the stream gave them, as Lambda sends each a fresh event
+    retried = [record for records in seen[1:] for record in records]
+    assert retried == seen[0]
+    assert [len(records) for records in seen] == ([4, 2, 2] if bisect else [4, 4])
+
+
 def test_a_failed_batch_is_split_in_halves_and_the_bad_record_alone_goes_to_the_on_failure_queue(
     ddb: Any, streams: Any, sqs: Any, dlq: str, arn: str
 ) -> None:

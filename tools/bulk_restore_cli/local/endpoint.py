@@ -44,6 +44,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bulk_restore_cli.local.sqs import POLL_PATH, poll_request
+
 API_APP_ID = "bulk-restore-api"
 INTERACTIVE, BATCH = 0, 1
 UNGATED = frozenset({"amazonsqs:ReceiveMessage"})  # long polls wait inside moto (SQS's JSON protocol, botocore's)
@@ -100,6 +102,9 @@ class AdmissionGate:
 
 def operation(environ: dict[str, Any]) -> str:
     """``service:Operation`` of a request, from its headers and path (no body read)."""
+    if environ.get("PATH_INFO") == POLL_PATH:  # Lambda's pollers (local/sqs.py, ``poll_request``)
+        action = environ.get("QUERY_STRING", "").rpartition("Action=")[2].split("&")[0]
+        return f"amazonsqs:{action} (poller)"
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:  # JSON protocols: DynamoDB_20120810.TransactWriteItems, AmazonSQS.ReceiveMessage
         prefix, _, name = target.partition(".")
@@ -234,8 +239,11 @@ def dispatcher(create_app: Callable[[str], Any]) -> Any:
             self._backends: dict[str | None, Any] = {}
 
         def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            if environ.get("PATH_INFO") == INVENTORY_PATH:
+            path = environ.get("PATH_INFO")
+            if path == INVENTORY_PATH:
                 return inventory_request(environ, start_response)
+            if path == POLL_PATH:
+                return poll_request(environ, start_response)
             return super().__call__(environ, start_response)
 
         def get_backend_for_host(self, host: str | None) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 
 from bulk_restore_cli.local.lambda_runtime import (
     DynamoDBStreamEventSource,
+    EndpointSqs,
     Poller,
     Scheduler,
     ScheduleSource,
@@ -232,7 +233,7 @@ def serve(document: dict[str, Any], stop: threading.Event) -> tuple[list[Poller]
     return start_functions(
         sources,
         schedules,
-        lambda: session.client("sqs", endpoint_url=document["endpoint_url"]),
+        lambda: EndpointSqs(session.client("sqs", endpoint_url=document["endpoint_url"]), document["endpoint_url"], document["region"]),
         stop,
         streams=streams,
         clients=lambda service: session.client(service, endpoint_url=document["endpoint_url"]),

@@ -91,6 +91,74 @@ def _message_attributes(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class EndpointSqs:
+    """An SQS client for an event source mapping's poller on the local stack's endpoint.
+
+    Lambda's pollers run inside AWS; on the local stack they run in the function process and reach
+    SQS over its endpoint. Their receives and deletes go through the endpoint's poller path (one
+    request a batch, ``local/sqs.py``, ``poll_request``) instead of a signed request per 10 messages;
+    everything else (a long poll on an empty queue, a visibility change) is the SQS client's.
+    """
+
+    def __init__(self, client: Any, endpoint_url: str, region: str):
+        from urllib.parse import urlsplit
+
+        self.client, self.region = client, region
+        address = urlsplit(endpoint_url)
+        self.host, self.port = address.hostname or "127.0.0.1", address.port or 80
+        self._local = threading.local()  # a kept-alive connection per thread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def receive(self, queue_url: str, count: int, visibility_timeout: int) -> list[dict[str, Any]]:
+        """Up to ``count`` messages (no wait), each as boto3's ``receive_message`` gives it with every attribute."""
+        answer = self._call(
+            "ReceiveMessage", {"QueueUrl": queue_url, "MaxNumberOfMessages": count, "VisibilityTimeout": visibility_timeout}
+        )
+        messages: list[dict[str, Any]] = answer["Messages"]
+        for message in messages:
+            for value in (message.get("MessageAttributes") or {}).values():  # binary values as boto3 parses them
+                if "BinaryValue" in value:
+                    value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
+                if value.get("BinaryListValues"):
+                    value["BinaryListValues"] = [base64.b64decode(v) for v in value["BinaryListValues"]]
+        return messages
+
+    def delete(self, queue_url: str, receipt_handles: list[str]) -> list[dict[str, str]]:
+        """Delete these messages; the ones that could not be, with SQS's code."""
+        failed: list[dict[str, str]] = self._call("DeleteMessageBatch", {"QueueUrl": queue_url, "ReceiptHandles": receipt_handles})[
+            "Failed"
+        ]
+        return failed
+
+    def _call(self, action: str, document: dict[str, Any]) -> dict[str, Any]:
+        import http.client
+
+        from bulk_restore_cli.local.sqs import POLL_PATH
+
+        body = json.dumps({**document, "Region": self.region}).encode()
+        for attempt in (1, 2):  # a kept-alive connection the endpoint closed meanwhile: once more on a new one
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            try:
+                connection.request("POST", f"{POLL_PATH}?Action={action}", body, {"Content-Type": "application/json"})
+                answer = connection.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if answer.status != 200:
+                raise RuntimeError(f"SQS {action} on the local endpoint answered {answer.status}: {data[:300]!r}")
+            parsed: dict[str, Any] = json.loads(data)
+            return parsed
+        raise AssertionError("unreachable")
+
+
 @dataclass
 class SqsEventSource:
     """An SQS event source mapping: queue -> function."""
@@ -118,13 +186,21 @@ class SqsEventSource:
         """Most invocations at a time: the template's MaximumConcurrency, else DEFAULT_CONCURRENCY."""
         return self.max_concurrency or DEFAULT_CONCURRENCY
 
+    def _visibility(self) -> int:
+        return max(self.timeout_s * 6, 30)
+
     def _receive_call(self, sqs: Any, count: int, wait_seconds: int) -> list[dict[str, Any]]:
+        if isinstance(sqs, EndpointSqs):
+            messages = sqs.receive(self.queue_url, count if not self.fifo else min(10, count), self._visibility())
+            if messages or not wait_seconds:
+                return messages
+            sqs = sqs.client  # an empty queue: a long poll waits for the next message
         return sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=min(10, count),
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
-            VisibilityTimeout=max(self.timeout_s * 6, 30),
+            VisibilityTimeout=self._visibility(),
             WaitTimeSeconds=wait_seconds,
         ).get("Messages", [])
 
@@ -197,11 +273,15 @@ class SqsEventSource:
                     first = min(i for i, m in enumerate(messages) if m["MessageId"] in failed)
                     failed |= {m["MessageId"] for m in messages[first:]}
         done = [m for m in messages if m["MessageId"] not in failed]
-        for i in range(0, len(done), 10):
-            sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
-            )
+        if isinstance(sqs, EndpointSqs):
+            if done:
+                sqs.delete(self.queue_url, [m["ReceiptHandle"] for m in done])
+        else:
+            for i in range(0, len(done), 10):
+                sqs.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
+                )
         for m in messages:
             if m["MessageId"] in failed:
                 sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=self.retry_delay)
@@ -623,7 +703,8 @@ class _StreamEntry:
     record: dict[str, Any]
     sequence: str
     created: float  # ApproximateCreationDateTime, epoch seconds
-    text: str  # its JSON: what it adds to the payload, and what the event is built from
+    text: str  # its JSON: what it adds to the payload, and what a retry's event is built from
+    handed: bool = False  # ``record`` went to an invocation (which may have changed it)
 
     @property
     def size(self) -> int:
@@ -949,8 +1030,17 @@ class DynamoDBStreamEventSource:
         return skipped
 
     def _event(self, cursor: _ShardCursor, batch: _StreamBatch) -> dict[str, Any]:
-        # The function gets its own copy, as from JSON: each record was written out once, when read.
-        event: dict[str, Any] = json.loads('{"Records": [' + ", ".join(entry.text for entry in batch.entries) + "]}")
+        # The function gets records of its own, as from JSON: those read from the stream the first
+        # time (nothing else holds them), and a copy from the record's JSON when an invocation had
+        # them before (a retry, or a half of a split batch).
+        records = []
+        for entry in batch.entries:
+            if entry.handed:
+                records.append(json.loads(entry.text))
+            else:
+                entry.handed = True
+                records.append(entry.record)
+        event: dict[str, Any] = {"Records": records}
         if self.tumbling_window_seconds:
             start = cursor.window_start if cursor.window_start is not None else 0.0
             event.update(

@@ -324,3 +324,143 @@ def uninstall() -> None:
 
 def installed() -> bool:
     return bool(_installed)
+
+
+# ---- Lambda's SQS pollers, inside the service ----------------------------------------------------
+
+POLL_PATH = "/_bulk_restore/sqs"
+MAX_POLL_MESSAGES = 10_000  # the most one internal receive hands out (a batch of Lambda's largest BatchSize)
+
+
+def poll_request(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """POST /_bulk_restore/sqs?Action=ReceiveMessage|DeleteMessageBatch: an event source mapping's
+    receives and deletes, a batch in one request.
+
+    Lambda polls a mapping's queue from inside AWS, 10 messages to a ReceiveMessage and to a
+    DeleteMessageBatch. Here the function process polls the endpoint; over SQS's API that cost a
+    request, its signing and its parsing per 10 messages on both sides (a tenth of a request per
+    object of a job, each way). This path does the same calls on moto's backend, within one request:
+    - ReceiveMessage ``{"QueueUrl", "MaxNumberOfMessages" (1 to 10,000), "VisibilityTimeout"}``:
+      receives of 10 (no wait) until that many are handed out or one comes back short; each
+      message as SQS's JSON answer has it with ``AttributeNames`` and ``MessageAttributeNames``
+      ``All`` (a binary attribute value in base64, as on the wire);
+    - DeleteMessageBatch ``{"ReceiptHandles": [...]}``: each deleted as
+      DeleteMessageBatch would; answers ``{"Failed": [{"ReceiptHandle", "Code", "Message"}]}``.
+    An unknown queue, action or body answers 400 with ``{"Code", "Message"}``."""
+    from urllib.parse import parse_qs
+
+    action = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [""])[-1]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        document = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        if environ.get("REQUEST_METHOD") != "POST" or not isinstance(document, dict):
+            raise _PollError("InvalidRequest", "POST a JSON object")
+        backend, name = _queue_of(document.get("QueueUrl"), document.get("Region"))
+        if action == "ReceiveMessage":
+            body: dict[str, Any] = {"Messages": _receive_many(backend, name, document)}
+        elif action == "DeleteMessageBatch":
+            body = {"Failed": _delete_many(backend, name, document.get("ReceiptHandles"))}
+        else:
+            raise _PollError("InvalidAction", f"Action must be ReceiveMessage or DeleteMessageBatch, not {action!r}")
+        status = "200 OK"
+    except _PollError as exc:
+        status, body = "400 Bad Request", {"Code": exc.code, "Message": str(exc)}
+    except ValueError as exc:
+        status, body = "400 Bad Request", {"Code": "InvalidRequest", "Message": f"not JSON: {exc}"}
+    except Exception as exc:  # moto's own refusal (a queue gone meanwhile, say): said as SQS would name it
+        status, body = "400 Bad Request", {"Code": getattr(exc, "code", type(exc).__name__), "Message": str(exc)}
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class _PollError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _queue_of(url: Any, region: Any) -> tuple[Any, str]:
+    """moto's SQS backend holding the queue at this URL (``.../<account>/<name>``) in ``region``, and its name."""
+    from moto.sqs.models import sqs_backends
+
+    parts = url.rstrip("/").split("/") if isinstance(url, str) else []
+    if len(parts) < 2 or not parts[-2].isdigit() or len(parts[-2]) != 12:
+        raise _PollError("InvalidAddress", f"not a queue URL: {url!r}")
+    if not isinstance(region, str) or region not in sqs_backends[parts[-2]].regions:
+        raise _PollError("InvalidParameterValue", f"not a region: {region!r}")
+    backend = sqs_backends[parts[-2]][region]
+    if parts[-1] not in backend.queues:
+        raise _PollError("AWS.SimpleQueueService.NonExistentQueue", f"no queue at {url} in {region}")
+    return backend, parts[-1]
+
+
+def _receive_many(backend: Any, name: str, document: dict[str, Any]) -> list[dict[str, Any]]:
+    wanted, visibility = document.get("MaxNumberOfMessages"), document.get("VisibilityTimeout")
+    if type(wanted) is not int or not 1 <= wanted <= MAX_POLL_MESSAGES:
+        raise _PollError("InvalidParameterValue", f"MaxNumberOfMessages must be a whole number from 1 to {MAX_POLL_MESSAGES}")
+    if type(visibility) is not int or not 0 <= visibility <= 43_200:
+        raise _PollError("InvalidParameterValue", "VisibilityTimeout must be a whole number of seconds from 0 to 43,200")
+    messages: list[dict[str, Any]] = []
+    while len(messages) < wanted:
+        ask = min(10, wanted - len(messages))
+        got = backend.receive_message(name, ask, 0, visibility, ["All"])
+        messages.extend(_rendered(m) for m in got)
+        if len(got) < ask:
+            break
+    return messages
+
+
+def _rendered(message: Any) -> dict[str, Any]:
+    """A received message as moto's ReceiveMessage answer writes it (``All`` attributes), in JSON."""
+    out: dict[str, Any] = {
+        "MessageId": message.id,
+        "ReceiptHandle": message.receipt_handle,
+        "MD5OfBody": message.body_md5,
+        "Body": message.body,
+    }
+    if len(message.message_attributes):
+        out["MessageAttributes"] = {name: _attribute_json(value) for name, value in message.message_attributes.items()}
+        out["MD5OfMessageAttributes"] = message.attribute_md5
+    attributes = {
+        "SenderId": message.sender_id,
+        "SentTimestamp": str(message.sent_timestamp),
+        "ApproximateReceiveCount": str(message.approximate_receive_count),
+        "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
+    }
+    if message.deduplication_id is not None:
+        attributes["MessageDeduplicationId"] = message.deduplication_id
+    if message.group_id is not None:
+        attributes["MessageGroupId"] = message.group_id
+    trace = (message.system_attributes or {}).get("AWSTraceHeader")
+    if trace and trace.get("StringValue"):
+        attributes["AWSTraceHeader"] = trace["StringValue"]
+    if message.sequence_number is not None:
+        attributes["SequenceNumber"] = message.sequence_number
+    out["Attributes"] = attributes
+    return out
+
+
+def _attribute_json(value: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    out = dict(value)
+    if isinstance(out.get("BinaryValue"), bytes | bytearray):
+        out["BinaryValue"] = base64.b64encode(out["BinaryValue"]).decode("ascii")
+    if out.get("BinaryListValues"):
+        out["BinaryListValues"] = [
+            base64.b64encode(v).decode("ascii") if isinstance(v, bytes | bytearray) else v for v in out["BinaryListValues"]
+        ]
+    return out
+
+
+def _delete_many(backend: Any, name: str, handles: Any) -> list[dict[str, str]]:
+    if not isinstance(handles, list) or not handles or not all(isinstance(h, str) for h in handles):
+        raise _PollError("InvalidParameterValue", "ReceiptHandles must be a non-empty list of receipt handles")
+    failed = []
+    for handle in dict.fromkeys(handles):
+        try:
+            backend.delete_message(name, handle)
+        except Exception as exc:  # moto's ReceiptHandleIsInvalid, as DeleteMessageBatch reports it
+            failed.append({"ReceiptHandle": handle, "Code": getattr(exc, "code", type(exc).__name__), "Message": str(exc)})
+    return failed

@@ -33,7 +33,7 @@ from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
 from bulk_restore_cli.local.dynamodb_streams import DynamoDBStreamsEmulation
 from bulk_restore_cli.local.endpoint import API_APP_ID, AwsEndpoint, tune_interpreter
 from bulk_restore_cli.local.glacier import GlacierEmulator
-from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource, Poller, Scheduler, StreamPoller, load_handler
+from bulk_restore_cli.local.lambda_runtime import DynamoDBStreamEventSource, EndpointSqs, Poller, Scheduler, StreamPoller, load_handler
 from bulk_restore_cli.local.provision import ProvisionedStack, provision
 from bulk_restore_cli.local.s3_batch import S3BatchEmulator
 from bulk_restore_cli.local.s3_restore import RestoreTimings, S3RestoreEmulator
@@ -336,7 +336,7 @@ class LocalStack:
         self.pollers, self.scheduler = function_host.start_functions(
             sources,
             schedules,
-            lambda: session.client("sqs", endpoint_url=self.config.endpoint_url),
+            lambda: EndpointSqs(session.client("sqs", endpoint_url=self.config.endpoint_url), self.config.endpoint_url, self.config.region),
             self.stop_event,
             streams=self._stream_sources(stack),
             clients=lambda service: session.client(service, endpoint_url=self.config.endpoint_url),
