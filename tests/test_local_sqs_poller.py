@@ -115,6 +115,18 @@ def test_a_poller_s_receive_hands_out_a_whole_batch_in_one_request(endpoint: Aws
     assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "35")
 
 
+def test_a_poller_s_receive_on_a_fifo_queue_is_one_receive_of_ten_and_groups_wait_for_their_batch(endpoint: AwsEndpoint) -> None:
+    sqs = _sqs(endpoint)
+    url = _queue(sqs, "plan", FifoQueue="true")
+    _fill(sqs, url, 30, fifo=True)  # two groups
+    poller = EndpointSqs(sqs, _url(endpoint), REGION)
+    first = poller.receive(url, 100, 30)
+    assert len(first) == 10 and [m["Body"] for m in first] == [f"m{i}" for i in range(10)]
+    assert poller.receive(url, 100, 30) == []  # both groups have messages in flight
+    poller.delete(url, [m["ReceiptHandle"] for m in first])
+    assert [m["Body"] for m in poller.receive(url, 100, 30)] == [f"m{i}" for i in range(10, 20)]
+
+
 def test_a_poller_s_delete_removes_its_batch_and_names_the_handles_it_could_not(endpoint: AwsEndpoint) -> None:
     sqs = _sqs(endpoint)
     url = _queue(sqs, "work")

@@ -6,7 +6,6 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ from bulk_restore.domain.model import ManifestError, ObjectId, ObjectOutcome, Ob
 from bulk_restore.domain.outcomes import ALREADY_RESTORED, IN_PROGRESS, NO_CAPACITY, RetryLater
 from bulk_restore.domain.timing import event_epoch
 from bulk_restore.usecases.batch import BatchEngine
+from bulk_restore.usecases.fanout import Crew
 from bulk_restore.usecases.metrics import NO_METRICS, RESTORES_THROTTLED, Metrics, count_moved, count_recorded
 from bulk_restore.usecases.pacing import Pacer
 from bulk_restore.usecases.vault import VaultMover
@@ -243,15 +243,15 @@ class RestoreWorker:
             },
         )
 
-    def _each(self, call: Callable[[_T], _R], items: Sequence[_T], pool: ThreadPoolExecutor | None = None) -> list[_R]:
-        """``call`` on each item, in order: on ``pool``, else on up to RestoreConcurrency threads of
-        its own (one item, or a concurrency of one: on this thread)."""
-        if pool is not None:
-            return list(pool.map(call, items))
+    def _each(self, call: Callable[[_T], _R], items: Sequence[_T], crew: Crew[Any, Any] | None = None) -> list[_R]:
+        """``call`` on each item, results in order: on ``crew``, else on up to RestoreConcurrency
+        threads of its own (one item, or a concurrency of one: on this thread)."""
+        if crew is not None:
+            return crew.run(call, items)
         if len(items) <= 1 or self.concurrency <= 1:
             return [call(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as own:
-            return list(own.map(call, items))
+        with Crew[_T, _R](min(self.concurrency, len(items))) as own:
+            return own.run(call, items)
 
     def _never_asked(self, records: list[ObjectRecord]) -> list[ObjectRecord]:
         """Those of these objects S3 holds no restore for (a HeadObject each, on the worker's threads)."""
@@ -450,7 +450,7 @@ class RestoreWorker:
         if not todo:
             return records
         threads = min(self.concurrency, self.pacer.batch_size(), len(todo))
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        with Crew[tuple[int, ObjectId], ObjectRecord](max(1, threads)) as crew:
             while todo:
                 window, todo = todo[:PACING_WINDOW], todo[PACING_WINDOW:]
                 start, spacing, stopped = self.pacer.reserve(job.job_id, len(window))
@@ -468,7 +468,7 @@ class RestoreWorker:
                         if job.status.is_terminal:
                             continue
                     batch, window = window[:size], window[size:]
-                    records += self._request(job, batch, pool if threads > 1 else None)
+                    records += self._request(job, batch, crew if threads > 1 else None)
                     sent += len(batch)
         return records
 
@@ -507,10 +507,10 @@ class RestoreWorker:
             return outcome
         return replace(outcome, reason=f"restored with Standard: {why}")
 
-    def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]], pool: ThreadPoolExecutor | None = None) -> list[ObjectRecord]:
+    def _request(self, job: RestoreJob, todo: list[tuple[int, ObjectId]], crew: Crew[Any, Any] | None = None) -> list[ObjectRecord]:
         def one(item: tuple[int, ObjectId]) -> ObjectRecord:
             line, obj = item
             requested_at = now_iso()
             return self._record(job, line, obj, self._restore(job, obj), requested_at)
 
-        return self._each(one, todo, pool)
+        return self._each(one, todo, crew)

@@ -50,6 +50,7 @@ log = logging.getLogger("bulk_restore_cli.local")
 DEFAULT_CONCURRENCY = 5
 # How long an idle receiver waits in one ReceiveMessage (SQS long polling): the endpoint answers
 # at once when a message comes, so this only bounds how often an idle source asks.
+TRICKLE_SECONDS = 0.1  # within a batching window, how often a queue giving a few messages at a time is asked again
 LONG_POLL_SECONDS = 5
 
 
@@ -191,7 +192,7 @@ class SqsEventSource:
 
     def _receive_call(self, sqs: Any, count: int, wait_seconds: int) -> list[dict[str, Any]]:
         if isinstance(sqs, EndpointSqs):
-            messages = sqs.receive(self.queue_url, count if not self.fifo else min(10, count), self._visibility())
+            messages = sqs.receive(self.queue_url, count, self._visibility())  # a FIFO queue's: 10 at most
             if messages or not wait_seconds:
                 return messages
             sqs = sqs.client  # an empty queue: a long poll waits for the next message
@@ -218,15 +219,24 @@ class SqsEventSource:
         deadline = time.monotonic() + self.window_seconds
         while len(messages) < self.batch_size:
             left = deadline - time.monotonic()
-            # While messages keep coming, take them; once the queue is dry, wait out the window:
-            # in long polls while a second or more is left, then in short steps.
-            got = self._receive_call(sqs, self.batch_size - len(messages), int(left) if left >= 1 else 0)
+            # While the queue holds more than a receive takes, take them at once; while messages
+            # trickle in, look again every TRICKLE_SECONDS (not in a loop that gets a few each
+            # time); once the queue is dry, wait out the window: in long polls while a second or
+            # more is left, then in short steps.
+            ask = self.batch_size - len(messages)
+            got = self._receive_call(sqs, ask, int(left) if left >= 1 else 0)
             messages.extend(got)
-            if got:
+            if len(got) >= (ask if isinstance(sqs, EndpointSqs) else min(ask, 10)):  # as many as one receive hands out
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
                 break
+            if got:
+                if stop is None:
+                    time.sleep(min(TRICKLE_SECONDS, left))
+                elif stop.wait(min(TRICKLE_SECONDS, left)):
+                    break
+                continue
             if left < 1:
                 if stop is None:
                     time.sleep(min(0.1, left))

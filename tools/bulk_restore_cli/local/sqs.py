@@ -339,13 +339,14 @@ def poll_request(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     Lambda polls a mapping's queue from inside AWS, 10 messages to a ReceiveMessage and to a
     DeleteMessageBatch. Here the function process polls the endpoint; over SQS's API that cost a
     request, its signing and its parsing per 10 messages on both sides (a tenth of a request per
-    object of a job, each way). This path does the same calls on moto's backend, within one request:
-    - ReceiveMessage ``{"QueueUrl", "MaxNumberOfMessages" (1 to 10,000), "VisibilityTimeout"}``:
-      receives of 10 (no wait) until that many are handed out or one comes back short; each
-      message as SQS's JSON answer has it with ``AttributeNames`` and ``MessageAttributeNames``
-      ``All`` (a binary attribute value in base64, as on the wire);
-    - DeleteMessageBatch ``{"ReceiptHandles": [...]}``: each deleted as
-      DeleteMessageBatch would; answers ``{"Failed": [{"ReceiptHandle", "Code", "Message"}]}``.
+    object of a job, each way). This path makes the same calls on moto's backend, a batch at a
+    time; each request names ``QueueUrl`` and the queue's ``Region``:
+    - ReceiveMessage ``{"MaxNumberOfMessages" (1 to 10,000; 10 at most on a FIFO queue),
+      "VisibilityTimeout"}``: moto's receive (no wait) of that many messages at most, each as
+      SQS's JSON answer has it with ``AttributeNames`` and ``MessageAttributeNames`` ``All`` (a
+      binary attribute value in base64, as on the wire);
+    - DeleteMessageBatch ``{"ReceiptHandles": [...]}``: each deleted as DeleteMessageBatch would;
+      answers ``{"Failed": [{"ReceiptHandle", "Code", "Message"}]}``.
     An unknown queue, action or body answers 400 with ``{"Code", "Message"}``."""
     from urllib.parse import parse_qs
 
@@ -401,14 +402,12 @@ def _receive_many(backend: Any, name: str, document: dict[str, Any]) -> list[dic
         raise _PollError("InvalidParameterValue", f"MaxNumberOfMessages must be a whole number from 1 to {MAX_POLL_MESSAGES}")
     if type(visibility) is not int or not 0 <= visibility <= 43_200:
         raise _PollError("InvalidParameterValue", "VisibilityTimeout must be a whole number of seconds from 0 to 43,200")
-    messages: list[dict[str, Any]] = []
-    while len(messages) < wanted:
-        ask = min(10, wanted - len(messages))
-        got = backend.receive_message(name, ask, 0, visibility, ["All"])
-        messages.extend(_rendered(m) for m in got)
-        if len(got) < ask:
-            break
-    return messages
+    # One walk of the queue for the whole batch: a receive walks past the messages in flight (the
+    # batch's own, until they are deleted), so receives of 10 walked a batch of 1,000 a hundred
+    # times. A FIFO batch is what one receive of 10 gives (Lambda does not batch FIFO queues over a
+    # window), so that a message group's next message waits for its batch, as in SQS.
+    ask = min(10, wanted) if backend.get_queue(name).fifo_queue else wanted
+    return [_rendered(m) for m in backend.receive_message(name, ask, 0, visibility, ["All"])]
 
 
 def _rendered(message: Any) -> dict[str, Any]:
