@@ -13,14 +13,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from bulk_restore_cli.demo import free_port
 from bulk_restore_cli.local.endpoint import AwsEndpoint
 from bulk_restore_cli.local.lambda_runtime import EndpointSqs, SqsEventSource
 from bulk_restore_cli.local.sqs import POLL_PATH
+from support.endpoint import endpoint_client, endpoint_url, running_endpoint
 
 REGION = "us-east-1"
 ATTRIBUTES = {
@@ -34,22 +32,18 @@ PER_RECEIVE_ATTRIBUTES = {"SentTimestamp", "ApproximateFirstReceiveTimestamp", "
 
 
 @pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEndpoint]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    served = AwsEndpoint("127.0.0.1", free_port()).start()
-    try:
+def endpoint() -> Iterator[AwsEndpoint]:
+    """An endpoint of the test's own: its figures count the test's requests alone."""
+    with running_endpoint() as served:
         yield served
-    finally:
-        served.stop()
 
 
 def _url(endpoint: AwsEndpoint) -> str:
-    return f"http://127.0.0.1:{endpoint.port}"
+    return endpoint_url(endpoint)
 
 
 def _sqs(endpoint: AwsEndpoint) -> Any:
-    return boto3.session.Session(region_name=REGION).client("sqs", endpoint_url=_url(endpoint), config=Config(retries={"max_attempts": 1}))
+    return endpoint_client("sqs", endpoint)
 
 
 def _queue(sqs: Any, name: str, **attributes: str) -> str:
