@@ -50,8 +50,8 @@ log = logging.getLogger("bulk_restore_cli.local")
 DEFAULT_CONCURRENCY = 5
 # How long an idle receiver waits in one ReceiveMessage (SQS long polling): the endpoint answers
 # at once when a message comes, so this only bounds how often an idle source asks.
-TRICKLE_SECONDS = 0.1  # within a batching window, how often a queue giving a few messages at a time is asked again
 LONG_POLL_SECONDS = 5
+TRICKLE_SECONDS = 0.1  # within a batching window, how often a queue giving a few messages at a time is asked again
 
 
 def load_handler(path: str) -> Handler:
@@ -90,6 +90,14 @@ def _message_attributes(raw: dict[str, Any]) -> dict[str, Any]:
             "dataType": attr.get("DataType", "String"),
         }
     return out
+
+
+def _paused(stop: threading.Event | None, seconds: float) -> bool:
+    """Wait ``seconds``; True if ``stop`` was set meanwhile."""
+    if stop is None:
+        time.sleep(seconds)
+        return False
+    return stop.wait(seconds)
 
 
 class EndpointSqs:
@@ -231,17 +239,8 @@ class SqsEventSource:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            if got:
-                if stop is None:
-                    time.sleep(min(TRICKLE_SECONDS, left))
-                elif stop.wait(min(TRICKLE_SECONDS, left)):
-                    break
-                continue
-            if left < 1:
-                if stop is None:
-                    time.sleep(min(0.1, left))
-                elif stop.wait(min(0.1, left)):
-                    break
+            if (got or left < 1) and _paused(stop, min(TRICKLE_SECONDS, left)):
+                break
         return messages
 
     def poll_once(self, sqs: Any) -> int:
