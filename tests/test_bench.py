@@ -126,6 +126,10 @@ def test_the_local_scale_benchmark_runs_a_job_beside_a_threaded_loop_and_judges_
     result = local_scale.run(objects=120, loop_objects=60, restore_seconds=1.0, concurrent=8, timeout=300)
     # Then the loop restored its objects (S3 answered 202 to each), the job completed every object
     assert result["loop"]["answers"] == {"202": 60}
+    # and the same loop again from two processes at once, on other objects
+    split = result["loop_in_processes"]
+    assert (split["processes"], split["objects"], split["answers"]) == (2, 60, {"202": 60})
+    assert split["per_second"] > 0 and split["endpoint_cpu_ms_per_object"] is not None
     assert result["job"]["status"] == "Complete" and result["job"]["counts"]["Restored"] == 120
     assert result["job"]["status_calls"] > 0
     assert sum(result["concurrent_creates"]["outcomes"].values()) == 8
@@ -133,7 +137,8 @@ def test_the_local_scale_benchmark_runs_a_job_beside_a_threaded_loop_and_judges_
     # And the report judges its four targets and has its section
     names = [t.name for t in report.targets({"local_scale": result})]
     assert len([n for n in names if n.startswith("Local stack")]) == 4
-    assert "## 6. A real-sized job" in "\n".join(report._local_scale_section({"local_scale": result}))
+    section = "\n".join(report._local_scale_section({"local_scale": result}))
+    assert "## 6. A real-sized job" in section and "from 2 processes at once" in section
 
 
 def test_the_command_writes_the_report_and_the_json_results(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 One local stack (`bulk-restore local`, a subprocess), one run:
 1. the baseline: a threaded boto3 loop calling RestoreObject on archived objects of one bucket,
    against the local stack's AWS endpoint (what a user would write instead of this product);
+   then the same loop from two processes at once on another bucket: whether the endpoint or
+   the loop's client bounds it;
 2. bulk-restore: a job of ``objects`` archived objects of another bucket, created over HTTP:
    its issuance rate (objects requested per second, create-job to the last request accounted)
    and its whole time (create-job to Complete), while a poller measures `GET /jobs/{id}`;
@@ -69,6 +71,49 @@ def threaded_loop(s3: Any, bucket: str, keys: list[str], threads: int = LOOP_THR
         "seconds": round(seconds, 2),
         "per_second": round(len(keys) / seconds, 1),
         "answers": {str(k): v for k, v in sorted(answers.items())},
+    }
+
+
+_LOOP_PROCESS = """
+import json, sys
+from bulk_restore_cli.bench.local_scale import _clients, threaded_loop
+info, bucket, keys = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.stdin.read())
+print(json.dumps(threaded_loop(_clients(info, 24), bucket, keys)))
+"""
+
+
+def loop_in_processes(info: dict[str, Any], bucket: str, keys: list[str], processes: int, endpoint_pid: int) -> dict[str, Any]:
+    """The same threaded loop from ``processes`` processes at once, each on its share of ``keys``:
+    their rate together, and the endpoint's CPU per object and busy share meanwhile. As fast as
+    one process: the endpoint, not the client, bounds the loop."""
+    import os
+    import subprocess
+    import sys
+
+    shares = [keys[n::processes] for n in range(processes)]
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    cpu_before, started = cpu_seconds(endpoint_pid), time.monotonic()
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LOOP_PROCESS, json.dumps(info), bucket],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+        )
+        for _ in shares
+    ]
+    answers = [
+        json.loads(process.communicate(json.dumps(share).encode(), timeout=3600)[0]) for process, share in zip(running, shares, strict=True)
+    ]
+    seconds, cpu_after = time.monotonic() - started, cpu_seconds(endpoint_pid)
+    return {
+        "processes": processes,
+        "objects": len(keys),
+        "seconds": round(seconds, 2),
+        "per_second": round(len(keys) / seconds, 1),
+        "answers": {code: sum(a["answers"].get(code, 0) for a in answers) for code in sorted({c for a in answers for c in a["answers"]})},
+        "endpoint_cpu_ms_per_object": _per_object_ms(cpu_before, cpu_after, len(keys)),
+        "endpoint_busy": round((cpu_after - cpu_before) / seconds, 3) if cpu_before is not None and cpu_after is not None else None,
     }
 
 
@@ -227,9 +272,11 @@ def run(
     timeout: float = 3600.0,
     source: str = "manifest",
     engine: str = "direct",
+    loop_processes: int = 2,
 ) -> dict[str, Any]:
     """``source``: the job's objects from a CSV manifest, or from an S3 Inventory report of the
-    bucket (made by the local stack); ``engine``: direct or batch."""
+    bucket (made by the local stack); ``engine``: direct or batch; ``loop_processes``: after the
+    loop, the same loop again from that many processes at once (1: not)."""
     with tempfile.TemporaryDirectory(prefix="bulk-restore-scale-") as workdir:
         stats_path = Path(workdir) / "endpoint.json"
         stack = LocalStackProcess(restore_seconds, Path(workdir), extra=["--endpoint-stats", str(stats_path)])
@@ -240,6 +287,8 @@ def run(
             loop_keys = [f"loop/{i:07d}.bin" for i in range(loop_objects)]
             job_keys = [f"job/{i:07d} photo.bin" for i in range(objects)]
             _seed(s3, "scale-loop", loop_keys)
+            if loop_processes > 1:
+                _seed(s3, "scale-loop-split", loop_keys)
             seeded = _seed(s3, "scale-job", job_keys)
             fields: dict[str, Any] = {"bucket": info["manifest_bucket"], "engine": engine}
             if source == "s3-inventory":
@@ -253,12 +302,14 @@ def run(
             cpu_start = cpu_seconds(pid)
             loop = threaded_loop(s3, "scale-loop", loop_keys)
             cpu_loop = cpu_seconds(pid)
+            split = loop_in_processes(info, "scale-loop-split", loop_keys, loop_processes, pid) if loop_processes > 1 else None
+            cpu_before_job = cpu_seconds(pid)
             job = run_job(api, fields, objects, timeout)
             cpu_job = cpu_seconds(pid)
             # the endpoint process's CPU per object: the loop's, and the job's up to Complete (its
             # completions and status reads included)
             loop["endpoint_cpu_ms_per_object"] = _per_object_ms(cpu_start, cpu_loop, len(loop_keys))
-            job["endpoint_cpu_ms_per_object"] = _per_object_ms(cpu_loop, cpu_job, objects)
+            job["endpoint_cpu_ms_per_object"] = _per_object_ms(cpu_before_job, cpu_job, objects)
             creates = concurrent_creates(api, s3, info, concurrent) if concurrent else None
         finally:
             code = stack.stop()
@@ -272,6 +323,7 @@ def run(
         "restore_seconds": restore_seconds,
         "seeded_per_second": round(seeded, 1),
         "loop": loop,
+        "loop_in_processes": split,
         "job": job,
         "issuance_ratio": round(job["issued_per_second"] / loop["per_second"], 3),
         # the same comparison in the endpoint's CPU per object: the loop's / the job's

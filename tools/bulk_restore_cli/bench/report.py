@@ -674,6 +674,16 @@ def _local_scale_section(results: dict[str, Any]) -> list[str]:
             ],
         )
     )
+    split = r.get("loop_in_processes")
+    if split:
+        out += [
+            "",
+            f"The same loop from {split['processes']} processes at once, on {split['objects']:,} other objects: "
+            f"{split['per_second']:,.0f} objects/s together (one process: {loop['per_second']:,.0f}), the endpoint "
+            f"{split['endpoint_busy']:.0%} busy at {split['endpoint_cpu_ms_per_object']} ms of CPU per object. Where two "
+            "clients go no faster than one, the endpoint bounds the loop, and the job's issuance ratio is the endpoint's "
+            "CPU per object, the loop's over the job's.",
+        ]
     out += [
         "",
         f"Issuance ratio (job / loop): **{r['issuance_ratio']:.0%}**; whole job / the loop's time for {r['objects']:,} objects:",
