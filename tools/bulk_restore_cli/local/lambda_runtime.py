@@ -100,28 +100,72 @@ def _paused(stop: threading.Event | None, seconds: float) -> bool:
     return stop.wait(seconds)
 
 
-class EndpointSqs:
-    """An SQS client for an event source mapping's poller on the local stack's endpoint.
+class ApiSqs:
+    """An event source mapping's receives and deletes over SQS's API, as a client in the account
+    makes them: 10 messages to a ReceiveMessage and to a DeleteMessageBatch. Anything else asked of
+    it (a visibility change) is the SQS client's."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def per_receive(self, count: int) -> int:
+        """The most messages one receive of ``count`` hands out."""
+        return min(10, count)
+
+    def receive(self, queue_url: str, count: int, visibility_timeout: int, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """Up to ``count`` messages (10 at most), each with every attribute; ``wait_seconds``: a long poll's."""
+        answer = self.client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, count),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=visibility_timeout,
+            WaitTimeSeconds=wait_seconds,
+        )
+        messages: list[dict[str, Any]] = answer.get("Messages", [])
+        return messages
+
+    def delete(self, queue_url: str, receipt_handles: list[str]) -> list[dict[str, Any]]:
+        """Delete these messages; the entries SQS could not delete."""
+        failed: list[dict[str, Any]] = []
+        for i in range(0, len(receipt_handles), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": handle} for n, handle in enumerate(receipt_handles[i : i + 10])]
+            failed += self.client.delete_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", [])
+        return failed
+
+
+def _transport(sqs: Any) -> ApiSqs:
+    """A poller's SQS: as given, or a plain SQS client's calls over SQS's API."""
+    return sqs if isinstance(sqs, ApiSqs) else ApiSqs(sqs)
+
+
+class EndpointSqs(ApiSqs):
+    """An event source mapping's receives and deletes on the local stack's endpoint.
 
     Lambda's pollers run inside AWS; on the local stack they run in the function process and reach
     SQS over its endpoint. Their receives and deletes go through the endpoint's poller path (one
     request a batch, ``local/sqs.py``, ``poll_request``) instead of a signed request per 10 messages;
-    everything else (a long poll on an empty queue, a visibility change) is the SQS client's.
+    a long poll on an empty queue, and a visibility change, go over SQS's API (``ApiSqs``).
     """
 
     def __init__(self, client: Any, endpoint_url: str, region: str):
         from urllib.parse import urlsplit
 
-        self.client, self.region = client, region
+        super().__init__(client)
+        self.region = region
         address = urlsplit(endpoint_url)
         self.host, self.port = address.hostname or "127.0.0.1", address.port or 80
         self._local = threading.local()  # a kept-alive connection per thread
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+    def per_receive(self, count: int) -> int:
+        return count  # a FIFO queue's: 10 at most, as the endpoint hands them out
 
-    def receive(self, queue_url: str, count: int, visibility_timeout: int) -> list[dict[str, Any]]:
-        """Up to ``count`` messages (no wait), each as boto3's ``receive_message`` gives it with every attribute."""
+    def receive(self, queue_url: str, count: int, visibility_timeout: int, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        """Up to ``count`` messages, each as boto3's ``receive_message`` gives it with every attribute;
+        none there and ``wait_seconds``: a long poll over SQS's API waits for the next."""
         answer = self._call(
             "ReceiveMessage", {"QueueUrl": queue_url, "MaxNumberOfMessages": count, "VisibilityTimeout": visibility_timeout}
         )
@@ -132,11 +176,13 @@ class EndpointSqs:
                     value["BinaryValue"] = base64.b64decode(value["BinaryValue"])
                 if value.get("BinaryListValues"):
                     value["BinaryListValues"] = [base64.b64decode(v) for v in value["BinaryListValues"]]
-        return messages
+        if messages or not wait_seconds:
+            return messages
+        return super().receive(queue_url, count, visibility_timeout, wait_seconds)
 
-    def delete(self, queue_url: str, receipt_handles: list[str]) -> list[dict[str, str]]:
+    def delete(self, queue_url: str, receipt_handles: list[str]) -> list[dict[str, Any]]:
         """Delete these messages; the ones that could not be, with SQS's code."""
-        failed: list[dict[str, str]] = self._call("DeleteMessageBatch", {"QueueUrl": queue_url, "ReceiptHandles": receipt_handles})[
+        failed: list[dict[str, Any]] = self._call("DeleteMessageBatch", {"QueueUrl": queue_url, "ReceiptHandles": receipt_handles})[
             "Failed"
         ]
         return failed
@@ -198,21 +244,6 @@ class SqsEventSource:
     def _visibility(self) -> int:
         return max(self.timeout_s * 6, 30)
 
-    def _receive_call(self, sqs: Any, count: int, wait_seconds: int) -> list[dict[str, Any]]:
-        if isinstance(sqs, EndpointSqs):
-            messages = sqs.receive(self.queue_url, count, self._visibility())  # a FIFO queue's: 10 at most
-            if messages or not wait_seconds:
-                return messages
-            sqs = sqs.client  # an empty queue: a long poll waits for the next message
-        return sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=min(10, count),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-            VisibilityTimeout=self._visibility(),
-            WaitTimeSeconds=wait_seconds,
-        ).get("Messages", [])
-
     def _receive(self, sqs: Any, wait_seconds: int = 0, stop: threading.Event | None = None) -> list[dict[str, Any]]:
         """One batch: up to BatchSize messages gathered within the batching window.
 
@@ -221,7 +252,8 @@ class SqsEventSource:
         after ``wait_seconds``) instead of being polled for the whole window. A FIFO batch is
         what one receive gives (Lambda does not batch FIFO queues over a window).
         """
-        messages = self._receive_call(sqs, self.batch_size, wait_seconds)
+        sqs = _transport(sqs)
+        messages = sqs.receive(self.queue_url, self.batch_size, self._visibility(), wait_seconds)
         if not messages or self.fifo:
             return messages
         deadline = time.monotonic() + self.window_seconds
@@ -232,9 +264,9 @@ class SqsEventSource:
             # time); once the queue is dry, wait out the window: in long polls while a second or
             # more is left, then in short steps.
             ask = self.batch_size - len(messages)
-            got = self._receive_call(sqs, ask, int(left) if left >= 1 else 0)
+            got = sqs.receive(self.queue_url, ask, self._visibility(), int(left) if left >= 1 else 0)
             messages.extend(got)
-            if len(got) >= (ask if isinstance(sqs, EndpointSqs) else min(ask, 10)):  # as many as one receive hands out
+            if len(got) >= sqs.per_receive(ask):
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
@@ -281,16 +313,9 @@ class SqsEventSource:
                 if self.fifo and failed:
                     first = min(i for i, m in enumerate(messages) if m["MessageId"] in failed)
                     failed |= {m["MessageId"] for m in messages[first:]}
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if isinstance(sqs, EndpointSqs):
-            if done:
-                sqs.delete(self.queue_url, [m["ReceiptHandle"] for m in done])
-        else:
-            for i in range(0, len(done), 10):
-                sqs.delete_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
-                )
+        done = [m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed]
+        if done:
+            _transport(sqs).delete(self.queue_url, done)
         for m in messages:
             if m["MessageId"] in failed:
                 sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=self.retry_delay)
