@@ -6,6 +6,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -450,7 +451,8 @@ class RestoreWorker:
         if not todo:
             return records
         threads = min(self.concurrency, self.pacer.batch_size(), len(todo))
-        with Crew[tuple[int, ObjectId], ObjectRecord](max(1, threads)) as crew:
+        # one thread: the requests go on this one (no crew to start)
+        with Crew[tuple[int, ObjectId], ObjectRecord](threads) if threads > 1 else nullcontext() as crew:
             while todo:
                 window, todo = todo[:PACING_WINDOW], todo[PACING_WINDOW:]
                 start, spacing, stopped = self.pacer.reserve(job.job_id, len(window))
@@ -468,7 +470,7 @@ class RestoreWorker:
                         if job.status.is_terminal:
                             continue
                     batch, window = window[:size], window[size:]
-                    records += self._request(job, batch, crew if threads > 1 else None)
+                    records += self._request(job, batch, crew)
                     sent += len(batch)
         return records
 
