@@ -231,8 +231,38 @@ def test_a_faster_tier_over_a_running_restore_brings_it_forward_a_slower_one_con
     assert error_of(lambda: restore(s3, "slow", tier="Bulk"))[0] == 409
     assert restore(s3, "slow", tier="Expedited") == 202
     assert error_of(lambda: restore(s3, "slow", tier="Standard"))[0] == 409
+    assert emulator.pending() == 1
+    assert emulator.due_times() == [clock.now + 2]
     clock.now += 2.1
     assert emulator.tick() == 1
+    assert emulator.pending() == 0
+    clock.now += 20  # past the Bulk restore's first due time: it completed once, sooner
+    assert emulator.tick() == 0
+    assert emulator.completed == 1
+
+
+def test_restores_complete_in_order_of_their_due_time_whatever_the_order_asked(emulator, s3, clock):
+    sqs, url, arn = queue_with_arn("restore-order")
+    s3.put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectRestore:Completed"]}]},
+    )
+    for key, tier in (("bulk", "Bulk"), ("standard", "Standard"), ("expedited", "Expedited"), ("deep", "Standard")):
+        put(s3, key, "DEEP_ARCHIVE" if key == "deep" else "GLACIER")
+        restore(s3, key, tier=tier)
+    put(s3, "brought-forward")
+    restore(s3, "brought-forward", tier="Bulk")
+    restore(s3, "brought-forward", tier="Standard")
+    assert emulator.pending() == 5
+    assert emulator.due_times() == [clock.now + 2, clock.now + 10, clock.now + 10, clock.now + 20, clock.now + 20]
+
+    clock.now += 1000
+    assert emulator.tick() == 5
+    keys = [unquote_plus(body["Records"][0]["s3"]["object"]["key"]) for body in bodies(sqs, url) if "Records" in body]
+    assert keys[0] == "expedited"
+    assert sorted(keys[1:3]) == ["brought-forward", "standard"]
+    assert sorted(keys[3:]) == ["bulk", "deep"]
+    assert emulator.pending() == 0 and emulator.due_times() == []
 
 
 def test_the_clock_thread_completes_restores_by_itself(aws, s3):

@@ -297,7 +297,7 @@ def _deliver_completions(
     (moto's ReceiveMessage reads the whole queue each time).
     """
     batches = 0
-    dues = sorted(state.due for state in emulator._pending)
+    dues = emulator.due_times()
     i = 0
     while i < len(dues):
         close = dues[min(i + batch_size, len(dues)) - 1]

@@ -12,7 +12,8 @@ POST ?restore handler and adds a restore clock, so a local run sees what a deplo
 - a running restore answers 409 RestoreAlreadyInProgress (a faster tier is accepted with 202 and
   brings the completion forward); a restored copy answers 200 and its expiry moves; otherwise 202;
 - a restore completes after a set time per (archive class, tier), on a clock thread or when a
-  test calls ``tick()`` / ``complete_all()``. ``x-amz-restore`` shows ``ongoing-request="true"``
+  test calls ``tick()`` / ``complete_all()``; running restores wait in order of their due time,
+  so a tick costs the same with 100 or 1,000,000 restores running. ``x-amz-restore`` shows ``ongoing-request="true"``
   until then and ``ongoing-request="false", expiry-date="..."`` after;
 - ObjectRestore:Post at the start and ObjectRestore:Completed at the end go to the bucket's
   S3 notification configurations (SQS, SNS, Lambda; form-URL-encoded keys; glacierEventData on
@@ -33,8 +34,10 @@ InvalidObjectState until a restore completes, which moves the object back to Fre
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import itertools
 import logging
+import math
 import random
 import threading
 import time
@@ -110,6 +113,7 @@ class _RestoreState:
     ongoing: bool = True
     expiry: dt.datetime | None = None
     completed_at: dt.datetime | None = field(default=None)
+    waiting: bool = True  # in the emulator's queue of running restores, not yet taken by a tick
 
 
 class _S3Error(Exception):
@@ -262,7 +266,9 @@ class S3RestoreEmulator:
     def __init__(self, timings: RestoreTimings | None = None, clock: Callable[[], float] = time.monotonic):
         self.timings = timings or RestoreTimings.scaled(0)
         self.clock = clock
-        self._pending: list[_RestoreState] = []
+        self._pending: list[tuple[float, int, _RestoreState]] = []  # a heap by due time (see _queue)
+        self._waiting = 0  # restores in it; a restore brought forward has a stale entry too
+        self._order = itertools.count()
         self._clock = Ticker("s3-restore-clock", self.tick, join_timeout=5)
         self._sequence = itertools.count(int(time.time() * 1000))
         self.completed = 0
@@ -312,10 +318,9 @@ class S3RestoreEmulator:
             FakeKey.response_dict = _originals["response_dict"]
             # _originals stays filled: a request already inside a patched method still finds them.
             _installed = None
-            for state in self._pending:
+            for state in self._take(math.inf):
                 if getattr(state.key, _STATE_ATTR, None) is state:
                     delattr(state.key, _STATE_ATTR)
-            self._pending.clear()
 
     @property
     def installed(self) -> bool:
@@ -339,14 +344,18 @@ class S3RestoreEmulator:
     def pending(self) -> int:
         """Restores still running."""
         with _lock:
-            return len(self._pending)
+            return self._waiting
+
+    def due_times(self) -> list[float]:
+        """When the running restores are due, soonest first."""
+        with _lock:
+            return sorted(when for when, _, state in self._pending if state.waiting and when == state.due)
 
     def tick(self, now: float | None = None) -> int:
-        """Complete every restore that is due. Returns how many completed."""
+        """Complete every restore that is due, soonest first. Returns how many completed."""
         moment = self.clock() if now is None else now
         with _lock:
-            due = [s for s in self._pending if s.due <= moment]
-            self._pending = [s for s in self._pending if s.due > moment]
+            due = self._take(moment)
         for state in due:
             self._complete(state)
         return len(due)
@@ -354,10 +363,29 @@ class S3RestoreEmulator:
     def complete_all(self) -> int:
         """Complete every running restore now, due or not. Returns how many completed."""
         with _lock:
-            due, self._pending = self._pending, []
+            due = self._take(math.inf)
         for state in due:
             self._complete(state)
         return len(due)
+
+    def _queue(self, state: _RestoreState) -> None:
+        """Queue (or queue again, when it was brought forward) a running restore by its due time. Under _lock."""
+        if not state.waiting:
+            state.waiting = True
+            self._waiting += 1
+        heapq.heappush(self._pending, (state.due, next(self._order), state))
+
+    def _take(self, moment: float) -> list[_RestoreState]:
+        """The queued restores due by ``moment``, out of the queue, in order of due time. Under _lock.
+        An entry whose due time is no longer its restore's was left by bringing it forward."""
+        due: list[_RestoreState] = []
+        while self._pending and self._pending[0][0] <= moment:
+            when, _, state = heapq.heappop(self._pending)
+            if state.waiting and when == state.due:
+                state.waiting = False
+                due.append(state)
+        self._waiting -= len(due)
+        return due
 
     # ---- RestoreObject ---------------------------------------------------------------------
 
@@ -403,7 +431,10 @@ class S3RestoreEmulator:
                 if _TIER_SPEED[tier] < _TIER_SPEED[state.tier]:
                     # A faster tier over a running restore: S3 accepts it and the object comes sooner.
                     state.tier = tier
-                    state.due = min(state.due, now + self.timings.duration(archive, tier))
+                    sooner = now + self.timings.duration(archive, tier)
+                    if sooner < state.due and state.waiting:
+                        state.due = sooner
+                        self._queue(state)
                     return 202
                 raise _S3Error(409, "RestoreAlreadyInProgress", "Object restore is already in progress")
             if archive in FLEXIBLE_CLASSES + DEEP_CLASSES and (state is not None or key._expiry is not None):
@@ -424,11 +455,12 @@ class S3RestoreEmulator:
                 days=days,
                 started=now,
                 due=now + self.timings.duration(archive, tier),
+                waiting=False,
             )
             setattr(key, _STATE_ATTR, state)
             # With an expiry set, moto's x-amz-restore header appears; our status says "ongoing".
             key._expiry = restore_expiry(_utcnow(), days or 1)
-            self._pending.append(state)
+            self._queue(state)
         self._notify("s3:ObjectRestore:Post", bucket, state)
         return 202
 
