@@ -1,7 +1,7 @@
 """The local stack's AWS endpoint (local/endpoint.py): moto behind an admission gate.
 
-Requests compute in moto one at a time, the API's own before the workers' waiting ones; a long
-poll never holds the gate; the figures name each operation, and ``bulk-restore local
+Requests compute in moto one at a time, the API's own before the workers' waiting ones, and
+Lambda's event-source intake after both; a long poll never holds the gate; the figures name each operation, and ``bulk-restore local
 --endpoint-stats FILE`` writes them to FILE when stopped, even when the stop is held up.
 """
 
@@ -23,12 +23,12 @@ import pytest
 from botocore.config import Config
 
 from bulk_restore_cli.demo import free_port
-from bulk_restore_cli.local.endpoint import API_APP_ID, BATCH, INTERACTIVE, AdmissionGate, AwsEndpoint, operation
+from bulk_restore_cli.local.endpoint import API_APP_ID, BATCH, INTAKE, INTERACTIVE, AdmissionGate, AwsEndpoint, GatedApplication, operation
 
 REGION = "us-east-1"
 
 
-def test_the_gate_admits_its_slots_then_the_api_s_waiting_requests_before_the_others() -> None:
+def test_the_gate_admits_its_slots_then_the_api_s_waiting_requests_then_calls_then_intake() -> None:
     gate = AdmissionGate(slots=1)
     gate.enter(BATCH)  # a worker's request computing
     order: list[str] = []
@@ -48,15 +48,23 @@ def test_the_gate_admits_its_slots_then_the_api_s_waiting_requests_before_the_ot
 
     expected = [0]
     threads = []
-    for name, priority in [("worker-1", BATCH), ("worker-2", BATCH), ("api", INTERACTIVE), ("worker-3", BATCH)]:
+    arrivals = [
+        ("poller-1", INTAKE),
+        ("worker-1", BATCH),
+        ("worker-2", BATCH),
+        ("poller-2", INTAKE),
+        ("api", INTERACTIVE),
+        ("worker-3", BATCH),
+    ]
+    for name, priority in arrivals:
         expected[0] += 1
         threads.append(request(name, priority))
-    assert gate.waiting == 4 and order == []  # nobody passes the one slot while it is held
+    assert gate.waiting == 6 and order == []  # nobody passes the one slot while it is held
 
     gate.leave()
     for thread in threads:
         thread.join(5)
-    assert order == ["api", "worker-1", "worker-2", "worker-3"]
+    assert order == ["api", "worker-1", "worker-2", "worker-3", "poller-1", "poller-2"]
     gate.enter(BATCH)  # and the slot is free again
     gate.leave()
 
@@ -84,6 +92,60 @@ def test_the_gate_never_has_more_holders_than_slots() -> None:
     assert most[0] == 2 and inside[0] == 0 and gate.waiting == 0
     with pytest.raises(ValueError):
         AdmissionGate(slots=0)
+
+
+def test_lambda_s_intake_waits_behind_calls_that_arrived_after_it_and_the_api_goes_first() -> None:
+    # Given the endpoint's application computing one request, and then, while it does, a poller's
+    # receive, a stream read, a function's call and an API read arriving in that order
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        order.append(environ["name"])
+        if environ["name"] == "first":
+            inside.set()
+            release.wait(5)
+        start_response("200 OK", [])
+        return [b""]
+
+    gated = GatedApplication(app)
+    sign = "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=x"
+    requests = [
+        ("first", {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem"}),
+        ("poller receive", {"PATH_INFO": "/_bulk_restore/sqs", "QUERY_STRING": "Action=ReceiveMessage"}),
+        ("stream read", {"HTTP_X_AMZ_TARGET": "DynamoDBStreams_20120810.GetRecords"}),
+        ("restore", {"REQUEST_METHOD": "POST", "QUERY_STRING": "restore", "HTTP_AUTHORIZATION": sign.format("s3")}),
+        ("poller delete", {"PATH_INFO": "/_bulk_restore/sqs", "QUERY_STRING": "Action=DeleteMessageBatch"}),
+        ("api read", {"HTTP_X_AMZ_TARGET": "DynamoDB_20120810.Query", "HTTP_USER_AGENT": f"Boto3/1 app/{API_APP_ID}"}),
+    ]
+    threads = []
+    for number, (name, environ) in enumerate(requests):
+        thread = threading.Thread(target=gated, args=({"name": name, **environ}, lambda *_: None))
+        thread.start()
+        threads.append(thread)
+        if number == 0:
+            assert inside.wait(5)
+        deadline = time.monotonic() + 5
+        while gated.gate.waiting < number and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    # When the first request ends
+    release.set()
+    for thread in threads:
+        thread.join(5)
+
+    # Then the API's read goes first, then the calls (a poller's delete settles a batch: it is
+    # one), and the intake last, each class in arrival order
+    assert order == ["first", "api read", "restore", "poller delete", "poller receive", "stream read"]
+    assert set(gated.stats()) == {
+        "dynamodb:PutItem",
+        "amazonsqs:ReceiveMessage (poller)",
+        "dynamodbstreams:GetRecords",
+        "s3:RestoreObject",
+        "amazonsqs:DeleteMessageBatch (poller)",
+        "dynamodb:Query (API)",
+    }
 
 
 @pytest.mark.parametrize(

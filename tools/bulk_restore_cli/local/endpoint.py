@@ -6,11 +6,22 @@ request waits behind all of them, a few milliseconds per turn: under a full job,
 took seconds. In AWS the API's own reads do not queue behind the workers' traffic.
 
 So requests are admitted to moto ``slots`` at a time (threads parse HTTP outside the gate), in
-two classes: requests made by the API's functions (their SDK user agent carries
-``app/<API_APP_ID>``, set in the process that serves the API) go before every other waiting
-request; the rest in arrival order. Nothing is refused or reordered within a class. SQS's
-ReceiveMessage is not gated: a long poll waits inside moto for messages to arrive, and those come
-from requests the gate must still admit.
+three classes, each in arrival order:
+
+1. requests made by the API's functions (their SDK user agent carries ``app/<API_APP_ID>``, set
+   in the process that serves the API), before every other waiting request;
+2. the functions' own calls, and any client's;
+3. Lambda's event-source intake: its pollers' receives (``/_bulk_restore/sqs``) and a stream's
+   ``GetRecords``. In AWS that reading runs in Lambda's service, beside the account's calls, not
+   in their way, and nobody waits on its answer but the batch it is gathering: here it waits
+   while a call is waiting. A receive left waiting gathers more messages for its batch.
+
+Nothing is refused, and a class goes on as soon as nothing before it waits. SQS's
+ReceiveMessage over SQS's API is not gated: a long poll waits inside moto for messages to arrive,
+and those come from requests the gate must still admit.
+
+A waiting request sleeps on a lock of its own, which the request leaving the gate releases: one
+hand-over, no condition variable to notify.
 
 ``stats()`` counts requests and the time spent inside moto per service and operation, the figures
 a slow run is read from (``bulk-restore local --endpoint-stats``).
@@ -47,7 +58,8 @@ from typing import Any
 from bulk_restore_cli.local.sqs import POLL_PATH, poll_request
 
 API_APP_ID = "bulk-restore-api"
-INTERACTIVE, BATCH = 0, 1
+INTERACTIVE, BATCH, INTAKE = 0, 1, 2
+INTAKE_OPERATIONS = frozenset({"amazonsqs:ReceiveMessage (poller)", "dynamodbstreams:GetRecords"})
 UNGATED = frozenset({"amazonsqs:ReceiveMessage"})  # long polls wait inside moto (SQS's JSON protocol, botocore's)
 SWITCH_INTERVAL = 0.0005  # seconds a thread runs before another waiting for the interpreter lock gets it
 
@@ -73,7 +85,7 @@ class AdmissionGate:
             raise ValueError("slots must be at least 1")
         self.slots = slots
         self._busy = 0
-        self._waiting: list[tuple[int, int, threading.Event]] = []
+        self._waiting: list[tuple[int, int, Any]] = []  # (class, arrival, the waiter's held lock)
         self._order = itertools.count()
         self._lock = threading.Lock()
 
@@ -82,15 +94,16 @@ class AdmissionGate:
             if self._busy < self.slots and not self._waiting:
                 self._busy += 1
                 return
-            turn = threading.Event()
+            turn = threading.Lock()
+            turn.acquire()
             heapq.heappush(self._waiting, (priority, next(self._order), turn))
-        turn.wait()  # the slot is handed over by leave(): _busy already counts it
+        turn.acquire()  # released by leave(), which hands the slot over: _busy already counts it
 
     def leave(self) -> None:
         with self._lock:
             if self._waiting:
                 _, _, turn = heapq.heappop(self._waiting)
-                turn.set()
+                turn.release()
             else:
                 self._busy -= 1
 
@@ -136,8 +149,8 @@ class GatedApplication:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         agent = environ.get("HTTP_USER_AGENT", "")
-        priority = INTERACTIVE if f"app/{API_APP_ID}" in agent else BATCH
         base = operation(environ)
+        priority = INTERACTIVE if f"app/{API_APP_ID}" in agent else INTAKE if base in INTAKE_OPERATIONS else BATCH
         name = base + (" (API)" if priority == INTERACTIVE else "")
         gated = base not in UNGATED
         arrived = time.perf_counter()
