@@ -463,6 +463,35 @@ def test_get_records_reads_from_its_position_not_the_stream_before_it(
     assert Counting.reads <= 10  # the five records served, not the 995 before them
 
 
+def test_moto_s_own_shard_read_finds_its_start_without_walking_the_stream(
+    clients: tuple[Any, Any], emulation: DynamoDBStreamsEmulation
+) -> None:
+    # moto's shard iterators read ``table.stream_shard.get(sequence, limit)``: the log answers it
+    ddb, _ = clients
+    make_table(ddb)
+    for batch in range(40):
+        ddb.batch_write_item(RequestItems={"jobs": [{"PutRequest": {"Item": {"pk": {"S": f"k{batch}-{n}"}}}} for n in range(25)]})
+    log = emulation.stream("jobs")
+    start = log.items[990].sequence
+
+    class Counting(type(log.items)):  # type: ignore[misc]
+        reads = 0
+
+        def __getitem__(self, index: Any) -> Any:
+            Counting.reads += 1
+            return super().__getitem__(index)
+
+        def __iter__(self) -> Iterator[Any]:
+            for record in super().__iter__():
+                Counting.reads += 1
+                yield record
+
+    log.items = Counting(log.items)
+    got = log.get(start, 5)
+    assert [int(r["dynamodb"]["SequenceNumber"]) for r in got] == [r.sequence for r in list.__iter__(log.items)][990:995]
+    assert Counting.reads <= 12  # a bisection and the five records, not the 990 before them
+
+
 # ---- shards ---------------------------------------------------------------------------------------
 
 

@@ -272,7 +272,7 @@ class StreamLog:
 
     def get(self, start: int, quantity: int) -> list[dict[str, Any]]:
         """moto's StreamShard.get: records from sequence number ``start`` on, in write order."""
-        at = bisect.bisect_left([r.sequence for r in self.items], start)
+        at = bisect.bisect_left(self.items, start, key=lambda record: record.sequence)
         return [r.to_json() for r in self.items[at : at + quantity]]
 
     # ---- writing ------------------------------------------------------------------------------
