@@ -774,7 +774,7 @@ def test_item_sizes_are_moto_s() -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
     emulated_size = Item.size
-    items = [RICH_ITEM, {**key("JOB#x", "é☃"), "n": {"N": "1e5"}, "s": {"S": "ünï"}}, key("JOB#y", "")]
+    items = [RICH_ITEM, {**key("JOB#x", "é☃"), "n": {"N": "1e5"}, "s": {"S": "ünï"}, "ñame": {"S": "ascii"}}, key("JOB#y", "")]
     with plain_moto():
         plain_size = Item.size
     assert emulated_size is not plain_size
@@ -991,6 +991,30 @@ def test_item_requests_read_as_json_are_what_moto_s_parser_gives() -> None:
                 "ConsistentRead": True,
             },
             "BatchGetItem": {"RequestItems": {TABLE: {"Keys": [key("JOB#1", "a"), key("JOB#1", "b")], "ConsistentRead": forward}}},
+            "ExecuteStatement": {
+                "Statement": f'SELECT * FROM "{TABLE}" WHERE pk = ?',
+                "Parameters": [next(iter(attrs.values()), {"S": "x"})],
+                "ConsistentRead": forward,
+                "Limit": limit,
+                "NextToken": "token",
+                "ReturnConsumedCapacity": "TOTAL",
+            },
+            "BatchExecuteStatement": {
+                "Statements": [
+                    {
+                        "Statement": f"INSERT INTO \"{TABLE}\" VALUE {{'pk': ?, 'sk': ?, 'v': ?}}",
+                        "Parameters": [{"S": "JOB#1"}, {"S": "a"}, value],
+                    }
+                    for value in attrs.values()
+                ]
+                + [
+                    {
+                        "Statement": f'UPDATE "{TABLE}" SET v = ? WHERE pk = ? AND sk = ?',
+                        "Parameters": [{"N": str(limit)}, *key("JOB#1", "b").values()],
+                    }
+                ],
+                "ReturnConsumedCapacity": "INDEXES" if forward else "NONE",
+            },
         }
         for operation, params in requests.items():
             body = _request_body(operation, params)

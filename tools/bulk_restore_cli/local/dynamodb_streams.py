@@ -80,7 +80,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bulk_restore_cli.local.dynamodb import DynamoDBEmulation
+from bulk_restore_cli.local.dynamodb import DynamoDBEmulation, attributes_size
 
 RETENTION_SECONDS = 24 * 3600
 ITERATOR_SECONDS = 15 * 60
@@ -145,7 +145,7 @@ def _image(item: Any) -> dict[str, Any]:
 
 
 def _size(attributes: dict[str, Any]) -> int:
-    return sum(len(name.encode("utf-8")) + value.size() for name, value in attributes.items())
+    return attributes_size(attributes)
 
 
 def _key_hash(value: Any) -> int:
