@@ -655,13 +655,7 @@ def attributes_size(attrs: dict[str, Any]) -> int:
             total += len(name) if name.isascii() else len(name.encode("utf-8"))
         else:
             total += len(name)
-        kind, raw = value.type, value.value
-        if kind == "S" and type(raw) is str:
-            total += len(raw) if raw.isascii() else len(raw.encode("utf-8"))
-        elif kind == "N" and type(raw) is str:
-            total += len(raw)
-        else:
-            total += value.size()
+        total += value_size(value)
     return total
 
 

@@ -12,9 +12,9 @@ POST ?restore handler and adds a restore clock, so a local run sees what a deplo
 - a running restore answers 409 RestoreAlreadyInProgress (a faster tier is accepted with 202 and
   brings the completion forward); a restored copy answers 200 and its expiry moves; otherwise 202;
 - a restore completes after a set time per (archive class, tier), on a clock thread or when a
-  test calls ``tick()`` / ``complete_all()``; running restores wait in order of their due time,
-  so a tick costs the same with 100 or 1,000,000 restores running. ``x-amz-restore`` shows ``ongoing-request="true"``
-  until then and ``ongoing-request="false", expiry-date="..."`` after;
+  test calls ``tick()`` / ``complete_all()`` (running restores wait in order of their due time,
+  so a tick costs the same with 100 or 1,000,000 running). ``x-amz-restore`` shows
+  ``ongoing-request="true"`` until then and ``ongoing-request="false", expiry-date="..."`` after;
 - ObjectRestore:Post at the start and ObjectRestore:Completed at the end go to the bucket's
   S3 notification configurations (SQS, SNS, Lambda; form-URL-encoded keys; glacierEventData on
   Completed) and, when the bucket has EventBridge on, to the default event bus as
@@ -113,7 +113,7 @@ class _RestoreState:
     ongoing: bool = True
     expiry: dt.datetime | None = None
     completed_at: dt.datetime | None = field(default=None)
-    waiting: bool = True  # in the emulator's queue of running restores, not yet taken by a tick
+    waiting: bool = False  # in the emulator's queue of running restores, not yet taken by a tick
 
 
 class _S3Error(Exception):
@@ -455,7 +455,6 @@ class S3RestoreEmulator:
                 days=days,
                 started=now,
                 due=now + self.timings.duration(archive, tier),
-                waiting=False,
             )
             setattr(key, _STATE_ATTR, state)
             # With an expiry set, moto's x-amz-restore header appears; our status says "ongoing".
